@@ -1,0 +1,1 @@
+"""Capability probe, reports and the one strategy ladder."""

@@ -1,0 +1,1 @@
+"""csi-vm: a storage-aware CSI integration layer for virtual machines."""

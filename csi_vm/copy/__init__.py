@@ -1,0 +1,1 @@
+"""Copy engine: sparse, allocation-aware copies."""

@@ -1,0 +1,1 @@
+"""Talking to CSI drivers: bindings, typed models, one client with deadlines and retries."""

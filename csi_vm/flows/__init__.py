@@ -1,0 +1,1 @@
+"""VM disk operations, journal and resume."""

@@ -1,0 +1,1 @@
+"""Kubernetes backend and controller."""

@@ -1,0 +1,1 @@
+"""The local reference CSI driver: sparse files, loop devices, SQLite state."""

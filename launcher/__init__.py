@@ -1,0 +1,1 @@
+"""Node side: libvirt VMs on CSI volumes, device discovery."""
