@@ -1,0 +1,103 @@
+"""The csi-vm config file: which CSI drivers exist and how to reach them.
+
+    drivers:
+      fast-ssd:
+        endpoint: unix:///run/csi/fast.sock       # controller service
+        nodes:                                    # node service per node
+          node-a: unix:///run/csi/fast.sock
+        assert: [multi_node_shared]               # operator-asserted features
+        timeout: 10                               # seconds per CSI call
+        modify_parameters: {iops: "3000"}         # for the ModifyVolume check
+
+Unknown keys are refused, so a typo never silently changes behaviour.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Any
+
+import pydantic
+import yaml
+
+from csi_vm import errors
+
+# Names become parts of object names and file names: keep them plain.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+class DriverConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    endpoint: str = pydantic.Field(min_length=1)
+    nodes: dict[str, str] = {}
+    asserted: tuple[str, ...] = pydantic.Field(default=(), alias="assert")
+    timeout: float = pydantic.Field(default=10.0, gt=0, le=3600)
+    modify_parameters: dict[str, str] = {}
+
+    @pydantic.field_validator("nodes")
+    @classmethod
+    def _node_names(cls, nodes: dict[str, str]) -> dict[str, str]:
+        for name in nodes:
+            check_name(name, what="node name")
+        return nodes
+
+
+class Config(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    drivers: dict[str, DriverConfig] = {}
+
+    @pydantic.field_validator("drivers")
+    @classmethod
+    def _driver_names(cls, drivers: dict[str, DriverConfig]) -> dict[str, DriverConfig]:
+        for name in drivers:
+            check_name(name, what="driver name")
+        return drivers
+
+
+def check_name(name: str, *, what: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(
+            f"{what} {name!r} must be 1-63 lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def load(path: pathlib.Path) -> Config:
+    """Read and validate a config file; every problem names the file and field."""
+    data = _read_yaml(path)
+    try:
+        return Config.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise errors.InvalidInput(f"{path}: {describe(err)}") from err
+
+
+def describe(err: pydantic.ValidationError) -> str:
+    """One line per problem: 'field.path: message'."""
+    parts = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _read_yaml(path: pathlib.Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise errors.InvalidInput(f"config file {path} does not exist") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise errors.InvalidInput(f"cannot read config file {path}: {err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise errors.InvalidInput(f"{path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise errors.InvalidInput(f"{path}: the top level must be a mapping with a 'drivers' key")
+    return data
