@@ -1,0 +1,132 @@
+"""The capability report: what a driver declares, what a probe verified, the plan.
+
+The JSON form of these models is the documented, versioned report schema
+(``capabilities/schema/report-v1.json``); change both together and bump
+`SCHEMA` when a change is not backwards compatible.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import pydantic
+
+SCHEMA = "csi-vm.capabilities/v1"
+
+
+class Frozen(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class Feature(enum.StrEnum):
+    """The feature keys of a report, in report order."""
+
+    SNAPSHOT = "snapshot"
+    CLONE = "clone"
+    RESTORE_FROM_SNAPSHOT = "restore_from_snapshot"
+    EXPANSION_CONTROLLER = "expansion_controller"
+    EXPANSION_NODE = "expansion_node"
+    EXPANSION_ONLINE = "expansion_online"
+    EXPANSION_OFFLINE = "expansion_offline"
+    BLOCK = "block"
+    FILESYSTEM = "filesystem"
+    RWX_BLOCK = "rwx_block"
+    RWX_FILESYSTEM = "rwx_filesystem"
+    MULTI_NODE_SHARED = "multi_node_shared"
+    STAGE_UNSTAGE = "stage_unstage"
+    TOPOLOGY = "topology"
+    CAPACITY = "capacity"
+    GROUP_SNAPSHOT = "group_snapshot"
+    SNAPSHOT_METADATA = "snapshot_metadata"
+    MODIFY_VOLUME = "modify_volume"
+    VOLUME_STATS = "volume_stats"
+
+
+class Basis(enum.StrEnum):
+    """Why a plan trusts (or does not trust) a feature."""
+
+    VERIFIED = "verified"
+    DECLARED = "declared"
+    INFERRED = "inferred"
+    ASSERTED = "asserted"
+
+
+class FeatureResult(Frozen):
+    """One feature of one driver.
+
+    ``declared``/``verified`` are None when not attempted; ``evidence`` then
+    says why. ``inferred`` is set when a value was deduced rather than tested
+    (cross-node sharing judged from topology).
+    """
+
+    declared: bool | None = None
+    verified: bool | None = None
+    inferred: bool | None = None
+    evidence: str = ""
+    seconds: float = 0.0
+
+    def works(self, *, trust_declared: bool) -> bool:
+        """Whether a plan may rely on this feature."""
+        if self.verified is not None:
+            return self.verified
+        return trust_declared and bool(self.declared)
+
+
+class Choice(Frozen):
+    """The strategy picked for one VM operation, and why."""
+
+    strategy: str
+    native: bool
+    reason: str
+
+
+class DriverInfo(Frozen):
+    label: str
+    endpoint: str
+    name: str = ""
+    vendor_version: str = ""
+    node_endpoints: dict[str, str] = {}
+    # Catalogue rows only: whether the driver list files it as production-ready.
+    # None for probed drivers, where the question does not arise.
+    production: bool | None = None
+
+
+class DriverReport(Frozen):
+    """Everything known about one driver (one row of a matrix)."""
+
+    schema_: str = pydantic.Field(default=SCHEMA, alias="schema")
+    driver: DriverInfo
+    mode: str  # "verified", "declared-only", or "catalogue"
+    features: dict[Feature, FeatureResult] = {}
+    declared: dict[str, list[str]] = {}
+    plan: dict[str, Choice] = {}
+    warnings: list[str] = []
+    error: str | None = None
+    seconds: float = 0.0
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class EcosystemTotals(Frozen):
+    """Counts over a driver catalogue: who lacks what, and what csi-vm still offers."""
+
+    drivers: int
+    lacking: dict[str, int]
+    lacking_percent: dict[str, float]
+    offered_by_fallback: dict[str, int]
+
+
+class MatrixReport(Frozen):
+    schema_: str = pydantic.Field(default=SCHEMA, alias="schema")
+    kind: str  # "matrix", "catalogue" or "cluster"
+    generated_at: str
+    rows: list[DriverReport]
+    totals: EcosystemTotals | None = None
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def to_json_dict(report: DriverReport | MatrixReport) -> dict[str, object]:
+    """The report as JSON-ready data, with the public key names."""
+    data: dict[str, object] = report.model_dump(mode="json", by_alias=True)
+    return data
