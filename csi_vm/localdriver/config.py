@@ -1,0 +1,163 @@
+"""What the local driver is told at start: endpoint, state dir, node, feature switches.
+
+The one place that knows the command line. Everything else receives a frozen
+`DriverConfig` and asks it `offers(feature)` / `is_broken(feature)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import logging
+import pathlib
+import re
+from collections.abc import Iterable, Sequence
+
+from csi_vm import errors
+
+
+class Feature(enum.StrEnum):
+    """Driver features that can be switched off (or advertised broken) one by one."""
+
+    SNAPSHOT = "snapshot"
+    CLONE = "clone"
+    EXPANSION = "expansion"
+    BLOCK = "block"
+    MULTI_NODE = "multi-node"
+    STAGE_UNSTAGE = "stage-unstage"
+    GROUP_SNAPSHOT = "group-snapshot"
+
+
+# CSI topology values: at most 63 characters, alphanumeric at both ends.
+_NODE_ID = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+
+# A driver without snapshots has neither group snapshots (whose members are
+# snapshots) nor snapshot metadata; switching off the first switches off both.
+_IMPLIED_OFF: dict[Feature, frozenset[Feature]] = {
+    Feature.SNAPSHOT: frozenset({Feature.GROUP_SNAPSHOT}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where the gRPC server listens: a unix socket path or a loopback TCP port."""
+
+    address: str  # the form grpc's add_insecure_port() takes
+    socket_path: pathlib.Path | None  # set for unix sockets only
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        if text.startswith("unix://"):
+            path = pathlib.Path(text.removeprefix("unix://"))
+            if not path.is_absolute():
+                raise errors.InvalidInput(
+                    f"--endpoint {text!r}: the socket path must be absolute",
+                    hint="write unix:///abs/path/driver.sock",
+                )
+            return cls(address=f"unix://{path}", socket_path=path)
+        if text.startswith("tcp://"):
+            hostport = text.removeprefix("tcp://")
+            host, _, port = hostport.rpartition(":")
+            if not host or not port.isdigit():
+                raise errors.InvalidInput(f"--endpoint {text!r}: expected tcp://HOST:PORT")
+            return cls(address=hostport, socket_path=None)
+        raise errors.InvalidInput(
+            f"--endpoint {text!r}: unsupported scheme",
+            hint="use unix:///path/x.sock or tcp://127.0.0.1:PORT",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverConfig:
+    """Everything the driver needs to start; immutable once parsed."""
+
+    endpoint: Endpoint
+    state_dir: pathlib.Path
+    node_id: str
+    shared: bool = False
+    without: frozenset[Feature] = frozenset()
+    broken: frozenset[Feature] = frozenset()
+    log_level: str = "INFO"
+
+    def offers(self, feature: Feature) -> bool:
+        """True when the feature is switched on (it may still be advertised broken)."""
+        return feature not in self.without
+
+    def is_broken(self, feature: Feature) -> bool:
+        """True when the feature is advertised but its RPCs fail on purpose (tests only)."""
+        return feature in self.broken
+
+
+def parse_features(values: Iterable[str], *, option: str) -> frozenset[Feature]:
+    """Parse repeated, comma-separated feature lists ("snapshot,clone")."""
+    found: set[Feature] = set()
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                found.add(Feature(item))
+            except ValueError:
+                known = ", ".join(f.value for f in Feature)
+                raise errors.InvalidInput(
+                    f"{option} {item!r}: unknown feature", hint=f"known features: {known}"
+                ) from None
+    return frozenset(found)
+
+
+def _expand_implied(without: frozenset[Feature]) -> frozenset[Feature]:
+    implied = set(without)
+    for feature in without:
+        implied |= _IMPLIED_OFF.get(feature, frozenset())
+    return frozenset(implied)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="csi-vm localdriver",
+        description="Local reference CSI driver: sparse image files, loop devices, SQLite state.",
+    )
+    parser.add_argument("--endpoint", required=True, help="unix:///path/x.sock or tcp://H:P")
+    parser.add_argument("--state-dir", required=True, type=pathlib.Path)
+    parser.add_argument("--node-id", required=True)
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="several instances (different --node-id) share one state dir: simulated "
+        "network storage, volumes are not pinned to a node",
+    )
+    parser.add_argument("--without", action="append", default=[], metavar="FEATURE[,...]")
+    parser.add_argument(
+        "--advertise-broken",
+        action="append",
+        default=[],
+        metavar="FEATURE[,...]",
+        help="TEST ONLY: keep FEATURE in the capabilities but make its RPCs fail",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=list(logging.getLevelNamesMapping()))
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> DriverConfig:
+    """Turn command-line words into a `DriverConfig`; raises InvalidInput on bad values."""
+    ns = _build_parser().parse_args(argv)
+    without = _expand_implied(parse_features(ns.without, option="--without"))
+    broken = parse_features(ns.advertise_broken, option="--advertise-broken")
+    if both := without & broken:
+        names = ", ".join(sorted(both))
+        raise errors.InvalidInput(f"{names}: cannot be both switched off and advertised broken")
+    node_id = str(ns.node_id)
+    if not _NODE_ID.fullmatch(node_id):
+        raise errors.InvalidInput(
+            f"--node-id {node_id!r}: must be 1-63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+            hint="the node id doubles as a CSI topology value, which has these rules",
+        )
+    return DriverConfig(
+        endpoint=Endpoint.parse(ns.endpoint),
+        state_dir=ns.state_dir.absolute(),
+        node_id=node_id,
+        shared=bool(ns.shared),
+        without=without,
+        broken=broken,
+        log_level=str(ns.log_level),
+    )
