@@ -1,0 +1,75 @@
+"""The driver's shared parts, built once at start and handed to every service."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from csi_vm.localdriver import attachstate, catalog, db, hostops, images, locks, testhooks
+from csi_vm.localdriver.config import DriverConfig
+
+log = logging.getLogger(__name__)
+
+#: CSI topology key carried by every node-local volume and returned by NodeGetInfo.
+TOPOLOGY_KEY = "csi-vm.local/node"
+STATE_FILE = "state.db"
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    config: DriverConfig
+    db: db.Database
+    images: images.ImageStore
+    host: hostops.Host
+    locks: locks.KeyedLocks
+    hooks: testhooks.PauseHooks
+
+    @property
+    def pinned_node(self) -> str | None:
+        """The node new volumes are pinned to; None for shared (network-like) storage."""
+        return None if self.config.shared else self.config.node_id
+
+    def segment(self) -> dict[str, str] | None:
+        """This node's topology segment; None with --shared (no topology at all)."""
+        return None if self.config.shared else {TOPOLOGY_KEY: self.config.node_id}
+
+
+def open_context(config: DriverConfig, *, host: hostops.Host | None = None) -> Context:
+    """Open (or create) the state dir, claim it, and clean up after any crash."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    database = db.Database(config.state_dir / STATE_FILE)
+    try:
+        with database.transaction() as cur:
+            owner = "shared" if config.shared else f"node:{config.node_id}"
+            attachstate.claim_state_dir(cur, mode=owner)
+            attachstate.register_node(cur, config.node_id)
+        store = images.ImageStore(config.state_dir, shared=config.shared)
+        hooks = testhooks.PauseHooks.from_environment(config.state_dir)
+        hooks.clear_markers()
+        ctx = Context(
+            config=config,
+            db=database,
+            images=store,
+            host=host or hostops.Host(),
+            locks=locks.KeyedLocks(),
+            hooks=hooks,
+        )
+        _sweep(ctx)
+    except BaseException:
+        database.close()
+        raise
+    return ctx
+
+
+def _sweep(ctx: Context) -> None:
+    """Remove what a crash left behind: temp images and images without a row."""
+
+    def is_known(object_id: str) -> bool:
+        with ctx.db.read() as cur:
+            if object_id.startswith("vol-"):
+                return catalog.get_volume(cur, object_id) is not None
+            return catalog.get_snapshot(cur, object_id) is not None
+
+    removed = ctx.images.sweep(is_known=is_known)
+    if removed:
+        log.info("startup sweep removed %d leftover image(s)", len(removed))
