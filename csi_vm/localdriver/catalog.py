@@ -85,7 +85,7 @@ def set_mutable(cur: sqlite3.Cursor, volume_id: str, mutable: dict[str, str]) ->
 
 
 def list_volumes(cur: sqlite3.Cursor, *, token: str, limit: int) -> model.Page[model.Volume]:
-    after = parse_token(token)
+    after = parse_token(cur, token, table="volumes")
     rows = cur.execute(
         "SELECT * FROM volumes WHERE seq > ? ORDER BY seq LIMIT ?", (after, _sql_limit(limit))
     ).fetchall()
@@ -147,7 +147,7 @@ def delete_snapshot(cur: sqlite3.Cursor, snapshot_id: str) -> None:
 def list_snapshots(
     cur: sqlite3.Cursor, *, token: str, limit: int, source_volume_id: str
 ) -> model.Page[model.Snapshot]:
-    after = parse_token(token)
+    after = parse_token(cur, token, table="snapshots")
     where, args = "seq > ?", list[object]([after])
     if source_volume_id:
         where += " AND source_volume_id = ?"
@@ -167,11 +167,15 @@ def group_members(cur: sqlite3.Cursor, group_id: str) -> tuple[model.Snapshot, .
 # --- pagination ----------------------------------------------------------------------
 
 
-def parse_token(token: str) -> int:
-    """Tokens are the seq of the last entry returned: stable across deletions."""
+def parse_token(cur: sqlite3.Cursor, token: str, *, table: str) -> int:
+    """Tokens are the seq of the last entry returned: stable across deletions.
+
+    A token above the highest seq ever handed out was not issued here (CSI: ABORTED).
+    """
     if not token:
         return 0
-    if not token.isdigit() or len(token) > 18:
+    issued = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    if not token.isdigit() or len(token) > 18 or int(token) > (issued[0] if issued else 0):
         raise faults.InvalidToken(
             f"starting_token {token[:40]!r} was not issued by this driver",
             hint="start again with an empty starting_token",

@@ -32,12 +32,6 @@ class Feature(enum.StrEnum):
 # CSI topology values: at most 63 characters, alphanumeric at both ends.
 _NODE_ID = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 
-# A driver without snapshots has neither group snapshots (whose members are
-# snapshots) nor snapshot metadata; switching off the first switches off both.
-_IMPLIED_OFF: dict[Feature, frozenset[Feature]] = {
-    Feature.SNAPSHOT: frozenset({Feature.GROUP_SNAPSHOT}),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
@@ -104,13 +98,6 @@ def parse_features(values: Iterable[str], *, option: str) -> frozenset[Feature]:
     return frozenset(found)
 
 
-def _expand_implied(without: frozenset[Feature]) -> frozenset[Feature]:
-    implied = set(without)
-    for feature in without:
-        implied |= _IMPLIED_OFF.get(feature, frozenset())
-    return frozenset(implied)
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csi-vm localdriver",
@@ -140,7 +127,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None) -> DriverConfig:
     """Turn command-line words into a `DriverConfig`; raises InvalidInput on bad values."""
     ns = _build_parser().parse_args(argv)
-    without = _expand_implied(parse_features(ns.without, option="--without"))
+    without = parse_features(ns.without, option="--without")
     broken = parse_features(ns.advertise_broken, option="--advertise-broken")
     if both := without & broken:
         names = ", ".join(sorted(both))

@@ -9,7 +9,16 @@ from collections.abc import Iterator
 import grpc
 
 from csi_vm.csi.pb import csi_pb2, csi_pb2_grpc
-from csi_vm.localdriver import capabilities, groups, metadata, requests, rpc_convert, rpc_status
+from csi_vm.localdriver import (
+    capabilities,
+    groups,
+    metadata,
+    policy,
+    requests,
+    rpc_convert,
+    rpc_status,
+)
+from csi_vm.localdriver.config import Feature
 from csi_vm.localdriver.context import Context
 
 _RPC = csi_pb2.GroupControllerServiceCapability.RPC
@@ -25,6 +34,9 @@ class GroupController(csi_pb2_grpc.GroupControllerServicer):
         request: csi_pb2.GroupControllerGetCapabilitiesRequest,
         context: grpc.ServicerContext,
     ) -> csi_pb2.GroupControllerGetCapabilitiesResponse:
+        # Without group snapshots the whole service is absent (UNIMPLEMENTED),
+        # as in a driver that never had it.
+        policy.require(self._ctx.config, Feature.GROUP_SNAPSHOT, rpc="GroupController")
         caps = [
             csi_pb2.GroupControllerServiceCapability(rpc=_RPC(type=_RPC.Type.Value(name)))
             for name in capabilities.group_rpcs(self._ctx.config)

@@ -136,7 +136,7 @@ def list_page(
         raise errors.InvalidInput("max_entries must not be negative")
     with ctx.db.read() as cur:
         if snapshot_id:  # CSI: a filter by id answers that one snapshot or nothing
-            catalog.parse_token(token)
+            catalog.parse_token(cur, token, table="snapshots")
             known = limits.is_known_shape(snapshot_id, kind="snap")
             snap = catalog.get_snapshot(cur, snapshot_id) if known else None
             matches = snap and (not source_volume_id or snap.source_volume_id == source_volume_id)
