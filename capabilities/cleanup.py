@@ -56,6 +56,8 @@ def _replay(
             if object_id:
                 session.remove_object(controller, nodes, entry.kind, object_id, entry.spec)
                 outcome.removed.append(f"{entry.kind} {object_id} ({entry.name})")
+        except errors.NotFound:
+            continue  # its volume is gone, and with it every stage and publish
         except errors.CsiVmError as err:
             clean = False
             outcome.failed.append(f"{entry.kind} {entry.name}: {err}")

@@ -59,7 +59,9 @@ class Declared:
             F.EXPANSION_CONTROLLER: C.EXPAND_VOLUME in ctrl,
             F.EXPANSION_NODE: self.has_node(N.EXPAND_VOLUME),
             F.EXPANSION_ONLINE: models.ExpansionType.ONLINE in plugin.expansion,
-            F.EXPANSION_OFFLINE: models.ExpansionType.OFFLINE in plugin.expansion,
+            # CSI has no "online only" type: ONLINE expansion covers unpublished
+            # volumes too, OFFLINE says published ones must not be expanded.
+            F.EXPANSION_OFFLINE: bool(plugin.expansion),
             F.STAGE_UNSTAGE: self.has_node(N.STAGE_UNSTAGE_VOLUME),
             F.TOPOLOGY: S.VOLUME_ACCESSIBILITY_CONSTRAINTS in plugin.services,
             F.CAPACITY: C.GET_CAPACITY in ctrl,

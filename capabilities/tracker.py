@@ -85,7 +85,10 @@ def pending(path: pathlib.Path) -> tuple[str, list[Entry]]:
     """The endpoint of a journal and its objects not yet removed, newest first."""
     endpoint = ""
     latest: dict[tuple[str, str], Entry] = {}
-    for data in _lines(path):
+    # Order by the line of each object's first intent: stage and publish
+    # records share their volume's name counter, the file order does not lie.
+    first_line: dict[tuple[str, str], int] = {}
+    for number, data in enumerate(_lines(path)):
         if "endpoint" in data:
             endpoint = str(data["endpoint"])
             continue
@@ -96,9 +99,13 @@ def pending(path: pathlib.Path) -> tuple[str, list[Entry]]:
         key = (entry.kind, entry.name)
         if entry.done:
             latest.pop(key, None)
+            first_line.pop(key, None)
         elif entry.object_id or key not in latest:
             latest[key] = entry
-    return endpoint, sorted(latest.values(), key=lambda e: e.seq, reverse=True)
+            first_line.setdefault(key, number)
+    return endpoint, sorted(
+        latest.values(), key=lambda e: first_line[(e.kind, e.name)], reverse=True
+    )
 
 
 def journals(directory: pathlib.Path) -> list[pathlib.Path]:

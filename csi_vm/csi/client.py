@@ -108,7 +108,9 @@ class Client:
     # -- Identity -------------------------------------------------------------
 
     def plugin_info(self) -> models.PluginInfo:
-        return convert.plugin_info(self._call("Identity", "GetPluginInfo", pb.GetPluginInfoRequest()))
+        return convert.plugin_info(
+            self._call("Identity", "GetPluginInfo", pb.GetPluginInfoRequest())
+        )
 
     def plugin_capabilities(self) -> models.PluginCapabilities:
         resp = self._call("Identity", "GetPluginCapabilities", pb.GetPluginCapabilitiesRequest())
@@ -142,7 +144,9 @@ class Client:
         )
         names = convert.rpc_names(resp, pb.ControllerServiceCapability.RPC.Type)
         return frozenset(
-            models.ControllerCapability(n) for n in names if n in models.ControllerCapability.__members__
+            models.ControllerCapability(n)
+            for n in names
+            if n in models.ControllerCapability.__members__
         )
 
     def create_volume(
@@ -175,7 +179,12 @@ class Client:
         self._call("Controller", "DeleteVolume", request)
 
     def controller_publish(
-        self, volume_id: str, *, node_id: str, capability: models.VolumeCapability, readonly: bool = False
+        self,
+        volume_id: str,
+        *,
+        node_id: str,
+        capability: models.VolumeCapability,
+        readonly: bool = False,
     ) -> dict[str, str]:
         request = pb.ControllerPublishVolumeRequest(
             volume_id=volume_id,
@@ -327,7 +336,9 @@ class Client:
         resp = self._call("GroupController", "GetVolumeGroupSnapshot", request)
         return convert.group_snapshot(resp.group_snapshot)
 
-    def delete_group_snapshot(self, group_snapshot_id: str, *, snapshot_ids: tuple[str, ...]) -> None:
+    def delete_group_snapshot(
+        self, group_snapshot_id: str, *, snapshot_ids: tuple[str, ...]
+    ) -> None:
         request = pb.DeleteVolumeGroupSnapshotRequest(
             group_snapshot_id=group_snapshot_id,
             snapshot_ids=list(snapshot_ids),
@@ -338,11 +349,15 @@ class Client:
     # -- SnapshotMetadata -----------------------------------------------------
 
     def allocated_extents(self, snapshot_id: str) -> Iterator[models.MetadataChunk]:
-        request = pb.GetMetadataAllocatedRequest(snapshot_id=snapshot_id, secrets=self._secret_values())
+        request = pb.GetMetadataAllocatedRequest(
+            snapshot_id=snapshot_id, secrets=self._secret_values()
+        )
         for resp in self._stream("SnapshotMetadata", "GetMetadataAllocated", request):
             yield convert.metadata_chunk(resp)
 
-    def changed_extents(self, base_snapshot_id: str, target_snapshot_id: str) -> Iterator[models.MetadataChunk]:
+    def changed_extents(
+        self, base_snapshot_id: str, target_snapshot_id: str
+    ) -> Iterator[models.MetadataChunk]:
         request = pb.GetMetadataDeltaRequest(
             base_snapshot_id=base_snapshot_id,
             target_snapshot_id=target_snapshot_id,
@@ -356,7 +371,9 @@ class Client:
     def node_capabilities(self) -> frozenset[models.NodeCapability]:
         resp = self._call("Node", "NodeGetCapabilities", pb.NodeGetCapabilitiesRequest())
         names = convert.rpc_names(resp, pb.NodeServiceCapability.RPC.Type)
-        return frozenset(models.NodeCapability(n) for n in names if n in models.NodeCapability.__members__)
+        return frozenset(
+            models.NodeCapability(n) for n in names if n in models.NodeCapability.__members__
+        )
 
     def node_info(self) -> models.NodeInfo:
         return convert.node_info(self._call("Node", "NodeGetInfo", pb.NodeGetInfoRequest()))
@@ -411,7 +428,9 @@ class Client:
         request = pb.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target_path)
         self._call("Node", "NodeUnpublishVolume", request)
 
-    def node_stats(self, volume_id: str, *, volume_path: str, staging_path: str = "") -> models.VolumeStats:
+    def node_stats(
+        self, volume_id: str, *, volume_path: str, staging_path: str = ""
+    ) -> models.VolumeStats:
         request = pb.NodeGetVolumeStatsRequest(
             volume_id=volume_id, volume_path=volume_path, staging_target_path=staging_path
         )

@@ -11,7 +11,9 @@ from typing import Any
 from csi_vm.csi import models
 from csi_vm.csi.pb import csi_pb2 as pb
 
-_MODE_TO_PB = {mode: pb.VolumeCapability.AccessMode.Mode.Value(mode.value) for mode in models.AccessMode}
+_MODE_TO_PB = {
+    mode: pb.VolumeCapability.AccessMode.Mode.Value(mode.value) for mode in models.AccessMode
+}
 
 
 def volume_capability(cap: models.VolumeCapability) -> Any:
@@ -171,7 +173,6 @@ def metadata_chunk(resp: Any) -> models.MetadataChunk:
         fixed_length=resp.block_metadata_type == pb.BlockMetadataType.Value("FIXED_LENGTH"),
         volume_capacity_bytes=resp.volume_capacity_bytes,
         extents=tuple(
-            models.Extent(offset=m.byte_offset, length=m.size_bytes)
-            for m in resp.block_metadata
+            models.Extent(offset=m.byte_offset, length=m.size_bytes) for m in resp.block_metadata
         ),
     )

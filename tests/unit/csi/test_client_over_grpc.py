@@ -79,7 +79,9 @@ def test_transient_codes_are_retried(
     assert "attempt 2/4 failed" in caplog.text
 
 
-def test_rejections_are_not_retried(server: tuple[str, ScriptedIdentity, RecordingController]) -> None:
+def test_rejections_are_not_retried(
+    server: tuple[str, ScriptedIdentity, RecordingController],
+) -> None:
     ep, identity, _ = server
     identity.failures = [grpc.StatusCode.INVALID_ARGUMENT]
     with client.Client(ep) as c, pytest.raises(errors.Rejected, match="GetPluginInfo"):
@@ -91,16 +93,19 @@ def test_deadline_on_a_hung_call(server: tuple[str, ScriptedIdentity, RecordingC
     ep, identity, _ = server
     identity.hang = 1.0
     started = time.monotonic()
-    with client.Client(ep, timeout=0.2, policy=retry.NO_RETRY) as c, pytest.raises(errors.Unreachable):
+    with (
+        client.Client(ep, timeout=0.2, policy=retry.NO_RETRY) as c,
+        pytest.raises(errors.Unreachable),
+    ):
         c.plugin_info()
     assert time.monotonic() - started < 0.9
 
 
 def test_missing_socket_is_unreachable(tmp_path: pathlib.Path) -> None:
     policy = retry.RetryPolicy(attempts=2, first_delay=0.01)
-    with client.Client(str(tmp_path / "none.sock"), timeout=1.0, policy=policy) as c:
-        with pytest.raises(errors.Unreachable) as info:
-            c.plugin_info()
+    c = client.Client(str(tmp_path / "none.sock"), timeout=1.0, policy=policy)
+    with c, pytest.raises(errors.Unreachable) as info:
+        c.plugin_info()
     assert info.value.hint and "running" in info.value.hint
 
 
@@ -109,8 +114,13 @@ def test_secrets_reach_the_driver_but_not_the_logs(
 ) -> None:
     ep, _, controller = server
     canary = "canary-secret-5d1e"
-    cap = models.VolumeCapability(mode=models.VolumeMode.BLOCK, access=models.AccessMode.SINGLE_NODE_WRITER)
-    with caplog.at_level(logging.DEBUG), client.Client(ep, secrets=models.Secrets({"key": canary})) as c:
+    cap = models.VolumeCapability(
+        mode=models.VolumeMode.BLOCK, access=models.AccessMode.SINGLE_NODE_WRITER
+    )
+    with (
+        caplog.at_level(logging.DEBUG),
+        client.Client(ep, secrets=models.Secrets({"key": canary})) as c,
+    ):
         vol = c.create_volume("v", size=4096, capabilities=(cap,))
         text = repr(c) + repr(vol)
     assert controller.secrets == [{"key": canary}]
@@ -118,7 +128,9 @@ def test_secrets_reach_the_driver_but_not_the_logs(
     assert canary not in text
 
 
-def test_concurrent_calls_share_one_channel(server: tuple[str, ScriptedIdentity, RecordingController]) -> None:
+def test_concurrent_calls_share_one_channel(
+    server: tuple[str, ScriptedIdentity, RecordingController],
+) -> None:
     ep, identity, _ = server
     with client.Client(ep) as c:
         threads = [threading.Thread(target=c.plugin_info) for _ in range(8)]

@@ -74,7 +74,9 @@ class _FakeRpcError(grpc.RpcError):
     ids=lambda v: v.name if isinstance(v, grpc.StatusCode) else v.__name__,
 )
 def test_status_codes_map_to_the_error_tree(code: grpc.StatusCode, cls: type[Exception]) -> None:
-    err = csi_errors.from_rpc_error(_FakeRpcError(code, "boom"), rpc="CreateVolume", target="unix:/x")
+    err = csi_errors.from_rpc_error(
+        _FakeRpcError(code, "boom"), rpc="CreateVolume", target="unix:/x"
+    )
     assert isinstance(err, cls)
     assert isinstance(err, csi_errors.CsiCallError)
     assert err.rpc == "CreateVolume"

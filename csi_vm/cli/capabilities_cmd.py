@@ -1,0 +1,212 @@
+"""`csi-vm capabilities ...`: probe drivers and print capability reports."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import typer
+
+from capabilities import catalogue as catalogue_mod
+from capabilities import cleanup, matrix, model, probe
+from csi_vm import config, errors
+from csi_vm.cli import output, paths, signals
+
+app = typer.Typer(
+    help=(
+        "Find out what a CSI driver declares and what really works, and which strategy "
+        "csi-vm will use for each VM operation."
+    ),
+    no_args_is_help=True,
+)
+
+FORMAT_HELP = "Report format: table, json, yaml, markdown, html or testdriver."
+
+
+@app.command("probe")
+def probe_cmd(
+    endpoint: str = typer.Option(
+        ...,
+        "--endpoint",
+        "-e",
+        help="Controller endpoint: unix:///path, a socket path or tcp://host:port.",
+    ),
+    node_endpoint: list[str] = typer.Option(
+        [],
+        "--node-endpoint",
+        "-n",
+        help="NODE=ENDPOINT of a node service; repeat for several nodes. "
+        "Two nodes let the probe verify cross-node sharing.",
+    ),
+    declared_only: bool = typer.Option(
+        False,
+        "--declared-only",
+        help="Only read what the driver declares; creates nothing, safe on production storage.",
+    ),
+    assert_feature: list[str] = typer.Option(
+        [],
+        "--assert",
+        help="Treat a feature as present without testing it "
+        "(e.g. multi_node_shared for storage you know is shared).",
+    ),
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, help="Deadline of each CSI call, in seconds."
+    ),
+    fmt: output.Format = typer.Option(
+        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
+    ),
+    output_file: pathlib.Path | None = typer.Option(
+        None, "--output", help="Write the report to this file instead of standard output."
+    ),
+) -> None:
+    """Probe one driver.
+
+    Without --declared-only, the probe creates tiny volumes (1 MiB) named
+    csi-vm-probe-*, stages and publishes them on the node endpoints (needs root),
+    and always removes them, also on SIGINT/SIGTERM. After a kill -9 run
+    `csi-vm capabilities cleanup`.
+    """
+    target = probe.Target(
+        label=endpoint,
+        endpoint=endpoint,
+        nodes=_node_endpoints(node_endpoint),
+        asserted=_features(assert_feature, where="--assert"),
+        timeout=timeout,
+    )
+    options = probe.Options(declared_only=declared_only, journal_dir=paths.probe_journals())
+    report, interrupted = signals.run_cancellable(
+        lambda cancel: probe.run(target, options, cancel=cancel)
+    )
+    output.emit(report, fmt=fmt, path=output_file)
+    _finish(interrupted=interrupted, failed=report.error is not None)
+
+
+@app.command("matrix")
+def matrix_cmd(
+    endpoint: list[str] = typer.Option(
+        [], "--endpoint", "-e", help="NAME=ENDPOINT of a driver; repeat for several."
+    ),
+    config_file: pathlib.Path | None = typer.Option(
+        None, "--config", "-c", help="A csi-vm config file naming the drivers (see examples/)."
+    ),
+    declared_only: bool = typer.Option(
+        False, "--declared-only", help="Only read declarations; creates nothing."
+    ),
+    budget: float = typer.Option(
+        120.0, "--budget", min=1.0, help="Time limit of each driver's probe, in seconds."
+    ),
+    fmt: output.Format = typer.Option(
+        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
+    ),
+    output_file: pathlib.Path | None = typer.Option(
+        None, "--output", help="Write the report to this file."
+    ),
+) -> None:
+    """Probe many drivers in parallel; a driver that fails or hangs becomes a row with its error."""
+    targets = _targets(endpoint, config_file)
+    options = probe.Options(
+        declared_only=declared_only, journal_dir=paths.probe_journals(), budget=budget
+    )
+    report, interrupted = signals.run_cancellable(
+        lambda cancel: matrix.run(targets, options, cancel=cancel)
+    )
+    output.emit(report, fmt=fmt, path=output_file)
+    _finish(interrupted=interrupted, failed=False)
+
+
+@app.command("catalogue")
+def catalogue_cmd(
+    file: pathlib.Path = typer.Argument(
+        ..., help="The public CSI driver list (markdown, as in the kubernetes-csi docs)."
+    ),
+    fmt: output.Format = typer.Option(
+        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
+    ),
+    output_file: pathlib.Path | None = typer.Option(
+        None, "--output", help="Write the report to this file."
+    ),
+) -> None:
+    """Read the public driver list into the report schema, with ecosystem totals."""
+    output.emit(catalogue_mod.report_from_file(file), fmt=fmt, path=output_file)
+
+
+@app.command("cleanup")
+def cleanup_cmd(
+    endpoint: str = typer.Option(
+        ..., "--endpoint", "-e", help="The controller endpoint a probe ran against."
+    ),
+) -> None:
+    """Remove what an interrupted or killed probe left on a driver."""
+    result = cleanup.run(endpoint, journal_dir=paths.probe_journals())
+    for line in result.removed:
+        typer.echo(f"removed {line}")
+    for line in result.failed:
+        typer.echo(f"could not remove {line}", err=True)
+    typer.echo(
+        f"{len(result.removed)} removed, {len(result.failed)} failed "
+        f"({result.journals} probe journals)"
+    )
+    if result.failed:
+        raise typer.Exit(5)
+
+
+def _finish(*, interrupted: bool, failed: bool) -> None:
+    if interrupted:
+        print("interrupted: everything the probe created has been removed", file=sys.stderr)
+        raise typer.Exit(signals.INTERRUPTED)
+    if failed:
+        raise typer.Exit(4)
+
+
+def _node_endpoints(values: list[str]) -> dict[str, str]:
+    nodes: dict[str, str] = {}
+    for value in values:
+        name, sep, ep = value.partition("=")
+        if not sep or not name or not ep:
+            raise errors.InvalidInput(
+                f"--node-endpoint {value!r} is not NODE=ENDPOINT",
+                hint="e.g. --node-endpoint node-a=unix:///run/csi/node-a.sock",
+            )
+        if name in nodes:
+            raise errors.InvalidInput(f"--node-endpoint names node {name!r} twice")
+        nodes[name] = ep
+    return nodes
+
+
+def _features(values: list[str] | tuple[str, ...], *, where: str) -> frozenset[model.Feature]:
+    known = {f.value for f in model.Feature}
+    for value in values:
+        if value not in known:
+            raise errors.InvalidInput(
+                f"{where}: unknown feature {value!r}", hint="one of " + ", ".join(sorted(known))
+            )
+    return frozenset(model.Feature(v) for v in values)
+
+
+def _targets(endpoints: list[str], config_file: pathlib.Path | None) -> list[probe.Target]:
+    targets: list[probe.Target] = []
+    if config_file is not None:
+        cfg = config.load(config_file)
+        for name, drv in cfg.drivers.items():
+            targets.append(
+                probe.Target(
+                    label=name,
+                    endpoint=drv.endpoint,
+                    nodes=dict(drv.nodes),
+                    asserted=_features(drv.asserted, where=f"{config_file}: drivers.{name}.assert"),
+                    timeout=drv.timeout,
+                    modify_parameters=dict(drv.modify_parameters),
+                )
+            )
+    for label, ep in _node_endpoints(endpoints).items():
+        targets.append(probe.Target(label=label, endpoint=ep))
+    if not targets:
+        raise errors.InvalidInput(
+            "no drivers to probe", hint="give --endpoint NAME=EP or --config FILE"
+        )
+    labels = [t.label for t in targets]
+    if len(set(labels)) != len(labels):
+        raise errors.InvalidInput(
+            "a driver name is given twice (in --endpoint and the config file?)"
+        )
+    return targets
