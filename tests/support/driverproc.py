@@ -65,6 +65,9 @@ class DriverProcess:
 
     def start(self, *, timeout: float = START_TIMEOUT_S) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
+        if self.socket_path.exists() and _probe(self.endpoint):
+            # Probing the socket would reach that other driver, not ours.
+            raise RuntimeError(f"another driver already serves {self.endpoint}")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "csi_vm.localdriver", *self.args],
