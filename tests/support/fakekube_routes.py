@@ -1,0 +1,208 @@
+"""How the fake API server reads a request: paths, verbs, selectors, paging, discovery.
+
+The REST layout is the real server's: ``/api/v1/...`` for the core group,
+``/apis/GROUP/VERSION/...`` for the others, ``namespaces/NS/`` before the
+plural of namespaced resources, then an optional name and subresource.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+from tests.support import fakekube_store
+from tests.support.fakekube_store import ApiError, Obj, Resource
+
+#: The identity the fake names in its RBAC refusals.
+USER = "system:serviceaccount:csi-vm:csi-vm"
+_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    res: Resource
+    namespace: str
+    name: str
+    subresource: str
+
+
+def apply(
+    store: fakekube_store.Store, verb: str, target: Target, query: dict[str, str], body: Any
+) -> tuple[int, Obj]:
+    res, ns, name = target.res, target.namespace, target.name
+    if verb == "list":
+        return 200, list_page(store, target, query)
+    if verb == "get":
+        return 200, store.get(res, ns, name)
+    if verb == "create":
+        return 201, store.create(res, body or {}, namespace=ns)
+    if verb == "update":
+        return 200, store.replace(res, ns, name, body or {})
+    if verb == "patch":
+        return 200, store.patch(res, ns, name, body or {}, subresource=target.subresource)
+    return 200, store.delete(res, ns, name)
+
+
+def list_page(store: fakekube_store.Store, target: Target, query: dict[str, str]) -> Obj:
+    """A list answer, paged by ``limit`` and ``continue`` as the real server pages."""
+    items, version = store.list_objects(
+        target.res, namespace=target.namespace, match=selector(query)
+    )
+    start = int(base64.urlsafe_b64decode(query["continue"])) if query.get("continue") else 0
+    limit = int(query.get("limit") or 0) or len(items)
+    page = items[start : start + limit]
+    meta: Obj = {"resourceVersion": str(version)}
+    if start + limit < len(items):
+        meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+    res = target.res
+    return {
+        "kind": f"{res.kind}List",
+        "apiVersion": res.api_version,
+        "metadata": meta,
+        "items": page,
+    }
+
+
+def target(store: fakekube_store.Store, parts: list[str]) -> Target | None:
+    """Resource, namespace, name and subresource of a resource path; None if unknown."""
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return None
+    res = store.resource(group, version, rest[0])
+    if res is None:
+        return None
+    name = rest[1] if len(rest) > 1 else ""
+    return Target(res, namespace, name, rest[2] if len(rest) > 2 else "")
+
+
+def verb(method: str, target: Target, query: dict[str, str]) -> str:
+    if method == "GET":
+        if query.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if target.name else "list"
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    return verbs[method]
+
+
+def selector(query: dict[str, str]) -> Any:
+    """A predicate for equality-based label and metadata field selectors."""
+    labels = _terms(query.get("labelSelector", ""))
+    fields = _terms(query.get("fieldSelector", ""))
+    if not labels and not fields:
+        return None
+
+    def match(obj: Obj) -> bool:
+        meta = obj.get("metadata", {})
+        have = meta.get("labels") or {}
+        ok = all(_holds(have.get(key), op, value) for key, op, value in labels)
+        values = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}
+        return ok and all(_holds(values.get(key), op, value) for key, op, value in fields)
+
+    return match
+
+
+def _terms(selector: str) -> list[tuple[str, str, str]]:
+    terms = []
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if " in " in term or " notin " in term:
+            raise ApiError(400, "BadRequest", f"the fake supports no set-based selector: {term}")
+        for op in ("!=", "==", "="):
+            if op in term:
+                key, value = term.split(op, 1)
+                terms.append((key.strip(), "!=" if op == "!=" else "=", value.strip()))
+                break
+        else:
+            terms.append((term.lstrip("!"), "!" if term.startswith("!") else "exists", ""))
+    return terms
+
+
+def _holds(actual: Any, op: str, value: str) -> bool:
+    if op == "exists":
+        return actual is not None
+    if op == "!":
+        return actual is None
+    return bool(actual == value) if op == "=" else bool(actual != value)
+
+
+def forbidden(res: Resource, verb: str, namespace: str) -> ApiError:
+    """A refusal worded as the real server words RBAC refusals."""
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    message = (
+        f'{res.qualified} is forbidden: User "{USER}" cannot {verb} resource "{res.plural}" '
+        f'in API group "{res.group}" {scope}'
+    )
+    return ApiError(403, "Forbidden", message, {"group": res.group, "kind": res.plural})
+
+
+# -- discovery -----------------------------------------------------------------
+
+
+def discovery(store: fakekube_store.Store, parts: list[str]) -> Obj | None:
+    resources = store.resources()
+    if parts == ["version"]:
+        return {
+            "major": "1",
+            "minor": "31",
+            "gitVersion": "v1.31.0-fake",
+            "platform": "linux/amd64",
+        }
+    if parts == ["api"]:
+        return {
+            "kind": "APIVersions",
+            "apiVersion": "v1",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+        }
+    if parts == ["apis"]:
+        groups = sorted({(r.group, r.version) for r in resources if r.group})
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [_group(g, [v for gg, v in groups if gg == g]) for g in dict(groups)],
+        }
+    if len(parts) == 2 and parts[0] == "apis":
+        versions = sorted({r.version for r in resources if r.group == parts[1]})
+        return _group(parts[1], versions) if versions else None
+    if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"):
+        group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+        listed = [r for r in resources if (r.group, r.version) == (group, version)]
+        return _resource_list(group, version, listed) if listed else None
+    return None
+
+
+def _group(name: str, versions: list[str]) -> Obj:
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": name,
+        "versions": entries,
+        "preferredVersion": entries[0],
+    }
+
+
+def _resource_list(group: str, version: str, resources: list[Resource]) -> Obj:
+    entries = []
+    for res in resources:
+        base = {"namespaced": res.namespaced, "kind": res.kind}
+        entries.append(
+            {"name": res.plural, "singularName": res.kind.lower(), "verbs": _VERBS, **base}
+        )
+        # The real server sends an empty singularName for subresources.
+        status = {"name": f"{res.plural}/status", "singularName": "", **base}
+        entries.append({**status, "verbs": ["get", "patch", "update"]})
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": entries,
+    }

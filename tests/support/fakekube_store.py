@@ -1,0 +1,341 @@
+"""The in-memory object store behind the fake Kubernetes API server.
+
+Generic on purpose: any resource can be registered by group, version, plural
+and kind, and every registered resource gets list, get, create, replace,
+merge-patch, delete and watch with increasing resourceVersions, so later
+controller tests can reuse it. What it mimics of the real API server:
+
+- resourceVersion is one counter for the whole store; lists report it, and a
+  watch from version N sees every change after N (410 Gone once compacted);
+- deleting an object that still has finalizers only sets deletionTimestamp;
+  it disappears when a patch or replace empties its finalizers;
+- replace with a stale metadata.resourceVersion is a 409 Conflict.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    group: str  # "" for the core API
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """How API messages name the resource: "csidrivers.storage.k8s.io"."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+class ApiError(Exception):
+    """An API failure, rendered by the server as a Status object."""
+
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def status(self) -> Obj:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Event:
+    rv: int
+    resource: Resource
+    namespace: str
+    type: str
+    obj: Obj
+
+
+class Store:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._resources: dict[tuple[str, str, str], Resource] = {}
+        self._objects: dict[tuple[Resource, str, str], Obj] = {}
+        self._events: list[_Event] = []
+        self._rv = 0
+        self._compacted = 0  # watches from a version below this get 410 Gone
+        self._closed = False
+
+    # -- resources ------------------------------------------------------------
+
+    def register(self, resource: Resource) -> None:
+        with self._cond:
+            self._resources[(resource.group, resource.version, resource.plural)] = resource
+
+    def unregister(self, group: str, version: str, plural: str) -> None:
+        """Remove a resource and its objects, as uninstalling a CRD does."""
+        with self._cond:
+            res = self._resources.pop((group, version, plural), None)
+            for key in [k for k in self._objects if k[0] == res]:
+                del self._objects[key]
+
+    def resource(self, group: str, version: str, plural: str) -> Resource | None:
+        with self._cond:
+            return self._resources.get((group, version, plural))
+
+    def resources(self) -> list[Resource]:
+        with self._cond:
+            return list(self._resources.values())
+
+    def resource_of(self, obj: Obj) -> Resource:
+        group, _, version = str(obj["apiVersion"]).rpartition("/")
+        with self._cond:
+            for res in self._resources.values():
+                if (res.group, res.version, res.kind) == (group, version, obj["kind"]):
+                    return res
+        raise KeyError(f"no resource registered for {obj['apiVersion']} {obj['kind']}")
+
+    # -- reads ----------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        with self._cond:
+            return self._rv
+
+    def get(self, res: Resource, namespace: str, name: str) -> Obj:
+        with self._cond:
+            return copy.deepcopy(self._existing(res, namespace, name))
+
+    def list_objects(
+        self, res: Resource, *, namespace: str = "", match: Any = None
+    ) -> tuple[list[Obj], int]:
+        """Matching objects in (namespace, name) order, and the store's version."""
+        with self._cond:
+            found = [
+                copy.deepcopy(obj)
+                for (r, ns, _), obj in sorted(self._objects.items(), key=lambda kv: kv[0][1:])
+                if r == res and (not namespace or ns == namespace) and (match is None or match(obj))
+            ]
+            return found, self._rv
+
+    # -- writes ---------------------------------------------------------------
+
+    def add(self, obj: Obj) -> Obj:
+        """Create an object whose apiVersion and kind name a registered resource."""
+        res = self.resource_of(obj)
+        return self.create(res, obj, namespace=obj.get("metadata", {}).get("namespace", ""))
+
+    def create(self, res: Resource, obj: Obj, *, namespace: str = "") -> Obj:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name") or _generated_name(meta)
+        namespace = namespace if res.namespaced else ""
+        with self._cond:
+            if (res, namespace, name) in self._objects:
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{res.qualified} "{name}" already exists',
+                    _details(res, name),
+                )
+            meta.update(
+                name=name,
+                uid=str(uuid.uuid4()),
+                creationTimestamp=_now(),
+                generation=1,
+            )
+            if res.namespaced:
+                meta["namespace"] = namespace
+            obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+            return self._store(res, namespace, name, obj, "ADDED")
+
+    def replace(self, res: Resource, namespace: str, name: str, obj: Obj) -> Obj:
+        with self._cond:
+            old = self._existing(res, namespace, name)
+            sent = str(obj.get("metadata", {}).get("resourceVersion") or "")
+            if sent and sent != old["metadata"]["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has '
+                    "been modified; please apply your changes to the latest version and try again",
+                    _details(res, name),
+                )
+            new = copy.deepcopy(obj)
+            new["metadata"] = {**old["metadata"], **new.get("metadata", {})}
+            return self._update(res, namespace, name, old, new)
+
+    def patch(
+        self, res: Resource, namespace: str, name: str, patch: Obj, *, subresource: str = ""
+    ) -> Obj:
+        """Apply a JSON merge patch (RFC 7386); for ``status``, only its status part."""
+        with self._cond:
+            old = self._existing(res, namespace, name)
+            if subresource == "status":
+                patch = {"status": patch.get("status", {})}
+            new = merge_patch(copy.deepcopy(old), patch)
+            return self._update(res, namespace, name, old, new)
+
+    def delete(self, res: Resource, namespace: str, name: str) -> Obj:
+        with self._cond:
+            obj = self._existing(res, namespace, name)
+            meta = obj["metadata"]
+            if meta.get("finalizers"):
+                if "deletionTimestamp" not in meta:
+                    new = copy.deepcopy(obj)
+                    new["metadata"]["deletionTimestamp"] = _now()
+                    return self._store(res, namespace, name, new, "MODIFIED")
+                return copy.deepcopy(obj)
+            return self._remove(res, namespace, name)
+
+    # -- watch ----------------------------------------------------------------
+
+    def watch(
+        self,
+        res: Resource,
+        *,
+        namespace: str = "",
+        since: int | None,
+        timeout: float,
+        match: Any = None,
+    ) -> Iterator[Obj]:
+        """Watch events after version ``since``; None starts with the current objects."""
+        deadline = time.monotonic() + timeout
+        if since is None:
+            current, since = self.list_objects(res, namespace=namespace, match=match)
+            yield from ({"type": "ADDED", "object": obj} for obj in current)
+        elif since < self._compacted:
+            yield {"type": "ERROR", "object": _gone(since, self._compacted)}
+            return
+        position = since
+        while True:
+            pending = self._wait_events(res, namespace, position, deadline)
+            if not pending:
+                return
+            for event in pending:
+                position = event.rv
+                if match is None or match(event.obj):
+                    yield {"type": event.type, "object": copy.deepcopy(event.obj)}
+
+    def compact(self) -> None:
+        """Forget the event history, as etcd compaction does."""
+        with self._cond:
+            self._events.clear()
+            self._compacted = self._rv
+
+    def close(self) -> None:
+        """End every watch; the server is going away."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- internals ------------------------------------------------------------
+
+    def _wait_events(
+        self, res: Resource, namespace: str, position: int, deadline: float
+    ) -> list[_Event]:
+        with self._cond:
+            while True:
+                pending = [
+                    e
+                    for e in self._events
+                    if e.rv > position
+                    and e.resource == res
+                    and (not namespace or e.namespace == namespace)
+                ]
+                remaining = deadline - time.monotonic()
+                if pending or self._closed or remaining <= 0:
+                    return pending
+                self._cond.wait(remaining)
+
+    def _existing(self, res: Resource, namespace: str, name: str) -> Obj:
+        obj = self._objects.get((res, namespace if res.namespaced else "", name))
+        if obj is None:
+            raise ApiError(
+                404, "NotFound", f'{res.qualified} "{name}" not found', _details(res, name)
+            )
+        return obj
+
+    def _update(self, res: Resource, namespace: str, name: str, old: Obj, new: Obj) -> Obj:
+        new["apiVersion"], new["kind"] = res.api_version, res.kind
+        for field in ("name", "namespace", "uid", "creationTimestamp"):
+            if field in old["metadata"]:
+                new["metadata"][field] = old["metadata"][field]
+        if new.get("spec") != old.get("spec"):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        meta = new["metadata"]
+        if "deletionTimestamp" in meta and not meta.get("finalizers"):
+            self._objects[(res, namespace, name)] = new
+            return self._remove(res, namespace, name)
+        return self._store(res, namespace, name, new, "MODIFIED")
+
+    def _store(self, res: Resource, namespace: str, name: str, obj: Obj, kind: str) -> Obj:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._objects[(res, namespace, name)] = obj
+        self._record(res, namespace, kind, obj)
+        return copy.deepcopy(obj)
+
+    def _remove(self, res: Resource, namespace: str, name: str) -> Obj:
+        obj = self._objects.pop((res, namespace, name))
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._record(res, namespace, "DELETED", obj)
+        return copy.deepcopy(obj)
+
+    def _record(self, res: Resource, namespace: str, kind: str, obj: Obj) -> None:
+        self._events.append(_Event(self._rv, res, namespace, kind, copy.deepcopy(obj)))
+        self._cond.notify_all()
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = target if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+_names = itertools.count(1)
+
+
+def _generated_name(meta: Obj) -> str:
+    prefix = meta.get("generateName")
+    if not prefix:
+        raise ApiError(400, "BadRequest", "name or generateName is required")
+    return f"{prefix}{next(_names):05x}"
+
+
+def _details(res: Resource, name: str) -> Obj:
+    return {"name": name, "group": res.group, "kind": res.plural}
+
+
+def _gone(since: int, oldest: int) -> Obj:
+    return ApiError(410, "Expired", f"too old resource version: {since} ({oldest})").status()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
