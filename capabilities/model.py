@@ -96,7 +96,7 @@ class DriverReport(Frozen):
 
     schema_: str = pydantic.Field(default=SCHEMA, alias="schema")
     driver: DriverInfo
-    mode: str  # "verified", "declared-only", or "catalogue"
+    mode: str  # "verified", "declared-only", "catalogue" or "cluster"
     features: dict[Feature, FeatureResult] = {}
     declared: dict[str, list[str]] = {}
     plan: dict[str, Choice] = {}
