@@ -177,6 +177,10 @@ def _usable(
         return False
     if feature is F.MULTI_NODE_SHARED:
         return result.verified is True
+    if feature is F.FILESYSTEM and trust_declared and result.verified is None:
+        # CSI has no capability bit for filesystem access, and every driver
+        # in the public list offers it: unknown is taken as yes until tested.
+        return True
     return result.works(trust_declared=trust_declared)
 
 
@@ -188,10 +192,12 @@ def _reason(
 ) -> str:
     basis = []
     for f in rung.needs:
+        result = features.get(f)
         if f in asserted:
             basis.append(f"{f} asserted by config")
+        elif result is None or (result.verified is None and not result.declared):
+            basis.append(f"{f} assumed, not tested")
         else:
-            result = features[f]
             basis.append(f"{f} {'verified' if result.verified else 'declared'}")
     parts = [rung.what]
     if basis:

@@ -10,7 +10,7 @@ import typer
 from capabilities import catalogue as catalogue_mod
 from capabilities import cleanup, matrix, model, probe
 from csi_vm import config, errors
-from csi_vm.cli import output, paths, signals
+from csi_vm.cli import cluster_cmd, output, paths, signals
 
 app = typer.Typer(
     help=(
@@ -128,6 +128,9 @@ def catalogue_cmd(
 ) -> None:
     """Read the public driver list into the report schema, with ecosystem totals."""
     output.emit(catalogue_mod.report_from_file(file), fmt=fmt, path=output_file)
+
+
+app.command("cluster")(cluster_cmd.cluster)
 
 
 @app.command("cleanup")

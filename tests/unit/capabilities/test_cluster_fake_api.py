@@ -407,11 +407,6 @@ def test_fake_api_cluster_declaration_the_probe_refutes(kubeconfig: pathlib.Path
 # -- schema and CLI -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report-v1.json lists modes verified, declared-only and catalogue; "
-    "cluster rows need 'cluster' added to $defs.driverReport.properties.mode.enum",
-)
 def test_fake_api_cluster_reports_validate_against_schema(
     fake: fakekube.FakeKube, kubeconfig: pathlib.Path, options: probe.Options
 ) -> None:
