@@ -12,6 +12,7 @@ an instance on the shared state dir.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from csi_vm import errors
@@ -19,6 +20,15 @@ from csi_vm.localdriver import attachstate, faults, limits, lookup, model, polic
 from csi_vm.localdriver.context import Context
 
 log = logging.getLogger(__name__)
+
+
+def _attach_lock(ctx: Context, volume_id: str) -> contextlib.AbstractContextManager[None]:
+    """Attachments of one volume change one at a time; snapshots may run meanwhile."""
+    return ctx.locks.hold(
+        shared=[f"volume:{volume_id}"],
+        exclusive=[f"attach:{volume_id}"],
+        what=f"volume {volume_id}",
+    )
 
 
 def _check_node(ctx: Context, node_id: str, vol: model.Volume) -> None:
@@ -65,13 +75,7 @@ def publish(ctx: Context, req: requests.ControllerPublish) -> dict[str, str]:
     if req.cap is None:
         raise errors.InvalidInput("volume_capability is required")
     policy.check_capability(req.cap, ctx.config, field="volume_capability")
-    with (
-        ctx.locks.hold(
-            shared=[f"volume:{req.volume_id}"],
-            exclusive=[f"attach:{req.volume_id}"],
-            what=f"volume {req.volume_id}",
-        ),
-    ):
+    with _attach_lock(ctx, req.volume_id):
         with ctx.db.read() as cur:
             vol = lookup.volume(cur, req.volume_id)
         _check_node(ctx, req.node_id, vol)
@@ -92,12 +96,5 @@ def publish(ctx: Context, req: requests.ControllerPublish) -> dict[str, str]:
 def unpublish(ctx: Context, *, volume_id: str, node_id: str) -> None:
     """Idempotent: an unknown volume or node counts as already unpublished (CSI)."""
     limits.require_id(volume_id, field="volume_id")
-    with (
-        ctx.locks.hold(
-            shared=[f"volume:{volume_id}"],
-            exclusive=[f"attach:{volume_id}"],
-            what=f"volume {volume_id}",
-        ),
-        ctx.db.transaction() as cur,
-    ):
+    with _attach_lock(ctx, volume_id), ctx.db.transaction() as cur:
         attachstate.remove_publication(cur, volume_id=volume_id, node_id=node_id)

@@ -44,9 +44,13 @@ def stage(ctx: Context, req: requests.Stage) -> None:
             device = nodeprep.shared_device(ctx, image)
             if not cap.block:
                 nodeprep.mount_device(
-                    ctx, device=device, path=path, cap=cap, read_only=cap.mode.read_only,
+                    ctx,
+                    device=device,
+                    path=path,
+                    cap=cap,
+                    read_only=cap.mode.read_only,
                     size=vol.size,
-                )  # fmt: skip
+                )
             with ctx.db.transaction() as cur:
                 staging = nodestate.Staging(vol.volume_id, node, str(path), cap, device)
                 nodestate.add_staging(cur, staging)

@@ -127,9 +127,13 @@ def _place(ctx: Context, plan: _Plan, device: str) -> None:
             ctx.host.bind(plan.staging.path, str(target), read_only=plan.read_only)
     else:
         nodeprep.mount_device(
-            ctx, device=device, path=target, cap=plan.cap, read_only=plan.read_only,
+            ctx,
+            device=device,
+            path=target,
+            cap=plan.cap,
+            read_only=plan.read_only,
             size=plan.volume.size,
-        )  # fmt: skip
+        )
 
 
 def publish(ctx: Context, req: requests.Publish) -> None:

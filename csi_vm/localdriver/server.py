@@ -71,7 +71,11 @@ def _umask(mask: int) -> Iterator[None]:
 
 def bind(server: grpc.Server, endpoint: Endpoint) -> None:
     if endpoint.socket_path is None:
-        if not server.add_insecure_port(endpoint.address):
+        try:
+            port = server.add_insecure_port(endpoint.address)
+        except RuntimeError as err:  # grpc raises when the port is taken
+            raise errors.InvalidInput(f"--endpoint: cannot listen on {endpoint.address}") from err
+        if not port:
             raise errors.InvalidInput(f"--endpoint: cannot listen on {endpoint.address}")
         return
     endpoint.socket_path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,13 @@ class Node:
         target = self.paths / f"target-{volume_id}-{len(self.live)}"
         staging.mkdir(exist_ok=True)
         csi.stage_and_publish(
-            self.stubs, volume_id, staging=str(staging), target=str(target), cap=cap,
+            self.stubs,
+            volume_id,
+            staging=str(staging),
+            target=str(target),
+            cap=cap,
             readonly=readonly,
-        )  # fmt: skip
+        )
         self.live.append((volume_id, str(staging), str(target)))
         return str(target)
 

@@ -63,8 +63,8 @@ def test_volumes_snapshots_and_block_data_survive_restart(
     csi.unpublish_and_unstage(stubs, vol.volume_id, staging=staging, target=target)
     assert not os.path.exists(target)
     # The snapshot taken before the restart still holds the data.
-    source = pb.VolumeContentSource(snapshot=pb.VolumeContentSource.SnapshotSource(
-        snapshot_id=snap.snapshot_id))  # fmt: skip
+    restore_from = pb.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)
+    source = pb.VolumeContentSource(snapshot=restore_from)
     clone = csi.create_volume(stubs, "from-snap", size=64 * csi.MiB, cap=cap, source=source)
     clone_target = str(paths / "clone")
     clone_staging = str(paths / "clone-staging")

@@ -38,18 +38,27 @@ def test_full_driver_advertises_everything() -> None:
 @pytest.mark.parametrize(
     ("feature", "gone"),
     [
-        (Feature.SNAPSHOT, {"CREATE_DELETE_SNAPSHOT", "LIST_SNAPSHOTS", "GET_SNAPSHOT",
-                            "SNAPSHOT_METADATA_SERVICE"}),
+        (
+            Feature.SNAPSHOT,
+            {
+                "CREATE_DELETE_SNAPSHOT",
+                "LIST_SNAPSHOTS",
+                "GET_SNAPSHOT",
+                "SNAPSHOT_METADATA_SERVICE",
+            },
+        ),
         (Feature.CLONE, {"CLONE_VOLUME"}),
         (Feature.EXPANSION, {"EXPAND_VOLUME", "ONLINE"}),
         (Feature.STAGE_UNSTAGE, {"STAGE_UNSTAGE_VOLUME"}),
-        (Feature.GROUP_SNAPSHOT, {"GROUP_CONTROLLER_SERVICE",
-                                  "CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"}),
+        (
+            Feature.GROUP_SNAPSHOT,
+            {"GROUP_CONTROLLER_SERVICE", "CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"},
+        ),
         (Feature.BLOCK, set()),
         (Feature.MULTI_NODE, set()),
     ],
     ids=lambda v: str(v) if isinstance(v, Feature) else "",
-)  # fmt: skip
+)
 def test_each_switch_removes_only_its_own(feature: Feature, gone: set[str]) -> None:
     def everything(cfg: DriverConfig) -> set[str]:
         return {
