@@ -1,0 +1,1 @@
+"""CSI conformance suite: judges any CSI endpoint from the outside."""
