@@ -1,0 +1,236 @@
+"""The counter guest: a Debian cloud kernel and a busybox initramfs, built from packages.
+
+`build()` resolves the current candidates of `linux-image-cloud-amd64` (a
+meta package: the kernel is in the versioned package it depends on) and
+`busybox-static`, downloads them with `apt-get download`, unpacks them with
+`dpkg-deb -x` and packs an initramfs whose /init loads the virtio modules and
+runs the counter loop of `launcher.counter`. The result is cached under a key
+of the package versions and the init script, so a test run builds it once.
+The guest boots under TCG in a few seconds and needs no disk image of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import lzma
+import os
+import pathlib
+import re
+import tempfile
+from collections.abc import Iterator
+
+import platformdirs
+
+from csi_vm import errors
+from launcher import counter, hostcmd, initramfs
+
+log = logging.getLogger(__name__)
+
+KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
+BUSYBOX_PACKAGE = "busybox-static"
+#: the cloud kernel builds virtio as modules; each needs the ones before it
+MODULES = (
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "virtio_blk",
+)
+#: the disk the counter lives on: the domain's first virtio disk
+COUNTER_DEVICE = "/dev/vda"
+#: serial console for the log; reboot at once on a panic so a dead guest shows
+#: in libvirt instead of hanging; quiet because every line costs time under TCG
+CMDLINE = "console=ttyS0 panic=-1 quiet"
+#: bump when the archive layout changes in a way the init script does not show
+_FORMAT = 1
+_KERNEL_NAME = re.compile(r"^linux-image-\S+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}={self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestImage:
+    """A built guest: boot it with `kernel`, `initramfs` and `cmdline`."""
+
+    kernel: pathlib.Path
+    initramfs: pathlib.Path
+    cmdline: str
+    key: str
+
+
+def default_cache_dir() -> pathlib.Path:
+    if configured := os.environ.get("CSI_VM_GUEST_CACHE"):
+        return pathlib.Path(configured)
+    if os.geteuid() == 0:
+        return pathlib.Path("/var/cache/csi-vm-guest")
+    return pathlib.Path(platformdirs.user_cache_dir("csi-vm")) / "guest"
+
+
+def build(
+    *, cache_dir: pathlib.Path | None = None, run: hostcmd.Runner = hostcmd.run
+) -> GuestImage:
+    """The guest for the current package candidates, built now or taken from the cache."""
+    root = cache_dir or default_cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    kernel, busybox = resolve(run)
+    key = _key(kernel, busybox)
+    final = root / key
+    with _locked(root):
+        if not (final / "manifest.json").exists():
+            log.info("building the counter guest %s", key)
+            with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as work:
+                out = _build_in(pathlib.Path(work), kernel=kernel, busybox=busybox, run=run)
+                _write_manifest(out, kernel=kernel, busybox=busybox)
+                out.rename(final)
+    return GuestImage(final / "vmlinuz", final / "initramfs.img", CMDLINE, key)
+
+
+def resolve(run: hostcmd.Runner = hostcmd.run) -> tuple[Package, Package]:
+    """(kernel package, busybox package) at their candidate versions."""
+    try:
+        meta = _candidate(KERNEL_META_PACKAGE, run)
+    except errors.OperationFailed:
+        # A machine set up long ago (or never) may have no package lists yet.
+        log.info("no candidate for %s: running apt-get update", KERNEL_META_PACKAGE)
+        run(["apt-get", "update", "-q"], None)
+        meta = _candidate(KERNEL_META_PACKAGE, run)
+    kernel = _kernel_dependency(meta, run)
+    return kernel, _candidate(BUSYBOX_PACKAGE, run)[0]
+
+
+def _candidate(name: str, run: hostcmd.Runner) -> tuple[Package, str]:
+    """The candidate version of a package and its Depends line."""
+    text = run(["apt-cache", "show", "--no-all-versions", name], None)
+    fields = dict(
+        line.split(": ", 1) for line in text.splitlines() if ": " in line and line[0] != " "
+    )
+    if "Version" not in fields:
+        raise errors.OperationFailed(f"apt-cache shows no version of {name}")
+    return Package(name, fields["Version"]), fields.get("Depends", "")
+
+
+def _kernel_dependency(meta: tuple[Package, str], run: hostcmd.Runner) -> Package:
+    for alternative in meta[1].split(","):
+        name, _, constraint = alternative.strip().partition(" ")
+        if _KERNEL_NAME.match(name):
+            pinned = re.fullmatch(r"\(= (\S+)\)", constraint.strip())
+            return Package(name, pinned[1]) if pinned else _candidate(name, run)[0]
+    raise errors.OperationFailed(
+        f"{meta[0].spec} depends on no linux-image package", hint=f"Depends: {meta[1]}"
+    )
+
+
+def _key(kernel: Package, busybox: Package) -> str:
+    inputs = [_FORMAT, kernel.spec, busybox.spec, MODULES, init_script(MODULES)]
+    digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+    return f"{kernel.version}-{digest}"
+
+
+@contextlib.contextmanager
+def _locked(root: pathlib.Path) -> Iterator[None]:
+    """One builder per cache dir at a time (parallel test processes share it)."""
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build_in(
+    work: pathlib.Path, *, kernel: Package, busybox: Package, run: hostcmd.Runner
+) -> pathlib.Path:
+    tree = work / "tree"
+    run(["apt-get", "download", "-q", kernel.spec, busybox.spec], work)
+    for deb in sorted(work.glob("*.deb")):
+        run(["dpkg-deb", "-x", str(deb), str(tree)], None)
+    vmlinuz = _one(tree.glob("boot/vmlinuz-*"), what=f"kernel in {kernel.spec}")
+    modules_dir = tree / "lib" / "modules" / vmlinuz.name.removeprefix("vmlinuz-")
+    out = work / "out"
+    out.mkdir()
+    vmlinuz.rename(out / "vmlinuz")
+    entries = _entries(tree, modules_dir, run=run)
+    (out / "initramfs.img").write_bytes(initramfs.pack(entries))
+    return out
+
+
+def _one(found: Iterator[pathlib.Path], *, what: str) -> pathlib.Path:
+    matches = sorted(found)
+    if len(matches) != 1:
+        raise errors.OperationFailed(f"expected one {what}, found {len(matches)}")
+    return matches[0]
+
+
+def _entries(
+    tree: pathlib.Path, modules_dir: pathlib.Path, *, run: hostcmd.Runner
+) -> list[initramfs.Entry]:
+    busybox = tree / "bin" / "busybox"
+    dirs = ["bin", "dev", "lib", "lib/modules", "proc", "sbin", "sys", "tmp", "usr"]
+    entries = [initramfs.directory(d) for d in [*dirs, "usr/bin", "usr/sbin"]]
+    entries.append(initramfs.char_device("dev/console", 5, 1))
+    entries.append(initramfs.file("bin/busybox", busybox.read_bytes(), executable=True))
+    # Applet links made here rather than by `busybox --install` at boot: no
+    # dependence on /proc at that moment, and the archive lists them all.
+    for applet in sorted(set(run([str(busybox), "--list-full"], None).split())):
+        if applet != "bin/busybox":
+            entries.append(initramfs.symlink(applet, "/bin/busybox"))
+    loaded = []
+    for name in MODULES:
+        data = _module(modules_dir, name)
+        if data is not None:
+            entries.append(initramfs.file(f"lib/modules/{name}.ko", data))
+            loaded.append(name)
+    entries.append(initramfs.file("init", init_script(tuple(loaded)).encode(), executable=True))
+    return entries
+
+
+def _module(modules_dir: pathlib.Path, name: str) -> bytes | None:
+    """A module's bytes, or None when the kernel has it built in."""
+    for path in modules_dir.rglob(f"{name}.ko*"):
+        if path.name == f"{name}.ko":
+            return path.read_bytes()
+        if path.name == f"{name}.ko.xz":  # newer Debian kernels compress modules
+            return lzma.decompress(path.read_bytes())
+    builtin = modules_dir / "modules.builtin"
+    if builtin.exists() and f"/{name}.ko" in builtin.read_text():
+        return None
+    raise errors.OperationFailed(f"kernel module {name} not found under {modules_dir.name}")
+
+
+def _write_manifest(out: pathlib.Path, *, kernel: Package, busybox: Package) -> None:
+    manifest = {"kernel": kernel.spec, "busybox": busybox.spec, "cmdline": CMDLINE}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def init_script(modules: tuple[str, ...]) -> str:
+    """/init: mount the pseudo filesystems, load the modules, wait for the disk, count."""
+    return f"""\
+#!/bin/sh
+# csi-vm counter guest
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in {" ".join(modules)}; do
+  insmod /lib/modules/$m.ko || echo "CSIVMCTR insmod $m failed"
+done
+i=0
+while [ ! -b {COUNTER_DEVICE} ]; do
+  i=$((i + 1))
+  if [ $i -gt 100 ]; then
+    echo "CSIVMCTR no {COUNTER_DEVICE}: powering off"
+    poweroff -f
+  fi
+  sleep 0.1
+done
+{counter.shell_loop(COUNTER_DEVICE)}"""

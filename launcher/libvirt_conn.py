@@ -1,0 +1,219 @@
+"""The launcher's one door to libvirt: every libvirt call goes through `Connection`.
+
+libvirt-python is untyped; this module turns its answers into typed values and
+its `libvirtError` into the csi-vm tree, by error code (never by message):
+
+    no such domain                      -> NotFound
+    domain exists with another UUID     -> AlreadyExists
+    bad XML or argument                 -> InvalidInput
+    wrong state (e.g. not running)      -> Rejected
+    not supported by this qemu/libvirt  -> Unsupported
+    job lock timeout                    -> Busy
+    daemon unreachable, RPC failure     -> Unreachable
+    anything else                       -> OperationFailed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from typing import Any, TypeVar
+from xml.etree import ElementTree
+
+import libvirt
+
+from csi_vm import errors
+
+T = TypeVar("T")
+
+#: the URI that scripts/libvirtd-start serves
+SYSTEM_URI = "qemu:///system"
+
+
+def _quiet(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; ours are raised instead."""
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
+
+def _codes(*names: str) -> frozenset[int]:
+    # getattr: older libvirt-python builds lack some newer codes
+    return frozenset(int(getattr(libvirt, n)) for n in names if hasattr(libvirt, n))
+
+
+_BY_CODE: tuple[tuple[frozenset[int], type[errors.CsiVmError]], ...] = (
+    (_codes("VIR_ERR_NO_DOMAIN", "VIR_ERR_NO_DOMAIN_SNAPSHOT", "VIR_ERR_NO_DOMAIN_BACKUP"),
+     errors.NotFound),
+    (_codes("VIR_ERR_DOM_EXIST"), errors.AlreadyExists),
+    (_codes("VIR_ERR_XML_ERROR", "VIR_ERR_XML_DETAIL", "VIR_ERR_INVALID_ARG"),
+     errors.InvalidInput),
+    (_codes("VIR_ERR_OPERATION_INVALID"), errors.Rejected),
+    (_codes("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED",
+            "VIR_ERR_ARGUMENT_UNSUPPORTED", "VIR_ERR_CONFIG_UNSUPPORTED"),
+     errors.Unsupported),
+    (_codes("VIR_ERR_OPERATION_TIMEOUT"), errors.Busy),
+    (_codes("VIR_ERR_NO_CONNECT", "VIR_ERR_RPC", "VIR_ERR_AGENT_UNRESPONSIVE"),
+     errors.Unreachable),
+)  # fmt: skip
+
+
+def map_error(err: libvirt.libvirtError, *, what: str) -> errors.CsiVmError:
+    """The csi-vm error for a libvirt error; callers `raise ... from err`."""
+    code = err.get_error_code()
+    message = f"{what}: {err.get_error_message() or err}"
+    for codes, cls in _BY_CODE:
+        if code in codes:
+            return cls(message)
+    if err.get_error_domain() == libvirt.VIR_FROM_RPC:
+        return errors.Unreachable(message, hint="is libvirtd running? (scripts/libvirtd-start)")
+    return errors.OperationFailed(message)
+
+
+class DomainState(enum.StrEnum):
+    NOSTATE = "nostate"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"  # shutting down
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+
+
+_STATES = {int(getattr(libvirt, f"VIR_DOMAIN_{s.name}")): s for s in DomainState}
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainStatus:
+    state: DomainState
+    reason: str  # libvirt's reason for the state, e.g. "booted", "destroyed", "crashed"
+
+    @property
+    def active(self) -> bool:
+        return self.state not in (DomainState.SHUTOFF, DomainState.CRASHED)
+
+    @property
+    def crashed(self) -> bool:
+        """The guest or its qemu process died without being asked to stop."""
+        return self.state == DomainState.CRASHED or self.reason in ("crashed", "failed")
+
+
+def _reason_name(state: DomainState, reason: int) -> str:
+    prefix = f"VIR_DOMAIN_{state.name}_"
+    for name in dir(libvirt):
+        if name.startswith(prefix) and getattr(libvirt, name) == reason:
+            return name.removeprefix(prefix).lower()
+    return f"reason-{reason}"
+
+
+class Connection:
+    """One libvirt connection (one node). Not shared across processes."""
+
+    def __init__(self, uri: str, handle: Any) -> None:
+        self.uri = uri
+        self._handle = handle
+
+    @classmethod
+    def open(cls, uri: str = SYSTEM_URI) -> Connection:
+        try:
+            handle = libvirt.open(uri)
+        except libvirt.libvirtError as err:
+            raise errors.Unreachable(
+                f"cannot connect to libvirt at {uri}: {err.get_error_message() or err}",
+                hint="start it with scripts/libvirtd-start (or scripts/libvirt-node start NAME)",
+            ) from err
+        return cls(uri, handle)
+
+    def close(self) -> None:
+        self._call("close", self._handle.close)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Connection({self.uri!r})"
+
+    def _call(self, what: str, func: Callable[..., T], *args: Any) -> T:
+        try:
+            return func(*args)
+        except libvirt.libvirtError as err:
+            raise map_error(err, what=f"{what} on {self.uri}") from err
+
+    def _domain(self, name: str) -> Any:
+        return self._call(f"domain {name}", self._handle.lookupByName, name)
+
+    # -- node -----------------------------------------------------------------
+
+    def hypervisor_version(self) -> int:
+        """qemu's version as libvirt encodes it (major * 1_000_000 + minor * 1000 + micro)."""
+        return int(self._call("getVersion", self._handle.getVersion))
+
+    def host_uuid(self) -> str:
+        """The node's identity: distinct nodes on one machine have distinct UUIDs."""
+        caps = str(self._call("getCapabilities", self._handle.getCapabilities))
+        # libvirtd's own answer, not outside input: the stdlib parser is fine here
+        uuid = ElementTree.fromstring(caps).findtext("host/uuid")  # noqa: S314
+        if not uuid:
+            raise errors.OperationFailed(f"{self.uri} reports no host UUID")
+        return uuid
+
+    def domain_names(self) -> list[str]:
+        domains = self._call("listAllDomains", self._handle.listAllDomains, 0)
+        return sorted(str(d.name()) for d in domains)
+
+    # -- domains --------------------------------------------------------------
+
+    def define(self, xml: str) -> str:
+        """Define (or redefine) a persistent domain; returns its name."""
+        domain = self._call("defineXML", self._handle.defineXML, xml)
+        return str(domain.name())
+
+    def start(self, name: str) -> None:
+        domain = self._domain(name)
+        self._call(f"start {name}", domain.create)
+
+    def shutdown(self, name: str) -> None:
+        """Ask the guest to power off (ACPI); it may ignore the request."""
+        domain = self._domain(name)
+        self._call(f"shutdown {name}", domain.shutdown)
+
+    def destroy(self, name: str) -> None:
+        """Stop the domain now (kill qemu); a stopped or unknown domain is no error."""
+        try:
+            domain = self._domain(name)
+            if self._call(f"isActive {name}", domain.isActive):
+                self._call(f"destroy {name}", domain.destroy)
+        except (errors.NotFound, errors.Rejected):
+            return  # gone, or stopped between the check and the call
+
+    def undefine(self, name: str) -> None:
+        """Remove the definition; an unknown domain is no error."""
+        try:
+            domain = self._domain(name)
+        except errors.NotFound:
+            return
+        self._call(f"undefine {name}", domain.undefine)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._domain(name)
+        except errors.NotFound:
+            return False
+        return True
+
+    def status(self, name: str) -> DomainStatus:
+        domain = self._domain(name)
+        state, reason = self._call(f"state of {name}", domain.state)
+        known = _STATES.get(int(state), DomainState.NOSTATE)
+        return DomainStatus(known, _reason_name(known, int(reason)))
+
+    def xml_desc(self, name: str, *, migratable: bool = False) -> str:
+        """The domain's XML; `migratable` gives the form a migration destination takes."""
+        flags = libvirt.VIR_DOMAIN_XML_MIGRATABLE if migratable else 0
+        domain = self._domain(name)
+        return str(self._call(f"XMLDesc of {name}", domain.XMLDesc, flags))
