@@ -38,6 +38,7 @@ def _volume(row: sqlite3.Row) -> model.Volume:
         parameters=loads(row["parameters"]),
         mutable=loads(row["mutable"]),
         created_ns=row["created_ns"],
+        access_types=tuple(row["access_types"].split(",")),
         seq=row["seq"],
     )
 
@@ -56,7 +57,7 @@ def insert_volume(cur: sqlite3.Cursor, vol: model.Volume) -> None:
     """Insert a new volume row; sqlite3.IntegrityError if the name is taken meanwhile."""
     cur.execute(
         "INSERT INTO volumes (id, name, size, pinned_node, source_kind, source_id, parameters,"
-        " mutable, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " mutable, access_types, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             vol.volume_id,
             vol.name,
@@ -66,6 +67,7 @@ def insert_volume(cur: sqlite3.Cursor, vol: model.Volume) -> None:
             vol.source.object_id if vol.source else "",
             dumps(vol.parameters),
             dumps(vol.mutable),
+            ",".join(vol.access_types),
             vol.created_ns,
         ),
     )

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS volumes (
     source_id TEXT NOT NULL DEFAULT '',
     parameters TEXT NOT NULL DEFAULT '{}',
     mutable TEXT NOT NULL DEFAULT '{}',
+    access_types TEXT NOT NULL DEFAULT 'mount',
     created_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS snapshots (

@@ -93,7 +93,16 @@ class Volume:
     parameters: dict[str, str]
     mutable: dict[str, str]
     created_ns: int
+    #: access types CreateVolume asked for: ("block",), ("mount",) or both
+    access_types: tuple[str, ...] = ("mount",)
     seq: int = 0
+
+    def allows(self, cap: Capability) -> bool:
+        return ("block" if cap.block else "mount") in self.access_types
+
+
+def access_types(caps: tuple[Capability, ...]) -> tuple[str, ...]:
+    return tuple(sorted({"block" if c.block else "mount" for c in caps}))
 
 
 @dataclasses.dataclass(frozen=True)

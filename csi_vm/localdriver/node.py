@@ -39,6 +39,7 @@ def stage(ctx: Context, req: requests.Stage) -> None:
             raise errors.AlreadyExists(
                 f"volume {vol.volume_id} is staged at {path} with another volume_capability"
             )
+        nodeprep.check_access(vol, cap)
         image = ctx.images.volume_path(vol.volume_id)
         with nodeprep.image_lock(image):
             device = nodeprep.shared_device(ctx, image)

@@ -43,6 +43,17 @@ def capability(ctx: Context, cap: model.Capability | None, *, rpc: str) -> model
     return cap
 
 
+def check_access(vol: model.Volume, cap: model.Capability) -> None:
+    """CSI "exceeds capabilities": a block-only volume is never mounted (that would
+    format it and destroy its data), nor a filesystem volume used raw."""
+    if not vol.allows(cap):
+        wanted = "block" if cap.block else "mount"
+        raise faults.FailedPrecondition(
+            f"volume_capability: {wanted} access to volume {vol.volume_id}, which was "
+            f"created for {' and '.join(vol.access_types)} access only"
+        )
+
+
 @contextlib.contextmanager
 def image_lock(image: pathlib.Path, *, missing_ok: bool = False) -> Iterator[None]:
     """Cross-process mutex for attach/detach decisions on one image."""

@@ -98,6 +98,7 @@ def _plan(ctx: Context, req: requests.Publish) -> _Plan:
         )
         others = nodestate.targets_of(cur, volume_id=vol.volume_id, node_id=node)
     _check_existing(plan)
+    nodeprep.check_access(vol, cap)
     _check_other_targets(plan, others)
     _check_staging(ctx, plan, req.staging_path)
     return plan

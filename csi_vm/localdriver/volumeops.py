@@ -130,6 +130,9 @@ def validate_capabilities(
     for index, cap in enumerate(caps):
         if problem := policy.capability_problem(cap, ctx.config):
             return f"volume_capabilities[{index}]: {problem}"
+        if not vol.allows(cap):
+            only = " and ".join(vol.access_types)
+            return f"volume_capabilities[{index}]: the volume was created for {only} access only"
     if vol.size < policy.minimum_size(caps):
         return "the volume is too small for an xfs filesystem (300 MiB at least)"
     return None

@@ -83,6 +83,10 @@ def _incompatibility(vol: model.Volume, req: requests.CreateVolume) -> str | Non
     required, limit = req.capacity.required, req.capacity.limit
     if vol.size < required or (limit and vol.size > limit):
         return f"its size {vol.size} is outside capacity_range [{required}, {limit or 'any'}]"
+    return _usage_incompatibility(vol, req)
+
+
+def _usage_incompatibility(vol: model.Volume, req: requests.CreateVolume) -> str | None:
     if vol.source != req.source:
         return "it has a different volume_content_source"
     if vol.parameters != req.parameters:
@@ -91,6 +95,8 @@ def _incompatibility(vol: model.Volume, req: requests.CreateVolume) -> str | Non
         return "its mutable_parameters differ"
     if vol.size < policy.minimum_size(req.caps):
         return "it is too small for the requested filesystem"
+    if not all(vol.allows(cap) for cap in req.caps):
+        return f"it was created for {' and '.join(vol.access_types)} access only"
     return None
 
 
@@ -151,6 +157,7 @@ def _make(
         parameters=dict(req.parameters),
         mutable=dict(req.mutable),
         created_ns=time.time_ns(),
+        access_types=model.access_types(req.caps),
     )
     live = [req.source.object_id] if req.source and req.source.kind == "volume" else []
     with ctx.images.create(ctx.images.volume_path(vol.volume_id)) as image:

@@ -262,3 +262,27 @@ def test_group_snapshot_members_restore(stubs: csi.Stubs, paths: pathlib.Path) -
         )
     )
     assert csi.list_snapshot_ids(stubs) == set()
+
+
+def test_block_only_volume_is_never_formatted(stubs: csi.Stubs, paths: pathlib.Path) -> None:
+    """Mounting a volume made for block access would format it: refused, data intact."""
+    node = Node(stubs, paths)
+    vol = csi.create_volume(stubs, "raw", size=8 * csi.MiB, cap=csi.block_cap()).volume_id
+    _write(node.up(vol, csi.block_cap()), 0, b"raw disk image")
+    node.down()
+    staging = paths / "as-mount"
+    staging.mkdir()
+    request = pb.NodeStageVolumeRequest(
+        volume_id=vol, staging_target_path=str(staging), volume_capability=csi.mount_cap()
+    )
+    code, message = csi.code_of(lambda: stubs.node.NodeStageVolume(request))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "block access only" in message
+    answer = stubs.controller.ValidateVolumeCapabilities(
+        pb.ValidateVolumeCapabilitiesRequest(volume_id=vol, volume_capabilities=[csi.mount_cap()])
+    )
+    assert not answer.HasField("confirmed")
+    fd = os.open(node.up(vol, csi.block_cap()), os.O_RDONLY)
+    assert os.pread(fd, 14, 0) == b"raw disk image"
+    os.close(fd)
+    node.down()
