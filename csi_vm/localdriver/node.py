@@ -13,11 +13,32 @@ from __future__ import annotations
 import logging
 
 from csi_vm import errors
-from csi_vm.localdriver import faults, limits, lookup, nodeprep, nodestate, policy, requests
+from csi_vm.localdriver import (
+    faults,
+    limits,
+    lookup,
+    model,
+    nodeprep,
+    nodestate,
+    policy,
+    requests,
+)
 from csi_vm.localdriver.config import Feature
 from csi_vm.localdriver.context import Context
 
 log = logging.getLogger(__name__)
+
+
+def _check_restage(existing: nodestate.Staging | None, *, path: str, cap: model.Capability) -> None:
+    """A repeated stage must name the same path (CSI: one per volume) and capability."""
+    if existing and existing.path != path:
+        raise faults.FailedPrecondition(
+            f"volume {existing.volume_id} is already staged at {existing.path}"
+        )
+    if existing and existing.cap != cap:
+        raise errors.AlreadyExists(
+            f"volume {existing.volume_id} is staged at {path} with another volume_capability"
+        )
 
 
 def stage(ctx: Context, req: requests.Stage) -> None:
@@ -31,14 +52,7 @@ def stage(ctx: Context, req: requests.Stage) -> None:
         with ctx.db.read() as cur:
             vol = lookup.volume(cur, req.volume_id)
             existing = nodestate.get_staging(cur, volume_id=vol.volume_id, node_id=node)
-        if existing and existing.path != str(path):
-            raise faults.FailedPrecondition(
-                f"volume {vol.volume_id} is already staged at {existing.path}"
-            )
-        if existing and existing.cap != cap:
-            raise errors.AlreadyExists(
-                f"volume {vol.volume_id} is staged at {path} with another volume_capability"
-            )
+        _check_restage(existing, path=str(path), cap=cap)
         nodeprep.check_access(vol, cap)
         image = ctx.images.volume_path(vol.volume_id)
         with nodeprep.image_lock(image):

@@ -145,10 +145,8 @@ def create(ctx: Context, req: requests.CreateVolume) -> model.Volume:
         return _make(ctx, req, size=size, source_path=source_path)
 
 
-def _make(
-    ctx: Context, req: requests.CreateVolume, *, size: int, source_path: str | None
-) -> model.Volume:
-    vol = model.Volume(
+def _record(ctx: Context, req: requests.CreateVolume, *, size: int) -> model.Volume:
+    return model.Volume(
         volume_id=limits.new_id("vol"),
         name=req.name,
         size=size,
@@ -159,6 +157,12 @@ def _make(
         created_ns=time.time_ns(),
         access_types=model.access_types(req.caps),
     )
+
+
+def _make(
+    ctx: Context, req: requests.CreateVolume, *, size: int, source_path: str | None
+) -> model.Volume:
+    vol = _record(ctx, req, size=size)
     live = [req.source.object_id] if req.source and req.source.kind == "volume" else []
     with ctx.images.create(ctx.images.volume_path(vol.volume_id)) as image:
         if source_path:
