@@ -286,3 +286,24 @@ def test_block_only_volume_is_never_formatted(stubs: csi.Stubs, paths: pathlib.P
     assert os.pread(fd, 14, 0) == b"raw disk image"
     os.close(fd)
     node.down()
+
+
+def test_snapshot_of_a_mounted_filesystem_holds_unsynced_writes(
+    stubs: csi.Stubs, paths: pathlib.Path
+) -> None:
+    """The driver freezes a mounted filesystem for the copy: no fsync needed by the writer."""
+    node = Node(stubs, paths)
+    cap = csi.mount_cap()
+    vol = csi.create_volume(stubs, "busy-fs", size=32 * csi.MiB, cap=cap).volume_id
+    pathlib.Path(node.up(vol, cap), "unsynced.txt").write_text("in the page cache only")
+    snap = csi.create_snapshot(stubs, "busy-fs-snap", vol).snapshot_id
+    node.down()
+    source = pb.VolumeContentSource(
+        snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id=snap)
+    )
+    restored = csi.create_volume(
+        stubs, "busy-fs-restored", size=32 * csi.MiB, cap=cap, source=source
+    )
+    target = node.up(restored.volume_id, cap)
+    assert pathlib.Path(target, "unsynced.txt").read_text() == "in the page cache only"
+    node.down()
