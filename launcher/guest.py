@@ -86,16 +86,29 @@ def build(
     """The guest for the current package candidates, built now or taken from the cache."""
     root = cache_dir or default_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    kernel, busybox = resolve(run)
+    with _locked(root):
+        kernel, busybox = resolve(run)
+        try:
+            return _cached_or_built(root, kernel=kernel, busybox=busybox, run=run)
+        except errors.OperationFailed as err:
+            # Stale package lists name versions the mirror no longer has.
+            log.info("guest build failed (%s): refreshing package lists and retrying", err)
+            run(["apt-get", "update", "-q"], None)
+            kernel, busybox = resolve(run)
+            return _cached_or_built(root, kernel=kernel, busybox=busybox, run=run)
+
+
+def _cached_or_built(
+    root: pathlib.Path, *, kernel: Package, busybox: Package, run: hostcmd.Runner
+) -> GuestImage:
     key = _key(kernel, busybox)
     final = root / key
-    with _locked(root):
-        if not (final / "manifest.json").exists():
-            log.info("building the counter guest %s", key)
-            with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as work:
-                out = _build_in(pathlib.Path(work), kernel=kernel, busybox=busybox, run=run)
-                _write_manifest(out, kernel=kernel, busybox=busybox)
-                out.rename(final)
+    if not (final / "manifest.json").exists():
+        log.info("building the counter guest %s", key)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as work:
+            out = _build_in(pathlib.Path(work), kernel=kernel, busybox=busybox, run=run)
+            _write_manifest(out, kernel=kernel, busybox=busybox)
+            out.rename(final)  # atomic: a cache entry is complete or absent
     return GuestImage(final / "vmlinuz", final / "initramfs.img", CMDLINE, key)
 
 

@@ -72,3 +72,16 @@ def test_init_loads_the_modules_in_order_then_counts() -> None:
     assert "for m in " + " ".join(guest.MODULES) + ";" in script
     assert guest.MODULES[0] == "virtio_ring" and guest.MODULES[-1] == "virtio_blk"
     assert script.index("insmod") < script.index("CSIVMCTR %020d")
+
+
+def test_a_cached_guest_is_not_rebuilt(tmp_path: pathlib.Path) -> None:
+    apt = FakeApt(SHOW)
+    kernel, busybox = guest.resolve(apt)
+    cached = tmp_path / guest._key(kernel, busybox)
+    cached.mkdir()
+    (cached / "manifest.json").write_text("{}")
+
+    image = guest.build(cache_dir=tmp_path, run=apt)
+
+    assert image.kernel == cached / "vmlinuz" and image.initramfs == cached / "initramfs.img"
+    assert not [c for c in apt.calls if c[:2] == ["apt-get", "download"]]
