@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from csi_vm.csi.pb import csi_pb2 as pb
+from csi_vm.localdriver import limits
 from tests.support import driverproc
 
 from . import csi
@@ -84,6 +85,12 @@ def _publish(w: World, target: str, **fields: object) -> object:
     return w.n.NodePublishVolume(pb.NodePublishVolumeRequest(target_path=target, **fields))  # type: ignore[arg-type]
 
 
+def _beyond_free(w: World) -> int:
+    """A size just above the free space GetCapacity reports (within the driver's maximum)."""
+    free = w.c.GetCapacity(pb.GetCapacityRequest()).available_capacity
+    return min(free + csi.GiB, limits.MAXIMUM_VOLUME_BYTES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     call: Callable[[World], object]
@@ -148,7 +155,7 @@ CASES: dict[str, Case] = {
         lambda w: w.c.CreateVolume(_sized(1 << 62)), Code.OUT_OF_RANGE, "capacity_range"
     ),
     "create-above-free-space": Case(
-        lambda w: w.c.CreateVolume(_sized(6 << 40)), Code.OUT_OF_RANGE, "free"
+        lambda w: w.c.CreateVolume(_sized(_beyond_free(w))), Code.OUT_OF_RANGE, "capacity_range"
     ),
     "create-limit-below-required": Case(
         lambda w: w.c.CreateVolume(_sized(2 * csi.MiB, csi.MiB)),
