@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import signal
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from csi_vm import errors
+from csi_vm.csi import models
 from launcher import counter, domain, node
 
 from .conftest import BOOT_LIMIT_S, Lab, backing_file, loops_backing, mounts_under, wait_for_counter
@@ -111,3 +113,24 @@ def _wait_not_running(lab: Lab, name: str) -> node.VmStatus:
             return status
         time.sleep(0.1)
     raise AssertionError(f"{name} still runs 20 s after its qemu was killed")
+
+
+def test_counter_guest_runs_on_an_image_in_a_filesystem_volume(lab: Lab) -> None:
+    cap = models.VolumeCapability(
+        mode=models.VolumeMode.FILESYSTEM,
+        access=models.AccessMode.SINGLE_NODE_WRITER,
+        fs_type="ext4",
+    )
+    volume_id = lab.csi.create_volume("fs-disk", size=64 << 20, capabilities=(cap,)).volume_id
+    vm = lab.counter_vm("csi-vm-test-fs", volume_id)
+    vm = dataclasses.replace(vm, disks=(node.VolumeDisk(volume_id=volume_id, capability=cap),))
+
+    lab.node.start(vm)
+    image = lab.node.vm_dir(vm.name) / "disks" / "vda" / "publish" / node.IMAGE_NAME
+    try:
+        first = wait_for_counter(image, above=0, within=BOOT_LIMIT_S)
+        wait_for_counter(image, above=first, within=10)
+    finally:
+        lab.node.stop(vm.name, grace_s=0)
+    assert mounts_under(lab.node.vm_dir(vm.name)) == []
+    assert not lab.conn.exists(vm.name)
