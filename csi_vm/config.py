@@ -8,6 +8,7 @@
         assert: [multi_node_shared]               # operator-asserted features
         timeout: 10                               # seconds per CSI call
         modify_parameters: {iops: "3000"}         # for the ModifyVolume check
+    node: node-a                                  # the node csi-vm runs on
 
 Unknown keys are refused, so a typo never silently changes behaviour.
 """
@@ -49,6 +50,14 @@ class Config(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     drivers: dict[str, DriverConfig] = {}
+    #: the node this csi-vm runs on: host copies stage volumes here, through
+    #: each driver's node endpoint for it (the controller endpoint if none)
+    node: str = "local"
+
+    @pydantic.field_validator("node")
+    @classmethod
+    def _node_name(cls, node: str) -> str:
+        return check_name(node, what="node name")
 
     @pydantic.field_validator("drivers")
     @classmethod

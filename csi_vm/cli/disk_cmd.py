@@ -1,0 +1,215 @@
+"""`csi-vm disk ...` and `csi-vm snapshot ...`."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import pathlib
+
+import typer
+from rich.table import Table
+
+from csi_vm import errors, spec
+from csi_vm.cli import vmenv
+from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT
+from csi_vm.cli.vmenv import Output
+from csi_vm.flows import diskops, disks, plans, snapshots, vms
+from csi_vm.store import records
+
+disk_app = typer.Typer(
+    help="Import, export and expand the disks of stopped VMs.", no_args_is_help=True
+)
+snap_app = typer.Typer(
+    help="VM snapshots: CSI snapshots where the driver can, host copies where not.",
+    no_args_is_help=True,
+)
+
+
+class ImageFormat(enum.StrEnum):
+    RAW = "raw"
+    QCOW2 = "qcow2"
+
+
+@disk_app.command("import")
+def import_(
+    vm: str,
+    disk: str,
+    image: pathlib.Path,
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Replace a disk's content with a raw or qcow2 image.
+
+    The image goes into a new volume that replaces the old one only when
+    complete: a failed import changes nothing.
+    """
+    with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            d = records.get_vm(env.store, vm).disk(disk)
+            plan = plans.Plan(
+                operation="import",
+                vm=vm,
+                disks=(plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_import"),),
+                detail=str(image),
+            )
+        else:
+            plan = diskops.import_image(env, vm=vm, disk=disk, image=image)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+
+
+@disk_app.command("export")
+def export(
+    vm: str,
+    disk: str,
+    file: pathlib.Path,
+    image_format: ImageFormat = typer.Option(
+        ImageFormat.RAW, "--format", help="raw (sparse) or qcow2."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Write a disk's content to an image file.
+
+    The file is written under a temporary name and renamed when complete.
+    """
+    with vmenv.environment(cfg, db) as env:
+        diskops.export(env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force)
+    vmenv.console.print(f"exported {vm}/{disk} to {file} ({image_format.value})")
+
+
+@disk_app.command("expand")
+def expand(
+    vm: str,
+    disk: str,
+    size: str = typer.Argument(..., help="New size, e.g. 20GiB or 1073741824."),
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Grow a disk: CSI expansion, else a copy into a new, larger volume (switched atomically)."""
+    try:
+        new_size = spec.parse_size(size)
+    except ValueError as err:
+        raise errors.InvalidInput(str(err)) from err
+    with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            _, plan = diskops.plan_expand(env, vm=vm, disk=disk, size=new_size)
+        else:
+            plan = diskops.expand(env, vm=vm, disk=disk, size=new_size)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+
+
+@snap_app.command("create")
+def snap_create(
+    vm: str,
+    name: str | None = typer.Option(
+        None, "--name", help="Snapshot name (default: VM name and time)."
+    ),
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Snapshot every disk of a VM."""
+    with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            plan = snapshots.plan_create(env, records.get_vm(env.store, vm))
+        else:
+            snap, plan = snapshots.create(env, vm_name=vm, name=name)
+            plan = plans.Plan(
+                operation=plan.operation, vm=plan.vm, disks=plan.disks, detail=f"as {snap.name}"
+            )
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+
+
+@snap_app.command("list")
+def snap_list(
+    vm: str | None = typer.Argument(None),
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """List snapshots (of one VM, or all)."""
+    with vmenv.environment(cfg, db, quiet=True) as env:
+        found = records.list_snapshots(env.store, vm)
+    if fmt is not Output.TABLE:
+        vmenv.emit([_snap_dict(s) for s in found], fmt=fmt)
+        return
+    table = Table(title=f"{len(found)} snapshots", title_justify="left")
+    for column in ("name", "vm", "created", "disks"):
+        table.add_column(column)
+    for s in found:
+        disks = ", ".join(f"{d.disk} ({d.strategy})" for d in s.disks)
+        table.add_row(s.name, s.vm, _when(s.created), disks)
+    vmenv.console.print(table)
+
+
+@snap_app.command("show")
+def snap_show(
+    name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+) -> None:
+    """Show one snapshot and the CSI objects behind it."""
+    with vmenv.environment(cfg, db, quiet=True) as env:
+        snap = records.get_snapshot(env.store, name)
+    vmenv.emit(_snap_dict(snap), fmt=Output.YAML if fmt is Output.TABLE else fmt)
+
+
+@snap_app.command("restore")
+def snap_restore(
+    name: str,
+    as_vm: str | None = typer.Option(
+        None, "--as", help="Restore into a new VM of this name instead of in place."
+    ),
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Restore a snapshot, in place (the old volumes are retired after success) or as a new VM."""
+    with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            snap = records.get_snapshot(env.store, name)
+            plan = plans.Plan(
+                operation="restore",
+                vm=as_vm or snap.vm,
+                disks=tuple(disks.restore_plan(env, sd) for sd in snap.disks),
+                detail=f"from {name}",
+            )
+        else:
+            plan = vms.restore(env, snapshot=name, as_vm=as_vm)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+
+
+@snap_app.command("delete")
+def snap_delete(name: str, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
+    """Delete a snapshot and the CSI snapshots or volumes behind it."""
+    with vmenv.environment(cfg, db) as env:
+        snap = snapshots.delete(env, name=name)
+    vmenv.console.print(f"deleted snapshot {name} ({len(snap.disks)} disks)")
+
+
+def _snap_dict(s: records.Snapshot) -> dict[str, object]:
+    return {
+        "name": s.name,
+        "vm": s.vm,
+        "created": _when(s.created),
+        "disks": [
+            {
+                "disk": d.disk,
+                "driver": d.driver,
+                "strategy": d.strategy,
+                "object_id": d.object_id,
+                "size": d.size,
+                "group_id": d.group_id,
+            }
+            for d in s.disks
+        ],
+    }
+
+
+def _when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")

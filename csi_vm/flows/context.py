@@ -1,0 +1,101 @@
+"""What every flow needs: config, store, CSI clients, the node it runs on, the plans."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import threading
+from collections.abc import Callable
+
+from capabilities import model, probe
+from csi_vm import config, errors
+from csi_vm.csi import client as csi_client
+from csi_vm.store import db, records
+
+#: progress(what, done_bytes, total_bytes)
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclasses.dataclass(kw_only=True)
+class Env:
+    cfg: config.Config
+    store: db.Store
+    state_dir: pathlib.Path
+    progress: Progress = _no_progress
+    _clients: dict[tuple[str, str], csi_client.Client] = dataclasses.field(default_factory=dict)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @property
+    def node(self) -> str:
+        return self.cfg.node
+
+    def driver(self, name: str) -> config.DriverConfig:
+        drv = self.cfg.drivers.get(name)
+        if drv is None:
+            known = ", ".join(sorted(self.cfg.drivers)) or "none"
+            raise errors.InvalidInput(
+                f"no driver named {name!r} in the config", hint=f"configured: {known}"
+            )
+        return drv
+
+    def controller(self, driver: str) -> csi_client.Client:
+        drv = self.driver(driver)
+        return self._client(drv.endpoint, drv.timeout)
+
+    def node_service(self, driver: str) -> csi_client.Client:
+        """The driver's node service on this machine (for host copies)."""
+        drv = self.driver(driver)
+        endpoint = drv.nodes.get(self.node, drv.endpoint)
+        return self._client(endpoint, drv.timeout)
+
+    def _client(self, endpoint: str, timeout: float) -> csi_client.Client:
+        key = (endpoint, str(timeout))
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = csi_client.Client(endpoint, timeout=timeout)
+                self._clients[key] = client
+            return client
+
+    def report(self, driver: str, *, refresh: bool = False) -> model.DriverReport:
+        """The driver's verified capability report, probed once and kept in the store."""
+        cached = None if refresh else records.cached_caps(self.store, driver)
+        if cached is not None:
+            return model.DriverReport.model_validate_json(cached)
+        drv = self.driver(driver)
+        target = probe.Target(
+            label=driver,
+            endpoint=drv.endpoint,
+            nodes={self.node: drv.nodes.get(self.node, drv.endpoint)},
+            asserted=frozenset(model.Feature(f) for f in drv.asserted),
+            timeout=drv.timeout,
+            modify_parameters=dict(drv.modify_parameters),
+        )
+        options = probe.Options(
+            journal_dir=self.state_dir / "probe-journals", work_dir=self.state_dir / "probe-work"
+        )
+        report = probe.run(target, options)
+        if report.error:
+            raise errors.Unreachable(f"cannot probe driver {driver!r}: {report.error}")
+        records.save_caps(self.store, driver, report.model_dump_json(by_alias=True))
+        return report
+
+    def plan(self, driver: str) -> dict[str, model.Choice]:
+        return self.report(driver).plan
+
+    def works(self, driver: str, feature: model.Feature) -> bool:
+        result = self.report(driver).features.get(feature)
+        return bool(result and result.verified)
+
+    def attach_dir(self, flow_id: str, seq: int) -> pathlib.Path:
+        return self.state_dir / "attach" / flow_id / str(seq)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self.store.close()

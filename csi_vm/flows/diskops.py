@@ -1,0 +1,103 @@
+"""Operations on one disk of a stopped VM: expand, import an image, export it."""
+
+from __future__ import annotations
+
+import pathlib
+
+from csi_vm import errors, spec
+from csi_vm.flows import context, diskio, engine, plans, steps
+from csi_vm.store import records
+
+
+def _vol(d: records.Disk) -> steps.Vol:
+    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+
+
+def plan_expand(
+    env: context.Env, *, vm: str, disk: str, size: int
+) -> tuple[records.Disk, plans.Plan]:
+    d = records.get_vm(env.store, vm).disk(disk)
+    if size < d.size:
+        raise errors.Rejected(
+            f"disk {vm}/{disk} is {d.size} bytes; {size} would shrink it", hint="disks only grow"
+        )
+    if size == d.size:
+        raise errors.Rejected(f"disk {vm}/{disk} is already {size} bytes")
+    p = plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_expand")
+    return d, plans.Plan(operation="expand", vm=vm, disks=(p,), detail=f"{d.size} -> {size} bytes")
+
+
+def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
+    d, plan = plan_expand(env, vm=vm, disk=disk, size=size)
+    with engine.Flow(env, kind="expand", vm=vm, args={"disk": disk, "size": size}) as flow:
+        if plan.strategy(disk) == "csi-expand":
+            flow.run(
+                "expand_volume",
+                {"driver": d.driver, "volume_id": d.volume_id, "size": size, "mode": d.mode.value},
+            )
+            if d.mode is spec.Mode.FILESYSTEM:
+                att = steps.attach(flow, _vol(d))
+                steps.make_image(flow, att, size=size)
+                steps.detach(flow, att)
+            flow.commit(
+                lambda cur: records.replace_disk_volume(
+                    cur, vm=vm, disk=disk, volume_id=d.volume_id, size=size
+                )
+            )
+        else:
+            new = steps.host_copy(
+                flow, what=f"grow-{disk}", src=_vol(d), driver=d.driver, size=size, mode=d.mode
+            )
+            flow.commit(
+                lambda cur: records.replace_disk_volume(
+                    cur, vm=vm, disk=disk, volume_id=new.volume_id, size=size
+                ),
+                after=[steps.retire(_vol(d))],
+            )
+    return plan
+
+
+def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -> plans.Plan:
+    """Replace a disk's content with an image, through a new volume: a failed
+    import leaves the old content untouched."""
+    d = records.get_vm(env.store, vm).disk(disk)
+    info = diskio.inspect(image)
+    if info.virtual_size > d.size:
+        raise errors.Rejected(
+            f"image {image} holds {info.virtual_size} bytes, more than disk {vm}/{disk} ({d.size})",
+            hint=f"expand the disk first: csi-vm disk expand {vm} {disk} {info.virtual_size}",
+        )
+    p = plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_import")
+    plan = plans.Plan(operation="import", vm=vm, disks=(p,), detail=f"{info.format} image {image}")
+    with engine.Flow(env, kind="import", vm=vm, args={"disk": disk, "image": str(image)}) as flow:
+        new = steps.new_volume(
+            flow, what=f"import-{disk}", driver=d.driver, size=d.size, mode=d.mode
+        )
+        att = steps.attach(flow, new)
+        steps.make_image(flow, att, size=d.size)
+        flow.run("import", {"image": str(image), "dst": att.path, "size": d.size})
+        steps.detach(flow, att)
+        flow.commit(
+            lambda cur: records.replace_disk_volume(
+                cur, vm=vm, disk=disk, volume_id=new.volume_id, size=d.size
+            ),
+            after=[steps.retire(_vol(d))],
+        )
+    return plan
+
+
+def export(
+    env: context.Env, *, vm: str, disk: str, file: pathlib.Path, fmt: str, force: bool = False
+) -> None:
+    d = records.get_vm(env.store, vm).disk(disk)
+    if file.exists() and not force:
+        raise errors.AlreadyExists(f"{file} exists", hint="choose another file or pass --force")
+    if not file.parent.is_dir():
+        raise errors.InvalidInput(f"directory {file.parent} does not exist")
+    with engine.Flow(env, kind="export", vm=vm, args={"disk": disk, "file": str(file)}) as flow:
+        att = steps.attach(flow, _vol(d))
+        flow.run(
+            "export", {"src": att.path, "file": str(file.resolve()), "format": fmt, "size": d.size}
+        )
+        steps.detach(flow, att)
+        flow.commit(lambda cur: None)

@@ -1,0 +1,84 @@
+"""Making one disk from another: restore from a snapshot, clone from a disk."""
+
+from __future__ import annotations
+
+from csi_vm import errors
+from csi_vm.flows import context, engine, plans, steps
+from csi_vm.store import records
+
+After = list[tuple[str, dict[str, object]]]
+
+
+def restore_plan(env: context.Env, sd: records.SnapshotDisk) -> plans.DiskPlan:
+    if sd.strategy == "host-copy":
+        return plans.DiskPlan(
+            disk=sd.disk,
+            driver=sd.driver,
+            strategy="host-copy",
+            reason="the snapshot is a host copy: copy its volume into a new one",
+        )
+    return plans.disk_plan(env, disk=sd.disk, driver=sd.driver, operation="vm_restore")
+
+
+def restore(flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what: str) -> steps.Vol:
+    if strategy == "csi-restore":
+        return steps.new_volume(
+            flow,
+            what=what,
+            driver=sd.driver,
+            size=sd.size,
+            mode=sd.mode,
+            source_snapshot_id=sd.object_id,
+        )
+    if strategy == "host-copy" and sd.strategy == "host-copy":
+        src = steps.Vol(driver=sd.driver, volume_id=sd.object_id, mode=sd.mode, size=sd.size)
+        return steps.host_copy(
+            flow, what=what, src=src, driver=sd.driver, size=sd.size, mode=sd.mode
+        )
+    raise errors.Unsupported(
+        f"snapshot disk {sd.disk!r} is a CSI snapshot, "
+        f"but driver {sd.driver!r} cannot create volumes from snapshots",
+        hint="a CSI snapshot's data can only be read by restoring it",
+    )
+
+
+def clone_plan(env: context.Env, disk: records.Disk) -> plans.DiskPlan:
+    return plans.disk_plan(env, disk=disk.name, driver=disk.driver, operation="vm_clone")
+
+
+def clone(
+    flow: engine.Flow, disk: records.Disk, *, strategy: str, what: str, after: After
+) -> steps.Vol:
+    """A new volume with the disk's content; the source is only read.
+
+    A temporary snapshot (snapshot-restore) is removed after the commit.
+    """
+    if strategy == "csi-clone":
+        return steps.new_volume(
+            flow,
+            what=what,
+            driver=disk.driver,
+            size=disk.size,
+            mode=disk.mode,
+            source_volume_id=disk.volume_id,
+        )
+    if strategy == "snapshot-restore":
+        data = {
+            "driver": disk.driver,
+            "name": flow.name(f"tmp-{what}"),
+            "source_volume_id": disk.volume_id,
+        }
+        snap_id = flow.run("create_snapshot", data)["snapshot_id"]
+        after.append(("delete_snapshot", {"driver": disk.driver, "snapshot_id": snap_id}))
+        return steps.new_volume(
+            flow,
+            what=what,
+            driver=disk.driver,
+            size=disk.size,
+            mode=disk.mode,
+            source_snapshot_id=snap_id,
+        )
+    src = steps.Vol(driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size)
+    return steps.host_copy(
+        flow, what=what, src=src, driver=disk.driver, size=disk.size, mode=disk.mode
+    )

@@ -1,0 +1,188 @@
+"""Creating, cloning, restoring and deleting VMs (their disks; running them is the launcher's)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from csi_vm import errors, spec
+from csi_vm.flows import context, disks, engine, plans, steps
+from csi_vm.store import records
+
+
+def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
+    result = []
+    for d in vm_spec.disks:
+        env.driver(d.driver)
+        kind = d.source.kind
+        if kind == "blank":
+            result.append(
+                plans.DiskPlan(
+                    disk=d.name, driver=d.driver, strategy="blank", reason="new empty volume"
+                )
+            )
+        elif kind == "image":
+            p = plans.disk_plan(env, disk=d.name, driver=d.driver, operation="disk_import")
+            result.append(
+                plans.DiskPlan(
+                    disk=d.name,
+                    driver=d.driver,
+                    strategy="import",
+                    reason=f"import {d.source.image} ({p.reason})",
+                )
+            )
+        elif kind == "snapshot":
+            sd = records.get_snapshot(env.store, str(d.source.snapshot)).disk(
+                d.source.disk or d.name
+            )
+            result.append(disks.restore_plan(env, sd))
+        else:
+            src = records.get_vm(env.store, str(d.source.vm)).disk(str(d.source.disk))
+            result.append(disks.clone_plan(env, src))
+    return plans.Plan(operation="create", vm=vm_spec.name, disks=tuple(result))
+
+
+def create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
+    _check_new(env, vm_spec.name)
+    _check_modes(env, vm_spec)
+    plan = plan_create(env, vm_spec)
+    after: disks.After = []
+    with engine.Flow(
+        env, kind="create", vm=vm_spec.name, args={"spec": vm_spec.model_dump(mode="json")}
+    ) as flow:
+        made = [_make_disk(env, flow, d, plan.strategy(d.name), after) for d in vm_spec.disks]
+        rows = [_disk_row(vm_spec.name, d, v) for d, v in zip(vm_spec.disks, made, strict=True)]
+        flow.commit(lambda cur: records.insert_vm(cur, vm_spec=vm_spec, disks=rows), after=after)
+    return plan
+
+
+def _make_disk(
+    env: context.Env, flow: engine.Flow, d: spec.DiskSpec, strategy: str, after: disks.After
+) -> steps.Vol:
+    what = f"disk-{d.name}"
+    kind = d.source.kind
+    if kind == "blank":
+        return steps.blank(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+    if kind == "image":
+        vol = steps.new_volume(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+        att = steps.attach(flow, vol)
+        steps.make_image(flow, att, size=d.size)
+        flow.run("import", {"image": str(d.source.image), "dst": att.path, "size": d.size})
+        steps.detach(flow, att)
+        return vol
+    if kind == "snapshot":
+        sd = records.get_snapshot(env.store, str(d.source.snapshot)).disk(d.source.disk or d.name)
+        return disks.restore(flow, sd, strategy=strategy, what=what)
+    src = records.get_vm(env.store, str(d.source.vm)).disk(str(d.source.disk))
+    return disks.clone(flow, src, strategy=strategy, what=what, after=after)
+
+
+def _disk_row(vm: str, d: spec.DiskSpec, vol: steps.Vol) -> records.Disk:
+    return records.Disk(
+        vm=vm, name=d.name, driver=d.driver, mode=d.mode, size=vol.size, volume_id=vol.volume_id
+    )
+
+
+def _check_new(env: context.Env, name: str) -> None:
+    if records.find_vm(env.store, name) is not None:
+        raise errors.AlreadyExists(
+            f"a VM named {name!r} exists", hint="choose another name or delete it first"
+        )
+
+
+def _check_modes(env: context.Env, vm_spec: spec.VMSpec) -> None:
+    for d in vm_spec.disks:
+        if d.mode is spec.Mode.BLOCK and env.plan(d.driver)["disk_import"].strategy != "block":
+            raise errors.Unsupported(
+                f"disk {d.name!r}: driver {d.driver!r} has no block volumes",
+                hint="use mode: filesystem (the disk becomes an image file on a filesystem volume)",
+            )
+
+
+def plan_clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+    vm = records.get_vm(env.store, source)
+    _check_new(env, target)
+    return plans.Plan(
+        operation="clone",
+        vm=source,
+        disks=tuple(disks.clone_plan(env, d) for d in vm.disks),
+        detail=f"into {target}",
+    )
+
+
+def clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+    plan = plan_clone(env, source=source, target=target)
+    vm = records.get_vm(env.store, source)
+    new_spec = spec.VMSpec.model_validate({**vm.spec.model_dump(), "name": target})
+    after: disks.After = []
+    with engine.Flow(env, kind="clone", vm=source, args={"target": target}) as flow:
+        made = [
+            disks.clone(
+                flow, d, strategy=plan.strategy(d.name), what=f"{target}-{d.name}", after=after
+            )
+            for d in vm.disks
+        ]
+        rows = [_row(target, d, v) for d, v in zip(vm.disks, made, strict=True)]
+        flow.commit(lambda cur: records.insert_vm(cur, vm_spec=new_spec, disks=rows), after=after)
+    return plan
+
+
+def _row(vm: str, d: records.Disk | records.SnapshotDisk, vol: steps.Vol) -> records.Disk:
+    name = d.name if isinstance(d, records.Disk) else d.disk
+    return records.Disk(
+        vm=vm, name=name, driver=vol.driver, mode=vol.mode, size=vol.size, volume_id=vol.volume_id
+    )
+
+
+def restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan:
+    snap = records.get_snapshot(env.store, snapshot)
+    target = as_vm or snap.vm
+    in_place = as_vm is None
+    current = records.find_vm(env.store, target)
+    if in_place and current is None:
+        raise errors.NotFound(
+            f"VM {target!r} of snapshot {snapshot!r} no longer exists",
+            hint="restore it with --as NAME",
+        )
+    if not in_place:
+        spec.VMSpec.model_validate({**snap.vm_spec.model_dump(), "name": target})
+        _check_new(env, target)
+    plan = plans.Plan(
+        operation="restore",
+        vm=target,
+        disks=tuple(disks.restore_plan(env, sd) for sd in snap.disks),
+        detail=f"from {snapshot}",
+    )
+    with engine.Flow(env, kind="restore", vm=target, args={"snapshot": snapshot}) as flow:
+        made = [
+            disks.restore(flow, sd, strategy=plan.strategy(sd.disk), what=f"restore-{sd.disk}")
+            for sd in snap.disks
+        ]
+        rows = [_row(target, sd, v) for sd, v in zip(snap.disks, made, strict=True)]
+        if in_place:
+            assert current is not None
+            old = [steps.retire(_vol(d)) for d in current.disks]
+            flow.commit(lambda cur: _swap(cur, current, rows), after=old)
+        else:
+            new_spec = snap.vm_spec.model_copy(update={"name": target})
+            flow.commit(lambda cur: records.insert_vm(cur, vm_spec=new_spec, disks=rows))
+    return plan
+
+
+def _swap(cur: sqlite3.Cursor, vm: records.VM, rows: list[records.Disk]) -> None:
+    """Point the VM's disks at the restored volumes, in one transaction."""
+    records.delete_vm(cur, vm.name)
+    records.insert_vm(cur, vm_spec=vm.spec, disks=rows)
+
+
+def _vol(d: records.Disk) -> steps.Vol:
+    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+
+
+def delete(env: context.Env, *, name: str) -> records.VM:
+    vm = records.get_vm(env.store, name)
+    with engine.Flow(env, kind="delete", vm=name, args={}) as flow:
+        flow.commit(
+            lambda cur: records.delete_vm(cur, name),
+            after=[steps.retire(_vol(d)) for d in vm.disks],
+        )
+    return vm
