@@ -1,0 +1,126 @@
+"""Where a copy writes, so that a failed copy leaves no partial target behind.
+
+A file target is written as a temporary file beside it and renamed into place
+only after it is flushed: until then an existing target keeps its old content,
+and on failure the temporary file is removed. A block device is written in
+place (there is nothing to rename); it is opened exclusively, so a device that
+is mounted is refused instead of corrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import secrets
+import stat
+from collections.abc import Iterator
+
+from csi_vm import errors
+from csi_vm.copy import endpoints, failures, kernel
+
+#: a new image file is private: it holds a guest's whole disk
+NEW_FILE_MODE = 0o600
+
+
+class Staged:
+    """The open object a copy writes: ``path`` and ``fd``."""
+
+    def __init__(self, *, dst: endpoints.Endpoint, path: pathlib.Path, fd: int) -> None:
+        self.dst = dst
+        self.path = path
+        self.fd = fd
+        self.committed = False
+        self._flushed = False
+
+    @property
+    def is_file(self) -> bool:
+        return self.dst.kind is endpoints.Kind.FILE
+
+    def flush(self) -> None:
+        """Make what was written durable; then drop it from the cache, so that a
+        verification reads back what the medium holds."""
+        try:
+            kernel.flush(self.fd)
+            kernel.drop_cache(self.fd)
+        except OSError as err:
+            raise failures.translate(err, path=self.dst.path, doing="flushing") from err
+        self._flushed = True
+
+    def commit(self) -> None:
+        """Make the copy durable, then visible under the target's name."""
+        if not self._flushed:
+            self.flush()
+        try:
+            if self.is_file:
+                os.rename(self.path, self.dst.path)
+                _flush_directory(self.dst.path.parent)
+        except OSError as err:
+            raise failures.translate(err, path=self.dst.path, doing="renaming onto") from err
+        self.committed = True
+
+
+@contextlib.contextmanager
+def open_target(dst: endpoints.Endpoint, *, size: int) -> Iterator[Staged]:
+    """Open the target for a copy of ``size`` bytes; discard it unless committed."""
+    if dst.kind is endpoints.Kind.BLOCK:
+        staged = _open_device(dst, size=size)
+    else:
+        staged = _create_file(dst, size=size)
+    try:
+        yield staged
+    finally:
+        os.close(staged.fd)
+        if staged.is_file and not staged.committed:
+            with contextlib.suppress(FileNotFoundError):
+                staged.path.unlink()
+
+
+def _open_device(dst: endpoints.Endpoint, *, size: int) -> Staged:
+    if dst.size < size:
+        raise errors.OutOfRange(
+            f"target device {dst.path} holds {dst.size} bytes, the image needs {size}",
+            hint="use a device at least as large as the image",
+        )
+    try:
+        # O_EXCL on a block device: fail with EBUSY if it is mounted or claimed.
+        fd = os.open(dst.path, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as err:
+        raise failures.translate(err, path=dst.path, doing="opening target") from err
+    return Staged(dst=dst, path=dst.path, fd=fd)
+
+
+def _create_file(dst: endpoints.Endpoint, *, size: int) -> Staged:
+    temp = dst.path.with_name(f".{dst.path.name}.partial-{secrets.token_hex(4)}")
+    mode = _kept_mode(dst)
+    try:
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except OSError as err:
+        raise failures.translate(err, path=dst.path, doing="creating") from err
+    try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow a kept mode
+        os.ftruncate(fd, size)
+    except OSError as err:
+        os.close(fd)
+        temp.unlink()
+        raise failures.translate(err, path=dst.path, doing="sizing") from err
+    return Staged(dst=dst, path=temp, fd=fd)
+
+
+def _kept_mode(dst: endpoints.Endpoint) -> int:
+    """Replacing a file keeps its permissions; a new file gets NEW_FILE_MODE."""
+    if not dst.exists:
+        return NEW_FILE_MODE
+    try:
+        return stat.S_IMODE(dst.path.stat().st_mode)
+    except OSError:
+        return NEW_FILE_MODE
+
+
+def _flush_directory(directory: pathlib.Path) -> None:
+    """The rename itself is only durable once the directory is flushed."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
