@@ -20,7 +20,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+# Run as a script, Python puts bench/ first on the path, where copy.py would
+# shadow the standard library's copy module: put the repository there instead.
+sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
 
 from capabilities import matrix, model, probe
 from csi_vm.csi import client as csi_client

@@ -203,5 +203,5 @@ def _reason(
     if basis:
         parts.append("(" + ", ".join(basis) + ")")
     if skipped:
-        parts.append("fallback: " + "; ".join(skipped))
+        parts.append("(fallback, since " + "; ".join(skipped) + ")")
     return " ".join(parts)

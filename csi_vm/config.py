@@ -76,6 +76,14 @@ def check_name(name: str, *, what: str) -> str:
     return name
 
 
+def require_name(name: str, *, what: str) -> str:
+    """`check_name` for names given on the command line: a user error, not a bug."""
+    try:
+        return check_name(name, what=what)
+    except ValueError as err:
+        raise errors.InvalidInput(str(err)) from err
+
+
 def load(path: pathlib.Path) -> Config:
     """Read and validate a config file; every problem names the file and field."""
     data = _read_yaml(path)
@@ -90,7 +98,8 @@ def describe(err: pydantic.ValidationError) -> str:
     parts = []
     for problem in err.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        parts.append(f"{where}: {problem['msg']}")
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

@@ -119,13 +119,14 @@ class VMSpec(pydantic.BaseModel):
     def _name(cls, value: str) -> str:
         return config.check_name(value, what="VM name")
 
-    @pydantic.model_validator(mode="after")
-    def _unique_disks(self) -> VMSpec:
-        names = [d.name for d in self.disks]
+    @pydantic.field_validator("disks")
+    @classmethod
+    def _unique_disks(cls, disks: tuple[DiskSpec, ...]) -> tuple[DiskSpec, ...]:
+        names = [d.name for d in disks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"disk names must be unique (repeated: {', '.join(dupes)})")
-        return self
+        return disks
 
     def disk(self, name: str) -> DiskSpec:
         for disk in self.disks:

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from capabilities import matrix, probe
 from csi_vm import errors
-from csi_vm.cli import driverproc, output, signals
+from csi_vm.cli import driverproc, output, quickstart_vm, signals
 
 # The second driver lacks what many production drivers lack, so the plan
 # shows every fallback next to the native strategy.
@@ -31,7 +31,9 @@ def quickstart(
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory for inspection."),
 ) -> None:
     """Start two local CSI drivers (one full, one without snapshot, clone and expansion),
-    probe both, print their capability matrix with the plan, and stop everything.
+    probe both and print their capability matrix with the plan; then run a small VM
+    on the degraded driver: import a disk, snapshot, clone and restore it through
+    the host-copy fallbacks, verify the data, and remove everything it started.
 
     Needs root: the local driver uses loop devices and mounts. Exits non-zero if
     any step failed.
@@ -83,8 +85,14 @@ def _run(base: pathlib.Path, console: Console) -> bool:
             lambda cancel: matrix.run(targets, options, cancel=cancel)
         )
         output.emit(report, fmt=output.Format.TABLE, path=None)
-    console.print("[bold]3.[/] drivers stopped, probe volumes removed")
-    problems = [f"{row.driver.label}: {row.error}" for row in report.rows if row.error]
+        console.print("[bold]3.[/] probe volumes removed")
+        problems = [f"{row.driver.label}: {row.error}" for row in report.rows if row.error]
+        degraded = report.rows[1]
+        if not problems and not interrupted:
+            problems += quickstart_vm.run(
+                base, endpoint=drivers[1].endpoint, report=degraded, console=console
+            )
+    console.print("[bold]6.[/] drivers stopped")
     problems += [
         f"{row.driver.label}: {w}"
         for row in report.rows

@@ -94,7 +94,7 @@ def clone(
     db: pathlib.Path | None = DB,
 ) -> None:
     """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk."""
-    config.check_name(target, what="VM name")
+    config.require_name(target, what="VM name")
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             plan = vms.plan_clone(env, source=source, target=target)

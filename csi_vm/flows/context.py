@@ -28,6 +28,7 @@ class Env:
     progress: Progress = _no_progress
     _clients: dict[tuple[str, str], csi_client.Client] = dataclasses.field(default_factory=dict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _reports: dict[str, model.DriverReport] = dataclasses.field(default_factory=dict)
 
     @property
     def node(self) -> str:
@@ -63,9 +64,13 @@ class Env:
 
     def report(self, driver: str, *, refresh: bool = False) -> model.DriverReport:
         """The driver's verified capability report, probed once and kept in the store."""
+        if not refresh and driver in self._reports:
+            return self._reports[driver]
         cached = None if refresh else records.cached_caps(self.store, driver)
         if cached is not None:
-            return model.DriverReport.model_validate_json(cached)
+            report = model.DriverReport.model_validate_json(cached)
+            self._reports[driver] = report
+            return report
         drv = self.driver(driver)
         target = probe.Target(
             label=driver,
@@ -82,6 +87,7 @@ class Env:
         if report.error:
             raise errors.Unreachable(f"cannot probe driver {driver!r}: {report.error}")
         records.save_caps(self.store, driver, report.model_dump_json(by_alias=True))
+        self._reports[driver] = report
         return report
 
     def plan(self, driver: str) -> dict[str, model.Choice]:

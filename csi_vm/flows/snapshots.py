@@ -50,7 +50,7 @@ def create(
 ) -> tuple[records.Snapshot, plans.Plan]:
     vm = records.get_vm(env.store, vm_name)
     if name is not None:
-        config.check_name(name, what="snapshot name")
+        config.require_name(name, what="snapshot name")
     snap_name = name or f"{vm.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if records.find_snapshot(env.store, snap_name) is not None:
         raise errors.AlreadyExists(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from csi_vm import errors, spec
+from csi_vm import config, errors, spec
 from csi_vm.flows import context, disks, engine, plans, steps
 from csi_vm.store import records
 
@@ -99,6 +99,7 @@ def _check_modes(env: context.Env, vm_spec: spec.VMSpec) -> None:
 
 
 def plan_clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+    config.require_name(target, what="VM name")
     vm = records.get_vm(env.store, source)
     _check_new(env, target)
     return plans.Plan(
@@ -144,7 +145,7 @@ def restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan
             hint="restore it with --as NAME",
         )
     if not in_place:
-        spec.VMSpec.model_validate({**snap.vm_spec.model_dump(), "name": target})
+        config.require_name(target, what="VM name")
         _check_new(env, target)
     plan = plans.Plan(
         operation="restore",
