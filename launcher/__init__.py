@@ -1,1 +1,12 @@
-"""Node side: libvirt VMs on CSI volumes, device discovery."""
+"""Node side: libvirt VMs on CSI volumes, device discovery.
+
+node          start/status/stop a VM whose disks are CSI volumes
+vmrecord      what a start did, kept until a stop undoes it
+domain        domain XML from a frozen VM description
+libvirt_conn  the one door to libvirt (errors mapped into csi_vm.errors)
+devices       block devices through pyudev: resolve, wait until ready
+guest         the counter guest, built from Debian packages and cached
+counter       the guest's on-disk counter record: writer loop and reader
+initramfs     reproducible newc archives
+hostcmd       the one door to host programs
+"""

@@ -100,12 +100,18 @@ class DomainStatus:
         return self.state == DomainState.CRASHED or self.reason in ("crashed", "failed")
 
 
-def _reason_name(state: DomainState, reason: int) -> str:
-    prefix = f"VIR_DOMAIN_{state.name}_"
-    for name in dir(libvirt):
-        if name.startswith(prefix) and getattr(libvirt, name) == reason:
-            return name.removeprefix(prefix).lower()
-    return f"reason-{reason}"
+def _reason_names() -> dict[tuple[DomainState, int], str]:
+    """libvirt's per-state reason codes by name, e.g. (SHUTOFF, 3) -> "crashed"."""
+    names = {}
+    for state in DomainState:
+        prefix = f"VIR_DOMAIN_{state.name}_"
+        for name in dir(libvirt):
+            if name.startswith(prefix) and name != f"{prefix}LAST":
+                names[state, int(getattr(libvirt, name))] = name.removeprefix(prefix).lower()
+    return names
+
+
+_REASONS = _reason_names()
 
 
 class Connection:
@@ -210,7 +216,7 @@ class Connection:
         domain = self._domain(name)
         state, reason = self._call(f"state of {name}", domain.state)
         known = _STATES.get(int(state), DomainState.NOSTATE)
-        return DomainStatus(known, _reason_name(known, int(reason)))
+        return DomainStatus(known, _REASONS.get((known, int(reason)), f"reason-{reason}"))
 
     def xml_desc(self, name: str, *, migratable: bool = False) -> str:
         """The domain's XML; `migratable` gives the form a migration destination takes."""
