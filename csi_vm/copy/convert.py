@@ -44,8 +44,10 @@ def convert(
         )
         out.flush()
         copied = _allocated_bytes(out) if out.is_file else size
+        checked = time.monotonic()
         if options.verify:
             _verify(src, out, formats=formats, options=options, tool=tool)
+        verify_seconds = time.monotonic() - checked
         out.commit()
     return model.Result(
         source=src.path,
@@ -58,6 +60,7 @@ def convert(
         copied=copied,
         seconds=time.monotonic() - started,
         verified=options.verify,
+        verify_seconds=verify_seconds,
     )
 
 

@@ -73,13 +73,17 @@ class Result:
     allocated: int
     #: bytes written or cloned to the target
     copied: int
+    #: wall time of the whole call, verification included
     seconds: float
     verified: bool
+    #: the part of ``seconds`` spent verifying
+    verify_seconds: float = 0.0
 
     @property
     def throughput(self) -> float:
-        """Allocated bytes per second: what the user waited for."""
-        return self.allocated / self.seconds if self.seconds > 0 else 0.0
+        """Allocated bytes per second of the copy itself (verification excluded)."""
+        copying = self.seconds - self.verify_seconds
+        return self.allocated / copying if copying > 0 else 0.0
 
 
 def cancelled(options: Options) -> bool:

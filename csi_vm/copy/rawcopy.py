@@ -48,10 +48,12 @@ def copy(
                 doing = f"copying {src.path} to"
                 raise failures.translate(err, path=dst.path, doing=doing) from err
             out.flush()
+            checked = time.monotonic()
             if options.verify:
                 if options.before_verify is not None:
                     options.before_verify(out.path)
                 digest.check(src.path, out.path, size=size, options=options)
+            verify_seconds = time.monotonic() - checked
             out.commit()
     return model.Result(
         source=src.path,
@@ -64,6 +66,7 @@ def copy(
         copied=copied,
         seconds=time.monotonic() - started,
         verified=options.verify,
+        verify_seconds=verify_seconds,
     )
 
 

@@ -1,0 +1,194 @@
+"""`csi-vm image ...`: the copy engine on its own, for image files and block devices."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import pathlib
+import threading
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from csi_vm.cli import signals
+from csi_vm.copy import engine, model
+
+app = typer.Typer(
+    help="Copy and convert disk images (raw, qcow2) between files and block devices.",
+    no_args_is_help=True,
+)
+
+
+class Report(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+@app.command("copy")
+def copy_cmd(
+    source: pathlib.Path = typer.Argument(
+        ..., help="Image to read: a raw or qcow2 file, or a block device."
+    ),
+    target: pathlib.Path = typer.Argument(
+        ..., help="Where to write: a new file, or (with --force) a file or block device."
+    ),
+    output: model.Format = typer.Option(
+        model.Format.RAW, "--format", help="Format of the target: raw or qcow2."
+    ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Compare checksums of source and target after the copy."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing target file, or write over a block device."
+    ),
+    target_zeroed: bool = typer.Option(
+        False,
+        "--target-zeroed",
+        help="The target device reads as zeros (a fresh volume): skip zeroing its free ranges.",
+    ),
+    workers: int = typer.Option(4, "--workers", min=1, max=64, help="Parallel I/O threads."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what the copy would do, and write nothing."
+    ),
+    fmt: Report = typer.Option(Report.TABLE, "--output-format", "-o", help="table, json or yaml."),
+) -> None:
+    """Copy only the data of an image, keeping the target sparse.
+
+    Raw to raw uses reflink where source and target share a filesystem that
+    supports it, else in-kernel copy (copy_file_range), else read/write; qcow2
+    in or out goes through qemu-img. The target is flushed before the command
+    reports success; a target file appears only when complete.
+    """
+    options = model.Options(
+        output=output,
+        overwrite=force,
+        target_zeroed=target_zeroed,
+        verify=verify,
+        workers=workers,
+    )
+    if dry_run:
+        _emit(_plan_dict(engine.describe(source, target, options=options)), fmt=fmt)
+        return
+    result = _run_with_progress(source, target, options=options)
+    if fmt is Report.TABLE:
+        typer.echo(summary(result))
+    else:
+        _emit(_result_dict(result), fmt=fmt)
+
+
+def summary(result: model.Result) -> str:
+    """One line: what moved, how, how fast."""
+    speed = f"{_size(int(result.throughput))}/s"  # of the copy, without verification
+    checked = ", verified" if result.verified else ""
+    return (
+        f"copied {_size(result.copied)} ({_size(result.allocated)} allocated of "
+        f"{_size(result.size)}) from {result.source} to {result.target} as "
+        f"{result.target_format} by {result.method} in {result.seconds:.2f} s, {speed}{checked}"
+    )
+
+
+def _run_with_progress(
+    source: pathlib.Path, target: pathlib.Path, *, options: model.Options
+) -> model.Result:
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:8}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        tasks: dict[model.Phase, TaskID] = {}
+
+        def progress(phase: model.Phase, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase.value, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        def work(cancel: threading.Event) -> model.Result:
+            run = dataclasses.replace(options, progress=progress, cancel=cancel)
+            return engine.copy(source, target, options=run)
+
+        try:
+            result, _ = signals.run_cancellable(work)
+        except model.Interrupted as err:
+            console.print(f"interrupted: {err}; a target file being created was removed")
+            raise typer.Exit(signals.INTERRUPTED) from err
+    return result
+
+
+def _plan_dict(plan: engine.Plan) -> dict[str, Any]:
+    return {
+        "source": {
+            "path": str(plan.source.path),
+            "kind": plan.source.kind.value,
+            "format": plan.source_format.value,
+        },
+        "target": {
+            "path": str(plan.target.path),
+            "kind": plan.target.kind.value,
+            "format": plan.target_format.value,
+            "exists": plan.target.exists,
+        },
+        "size": plan.size,
+        "methods": [m.value for m in plan.methods],
+        "zeroing": plan.zeroing,
+    }
+
+
+def _result_dict(result: model.Result) -> dict[str, Any]:
+    return {
+        "source": str(result.source),
+        "target": str(result.target),
+        "source_format": result.source_format.value,
+        "target_format": result.target_format.value,
+        "method": result.method.value,
+        "size": result.size,
+        "allocated": result.allocated,
+        "copied": result.copied,
+        "seconds": round(result.seconds, 3),
+        "verify_seconds": round(result.verify_seconds, 3),
+        "bytes_per_second": int(result.throughput),
+        "verified": result.verified,
+    }
+
+
+def _emit(data: dict[str, Any], *, fmt: Report) -> None:
+    if fmt is Report.JSON:
+        typer.echo(json.dumps(data, indent=2))
+    elif fmt is Report.YAML:
+        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+    else:
+        src, dst = data["source"], data["target"]
+        typer.echo(
+            f"source:  {src['path']} ({src['kind']}, {src['format']}, {_size(data['size'])})"
+        )
+        state = "exists, overwritten" if dst["exists"] else "new"
+        typer.echo(f"target:  {dst['path']} ({dst['kind']}, {dst['format']}, {state})")
+        typer.echo(f"method:  {' then '.join(data['methods'])} (first that works)")
+        typer.echo(f"zeroing: {data['zeroing']}")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
