@@ -128,13 +128,18 @@ class Host:
         """Loop devices whose backing file is `image` (from sysfs)."""
         wanted = os.path.realpath(image)
         found = []
-        for backing in self._sys_block.glob("loop*/loop/backing_file"):
+        # scandir plus a direct open per device: a pathlib glob stats every
+        # sysfs entry and dominated the snapshot path on hosts with many loops.
+        for entry in os.scandir(self._sys_block):
+            if not entry.name.startswith("loop"):
+                continue
             try:
-                name = backing.read_text().rstrip("\n")
-            except OSError:  # detached between glob and read
+                with open(f"{entry.path}/loop/backing_file") as backing:
+                    name = backing.read().rstrip("\n")
+            except OSError:  # not attached, or detached meanwhile
                 continue
             if name == wanted:
-                found.append(f"/dev/{backing.parent.parent.name}")
+                found.append(f"/dev/{entry.name}")
         return sorted(found)
 
     def loop_is_read_only(self, device: str) -> bool:
