@@ -2,8 +2,9 @@
 
 Layout: <state>/volumes/<volume id>.img and <state>/snapshots/<snapshot id>.img.
 
-A new image is written under a temporary name, fsynced, renamed into place,
-and only then does the caller commit its database row. Until that commit the
+A new image is written under a temporary name, renamed into place and
+fsynced (file and directory), and only then does the caller commit its
+database row. Until that commit the
 creator holds an flock on the file. Startup removes temporary files and images
 without rows, skipping any file still locked, so a sibling driver process
 (--shared) never loses an image it is about to commit.
@@ -39,9 +40,16 @@ class NewImage:
         self._renamed = False
 
     def commit_file(self) -> None:
-        os.fsync(self.fd)
+        """Put the file under its final name, durably, before its row is committed.
+
+        Renaming before the fsync lets one journal commit cover the file and its
+        directory entry (the directory fsync then finds little to do). Safe: until
+        the caller commits the row, an image under its final name is a leftover
+        the startup sweep removes, exactly like a temp file.
+        """
         os.rename(self.temp, self.final)
         self._renamed = True
+        os.fsync(self.fd)
         _fsync_dir(self.final.parent)
 
     def discard(self) -> None:
