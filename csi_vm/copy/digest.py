@@ -16,9 +16,15 @@ import pathlib
 from csi_vm import errors
 from csi_vm.copy import failures, kernel, model, plan, pool
 
-#: 4 MiB chunks: large enough that hashing, not Python, sets the pace
-CHUNK = 4 * 1024 * 1024
-_DIGEST_SIZE = 32
+#: 1 MiB chunks: large enough that hashing, not Python, sets the pace, and
+#: fine enough that scattered small extents do not drag whole holes into the
+#: reads (4 MiB chunks read 2.8 GiB per side of a 4 GiB image with 1 GiB of
+#: data in 1 MiB extents)
+CHUNK = 1024 * 1024
+#: SHA-256: x86-64 and arm64 CPUs compute it in hardware, about three times
+#: faster than blake2b here (0.9 against 0.3 GiB/s on one core), and the
+#: check must hold up to accidents, not to attackers choosing both sides.
+_HASH = hashlib.sha256
 
 
 def check(source: pathlib.Path, target: pathlib.Path, *, size: int, options: model.Options) -> None:
@@ -30,7 +36,7 @@ def check(source: pathlib.Path, target: pathlib.Path, *, size: int, options: mod
     if want != got:
         raise errors.DataSafetyError(
             f"verification failed: {target} differs from {source} "
-            f"(blake2b {got.hex()[:16]}… instead of {want.hex()[:16]}…)",
+            f"(sha256 {got.hex()[:16]}… instead of {want.hex()[:16]}…)",
             hint="the target is not a faithful copy; do not use it, and check the storage",
         )
 
@@ -76,16 +82,16 @@ class _Side:
             pool.run(self.pieces, work, options=options, meter=meter)
         except OSError as err:
             raise failures.translate(err, path=self.path, doing="verifying") from err
-        return hashlib.blake2b(b"".join(digests), digest_size=_DIGEST_SIZE).digest()
+        return _HASH(b"".join(digests)).digest()
 
 
 def _zero_digests(size: int) -> list[bytes]:
     """Digests of every chunk as if all were holes; data chunks are replaced."""
     full, tail = divmod(size, CHUNK)
-    zero = hashlib.blake2b(bytes(CHUNK), digest_size=_DIGEST_SIZE).digest()
+    zero = _HASH(bytes(CHUNK)).digest()
     digests = [zero] * full
     if tail:
-        digests.append(hashlib.blake2b(bytes(tail), digest_size=_DIGEST_SIZE).digest())
+        digests.append(_HASH(bytes(tail)).digest())
     return digests
 
 
@@ -93,4 +99,4 @@ def _hash_range(fd: int, *, offset: int, length: int) -> bytes:
     buf = bytearray(length)
     kernel.read_into(fd, buf, offset=offset, length=length)
     # hashlib drops the GIL for large buffers, so chunks hash in parallel.
-    return hashlib.blake2b(buf, digest_size=_DIGEST_SIZE).digest()
+    return _HASH(buf).digest()
