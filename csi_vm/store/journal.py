@@ -40,8 +40,41 @@ class FlowRow:
     error: str
 
 
-def begin(store: db.Store, *, flow_id: str, kind: str, vm: str, args: dict[str, Any]) -> None:
-    """Record a new flow and take its VM's lock, or raise `errors.Busy`."""
+class _Stale(errors.Busy):
+    """The VM's lock belongs to a flow whose process died."""
+
+
+#: how long a flow waits for another flow on the same VM before giving up
+LOCK_WAIT = 600.0
+
+
+def begin(
+    store: db.Store,
+    *,
+    flow_id: str,
+    kind: str,
+    vm: str,
+    args: dict[str, Any],
+    wait: float = LOCK_WAIT,
+) -> None:
+    """Record a new flow and take its VM's lock, waiting for a running flow on
+    that VM to end; `errors.Busy` after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            _begin_once(store, flow_id=flow_id, kind=kind, vm=vm, args=args)
+            return
+        except _Stale:
+            raise  # its process is gone: waiting will not help
+        except errors.Busy:
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _begin_once(store: db.Store, *, flow_id: str, kind: str, vm: str, args: dict[str, Any]) -> None:
     now = time.time()
     with store.transaction() as cur:
         _take_lock(cur, vm=vm, flow_id=flow_id)
@@ -58,10 +91,15 @@ def _take_lock(cur: sqlite3.Cursor, *, vm: str, flow_id: str) -> None:
         " LEFT JOIN flows f ON f.id = l.flow WHERE l.vm = ?",
         (vm,),
     ).fetchone()
+    if row is not None and not _alive(row["pid"]):
+        raise _Stale(
+            f"VM {vm!r} has an interrupted {row['kind'] or 'flow'} {row['flow']}",
+            hint="run `csi-vm resume` to finish or roll it back",
+        )
     if row is not None:
         raise errors.Busy(
             f"VM {vm!r} is busy: {row['kind'] or 'a flow'} {row['flow']} (process {row['pid']})",
-            hint="wait for it, or run `csi-vm resume` if that process is gone",
+            hint="wait for it to end",
         )
     cur.execute("INSERT INTO vm_locks (vm, flow, pid) VALUES (?, ?, ?)", (vm, flow_id, os.getpid()))
 
