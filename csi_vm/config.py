@@ -9,6 +9,9 @@
         timeout: 10                               # seconds per CSI call
         modify_parameters: {iops: "3000"}         # for the ModifyVolume check
     node: node-a                                  # the node csi-vm runs on
+    nodes:                                        # where VMs run (optional)
+      node-a: {libvirt: "qemu:///system"}
+      node-b: {libvirt: "qemu+ssh://b/system", driver: fast-ssd-b}
 
 Unknown keys are refused, so a typo never silently changes behaviour.
 """
@@ -46,6 +49,21 @@ class DriverConfig(pydantic.BaseModel):
         return nodes
 
 
+#: the libvirt URI of the node csi-vm runs on, when the config names none
+DEFAULT_LIBVIRT_URI = "qemu:///system"
+
+
+class NodeConfig(pydantic.BaseModel):
+    """A node VMs run on: its libvirt daemon, and where its disks go on a storage migration."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    libvirt: str = pydantic.Field(default=DEFAULT_LIBVIRT_URI, min_length=1)
+    #: the driver whose volumes this node reaches, for disks moved here by a
+    #: storage migration (node-local storage); empty: the disk's own driver
+    driver: str = ""
+
+
 class Config(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
@@ -53,6 +71,24 @@ class Config(pydantic.BaseModel):
     #: the node this csi-vm runs on: host copies stage volumes here, through
     #: each driver's node endpoint for it (the controller endpoint if none)
     node: str = "local"
+    #: nodes VMs run on, by name; the node above is always one of them
+    nodes: dict[str, NodeConfig] = {}
+
+    def node_config(self, name: str) -> NodeConfig:
+        found = self.nodes.get(name)
+        if found is not None:
+            return found
+        if name == self.node:
+            return NodeConfig()
+        known = ", ".join(sorted({self.node, *self.nodes}))
+        raise errors.InvalidInput(f"no node named {name!r} in the config", hint=f"known: {known}")
+
+    @pydantic.field_validator("nodes")
+    @classmethod
+    def _node_names(cls, nodes: dict[str, NodeConfig]) -> dict[str, NodeConfig]:
+        for name in nodes:
+            check_name(name, what="node name")
+        return nodes
 
     @pydantic.field_validator("node")
     @classmethod

@@ -223,3 +223,17 @@ class Connection:
         flags = libvirt.VIR_DOMAIN_XML_MIGRATABLE if migratable else 0
         domain = self._domain(name)
         return str(self._call(f"XMLDesc of {name}", domain.XMLDesc, flags))
+
+    # -- running domains: resize, freeze, block jobs, migration ----------------
+    # Block jobs and migration are in `launcher.blockjobs` and
+    # `launcher.migration`; these are the raw calls they are made of.
+
+    def call(self, name: str, what: str, method: str, *args: Any) -> Any:
+        """Call a virDomain method on a domain, errors mapped into the csi-vm tree."""
+        domain = self._domain(name)
+        return self._call(f"{what} of {name}", getattr(domain, method), *args)
+
+    def migrate(self, name: str, *, dest: Connection, params: dict[str, Any], flags: int) -> None:
+        """virDomainMigrate3 from this node to `dest` (the client drives both ends)."""
+        domain = self._domain(name)
+        self._call(f"migrate {name} to {dest.uri}", domain.migrate3, dest._handle, params, flags)

@@ -23,7 +23,14 @@ import typer
 from rich.console import Console
 
 from csi_vm import errors
-from csi_vm.cli import capabilities_cmd, disk_cmd, localdriver_cmd, quickstart_cmd, vm_cmd
+from csi_vm.cli import (
+    capabilities_cmd,
+    disk_cmd,
+    localdriver_cmd,
+    quickstart_cmd,
+    run_cmd,
+    vm_cmd,
+)
 
 app = typer.Typer(
     name="csi-vm",
@@ -39,6 +46,8 @@ app = typer.Typer(
     epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
 )
 app.add_typer(capabilities_cmd.app, name="capabilities")
+for _name in ("start", "stop", "status", "console"):
+    vm_cmd.app.command(_name)(getattr(run_cmd, _name))
 app.add_typer(vm_cmd.app, name="vm")
 app.add_typer(disk_cmd.disk_app, name="disk")
 app.add_typer(disk_cmd.snap_app, name="snapshot")

@@ -16,7 +16,7 @@ from typing import Any
 
 from csi_vm import errors, spec
 from csi_vm.csi import models
-from csi_vm.flows import context, diskio
+from csi_vm.flows import context, diskio, vmactions
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -197,7 +197,8 @@ def _delete_group(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _attach(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     base = pathlib.Path(data["base"])
-    node = env.node_service(data["driver"])
+    # "node": a VM's node other than this one (online operations attach there)
+    node = env.node_service(data["driver"], node=data.get("node", ""))
     cap = capability(data["mode"])
     staging, target = base / "staging", base / "target"
     staging.mkdir(parents=True, exist_ok=True)
@@ -218,7 +219,7 @@ def _attach(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _detach(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data:
     """Unpublish and unstage; both are idempotent, and absent staging is fine."""
-    node = env.node_service(data["driver"])
+    node = env.node_service(data["driver"], node=data.get("node", ""))
     base = pathlib.Path(data["base"])
     volume_id = data["volume_id"]
     _ignore_missing(lambda: node.node_unpublish(volume_id, target_path=str(base / "target")))
@@ -309,3 +310,7 @@ _UNDO = {
     "create_group_snapshot": _undo_create_group,
     "attach": _undo_attach,
 }
+
+# Actions on running VMs live with the launcher-facing flows.
+_DO.update(vmactions.DO)
+_UNDO.update(vmactions.UNDO)

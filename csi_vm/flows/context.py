@@ -47,10 +47,10 @@ class Env:
         drv = self.driver(driver)
         return self._client(drv.endpoint, drv.timeout)
 
-    def node_service(self, driver: str) -> csi_client.Client:
-        """The driver's node service on this machine (for host copies)."""
+    def node_service(self, driver: str, *, node: str = "") -> csi_client.Client:
+        """The driver's node service on a node (default: this machine, for host copies)."""
         drv = self.driver(driver)
-        endpoint = drv.nodes.get(self.node, drv.endpoint)
+        endpoint = drv.nodes.get(node or self.node, drv.endpoint)
         return self._client(endpoint, drv.timeout)
 
     def _client(self, endpoint: str, timeout: float) -> csi_client.Client:

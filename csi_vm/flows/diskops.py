@@ -6,7 +6,7 @@ import pathlib
 
 from csi_vm import errors, spec
 from csi_vm.flows import context, diskio, engine, plans, steps
-from csi_vm.store import records
+from csi_vm.store import records, running
 
 
 def _vol(d: records.Disk) -> steps.Vol:
@@ -28,6 +28,7 @@ def plan_expand(
 
 
 def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
+    running.require_stopped(env.store, vm, what="an offline expansion")
     d, plan = plan_expand(env, vm=vm, disk=disk, size=size)
     with engine.Flow(env, kind="expand", vm=vm, args={"disk": disk, "size": size}) as flow:
         if plan.strategy(disk) == "csi-expand":
@@ -60,6 +61,7 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
 def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -> plans.Plan:
     """Replace a disk's content with an image, through a new volume: a failed
     import leaves the old content untouched."""
+    running.require_stopped(env.store, vm, what="an import")
     d = records.get_vm(env.store, vm).disk(disk)
     info = diskio.inspect(image)
     if info.virtual_size > d.size:

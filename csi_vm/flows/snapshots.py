@@ -12,7 +12,7 @@ import time
 from capabilities import model
 from csi_vm import config, errors
 from csi_vm.flows import context, engine, plans, steps
-from csi_vm.store import records
+from csi_vm.store import records, running
 
 F = model.Feature
 
@@ -49,6 +49,7 @@ def create(
     env: context.Env, *, vm_name: str, name: str | None
 ) -> tuple[records.Snapshot, plans.Plan]:
     vm = records.get_vm(env.store, vm_name)
+    running.require_stopped(env.store, vm_name, what="an offline snapshot (use the online one)")
     if name is not None:
         config.require_name(name, what="snapshot name")
     snap_name = name or f"{vm.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -24,6 +24,7 @@ class Attached:
     vol: Vol
     base: str
     path: str  # where the disk's bytes are: the device, or the image file
+    node: str = ""  # the node it is published on; "" for this machine
 
 
 def new_volume(
@@ -48,22 +49,29 @@ def new_volume(
     return Vol(driver=driver, volume_id=result["volume_id"], mode=mode, size=size)
 
 
-def attach(flow: engine.Flow, vol: Vol) -> Attached:
+def attach(flow: engine.Flow, vol: Vol, *, node: str = "") -> Attached:
+    """Stage and publish a volume on a node (default: this machine)."""
     base = flow.env.state_dir / "attach" / flow.id / uuid.uuid4().hex[:8]
     data = {
         "driver": vol.driver,
         "volume_id": vol.volume_id,
         "mode": vol.mode.value,
         "base": str(base),
+        "node": node,
     }
     result = flow.run("attach", data)
     return Attached(
-        vol=vol, base=str(base), path=actions.disk_path(result["target"], vol.mode.value)
+        vol=vol, base=str(base), path=actions.disk_path(result["target"], vol.mode.value), node=node
     )
 
 
 def detach(flow: engine.Flow, att: Attached) -> None:
-    data = {"driver": att.vol.driver, "volume_id": att.vol.volume_id, "base": att.base}
+    data = {
+        "driver": att.vol.driver,
+        "volume_id": att.vol.volume_id,
+        "base": att.base,
+        "node": att.node,
+    }
     flow.run("detach", data)
 
 

@@ -6,7 +6,7 @@ import sqlite3
 
 from csi_vm import config, errors, spec
 from csi_vm.flows import context, disks, engine, plans, steps
-from csi_vm.store import records
+from csi_vm.store import records, running
 
 
 def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
@@ -139,6 +139,8 @@ def restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan
     target = as_vm or snap.vm
     in_place = as_vm is None
     current = records.find_vm(env.store, target)
+    if in_place:
+        running.require_stopped(env.store, target, what="restoring a snapshot in place")
     if in_place and current is None:
         raise errors.NotFound(
             f"VM {target!r} of snapshot {snapshot!r} no longer exists",
@@ -181,6 +183,7 @@ def _vol(d: records.Disk) -> steps.Vol:
 
 def delete(env: context.Env, *, name: str) -> records.VM:
     vm = records.get_vm(env.store, name)
+    running.require_stopped(env.store, name, what="deleting it")
     with engine.Flow(env, kind="delete", vm=name, args={}) as flow:
         flow.commit(
             lambda cur: records.delete_vm(cur, name),

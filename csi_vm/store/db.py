@@ -15,7 +15,22 @@ from collections.abc import Iterator
 
 from csi_vm import errors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: schema changes after the first release, by the version they lead to; a
+#: store is brought forward one version at a time, in one transaction
+_MIGRATIONS: dict[int, str] = {
+    2: """
+CREATE TABLE running (
+    vm TEXT PRIMARY KEY,
+    node TEXT NOT NULL,              -- config node name the VM runs on
+    uri TEXT NOT NULL,               -- that node's libvirt URI
+    domain TEXT NOT NULL,            -- libvirt domain name
+    boot TEXT NOT NULL,              -- how it was booted, as JSON
+    started REAL NOT NULL
+);
+""",
+}
 
 _SCHEMA = """
 CREATE TABLE vms (
@@ -154,7 +169,15 @@ class Store:
                 hint="upgrade csi-vm",
             )
         with self.transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+            if version == 0:
+                _execute(cur, _SCHEMA)
+                version = 1
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                _execute(cur, _MIGRATIONS[target])
             cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _execute(cur: sqlite3.Cursor, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            cur.execute(statement)

@@ -1,0 +1,99 @@
+"""`csi-vm vm start|stop|status|console` and `csi-vm migrate`: VMs that run."""
+
+from __future__ import annotations
+
+import pathlib
+
+import typer
+
+from csi_vm import errors
+from csi_vm.cli import vmenv
+from csi_vm.cli.vm_cmd import CFG, DB, FMT
+from csi_vm.cli.vmenv import Output
+from csi_vm.flows import vmrun
+
+
+def start(
+    name: str,
+    node: str = typer.Option("", "--node", "-n", help="Node to run on (default: this node)."),
+    kernel: pathlib.Path | None = typer.Option(None, help="Boot this kernel directly."),
+    initrd: pathlib.Path | None = typer.Option(None, help="Initramfs for --kernel."),
+    cmdline: str = typer.Option("", help="Kernel command line for --kernel."),
+    counter_guest: bool = typer.Option(
+        False, "--counter-guest", help="Boot the test guest that writes a counter to its disk."
+    ),
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Start a VM: publish its disks on the node, define and start its libvirt domain."""
+    boot = _boot(kernel=kernel, initrd=initrd, cmdline=cmdline, counter_guest=counter_guest)
+    with vmenv.environment(cfg, db) as env:
+        status = vmrun.start(env, vm_name=name, node=node, boot=boot)
+    _show(status, fmt=fmt)
+
+
+def _boot(
+    *, kernel: pathlib.Path | None, initrd: pathlib.Path | None, cmdline: str, counter_guest: bool
+) -> vmrun.Boot | None:
+    if counter_guest:
+        if kernel or initrd:
+            raise errors.InvalidInput("give either --counter-guest or --kernel/--initrd")
+        return vmrun.counter_guest()
+    if kernel is None:
+        return None
+    if initrd is None:
+        raise errors.InvalidInput("--kernel needs --initrd")
+    return vmrun.Boot(kernel=kernel, initramfs=initrd, cmdline=cmdline)
+
+
+def stop(
+    name: str,
+    grace: float = typer.Option(30.0, help="Seconds to wait for the guest to power off."),
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Stop a VM (power off, then force), unpublish and unstage its disks."""
+    with vmenv.environment(cfg, db) as env:
+        run = vmrun.stop(env, vm_name=name, grace_s=grace)
+    vmenv.console.print(f"stopped {name} on {run.node}")
+
+
+def status(
+    name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+) -> None:
+    """Where a VM runs and in which state; a crashed VM is reported (exit code 5)."""
+    with vmenv.environment(cfg, db, quiet=True) as env:
+        got = vmrun.status(env, vm_name=name)
+    _show(got, fmt=fmt)
+    if got.problem:
+        raise typer.Exit(5)
+
+
+def console(
+    name: str,
+    lines: int = typer.Option(40, "--lines", "-l", help="Show the last N lines (0: all)."),
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Print the VM's serial console log."""
+    with vmenv.environment(cfg, db, quiet=True) as env:
+        path = vmrun.console(env, vm_name=name)
+    text = path.read_text(errors="replace").splitlines()
+    typer.echo("\n".join(text[-lines:] if lines else text))
+
+
+def _show(status: vmrun.Status, *, fmt: Output) -> None:
+    data = {
+        "vm": status.vm,
+        "node": status.node,
+        "state": status.state,
+        "reason": status.reason,
+        "problem": status.problem,
+        "console": str(status.console),
+    }
+    if fmt is not Output.TABLE:
+        vmenv.emit(data, fmt=fmt)
+        return
+    line = f"{status.vm} on {status.node}: {status.state} ({status.reason})"
+    vmenv.console.print(line + (f" [red]{status.problem}[/]" if status.problem else ""))

@@ -1,0 +1,90 @@
+"""A lab for running VMs: the local driver, the system libvirtd, a store, the counter guest.
+
+One driver and one guest boot per test at most; the driver and the guest build
+are shared by a module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from csi_vm import config, spec
+from csi_vm.flows import context, vmactions, vmrun, vms
+from csi_vm.store import db
+from launcher import counter, devices
+from tests.support import driverproc, libvirtnode
+
+MIB = 1 << 20
+#: "a few seconds" under TCG (LAB.md); this only guards against a hung boot
+BOOT_LIMIT_S = 60.0
+
+
+@dataclasses.dataclass
+class Lab:
+    tmp: pathlib.Path
+    env: context.Env
+    boot: vmrun.Boot
+    drivers: dict[str, driverproc.DriverProcess]
+
+    def create_vm(self, name: str, *, size: int = 64 * MIB, driver: str = "local") -> None:
+        vm_spec = spec.VMSpec.model_validate(
+            {
+                "name": name,
+                "memory_mib": 128,
+                "disks": [{"name": "root", "size": size, "driver": driver, "mode": "block"}],
+            }
+        )
+        vms.create(self.env, vm_spec)
+
+    def start(self, name: str, *, node: str = "") -> pathlib.Path:
+        """Start the counter guest; returns its disk's device, once the counter runs."""
+        vmrun.start(self.env, vm_name=name, node=node, boot=self.boot)
+        disk = self.device(name, node=node or self.env.node)
+        wait_for_counter(disk, above=0, within=BOOT_LIMIT_S)
+        return disk
+
+    def device(self, name: str, *, node: str, target: str = "vda") -> pathlib.Path:
+        publish = vmactions.launcher_dir(self.env, node) / "vms" / name / "disks" / target
+        return devices.describe(publish / "publish").node
+
+
+def make_env(tmp: pathlib.Path, cfg: dict[str, Any]) -> context.Env:
+    cfg_file = tmp / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    return context.Env(
+        cfg=config.load(cfg_file), store=db.Store(tmp / "csi-vm.db"), state_dir=tmp / "state"
+    )
+
+
+@pytest.fixture(scope="module")
+def boot() -> vmrun.Boot:
+    libvirtnode.require_system().close()
+    return vmrun.counter_guest()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, boot: vmrun.Boot) -> Iterator[Lab]:
+    tmp = tmp_path_factory.mktemp("running")
+    drv = driverproc.start_driver(tmp / "driver")
+    env = make_env(tmp, {"node": "node-a", "drivers": {"local": {"endpoint": drv.endpoint}}})
+    yield Lab(tmp=tmp, env=env, boot=boot, drivers={"local": drv})
+    env.close()
+    drv.stop()
+
+
+def wait_for_counter(disk: pathlib.Path, *, above: int, within: float) -> int:
+    """Poll the disk until the guest wrote a value above `above`; return it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = counter.read_counter(disk)
+        if value > above:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"counter on {disk} stayed at <= {above} for {within} s")
