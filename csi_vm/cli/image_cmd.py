@@ -128,7 +128,7 @@ def _run_with_progress(
         try:
             result, _ = signals.run_cancellable(work)
         except model.Interrupted as err:
-            console.print(f"interrupted: {err}; a target file being created was removed")
+            console.print(f"{err.message}: a target file it was creating has been removed")
             raise typer.Exit(signals.INTERRUPTED) from err
     return result
 
