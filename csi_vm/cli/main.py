@@ -25,6 +25,7 @@ from rich.console import Console
 from csi_vm import errors
 from csi_vm.cli import (
     capabilities_cmd,
+    controller_cmd,
     disk_cmd,
     localdriver_cmd,
     quickstart_cmd,
@@ -49,6 +50,7 @@ app.add_typer(capabilities_cmd.app, name="capabilities")
 for _name in ("start", "stop", "status", "console"):
     vm_cmd.app.command(_name)(getattr(run_cmd, _name))
 app.add_typer(vm_cmd.app, name="vm")
+app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(disk_cmd.disk_app, name="disk")
 app.add_typer(disk_cmd.snap_app, name="snapshot")
 app.command("clone")(vm_cmd.clone)

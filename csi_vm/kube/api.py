@@ -114,6 +114,21 @@ class Api:
             return []
         return [convert.snapshot_class(item) for item in items]
 
+    @property
+    def api_client(self) -> Any:
+        """The client's connection, for `csi_vm.kube.objects` (same package, same door)."""
+        return self._client
+
+    def request(self, verb: str, what: str, call: Lister, *, retry: bool = True) -> Json:
+        """One request through the door: timeout, retries and error mapping.
+
+        ``retry=False`` for writes that must not repeat blindly (a replace
+        guarded by resourceVersion: the caller re-reads instead).
+        """
+        if not retry:
+            return self._once(verb, what, call)
+        return self._request(verb, what, call)
+
     # -- the one door ---------------------------------------------------------
 
     def _list(self, what: str, lister: Lister) -> list[Json]:

@@ -1,0 +1,72 @@
+"""`csi-vm controller run`: the Kubernetes controller, as the chart's Deployment runs it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import threading
+
+import prometheus_client as prom
+import typer
+
+from csi_vm.controller import context, events, leader, metrics
+from csi_vm.controller import run as controller_run
+from csi_vm.kube import api as kube_api
+from csi_vm.kube import objects
+
+app = typer.Typer(help="The Kubernetes controller (installed by the csi-vm Helm chart).")
+
+# The chart passes these through the Downward API and its values.
+_POD_NAMESPACE = "POD_NAMESPACE"
+_DEFAULT_IMAGE = "ghcr.io/csi-vm/csi-vm:0.1.0"
+
+
+@app.command("run")
+def run_cmd(
+    kubeconfig: pathlib.Path | None = typer.Option(
+        None,
+        "--kubeconfig",
+        help="Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or the pod's service account.",
+    ),
+    namespace: str = typer.Option(
+        "", "--namespace", help="Watch only this namespace; default: every namespace."
+    ),
+    lease_namespace: str = typer.Option(
+        "",
+        "--lease-namespace",
+        help="Namespace of the leader-election Lease; default: $POD_NAMESPACE, then 'default'.",
+    ),
+    lease_name: str = typer.Option("csi-vm-controller", "--lease-name"),
+    image: str = typer.Option(
+        _DEFAULT_IMAGE, "--image", envvar="CSI_VM_IMAGE", help="Image of host-copy Jobs."
+    ),
+    metrics_port: int = typer.Option(
+        9090, "--metrics-port", min=0, max=65535, help="0 disables /metrics."
+    ),
+    resync: int = typer.Option(30, "--resync", min=1, help="Seconds between full re-lists."),
+) -> None:
+    """Lead through a Lease, then reconcile csi-vm's custom resources until stopped."""
+    api = kube_api.connect(kubeconfig_file=kubeconfig)
+    objs = objects.Objects(api)
+    meters = metrics.Metrics()
+    if metrics_port:
+        prom.start_http_server(metrics_port, registry=meters.registry)
+    ctx = context.Context(
+        api=api, objs=objs, events=events.Recorder(objs), metrics=meters, image=image
+    )
+    elector = leader.Elector(
+        objs=objs,
+        namespace=lease_namespace or os.environ.get(_POD_NAMESPACE) or "default",
+        name=lease_name,
+        identity=os.environ.get("POD_NAME") or socket.gethostname(),
+    )
+    stop = threading.Event()
+    try:
+        controller_run.run(
+            controller_run.Controller(ctx=ctx, namespace=namespace, resync=resync), elector, stop
+        )
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        api.close()

@@ -1,0 +1,81 @@
+"""What every reconciler gets, and the one place status is written."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+
+from capabilities import model
+from csi_vm.controller import events, metrics, status
+from csi_vm.controller import models as crd
+from csi_vm.kube import api as kube_api
+from csi_vm.kube import objects
+
+Json = objects.Json
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Context:
+    api: kube_api.Api
+    objs: objects.Objects
+    events: events.Recorder
+    metrics: metrics.Metrics
+    #: the csi-vm image, for host-copy Jobs
+    image: str
+    clock: Callable[[], datetime.datetime] = _utc_now
+
+
+def write_status(
+    ctx: Context, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
+) -> Json:
+    """Patch ``obj``'s status with ``fields`` and merged ``conditions``."""
+    meta = crd.meta(obj)
+    old = obj.get("status") or {}
+    body = {**fields, "conditions": status.merged(list(old.get("conditions") or ()), conditions)}
+    body["observedGeneration"] = meta.generation
+    return ctx.objs.patch(
+        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
+    )
+
+
+def announce_choice(ctx: Context, obj: Json, *, operation: str, choice: model.Choice) -> None:
+    """One Event when a strategy is first chosen; a fallback is a Warning that says why."""
+    if (obj.get("status") or {}).get("strategy"):
+        return  # announced on an earlier pass
+    what = operation
+    if not status.is_fallback(operation, choice):
+        ctx.events.record(
+            obj, reason="StrategyChosen", message=f"{what}: {choice.strategy}: {choice.reason}"
+        )
+    else:
+        ctx.events.record(
+            obj,
+            reason="FallbackStrategy",
+            message=f"{what}: {choice.strategy}, because {choice.reason}",
+            warning=True,
+        )
+
+
+def age_seconds(ctx: Context, obj: Json) -> float:
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return 0.0
+    when = datetime.datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.UTC
+    )
+    return max(0.0, (ctx.clock() - when).total_seconds())
+
+
+def refuse(ctx: Context, res: objects.Resource, obj: Json, *, reason: str, message: str) -> None:
+    """Mark ``obj`` as waiting or failed for a reason outside its own work, with an Event."""
+    gen = crd.meta(obj).generation
+    old = obj.get("status") or {}
+    if old.get("message") != message:
+        ctx.events.record(obj, reason=reason, message=message, warning=True)
+    cond = status.condition(status.READY, ok=False, reason=reason, message=message, generation=gen)
+    write_status(ctx, res, obj, fields={"phase": reason, "message": message}, conditions=[cond])

@@ -1,0 +1,117 @@
+"""Per-disk work shared by snapshot, restore and clone: choose, create, and sum up.
+
+Each disk of a VM may sit on its own StorageClass, so each disk gets its own
+strategy from its own report; the resource's status lists them per disk and
+names the fallback reason of every disk that did not go native.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from capabilities import model
+from csi_vm.controller import context, status, storage
+from csi_vm.kube import objects
+
+Json = objects.Json
+Progress = storage.Progress
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DiskResult:
+    disk: str
+    choice: model.Choice
+    #: what holds the result: a PersistentVolumeClaim or a VolumeSnapshot
+    kind: str
+    name: str
+    size: str
+    storage_class: str
+    progress: Progress
+    message: str = ""
+
+    def as_status(self, operation: str) -> Json:
+        return {
+            "name": self.disk,
+            "kind": self.kind,
+            "objectName": self.name,
+            "size": self.size,
+            "storageClassName": self.storage_class,
+            "phase": self.progress.value,
+            **status.strategy_fields(operation, self.choice),
+        }
+
+
+def overall(results: list[DiskResult]) -> Progress:
+    if any(r.progress is Progress.FAILED for r in results):
+        return Progress.FAILED
+    if all(r.progress is Progress.READY for r in results):
+        return Progress.READY
+    return Progress.PENDING
+
+
+def combined(results: list[DiskResult]) -> model.Choice:
+    """One choice that stands for all disks: native only if every disk is."""
+    strategies = sorted({r.choice.strategy for r in results}) or ["none"]
+    fallbacks = [f"{r.disk}: {r.choice.reason}" for r in results if not r.choice.native]
+    reasons = fallbacks or [f"{r.disk}: {r.choice.reason}" for r in results]
+    return model.Choice(
+        strategy="+".join(strategies),
+        native=not fallbacks,
+        reason="; ".join(reasons) or "no disks",
+    )
+
+
+def conclude(
+    ctx: context.Context,
+    res: objects.Resource,
+    obj: Json,
+    *,
+    operation: str,
+    results: list[DiskResult],
+    extra: Json | None = None,
+) -> Progress:
+    """Write status, Events and metrics for the per-disk ``results``; return the overall state."""
+    choice = combined(results)
+    context.announce_choice(ctx, obj, operation=operation, choice=choice)
+    state = overall(results)
+    gen = int((obj.get("metadata") or {}).get("generation") or 1)
+    ready = status.condition(
+        status.READY,
+        ok=state is Progress.READY,
+        reason=state.value,
+        message="; ".join(r.message for r in results if r.message) or state.value,
+        generation=gen,
+    )
+    picked = status.condition(
+        status.STRATEGY, ok=True, reason=choice.strategy, message=choice.reason, generation=gen
+    )
+    fields = {
+        "phase": state.value,
+        **status.strategy_fields(operation, choice),
+        "disks": [r.as_status(operation) for r in results],
+        **(extra or {}),
+    }
+    _finish(ctx, obj, operation=operation, choice=choice, state=state)
+    context.write_status(ctx, res, obj, fields=fields, conditions=[picked, ready])
+    return state
+
+
+def _finish(
+    ctx: context.Context, obj: Json, *, operation: str, choice: model.Choice, state: Progress
+) -> None:
+    before = (obj.get("status") or {}).get("phase")
+    if state is Progress.PENDING or before == state.value:
+        return  # counted once, on the transition to a final state
+    result = "success" if state is Progress.READY else "failure"
+    ctx.metrics.operation(
+        operation=operation,
+        strategy=choice.strategy,
+        result=result,
+        seconds=context.age_seconds(ctx, obj),
+    )
+    ctx.events.record(
+        obj,
+        reason="Succeeded" if state is Progress.READY else "Failed",
+        message=f"{operation} by {choice.strategy}: {state.value}",
+        warning=state is Progress.FAILED,
+    )

@@ -1,0 +1,56 @@
+"""Every API call the controller makes, as RBAC rules.
+
+The chart's ClusterRole must grant exactly these (a test compares them), so
+a new call here without a chart change, or a chart grant nobody uses, fails
+the tests. Keep the list in step with the code: each entry says who uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rule:
+    group: str
+    resource: str
+    verbs: frozenset[str]
+
+
+def _rule(group: str, resource: str, *verbs: str) -> Rule:
+    return Rule(group=group, resource=resource, verbs=frozenset(verbs))
+
+
+_WATCHED = ("get", "list", "watch")
+
+CONTROLLER: tuple[Rule, ...] = (
+    # run: list and watch each custom resource; reconcile_*: status and owned children
+    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create", "patch"),
+    _rule("csi-vm.io", "vmsnapshots", *_WATCHED),
+    _rule("csi-vm.io", "vmrestores", *_WATCHED),
+    _rule("csi-vm.io", "vmclones", *_WATCHED),
+    _rule("csi-vm.io", "vmmigrations", *_WATCHED),
+    _rule("csi-vm.io", "storagecapabilityreports", *_WATCHED, "create"),
+    _rule("csi-vm.io", "virtualmachines/status", "patch"),
+    _rule("csi-vm.io", "vmsnapshots/status", "patch"),
+    _rule("csi-vm.io", "vmrestores/status", "patch"),
+    _rule("csi-vm.io", "vmclones/status", "patch"),
+    _rule("csi-vm.io", "vmmigrations/status", "patch"),
+    _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
+    # storage: the backend's storage objects
+    _rule("", "persistentvolumeclaims", "get", "create", "patch"),
+    _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create"),
+    _rule("batch", "jobs", "get", "create"),
+    # events: what the controller did and why
+    _rule("", "events", "create"),
+    # reconcile_report: what the cluster declares per StorageClass
+    _rule("storage.k8s.io", "storageclasses", *_WATCHED),
+    _rule("storage.k8s.io", "csidrivers", "list"),
+    _rule("storage.k8s.io", "csinodes", "list"),
+    _rule("snapshot.storage.k8s.io", "volumesnapshotclasses", "list"),
+)
+
+#: Namespaced in the release's namespace only (a Role, not a ClusterRole).
+LEADER_ELECTION: tuple[Rule, ...] = (
+    _rule("coordination.k8s.io", "leases", "get", "create", "update"),
+)

@@ -1,0 +1,111 @@
+"""VMClone: a new VM whose disks start as copies of another VM's disks.
+
+csi-clone: a PVC whose dataSource is the source PVC. snapshot-restore: a
+temporary VolumeSnapshot, then a PVC from it. host-copy: a blank PVC and a
+copy Job. When every disk is ready, the target VirtualMachine is created on
+those claims.
+"""
+
+from __future__ import annotations
+
+from csi_vm import errors
+from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects
+from csi_vm.controller import models as crd
+
+Json = context.Json
+OPERATION = "vm_clone"
+
+
+def reconcile(ctx: context.Context, obj: Json) -> None:
+    meta = crd.meta(obj)
+    spec = crd.spec(obj, crd.CloneSpec)
+    try:
+        source = ctx.objs.get(kinds.VM, spec.source, namespace=meta.namespace)
+    except errors.NotFound:
+        context.refuse(
+            ctx,
+            kinds.CLONE,
+            obj,
+            reason="VMNotFound",
+            message=f"source VirtualMachine {spec.source} does not exist",
+        )
+        return
+    source_spec = crd.spec(source, crd.VMSpec)
+    owner = storage.owner_of(obj)
+    results = [
+        _disk(
+            ctx,
+            disk,
+            source=spec.source,
+            target_vm=spec.target,
+            namespace=meta.namespace,
+            owner=owner,
+        )
+        for disk in source_spec.disks
+    ]
+    state = diskops.conclude(ctx, kinds.CLONE, obj, operation=OPERATION, results=results)
+    if state is storage.Progress.READY:
+        vmobjects.ensure_vm(
+            ctx, name=spec.target, namespace=meta.namespace, like=source_spec, results=results
+        )
+
+
+def _disk(
+    ctx: context.Context,
+    disk: crd.Disk,
+    *,
+    source: str,
+    target_vm: str,
+    namespace: str,
+    owner: Json,
+) -> diskops.DiskResult:
+    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
+    target = storage.Target(
+        name=f"{target_vm}-{disk.name}",
+        namespace=namespace,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        owner=owner,
+    )
+    claim_name = disk.claim_of(source)
+    if choice.strategy == "csi-clone":
+        progress = _claim(ctx, target, storage.claim_source(claim_name))
+    elif choice.strategy == "snapshot-restore":
+        progress = _via_snapshot(ctx, target, source_claim=claim_name)
+    else:
+        progress = vmobjects.host_copy(ctx, target, source_claim=claim_name)
+    return diskops.DiskResult(
+        disk=disk.name,
+        choice=choice,
+        kind="PersistentVolumeClaim",
+        name=target.name,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        progress=progress,
+    )
+
+
+def _claim(ctx: context.Context, target: storage.Target, source: Json) -> storage.Progress:
+    made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))
+    return storage.claim_progress(made)
+
+
+def _via_snapshot(
+    ctx: context.Context, target: storage.Target, *, source_claim: str
+) -> storage.Progress:
+    snap_target = storage.Target(
+        name=f"{target.name}-tmp",
+        namespace=target.namespace,
+        size=target.size,
+        storage_class=target.storage_class,
+        owner=target.owner,
+    )
+    snap = storage.ensure(
+        ctx.objs,
+        kinds.VOLUME_SNAPSHOT,
+        storage.volume_snapshot(snap_target, source_claim=source_claim),
+    )
+    progress = storage.snapshot_progress(snap)
+    if progress is not storage.Progress.READY:
+        return progress
+    return _claim(ctx, target, storage.snapshot_source(snap_target.name))

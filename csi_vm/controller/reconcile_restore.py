@@ -1,0 +1,103 @@
+"""VMRestore: a new VM whose disks start as the disks of a VMSnapshot.
+
+A disk snapshotted as a VolumeSnapshot is restored by csi-restore (a PVC
+whose dataSource is the snapshot); a disk snapshotted by host copy is a PVC
+already, and is copied into the new claim by a Job. A VolumeSnapshot on a
+driver that cannot restore from it cannot be read by a host copy either: that
+disk fails, and the status says why.
+"""
+
+from __future__ import annotations
+
+from capabilities import model
+from csi_vm import errors
+from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects
+from csi_vm.controller import models as crd
+
+Json = context.Json
+OPERATION = "vm_restore"
+
+
+def reconcile(ctx: context.Context, obj: Json) -> None:
+    meta = crd.meta(obj)
+    spec = crd.spec(obj, crd.RestoreSpec)
+    try:
+        snap = ctx.objs.get(kinds.SNAPSHOT, spec.snapshot, namespace=meta.namespace)
+    except errors.NotFound:
+        context.refuse(
+            ctx,
+            kinds.RESTORE,
+            obj,
+            reason="SnapshotNotFound",
+            message=f"VMSnapshot {spec.snapshot} does not exist",
+        )
+        return
+    snap_status = snap.get("status") or {}
+    if snap_status.get("phase") != storage.Progress.READY.value:
+        context.refuse(
+            ctx,
+            kinds.RESTORE,
+            obj,
+            reason="SnapshotNotReady",
+            message=f"VMSnapshot {spec.snapshot} is not ready yet",
+        )
+        return
+    owner = storage.owner_of(obj)
+    results = [
+        _disk(ctx, disk, target_vm=spec.target, namespace=meta.namespace, owner=owner)
+        for disk in snap_status.get("disks") or ()
+    ]
+    state = diskops.conclude(ctx, kinds.RESTORE, obj, operation=OPERATION, results=results)
+    if state is storage.Progress.READY:
+        like = crd.VMSpec.model_validate({"disks": []})
+        vmobjects.ensure_vm(
+            ctx, name=spec.target, namespace=meta.namespace, like=like, results=results
+        )
+
+
+def _disk(
+    ctx: context.Context, disk: Json, *, target_vm: str, namespace: str, owner: Json
+) -> diskops.DiskResult:
+    name, size, sc = (
+        str(disk["name"]),
+        str(disk.get("size") or "1Gi"),
+        str(disk.get("storageClassName") or ""),
+    )
+    target = storage.Target(
+        name=f"{target_vm}-{name}", namespace=namespace, size=size, storage_class=sc, owner=owner
+    )
+    choice = strategy.choose(ctx.objs, storage_class=sc, operation=OPERATION)
+    message = ""
+    if disk.get("kind") == "PersistentVolumeClaim":
+        choice = _copied(choice)
+        progress = vmobjects.host_copy(ctx, target, source_claim=str(disk["objectName"]))
+    elif choice.strategy == "csi-restore":
+        source = storage.snapshot_source(str(disk["objectName"]))
+        made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))
+        progress = storage.claim_progress(made)
+    else:
+        progress = storage.Progress.FAILED
+        message = (
+            f"disk {name}: a VolumeSnapshot can only be read by restoring it, and "
+            f"{choice.reason}; snapshot this VM again once the driver can restore, "
+            "or by host copy"
+        )
+    return diskops.DiskResult(
+        disk=name,
+        choice=choice,
+        kind="PersistentVolumeClaim",
+        name=target.name,
+        size=size,
+        storage_class=sc,
+        progress=progress,
+        message=message,
+    )
+
+
+def _copied(planned: model.Choice) -> model.Choice:
+    return model.Choice(
+        strategy="host-copy",
+        native=False,
+        reason=f"the snapshot was taken by host copy, so its data is a volume to copy "
+        f"(the plan for a native snapshot would be: {planned.strategy})",
+    )

@@ -1,0 +1,77 @@
+"""VMSnapshot: a point-in-time copy of every disk of a VM.
+
+csi-snapshot: a VolumeSnapshot per disk. host-copy: a new PVC per disk and
+a Job that copies the disk into it (the VM should be stopped or frozen for a
+consistent copy; the node agent quiesces running guests).
+"""
+
+from __future__ import annotations
+
+from csi_vm import errors
+from csi_vm.controller import context, diskops, kinds, storage, strategy
+from csi_vm.controller import models as crd
+
+Json = context.Json
+OPERATION = "vm_snapshot"
+
+
+def reconcile(ctx: context.Context, obj: Json) -> None:
+    meta = crd.meta(obj)
+    spec = crd.spec(obj, crd.SnapshotSpec)
+    try:
+        vm = ctx.objs.get(kinds.VM, spec.vm, namespace=meta.namespace)
+    except errors.NotFound:
+        context.refuse(
+            ctx,
+            kinds.SNAPSHOT,
+            obj,
+            reason="VMNotFound",
+            message=f"VirtualMachine {spec.vm} does not exist",
+        )
+        return
+    vm_spec = crd.spec(vm, crd.VMSpec)
+    owner = storage.owner_of(obj)
+    results = [
+        _disk(ctx, disk, vm=spec.vm, snap=meta, snapshot_class=spec.snapshot_class, owner=owner)
+        for disk in vm_spec.disks
+    ]
+    diskops.conclude(ctx, kinds.SNAPSHOT, obj, operation=OPERATION, results=results)
+
+
+def _disk(
+    ctx: context.Context,
+    disk: crd.Disk,
+    *,
+    vm: str,
+    snap: crd.Meta,
+    snapshot_class: str,
+    owner: Json,
+) -> diskops.DiskResult:
+    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
+    target = storage.Target(
+        name=f"{snap.name}-{disk.name}",
+        namespace=snap.namespace,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        owner=owner,
+    )
+    source = disk.claim_of(vm)
+    if choice.strategy == "csi-snapshot":
+        body = storage.volume_snapshot(target, source_claim=source, snapshot_class=snapshot_class)
+        made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
+        kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
+    else:
+        storage.ensure(ctx.objs, kinds.PVC, storage.claim(target))
+        job = storage.ensure(
+            ctx.objs, kinds.JOB, storage.copy_job(target, source_claim=source, image=ctx.image)
+        )
+        kind, progress = "PersistentVolumeClaim", storage.job_progress(job)
+    return diskops.DiskResult(
+        disk=disk.name,
+        choice=choice,
+        kind=kind,
+        name=target.name,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        progress=progress,
+    )

@@ -1,0 +1,122 @@
+"""The controller loop: lead through a Lease, then list, watch and reconcile.
+
+Each watched resource gets one thread that lists every object, reconciles
+it, then follows a watch from the list's resourceVersion. A watch ends after
+``resync`` seconds, and the next round lists again: that re-reconciles
+objects whose children (PVCs, VolumeSnapshots, Jobs) made progress without
+an event on the object itself. A 410 Gone from a watch means the same: list
+again. Losing the Lease stops the workers; only one replica writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+from csi_vm import errors
+from csi_vm.controller import (
+    context,
+    kinds,
+    leader,
+    reconcile_clone,
+    reconcile_migration,
+    reconcile_report,
+    reconcile_restore,
+    reconcile_snapshot,
+    reconcile_vm,
+)
+from csi_vm.kube import objects
+
+log = logging.getLogger("csi_vm.controller")
+
+Reconciler = Callable[[context.Context, objects.Json], None]
+
+RECONCILERS: dict[objects.Resource, Reconciler] = {
+    kinds.STORAGE_CLASS: reconcile_report.reconcile_class,
+    kinds.VM: reconcile_vm.reconcile,
+    kinds.SNAPSHOT: reconcile_snapshot.reconcile,
+    kinds.RESTORE: reconcile_restore.reconcile,
+    kinds.CLONE: reconcile_clone.reconcile,
+    kinds.MIGRATION: reconcile_migration.reconcile,
+}
+
+
+def reconcile(ctx: context.Context, res: objects.Resource, obj: objects.Json) -> None:
+    """One object through its reconciler; errors are logged and counted, never raised."""
+    name = (obj.get("metadata") or {}).get("name")
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return  # children go with it through their ownerReferences
+    try:
+        RECONCILERS[res](ctx, obj)
+    except errors.CsiVmError as err:
+        ctx.metrics.reconciles.labels(res.plural, "error").inc()
+        log.warning("reconcile %s %s: %s", res.plural, name, err)
+        return
+    ctx.metrics.reconciles.labels(res.plural, "ok").inc()
+
+
+@dataclasses.dataclass(kw_only=True)
+class Controller:
+    ctx: context.Context
+    namespace: str = ""  # "" watches every namespace
+    resync: int = 30
+
+    def sync(self, res: objects.Resource) -> str:
+        """Reconcile every object of ``res``; the list's resourceVersion."""
+        items, version = self.ctx.objs.list(res, namespace=self._ns(res))
+        for obj in items:
+            reconcile(self.ctx, res, obj)
+        return version
+
+    def follow(self, res: objects.Resource, stop: threading.Event) -> None:
+        """Sync, then reconcile each change, until ``stop``; list again after every watch."""
+        while not stop.is_set():
+            try:
+                version = self.sync(res)
+                for event in self.ctx.objs.watch(
+                    res, namespace=self._ns(res), since=version, timeout=self.resync
+                ):
+                    if stop.is_set():
+                        return
+                    if event.type != "DELETED":
+                        reconcile(self.ctx, res, event.object)
+            except errors.CsiVmError as err:
+                log.warning("watch %s: %s; listing again", res.plural, err)
+                stop.wait(1.0)
+
+    def _ns(self, res: objects.Resource) -> str:
+        return self.namespace if res.namespaced else ""
+
+
+def run(controller: Controller, elector: leader.Elector, stop: threading.Event) -> None:
+    """Lead, work while leading, and hand over on ``stop``."""
+    try:
+        while not stop.is_set():
+            if elector.try_acquire():
+                _lead(controller, elector, stop)
+            else:
+                stop.wait(leader.RENEW_SECONDS)
+    finally:
+        elector.release()
+
+
+def _lead(controller: Controller, elector: leader.Elector, stop: threading.Event) -> None:
+    lost = threading.Event()
+    workers = [
+        threading.Thread(
+            target=controller.follow, args=(res, lost), name=f"follow-{res.plural}", daemon=True
+        )
+        for res in RECONCILERS
+    ]
+    for worker in workers:
+        worker.start()
+    while not stop.is_set() and not lost.is_set():
+        stop.wait(leader.RENEW_SECONDS)
+        if not elector.try_acquire():
+            log.warning("%s lost the lease; stopping work", elector.identity)
+            break
+    lost.set()
+    for worker in workers:
+        worker.join(timeout=controller.resync + 5)

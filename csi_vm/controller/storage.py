@@ -1,0 +1,182 @@
+"""The Kubernetes storage backend: VM disk operations as storage objects.
+
+Native rungs become the objects the cluster's CSI sidecars act on, so the
+driver does the work: a PVC whose dataSource is a PVC (csi-clone, through
+the external-provisioner), a VolumeSnapshot (csi-snapshot, through the
+snapshot controller and external-snapshotter), a PVC whose dataSource is a
+VolumeSnapshot (csi-restore), a larger PVC request (csi-expand, through the
+external-resizer). The host-copy rung is a blank PVC plus a Job that copies
+block device to block device on a node with `csi-vm image copy`.
+
+Every object carries an ownerReference to the custom resource it serves, so
+deleting that resource lets the garbage collector clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+
+from csi_vm import errors
+from csi_vm.controller import kinds
+from csi_vm.kube import objects
+
+Json = objects.Json
+
+#: Where the copy Job sees the two volumes (raw block devices: VMs use block).
+SOURCE_DEVICE = "/dev/csi-vm/source"
+TARGET_DEVICE = "/dev/csi-vm/target"
+# A failed copy is retried by the Job twice before the operation fails:
+# enough for a node that went away, few enough to surface a real error.
+_COPY_RETRIES = 2
+
+
+class Progress(enum.Enum):
+    PENDING = "Pending"
+    READY = "Ready"
+    FAILED = "Failed"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where a new volume goes."""
+
+    name: str
+    namespace: str
+    size: str
+    storage_class: str
+    owner: Json
+
+
+def owner_of(obj: Json) -> Json:
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def claim(target: Target, *, data_source: Json | None = None) -> Json:
+    spec: Json = {
+        "accessModes": ["ReadWriteOnce"],
+        "volumeMode": "Block",
+        "resources": {"requests": {"storage": target.size}},
+        "storageClassName": target.storage_class,
+    }
+    if data_source:
+        spec["dataSource"] = data_source
+    return _object("v1", "PersistentVolumeClaim", target, spec)
+
+
+def claim_source(name: str) -> Json:
+    return {"kind": "PersistentVolumeClaim", "name": name}
+
+
+def snapshot_source(name: str) -> Json:
+    return {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": name}
+
+
+def volume_snapshot(target: Target, *, source_claim: str, snapshot_class: str = "") -> Json:
+    spec: Json = {"source": {"persistentVolumeClaimName": source_claim}}
+    if snapshot_class:
+        spec["volumeSnapshotClassName"] = snapshot_class
+    return _object("snapshot.storage.k8s.io/v1", "VolumeSnapshot", target, spec)
+
+
+def copy_job(target: Target, *, source_claim: str, image: str) -> Json:
+    """A Job that copies ``source_claim`` into the claim ``target.name`` on some node."""
+    container = {
+        "name": "copy",
+        "image": image,
+        "command": ["csi-vm", "image", "copy", "--verify", "--force", SOURCE_DEVICE, TARGET_DEVICE],
+        "volumeDevices": [
+            {"name": "source", "devicePath": SOURCE_DEVICE},
+            {"name": "target", "devicePath": TARGET_DEVICE},
+        ],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2", "memory": "512Mi"},
+        },
+    }
+    pod = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "source",
+                "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True},
+            },
+            {"name": "target", "persistentVolumeClaim": {"claimName": target.name}},
+        ],
+    }
+    job = dataclasses.replace(target, name=f"{target.name}-copy")
+    return _object(
+        "batch/v1", "Job", job, {"backoffLimit": _COPY_RETRIES, "template": {"spec": pod}}
+    )
+
+
+def resize(size: str) -> Json:
+    """The PVC patch that asks the external-resizer to grow a volume."""
+    return {"spec": {"resources": {"requests": {"storage": size}}}}
+
+
+def ensure(objs: objects.Objects, res: objects.Resource, body: Json) -> Json:
+    """Create ``body`` unless an object of that name exists; return what is there.
+
+    Reconciles repeat, so creation must be idempotent; an existing object is
+    taken as ours (its ownerReference says so).
+    """
+    meta = body["metadata"]
+    with contextlib.suppress(errors.AlreadyExists):
+        return objs.create(res, body, namespace=meta["namespace"])
+    return objs.get(res, meta["name"], namespace=meta["namespace"])
+
+
+def claim_progress(pvc: Json) -> Progress:
+    phase = (pvc.get("status") or {}).get("phase")
+    if phase == "Bound":
+        return Progress.READY
+    return Progress.FAILED if phase == "Lost" else Progress.PENDING
+
+
+def snapshot_progress(snap: Json) -> Progress:
+    status = snap.get("status") or {}
+    if status.get("error"):
+        return Progress.FAILED
+    return Progress.READY if status.get("readyToUse") is True else Progress.PENDING
+
+
+def job_progress(job: Json) -> Progress:
+    status = job.get("status") or {}
+    if int(status.get("succeeded") or 0) > 0:
+        return Progress.READY
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            return Progress.FAILED
+    return Progress.PENDING
+
+
+def _object(api_version: str, kind: str, target: Target, spec: Json) -> Json:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": target.name,
+            "namespace": target.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "csi-vm"},
+            "ownerReferences": [target.owner],
+        },
+        "spec": spec,
+    }
+
+
+RESOURCE = {
+    "PersistentVolumeClaim": kinds.PVC,
+    "VolumeSnapshot": kinds.VOLUME_SNAPSHOT,
+    "Job": kinds.JOB,
+}
