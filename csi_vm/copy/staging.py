@@ -5,6 +5,9 @@ only after it is flushed: until then an existing target keeps its old content,
 and on failure the temporary file is removed. A block device is written in
 place (there is nothing to rename); it is opened exclusively, so a device that
 is mounted is refused instead of corrupted.
+
+Only a process killed outright (kill -9, power loss) can leave a temporary
+file behind: it is named ``.NAME.partial-XXXXXXXX`` beside the target.
 """
 
 from __future__ import annotations

@@ -15,8 +15,6 @@ from csi_vm.copy import kernel, plan
 
 MiB = 1 << 20
 
-pytestmark = pytest.mark.integration
-
 
 def _need_root() -> None:
     if os.geteuid() != 0 or shutil.which("losetup") is None:
