@@ -1,0 +1,142 @@
+"""`helm lint` and `helm template` with the real helm, and every object checked offline.
+
+Rendered objects are validated against the OpenAPI schemas of Kubernetes
+KUBERNETES (strict: unknown fields fail) with kubernetes-validate; example
+custom resources against their CRD's openAPIV3Schema with jsonschema.
+"""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.integration.chart import conftest as chart
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+#: The Kubernetes version whose schemas the rendered chart must satisfy.
+KUBERNETES = "1.37.0"
+VALUES = list(chart.VALUES.items())
+IDS = list(chart.VALUES)
+
+
+@pytest.mark.parametrize(("name", "values"), VALUES, ids=IDS)
+def test_lint_passes(helm: pathlib.Path, name: str, values: pathlib.Path | None) -> None:
+    args = ["lint", "--strict", str(chart.CHART)] + (["-f", str(values)] if values else [])
+    done = chart.run_helm(helm, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("name", "values"), VALUES, ids=IDS)
+def test_every_object_validates_against_kubernetes(
+    helm: pathlib.Path, name: str, values: pathlib.Path | None
+) -> None:
+    objects = chart.render(helm, values)
+    assert objects
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{where}: {err.message} at {list(err.path)}")
+
+
+@pytest.mark.parametrize(("name", "values"), VALUES, ids=IDS)
+def test_standard_labels_everywhere(
+    helm: pathlib.Path, name: str, values: pathlib.Path | None
+) -> None:
+    for obj in chart.render(helm, values):
+        if obj["kind"] == "CustomResourceDefinition":
+            continue  # crds/ is not templated: it carries only part-of
+        labels = obj["metadata"].get("labels") or {}
+        for key in ("name", "instance", "version", "managed-by", "part-of"):
+            assert f"app.kubernetes.io/{key}" in labels, f"{obj['kind']} {obj['metadata']['name']}"
+
+
+@pytest.mark.parametrize(("name", "values"), VALUES, ids=IDS)
+def test_containers_have_limits_and_only_libvirt_is_privileged(
+    helm: pathlib.Path, name: str, values: pathlib.Path | None
+) -> None:
+    for obj in chart.render(helm, values):
+        for container in _containers(obj):
+            resources = container.get("resources") or {}
+            assert resources.get("requests") and resources.get("limits"), container["name"]
+            privileged = (container.get("securityContext") or {}).get("privileged", False)
+            assert privileged == (container["name"] == "libvirt"), container["name"]
+
+
+def test_node_mounts_the_kubelet_dirs_of_the_values(helm: pathlib.Path) -> None:
+    objects = chart.render(helm, chart.VALUES["custom-kubelet-values"])
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    paths = {
+        v["hostPath"]["path"] for v in ds["spec"]["template"]["spec"]["volumes"] if "hostPath" in v
+    }
+    assert paths == {
+        "/dev",
+        "/var/lib/k0s/kubelet/pods",
+        "/var/lib/k0s/kubelet/plugins/rbd.csi.ceph.com",
+    }
+
+
+def test_controller_runs_the_controller_with_leader_election(helm: pathlib.Path) -> None:
+    deploy = next(o for o in chart.render(helm, None) if o["kind"] == "Deployment")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["controller", "run"]
+    assert "--lease-name=csi-vm-controller" in container["args"]
+    assert deploy["spec"]["replicas"] == 2
+
+
+def test_helm_test_hook_probes_declared_only(helm: pathlib.Path) -> None:
+    hooks = [
+        o
+        for o in chart.render(helm, None)
+        if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]
+    assert len(hooks) == 1
+    args = hooks[0]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["capabilities", "probe", "--declared-only"]
+
+
+@pytest.mark.parametrize(
+    "example", sorted((chart.CHART / "examples").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_example_validates_against_its_crd(example: pathlib.Path) -> None:
+    obj = yaml.safe_load(example.read_text())
+    schema = _schema_of(obj["kind"])
+    jsonschema.validate(obj, schema)
+
+
+def test_crd_schema_refuses_a_bad_example() -> None:
+    obj = yaml.safe_load((chart.CHART / "examples" / "virtualmachine.yaml").read_text())
+    obj["spec"]["disks"][0]["size"] = "ten gigs"
+    with pytest.raises(jsonschema.ValidationError, match="does not match"):
+        jsonschema.validate(obj, _schema_of("VirtualMachine"))
+
+
+def _schema_of(kind: str) -> dict[str, Any]:
+    crd = next(c for c in chart.crds() if c["spec"]["names"]["kind"] == kind)
+    return _openapi_to_jsonschema(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
+def _openapi_to_jsonschema(node: Any) -> Any:
+    """OpenAPI's ``nullable: true`` is JSON Schema's extra "null" type."""
+    if isinstance(node, list):
+        return [_openapi_to_jsonschema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi_to_jsonschema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") and "type" in node:
+        out["type"] = [node["type"], "null"]
+    return copy.deepcopy(out)
+
+
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = obj.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or (spec if obj["kind"] == "Pod" else {})
+    return list(pod.get("containers") or ())
