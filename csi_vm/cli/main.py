@@ -27,6 +27,7 @@ from csi_vm.cli import (
     capabilities_cmd,
     controller_cmd,
     disk_cmd,
+    image_cmd,
     localdriver_cmd,
     quickstart_cmd,
     run_cmd,
@@ -53,6 +54,7 @@ app.add_typer(vm_cmd.app, name="vm")
 app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(disk_cmd.disk_app, name="disk")
 app.add_typer(disk_cmd.snap_app, name="snapshot")
+app.add_typer(image_cmd.app, name="image")
 app.command("clone")(vm_cmd.clone)
 app.command("resume")(vm_cmd.resume)
 app.command(
@@ -88,7 +90,11 @@ def run() -> None:
     # SIGTERM ends csi-vm like Ctrl-C does: through the same cleanup paths.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click hands back the code of typer.Exit
+        # instead of exiting: pass it on.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except errors.CsiVmError as err:
         _stderr.print(f"[bold red]error:[/] {err.message}", markup=True, soft_wrap=True)
         if err.hint:
