@@ -113,15 +113,19 @@ def copy_and_pivot(
 ) -> None:
     """Mirror a disk into `dest` while the guest runs, then switch the guest to it.
 
-    Until the pivot the guest uses its original disk; on any failure the job
-    is cancelled and it keeps using it.
+    qemu mirrors only into a target of the source's size, so a larger `dest`
+    is given as a slice of the source's size; `resize` afterwards needs
+    `unslice` first. Until the pivot the guest uses its original disk; on any
+    failure the job is cancelled and it keeps using it.
     """
-    kind = "block" if block else "file"
-    attr = "dev" if block else "file"
-    source = f"<source {attr}={saxutils.quoteattr(dest)}/>"
-    xml = f"<disk type='{kind}'><driver type='raw'/>{source}</disk>"
+    kind, attr = ("block", "dev") if block else ("file", "file")
+    size = capacity(conn, name, target=target)
+    xml = (
+        f"<disk type='{kind}'><driver type='raw'/><source {attr}={saxutils.quoteattr(dest)}>"
+        f"<slices><slice type='storage' offset='0' size='{size}'/></slices></source></disk>"
+    )
     # REUSE_EXT: dest is a prepared volume; TRANSIENT_JOB: libvirt needs it
-    # for persistent domains, and the domain is redefined after the pivot anyway.
+    # for persistent domains (the definition is rewritten at the next start).
     flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
     conn.call(name, "blockCopy", "blockCopy", target, xml, None, flags)
     try:
@@ -134,6 +138,26 @@ def copy_and_pivot(
         except errors.CsiVmError as err:
             log.info("%s: cancelling the copy of %s: %s", name, target, err)
         raise
+
+
+def unslice(conn: libvirt_conn.Connection, name: str, *, target: str) -> None:
+    """Let qemu see the whole device behind a disk that `copy_and_pivot` sliced.
+
+    This libvirt (9.x) neither removes a slice nor resizes a sliced disk, so
+    the raw node is reopened without offset and size over QMP. Node names
+    follow libvirt's scheme, libvirt-<source index>-format/-storage.
+    """
+    source = _disk_element(conn, name, target).find("source")
+    if source is None or source.find("slices") is None:
+        return
+    index = source.get("index")
+    options = {
+        "driver": "raw",
+        "node-name": f"libvirt-{index}-format",
+        "file": f"libvirt-{index}-storage",
+        "read-only": False,
+    }
+    conn.qemu_monitor(name, {"execute": "blockdev-reopen", "arguments": {"options": [options]}})
 
 
 def _wait_mirror_ready(
@@ -197,3 +221,9 @@ def freeze(conn: libvirt_conn.Connection, name: str) -> bool:
 
 def thaw(conn: libvirt_conn.Connection, name: str) -> None:
     conn.call(name, "fsThaw", "fsThaw", None, 0)
+
+
+def cancel(conn: libvirt_conn.Connection, name: str, *, target: str) -> None:
+    """Cancel a block job left running on the disk (by a process that died); none is fine."""
+    if conn.call(name, "blockJobInfo", "blockJobInfo", target, 0):
+        conn.call(name, "cancel block job", "blockJobAbort", target, 0)

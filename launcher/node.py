@@ -164,19 +164,25 @@ class Node:
     def _attach(
         self, record: vmrecord.VmRecord, vm_dir: pathlib.Path, disk: VolumeDisk
     ) -> tuple[vmrecord.VmRecord, domain.Disk]:
-        disk_dir = vm_dir / "disks" / disk.target
+        entry = self._entry(vm_dir / "disks" / disk.target, disk)
+        record = record.with_disk(entry)
+        vmrecord.save(self._record_path(record.name), record)
+        self._publish(entry, disk)
+        return record, self._disk_for(entry, disk)
+
+    def _entry(self, disk_dir: pathlib.Path, disk: VolumeDisk) -> vmrecord.DiskRecord:
         disk_dir.mkdir(parents=True, exist_ok=True)
         staging = disk_dir / "staging" if self._stages_volumes() else None
-        entry = vmrecord.DiskRecord(
+        return vmrecord.DiskRecord(
             volume_id=disk.volume_id, target=disk.target, block=disk.block,
             staging_path=str(staging or ""), publish_path=str(disk_dir / "publish"),
         )  # fmt: skip
-        record = record.with_disk(entry)
-        vmrecord.save(self._record_path(record.name), record)
-        if staging is not None:
-            staging.mkdir(exist_ok=True)
+
+    def _publish(self, entry: vmrecord.DiskRecord, disk: VolumeDisk) -> None:
+        if entry.staging_path:
+            pathlib.Path(entry.staging_path).mkdir(exist_ok=True)
             self._csi.node_stage(
-                disk.volume_id, staging_path=str(staging), capability=disk.capability,
+                disk.volume_id, staging_path=entry.staging_path, capability=disk.capability,
                 publish_context=disk.publish_context, volume_context=disk.volume_context,
             )  # fmt: skip
         self._csi.node_publish(
@@ -184,7 +190,55 @@ class Node:
             staging_path=entry.staging_path, readonly=disk.readonly,
             publish_context=disk.publish_context, volume_context=disk.volume_context,
         )  # fmt: skip
-        return record, self._disk_for(entry, disk)
+
+    # -- disks of a running VM: spares for copies, swaps after a pivot ---------
+
+    def publish_spare(
+        self, name: str, disk: VolumeDisk, *, slot: str
+    ) -> tuple[vmrecord.DiskRecord, domain.Disk]:
+        """Publish a volume next to a running VM without giving it to the guest.
+
+        A block copy or a storage migration writes into it; `adopt` makes it
+        the VM's disk once the guest uses it, `release` undoes the publish.
+        """
+        entry = self.spare_entry(name, disk, slot=slot)
+        self._publish(entry, disk)
+        return entry, self._disk_for(entry, disk)
+
+    def spare_entry(self, name: str, disk: VolumeDisk, *, slot: str) -> vmrecord.DiskRecord:
+        """Where `publish_spare` publishes: the same paths every time, so a replay finds them."""
+        return self._entry(self.vm_dir(name) / "spare" / slot, disk)
+
+    def release(self, entry: vmrecord.DiskRecord) -> None:
+        """Unpublish (and unstage) a volume published by `publish_spare` or `start`."""
+        self._unpublish(entry)
+        if entry.staging_path:
+            self._unstage(entry)
+
+    def disk_record(self, name: str, target: str) -> vmrecord.DiskRecord:
+        for disk in vmrecord.load(self._record_path(name)).disks:
+            if disk.target == target:
+                return disk
+        raise errors.NotFound(f"VM {name} has no disk {target} on {self._conn.uri}")
+
+    def adopt(self, name: str, entry: vmrecord.DiskRecord) -> None:
+        """Record `entry` as the VM's disk for its target (after a pivot), so stop releases it."""
+        record = vmrecord.load(self._record_path(name))
+        disks = tuple(entry if d.target == entry.target else d for d in record.disks)
+        vmrecord.save(self._record_path(name), dataclasses.replace(record, disks=disks))
+
+    def adopt_record(self, record: vmrecord.VmRecord) -> None:
+        """Take over a VM that arrived by migration: its disks were published here already."""
+        self.vm_dir(record.name).mkdir(parents=True, exist_ok=True)
+        vmrecord.save(self._record_path(record.name), record)
+
+    def forget(self, name: str) -> None:
+        """Drop the record of a VM that left this node (migrated away); its disks are released."""
+        self._record_path(name).unlink(missing_ok=True)
+
+    @property
+    def conn(self) -> libvirt_conn.Connection:
+        return self._conn
 
     def _disk_for(self, entry: vmrecord.DiskRecord, disk: VolumeDisk) -> domain.Disk:
         published = pathlib.Path(entry.publish_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import pathlib
@@ -13,8 +14,8 @@ from csi_vm import errors, spec
 from csi_vm.cli import vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import diskops, disks, plans, snapshots, vms
-from csi_vm.store import records
+from csi_vm.flows import diskops, disks, online, plans, snapshots, vms
+from csi_vm.store import records, running
 
 disk_app = typer.Typer(
     help="Import, export and expand the disks of stopped VMs.", no_args_is_help=True
@@ -96,7 +97,11 @@ def expand(
     except ValueError as err:
         raise errors.InvalidInput(str(err)) from err
     with vmenv.environment(cfg, db) as env:
-        if dry_run:
+        if running.find(env.store, vm) is not None:  # the VM runs: grow it under the guest
+            plan = online.plan_expand(env, vm=vm, disk=disk, size=new_size)
+            if not dry_run:
+                plan = online.expand(env, vm=vm, disk=disk, size=new_size)
+        elif dry_run:
             _, plan = diskops.plan_expand(env, vm=vm, disk=disk, size=new_size)
         else:
             plan = diskops.expand(env, vm=vm, disk=disk, size=new_size)
@@ -114,9 +119,15 @@ def snap_create(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Snapshot every disk of a VM."""
+    """Snapshot every disk of a VM (online while it runs: frozen by its guest agent, if any)."""
     with vmenv.environment(cfg, db) as env:
-        if dry_run:
+        if running.find(env.store, vm) is not None:
+            plan = online.plan_snapshot(env, records.get_vm(env.store, vm))
+            if not dry_run:
+                result = online.snapshot(env, vm_name=vm, name=name)
+                detail = f"as {result.snapshot.name}, online, {result.consistency}"
+                plan = dataclasses.replace(result.plan, detail=detail)
+        elif dry_run:
             plan = snapshots.plan_create(env, records.get_vm(env.store, vm))
         else:
             snap, plan = snapshots.create(env, vm_name=vm, name=name)

@@ -8,6 +8,7 @@ later process after a crash.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import pathlib
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 from csi_vm import errors, spec
 from csi_vm.csi import models
 from csi_vm.flows import context
-from launcher import domain, libvirt_conn, node
+from launcher import blockjobs, domain, libvirt_conn, node, vmrecord
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -98,5 +99,103 @@ def _halt(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     return {}
 
 
-DO = {"launch": _launch, "halt": _halt}
-UNDO = {"launch": _undo_launch}
+# -- disks of running VMs -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _conn(env: context.Env, node_name: str) -> Iterator[libvirt_conn.Connection]:
+    with libvirt_conn.Connection.open(env.cfg.node_config(node_name).libvirt) as conn:
+        yield conn
+
+
+def _backup(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with _conn(env, data["node"]) as conn:
+        stats = blockjobs.backup(
+            conn, data["vm"], target=data["target"], dest=data["dest"], block=data["block"]
+        )
+    return {"bytes": int(stats.get("disk_processed", 0) or stats.get("disk_total", 0))}
+
+
+def _node_expand(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        entry = on.disk_record(data["vm"], data["target"])
+    env.node_service(data["driver"], node=data["node"]).node_expand(
+        data["volume_id"], volume_path=entry.publish_path, size=data["volume_size"],
+        staging_path=entry.staging_path, capability=capability(data["mode"]),
+    )  # fmt: skip
+    return {}
+
+
+def _block_resize(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with _conn(env, data["node"]) as conn:
+        blockjobs.unslice(conn, data["vm"], target=data["target"])
+        blockjobs.resize(conn, data["vm"], target=data["target"], size=data["size"])
+    return {}
+
+
+def _spare_disk(data: Data) -> node.VolumeDisk:
+    return node.VolumeDisk(
+        volume_id=data["volume_id"], target=data["target"], capability=capability(data["mode"])
+    )
+
+
+def _publish_spare(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        entry, disk = on.publish_spare(data["vm"], _spare_disk(data), slot=data["slot"])
+    return {"entry": dataclasses.asdict(entry), "source": str(disk.source)}
+
+
+def _undo_publish_spare(env: context.Env, data: Data) -> None:
+    with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        entry = on.spare_entry(data["vm"], _spare_disk(data), slot=data["slot"])
+        with contextlib.suppress(errors.NotFound):
+            on.release(entry)
+
+
+def _pivot(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with _conn(env, data["node"]) as conn:
+        blockjobs.copy_and_pivot(
+            conn, data["vm"], target=data["target"], dest=data["dest"], block=data["block"]
+        )
+    return {}
+
+
+def _undo_pivot(env: context.Env, data: Data) -> None:
+    """Put the guest back on its original disk: cancel a copy, or copy back after a pivot."""
+    with _conn(env, data["node"]) as conn:
+        blockjobs.cancel(conn, data["vm"], target=data["target"])
+        if blockjobs.disk_source(conn, data["vm"], target=data["target"]) == data["dest"]:
+            log.warning("%s: copying %s back to its original disk", data["vm"], data["target"])
+            blockjobs.copy_and_pivot(
+                conn, data["vm"], target=data["target"], dest=data["old"], block=data["block"]
+            )
+
+
+def _adopt_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        on.adopt(data["vm"], vmrecord.DiskRecord(**data["entry"]))
+    return {}
+
+
+def _release_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    entry = vmrecord.DiskRecord(**data["entry"])
+    with (
+        launcher(env, node_name=data["node"], driver=data["driver"]) as on,
+        contextlib.suppress(errors.NotFound),
+    ):
+        on.release(entry)
+    return {}
+
+
+DO = {
+    "launch": _launch,
+    "halt": _halt,
+    "backup": _backup,
+    "node_expand": _node_expand,
+    "block_resize": _block_resize,
+    "publish_spare": _publish_spare,
+    "pivot": _pivot,
+    "adopt_disk": _adopt_disk,
+    "release_disk": _release_disk,
+}
+UNDO = {"launch": _undo_launch, "publish_spare": _undo_publish_spare, "pivot": _undo_pivot}

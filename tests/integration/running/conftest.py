@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from csi_vm import config, spec
-from csi_vm.flows import context, vmactions, vmrun, vms
-from csi_vm.store import db
-from launcher import counter, devices
+from csi_vm.flows import context, vmrun, vms
+from csi_vm.store import db, running
+from launcher import blockjobs, counter, libvirt_conn
 from tests.support import driverproc, libvirtnode
 
 MIB = 1 << 20
@@ -51,8 +51,10 @@ class Lab:
         return disk
 
     def device(self, name: str, *, node: str, target: str = "vda") -> pathlib.Path:
-        publish = vmactions.launcher_dir(self.env, node) / "vms" / name / "disks" / target
-        return devices.describe(publish / "publish").node
+        """The device the guest's disk is on now (after a pivot or migration: the new one)."""
+        uri = self.env.cfg.node_config(node).libvirt
+        with libvirt_conn.Connection.open(uri) as conn:
+            return pathlib.Path(blockjobs.disk_source(conn, name, target=target))
 
 
 def make_env(tmp: pathlib.Path, cfg: dict[str, Any]) -> context.Env:
@@ -72,11 +74,19 @@ def boot() -> vmrun.Boot:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, boot: vmrun.Boot) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("running")
-    drv = driverproc.start_driver(tmp / "driver")
-    env = make_env(tmp, {"node": "node-a", "drivers": {"local": {"endpoint": drv.endpoint}}})
-    yield Lab(tmp=tmp, env=env, boot=boot, drivers={"local": drv})
+    drivers = {
+        "local": driverproc.start_driver(tmp / "driver"),
+        # a driver like many in production: no snapshots, no expansion
+        "bare": driverproc.start_driver(
+            tmp / "bare", without=("snapshot", "expansion", "clone"), node_id="node-a"
+        ),
+    }
+    endpoints = {name: {"endpoint": d.endpoint} for name, d in drivers.items()}
+    env = make_env(tmp, {"node": "node-a", "drivers": endpoints})
+    yield Lab(tmp=tmp, env=env, boot=boot, drivers=drivers)
     env.close()
-    drv.stop()
+    for drv in drivers.values():
+        drv.stop()
 
 
 def wait_for_counter(disk: pathlib.Path, *, above: int, within: float) -> int:
@@ -88,3 +98,11 @@ def wait_for_counter(disk: pathlib.Path, *, above: int, within: float) -> int:
             return value
         time.sleep(0.05)
     raise AssertionError(f"counter on {disk} stayed at <= {above} for {within} s")
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftovers(lab: Lab) -> Iterator[None]:
+    """A failed test must not leave its VM running into the next one."""
+    yield
+    for run in running.list_all(lab.env.store):
+        vmrun.stop(lab.env, vm_name=run.vm, grace_s=0)
