@@ -38,8 +38,19 @@ def write_status(
     old = obj.get("status") or {}
     body = {**fields, "conditions": status.merged(list(old.get("conditions") or ()), conditions)}
     body["observedGeneration"] = meta.generation
+    if _unchanged(old, body):
+        # Nothing new: skip the write, so a reconcile caused by our own
+        # status update does not write (and trigger) again.
+        return obj
     return ctx.objs.patch(
         res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
+    )
+
+
+def _unchanged(old: Json, new: Json) -> bool:
+    # A merge patch drops keys set to None, so None matches an absent key.
+    return all(old.get(key) == value for key, value in new.items() if value is not None) and all(
+        key not in old for key, value in new.items() if value is None
     )
 
 

@@ -25,12 +25,13 @@ _WATCHED = ("get", "list", "watch")
 
 CONTROLLER: tuple[Rule, ...] = (
     # run: list and watch each custom resource; reconcile_*: status and owned children
-    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create", "patch"),
+    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create"),
     _rule("csi-vm.io", "vmsnapshots", *_WATCHED),
-    _rule("csi-vm.io", "vmrestores", *_WATCHED),
-    _rule("csi-vm.io", "vmclones", *_WATCHED),
-    _rule("csi-vm.io", "vmmigrations", *_WATCHED),
-    _rule("csi-vm.io", "storagecapabilityreports", *_WATCHED, "create"),
+    _rule("csi-vm.io", "vmrestores", "list", "watch"),
+    _rule("csi-vm.io", "vmclones", "list", "watch"),
+    _rule("csi-vm.io", "vmmigrations", "list", "watch"),
+    # reconcile_report: one report per StorageClass; strategy: read them
+    _rule("csi-vm.io", "storagecapabilityreports", "get", "create"),
     _rule("csi-vm.io", "virtualmachines/status", "patch"),
     _rule("csi-vm.io", "vmsnapshots/status", "patch"),
     _rule("csi-vm.io", "vmrestores/status", "patch"),
@@ -44,7 +45,7 @@ CONTROLLER: tuple[Rule, ...] = (
     # events: what the controller did and why
     _rule("", "events", "create"),
     # reconcile_report: what the cluster declares per StorageClass
-    _rule("storage.k8s.io", "storageclasses", *_WATCHED),
+    _rule("storage.k8s.io", "storageclasses", "list", "watch"),
     _rule("storage.k8s.io", "csidrivers", "list"),
     _rule("storage.k8s.io", "csinodes", "list"),
     _rule("snapshot.storage.k8s.io", "volumesnapshotclasses", "list"),
