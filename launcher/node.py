@@ -194,7 +194,7 @@ class Node:
     # -- disks of a running VM: spares for copies, swaps after a pivot ---------
 
     def publish_spare(
-        self, name: str, disk: VolumeDisk, *, slot: str
+        self, name: str, disk: VolumeDisk, *, slot: str, image_size: int = 0
     ) -> tuple[vmrecord.DiskRecord, domain.Disk]:
         """Publish a volume next to a running VM without giving it to the guest.
 
@@ -203,7 +203,7 @@ class Node:
         """
         entry = self.spare_entry(name, disk, slot=slot)
         self._publish(entry, disk)
-        return entry, self._disk_for(entry, disk)
+        return entry, self._disk_for(entry, disk, image_size=image_size)
 
     def spare_entry(self, name: str, disk: VolumeDisk, *, slot: str) -> vmrecord.DiskRecord:
         """Where `publish_spare` publishes: the same paths every time, so a replay finds them."""
@@ -215,8 +215,12 @@ class Node:
         if entry.staging_path:
             self._unstage(entry)
 
+    def record(self, name: str) -> vmrecord.VmRecord:
+        """What this node holds for the VM; NotFound when it holds nothing."""
+        return vmrecord.load(self._record_path(name))
+
     def disk_record(self, name: str, target: str) -> vmrecord.DiskRecord:
-        for disk in vmrecord.load(self._record_path(name)).disks:
+        for disk in self.record(name).disks:
             if disk.target == target:
                 return disk
         raise errors.NotFound(f"VM {name} has no disk {target} on {self._conn.uri}")
@@ -240,7 +244,9 @@ class Node:
     def conn(self) -> libvirt_conn.Connection:
         return self._conn
 
-    def _disk_for(self, entry: vmrecord.DiskRecord, disk: VolumeDisk) -> domain.Disk:
+    def _disk_for(
+        self, entry: vmrecord.DiskRecord, disk: VolumeDisk, *, image_size: int = 0
+    ) -> domain.Disk:
         published = pathlib.Path(entry.publish_path)
         if disk.block:
             device = devices.wait_for_block(published, timeout=self._device_timeout)
@@ -250,7 +256,7 @@ class Node:
             )  # fmt: skip
         image = published / IMAGE_NAME
         if not image.exists():
-            _create_image(image)
+            _create_image(image, size=image_size)
         return domain.Disk(
             source=image, target=disk.target, kind=domain.DiskKind.FILE, readonly=disk.readonly
         )
@@ -323,11 +329,11 @@ class Node:
         self._csi.node_unstage(disk.volume_id, staging_path=disk.staging_path)
 
 
-def _create_image(image: pathlib.Path) -> None:
-    """A sparse raw image filling the filesystem volume it lives on (first start only)."""
+def _create_image(image: pathlib.Path, *, size: int = 0) -> None:
+    """A sparse raw image of `size` bytes, or filling the filesystem volume it lives on."""
     fs = os.statvfs(image.parent)
     # Leave 1 MiB for the filesystem's own growth; whole MiB keep qemu's sizes round.
-    size = (fs.f_bavail * fs.f_frsize - _MIB) // _MIB * _MIB
+    size = size or (fs.f_bavail * fs.f_frsize - _MIB) // _MIB * _MIB
     if size <= 0:
         raise errors.OutOfRange(f"filesystem volume at {image.parent} has no room for a disk")
     with image.open("xb") as out:

@@ -57,6 +57,7 @@ app.add_typer(disk_cmd.snap_app, name="snapshot")
 app.add_typer(image_cmd.app, name="image")
 app.command("clone")(vm_cmd.clone)
 app.command("resume")(vm_cmd.resume)
+app.command("migrate")(run_cmd.migrate)
 app.command(
     "localdriver",
     context_settings={

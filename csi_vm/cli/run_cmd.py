@@ -10,6 +10,7 @@ from csi_vm import errors
 from csi_vm.cli import vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, FMT
 from csi_vm.cli.vmenv import Output
+from csi_vm.flows import migrate as migrate_flow
 from csi_vm.flows import vmrun
 
 
@@ -97,3 +98,31 @@ def _show(status: vmrun.Status, *, fmt: Output) -> None:
         return
     line = f"{status.vm} on {status.node}: {status.state} ({status.reason})"
     vmenv.console.print(line + (f" [red]{status.problem}[/]" if status.problem else ""))
+
+
+def migrate(
+    name: str,
+    to: str = typer.Option(..., "--to", help="The node to move the VM to."),
+    bandwidth: int = typer.Option(
+        0, "--bandwidth", help="Limit the copy to this many MiB/s (0: no limit)."
+    ),
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """Live-migrate a running VM to another node.
+
+    Volumes shared across nodes are published on the target and the VM moves
+    without copying them; otherwise its disks are copied into new volumes on
+    the target while it runs, and the old ones are retired after success.
+    """
+    with vmenv.environment(cfg, db) as env:
+        result = migrate_flow.migrate(env, vm_name=name, to=to, bandwidth_mib_s=bandwidth)
+    if fmt is not Output.TABLE:
+        vmenv.emit(result.as_dict(), fmt=fmt)
+        return
+    vmenv.console.print(
+        f"migrated {name} {result.source} -> {result.target} by {result.strategy}: "
+        f"downtime {result.downtime_ms} ms, {result.bytes_copied} bytes copied, "
+        f"{result.duration_ms / 1000:.1f} s in all"
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from csi_vm import errors, spec
 from csi_vm.csi import models
-from csi_vm.flows import context, diskio, vmactions
+from csi_vm.flows import context, diskio, migactions, vmactions
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -314,3 +314,5 @@ _UNDO = {
 # Actions on running VMs live with the launcher-facing flows.
 _DO.update(vmactions.DO)
 _UNDO.update(vmactions.UNDO)
+_DO.update(migactions.DO)
+_UNDO.update(migactions.UNDO)

@@ -141,7 +141,9 @@ def _spare_disk(data: Data) -> node.VolumeDisk:
 
 def _publish_spare(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
-        entry, disk = on.publish_spare(data["vm"], _spare_disk(data), slot=data["slot"])
+        entry, disk = on.publish_spare(
+            data["vm"], _spare_disk(data), slot=data["slot"], image_size=data.get("size", 0)
+        )
     return {"entry": dataclasses.asdict(entry), "source": str(disk.source)}
 
 

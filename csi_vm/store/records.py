@@ -116,6 +116,16 @@ def replace_disk_volume(
         )
 
 
+def move_disk(cur: sqlite3.Cursor, *, vm: str, disk: str, driver: str, volume_id: str) -> None:
+    """Point a disk at a volume of another driver (a storage migration to node-local storage)."""
+    cur.execute(
+        "UPDATE disks SET driver = ?, volume_id = ? WHERE vm = ? AND name = ?",
+        (driver, volume_id, vm, disk),
+    )
+    if cur.rowcount != 1:
+        raise errors.DataSafetyError(f"disk {vm}/{disk} vanished from the store during a move")
+
+
 def delete_vm(cur: sqlite3.Cursor, name: str) -> None:
     cur.execute("DELETE FROM vms WHERE name = ?", (name,))
 

@@ -1,0 +1,162 @@
+"""Live migration of a domain between two libvirt nodes, driven from this client.
+
+The destination definition is the source's migratable XML (same UUID) with
+only the disk sources changed; slices left by a block copy are dropped, as
+the destination volume is the disk's full size. With `copy_disks`, qemu
+copies those disks into the destination's (NBD mirror) while the guest runs,
+then moves memory; the guest pauses only for the final switch (the downtime).
+
+When this client dies mid-migration libvirt cancels the job itself (it ties a
+client-driven migration to the client's connection): the guest goes on
+running on the source and the destination domain is removed. `settle`
+finishes the picture after any failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from xml.etree import ElementTree
+
+import libvirt
+
+from csi_vm import errors
+from launcher import libvirt_conn
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NewSource:
+    path: str
+    block: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Stats:
+    downtime_ms: int  # the guest's pause at the switch, as qemu measured it
+    disk_bytes: int  # bytes the storage copy moved (0 on shared storage)
+    memory_bytes: int
+    duration_ms: int
+
+
+class Where(enum.StrEnum):
+    SOURCE = "source"
+    TARGET = "target"
+    BOTH = "both"
+    NOWHERE = "nowhere"
+
+
+def dest_xml(xml: str, sources: Mapping[str, NewSource], *, console_log: str = "") -> str:
+    """The source's migratable XML with the disks of `sources` (by target) pointing elsewhere.
+
+    `console_log`: the serial log's file on the destination node.
+    """
+    # libvirtd's own answer, not outside input: the stdlib parser is fine here
+    root = ElementTree.fromstring(xml)  # noqa: S314
+    for log_source in root.findall("devices/serial/source") if console_log else []:
+        log_source.set("path", console_log)
+    for disk in root.iter("disk"):
+        target = disk.find("target")
+        new = sources.get(target.get("dev", "") if target is not None else "")
+        if new is None:
+            continue
+        disk.set("type", "block" if new.block else "file")
+        old = disk.find("source")
+        if old is not None:
+            disk.remove(old)
+        source = ElementTree.Element("source", {"dev" if new.block else "file": new.path})
+        disk.insert(1, source)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
+def migrate(
+    src: libvirt_conn.Connection,
+    dst: libvirt_conn.Connection,
+    name: str,
+    *,
+    sources: Mapping[str, NewSource],
+    copy_disks: Sequence[str] = (),
+    console_log: str = "",
+    bandwidth_mib_s: int = 0,
+) -> Stats:
+    """Live-migrate `name` from src to dst; on return it runs on dst only."""
+    xml = dest_xml(src.xml_desc(name, migratable=True), sources, console_log=console_log)
+    params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
+    # PERSIST_DEST: the VM stays defined on its new node; the source's
+    # definition is removed by the caller once the records say "moved".
+    flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST
+    if copy_disks:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(copy_disks)
+    if bandwidth_mib_s:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib_s
+    began = time.monotonic()
+    src.migrate(name, dest=dst, params=params, flags=flags)
+    duration_ms = int((time.monotonic() - began) * 1000)
+    return _stats(dst, src, name, duration_ms=duration_ms)
+
+
+def _stats(
+    dst: libvirt_conn.Connection, src: libvirt_conn.Connection, name: str, *, duration_ms: int
+) -> Stats:
+    """Completed-job statistics: the destination gets the downtime, the source the disks."""
+    found: list[dict[str, Any]] = []
+    for conn in (dst, src):
+        try:
+            found.append(
+                conn.call(name, "jobStats", "jobStats", libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+            )
+        except errors.CsiVmError as err:
+            log.info("%s: no completed job statistics on %s: %s", name, conn.uri, err)
+    log.debug("%s: migration statistics %s", name, found)
+
+    def most(key: str, default: int = 0) -> int:
+        return max((int(s[key]) for s in found if key in s), default=default)
+
+    return Stats(
+        downtime_ms=most("downtime", -1),
+        disk_bytes=most("disk_processed") or most("disk_total"),
+        memory_bytes=most("memory_processed"),
+        duration_ms=duration_ms,
+    )
+
+
+def _active(conn: libvirt_conn.Connection, name: str) -> bool:
+    try:
+        return conn.status(name).active
+    except errors.NotFound:
+        return False
+
+
+def where(src: libvirt_conn.Connection, dst: libvirt_conn.Connection, name: str) -> Where:
+    on_src, on_dst = _active(src, name), _active(dst, name)
+    if on_src and on_dst:
+        return Where.BOTH  # only mid-migration: the destination is still paused
+    if on_dst:
+        return Where.TARGET
+    return Where.SOURCE if on_src else Where.NOWHERE
+
+
+def settle_on_source(src: libvirt_conn.Connection, dst: libvirt_conn.Connection, name: str) -> None:
+    """After a failed or abandoned migration: the guest runs on the source, nothing on dst.
+
+    Refuses (DataSafetyError) when the guest already runs on the destination
+    only: then the caller must move it back instead.
+    """
+    with contextlib.suppress(errors.CsiVmError):  # no job to abort: the usual case
+        src.call(name, "abortJob", "abortJob")
+    if where(src, dst, name) is Where.TARGET:
+        raise errors.DataSafetyError(f"{name} runs on {dst.uri} only: it cannot be settled back")
+    dst.destroy(name)
+    dst.undefine(name)
+    state = src.status(name)
+    if state.state is libvirt_conn.DomainState.PAUSED:
+        src.call(name, "resume", "resume")
+    if not src.status(name).active:
+        raise errors.DataSafetyError(f"{name} runs on neither node after a failed migration")
