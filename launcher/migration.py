@@ -18,8 +18,9 @@ import contextlib
 import dataclasses
 import enum
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
@@ -97,9 +98,38 @@ def migrate(
     if bandwidth_mib_s:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib_s
     began = time.monotonic()
-    src.migrate(name, dest=dst, params=params, flags=flags)
+    _cancellable(src, name, lambda: src.migrate(name, dest=dst, params=params, flags=flags))
     duration_ms = int((time.monotonic() - began) * 1000)
     return _stats(dst, src, name, duration_ms=duration_ms)
+
+
+def _cancellable(src: libvirt_conn.Connection, name: str, call: Callable[[], None]) -> None:
+    """Run the (blocking) migration call in a thread, so Ctrl-C or SIGTERM can cancel it.
+
+    A signal only reaches Python code between calls; here it interrupts the
+    wait, the job is aborted, and the call returns with the failure.
+    """
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            call()
+        except BaseException as err:  # handed to the waiting thread
+            failure.append(err)
+
+    worker = threading.Thread(target=work, name=f"migrate-{name}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except BaseException:
+        log.warning("%s: migration interrupted: cancelling it", name)
+        with contextlib.suppress(errors.CsiVmError):
+            src.call(name, "abortJob", "abortJob")
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
 
 
 def _stats(

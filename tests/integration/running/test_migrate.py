@@ -9,14 +9,21 @@ dir (`shared`, asserted multi_node_shared). node-b is a second libvirtd
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from csi_vm import errors
 from csi_vm.csi import client as csi_client
 from csi_vm.flows import context, migrate, vmrun
 from csi_vm.store import records, running
-from launcher import libvirt_conn
+from launcher import counter, libvirt_conn
 from tests.support import driverproc, libvirtnode
 
 from .conftest import BOOT_LIMIT_S, Lab, make_env, wait_for_counter
@@ -127,3 +134,82 @@ def test_counter_continues_on_the_target(two: TwoNodes, driver: str, strategy: s
         assert volume.volume_id == old_volume
     vmrun.stop(two.env, vm_name=name, grace_s=0)
     assert two.domains() == ([], [])
+
+
+def _cli(two: TwoNodes, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "CSI_VM_CONFIG": str(two.lab.tmp / "config.yaml"),
+        "CSI_VM_DB": str(two.lab.tmp / "csi-vm.db"),
+        "CSI_VM_STATE_DIR": str(two.lab.tmp / "state"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "csi_vm", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_job(name: str, *, within: float = 30.0) -> None:
+    """Until the source node runs a migration job for the domain (the copy has begun)."""
+    deadline = time.monotonic() + within
+    with libvirt_conn.Connection.open(libvirt_conn.SYSTEM_URI) as conn:
+        while time.monotonic() < deadline:
+            if conn.call(name, "jobInfo", "jobInfo")[0] != 0:  # 0: VIR_DOMAIN_JOB_NONE
+                time.sleep(0.5)  # well into the disk copy
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no migration job on {name} within {within} s")
+
+
+def _assert_home(two: TwoNodes, name: str, disk: pathlib.Path, volumes: object) -> None:
+    """The VM runs on node-a only, on its original disk; no volume was left behind."""
+    assert running.get(two.env.store, name).node == "node-a"
+    on_a, on_b = two.domains()
+    assert name in on_a and name not in on_b
+    with libvirt_conn.Connection.open(two.uri_b) as b:
+        assert not b.exists(name)
+    assert (two.volumes("local-a"), two.volumes("local-b")) == volumes
+    assert two.lab.device(name, node="node-a") == disk
+    now = counter.read_counter(disk)
+    wait_for_counter(disk, above=now + 2, within=10)
+
+
+def test_cancelled_or_killed_migration_leaves_the_vm_on_its_source(two: TwoNodes) -> None:
+    name = "mig-fail"
+    two.lab.create_vm(name, driver="local-a")
+    disk = two.lab.start(name)
+    volumes = (two.volumes("local-a"), two.volumes("local-b"))
+
+    # Cancelled: the job is aborted from outside while the disk is copied.
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate.migrate(two.env, vm_name=name, to="node-b", bandwidth_mib_s=4)
+        except errors.CsiVmError as err:
+            failed.append(err)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    _wait_for_job(name)
+    with libvirt_conn.Connection.open(libvirt_conn.SYSTEM_URI) as conn:
+        conn.call(name, "abortJob", "abortJob")
+    worker.join(60)
+    assert failed, "the aborted migration reported success"
+    _assert_home(two, name, disk, volumes)
+
+    # Killed: kill -9 of csi-vm mid-copy; the next command puts things right.
+    proc = _cli(two, "migrate", name, "--to", "node-b", "--bandwidth", "4")
+    _wait_for_job(name)
+    proc.kill()
+    proc.communicate(timeout=30)
+    status = _cli(two, "vm", "status", name)
+    _out, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err
+    assert "rolled back migrate" in err
+    _assert_home(two, name, disk, volumes)
+
+    # And it still migrates afterwards.
+    result = migrate.migrate(two.env, vm_name=name, to="node-b")
+    assert result.strategy == migrate.STORAGE
+    vmrun.stop(two.env, vm_name=name, grace_s=0)
