@@ -24,8 +24,9 @@ def _rule(group: str, resource: str, *verbs: str) -> Rule:
 _WATCHED = ("get", "list", "watch")
 
 CONTROLLER: tuple[Rule, ...] = (
-    # run: list and watch each custom resource; reconcile_*: status and owned children
-    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create"),
+    # run: list and watch each custom resource; reconcile_*: status and owned children;
+    # expand: switch a VM disk to its larger copy (patch)
+    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create", "patch"),
     _rule("csi-vm.io", "vmsnapshots", *_WATCHED),
     _rule("csi-vm.io", "vmrestores", "list", "watch"),
     _rule("csi-vm.io", "vmclones", "list", "watch"),
@@ -39,7 +40,7 @@ CONTROLLER: tuple[Rule, ...] = (
     _rule("csi-vm.io", "vmmigrations/status", "patch"),
     _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
     # storage: the backend's storage objects
-    _rule("", "persistentvolumeclaims", "get", "create", "patch"),
+    _rule("", "persistentvolumeclaims", "get", "create", "patch", "delete"),
     _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create"),
     _rule("batch", "jobs", "get", "create"),
     # events: what the controller did and why

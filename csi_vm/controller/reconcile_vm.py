@@ -3,15 +3,12 @@
 The controller owns the storage side; the node agent (the DaemonSet) starts
 and stops the guest through libvirt once its disks are bound. A disk with a
 claimName uses that PVC; otherwise the controller creates ``<vm>-<disk>``.
-Growing a disk takes the disk_expand ladder: csi-expand patches the PVC for
-the external-resizer; copy-to-larger is not done by this controller yet, and
-the status says so rather than pretending.
+Growing a disk (a larger ``size`` than its PVC requests) is `expand`'s.
 """
 
 from __future__ import annotations
 
-from capabilities import model
-from csi_vm.controller import context, kinds, quantity, status, storage, strategy
+from csi_vm.controller import context, expand, kinds, quantity, status, storage
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -53,27 +50,5 @@ def _disk(ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owne
     }
     requested = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
     if requested and quantity.to_bytes(disk.size) > quantity.to_bytes(str(requested)):
-        entry.update(_grow(ctx, obj, disk, claim=name, namespace=vm.namespace))
+        entry.update(expand.grow(ctx, obj, disk, claim=name))
     return entry
-
-
-def _grow(ctx: context.Context, obj: Json, disk: crd.Disk, *, claim: str, namespace: str) -> Json:
-    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation="disk_expand")
-    if choice.strategy == "csi-expand":
-        ctx.objs.patch(kinds.PVC, claim, storage.resize(disk.size), namespace=namespace)
-        ctx.events.record(
-            obj, reason="Expanding", message=f"disk {disk.name} to {disk.size}: {choice.reason}"
-        )
-        return {"resize": _resize(choice, "Requested")}
-    ctx.events.record(
-        obj,
-        reason="ExpandNotDone",
-        warning=True,
-        message=f"disk {disk.name}: {choice.strategy} ({choice.reason}) is not done by the "
-        "Kubernetes backend yet; stop the VM and clone it onto a larger disk",
-    )
-    return {"resize": _resize(choice, "Unsupported")}
-
-
-def _resize(choice: model.Choice, phase: str) -> Json:
-    return {"phase": phase, **status.strategy_fields("disk_expand", choice)}

@@ -59,9 +59,16 @@ def _scenario(fake: fakekube.FakeKube, ctx: context.Context) -> None:
 
 
 def _grow(fake: fakekube.FakeKube, ctx: context.Context) -> None:
-    disks = [{"name": "root", "size": "5Gi", "storageClassName": "fast"}]
-    fake.store.patch(_res(fake, "virtualmachines"), v.NS, "web", {"spec": {"disks": disks}})
-    run.reconcile(ctx, kinds.VM, _read(fake, "virtualmachines", "web"))
+    """web grows natively; old (on a class without expansion) by a copy and a switch."""
+    for name, sc in (("web", "fast"), ("old", "basic")):
+        disks = [{"name": "root", "size": "5Gi", "storageClassName": sc}]
+        fake.store.patch(_res(fake, "virtualmachines"), v.NS, name, {"spec": {"disks": disks}})
+        run.reconcile(ctx, kinds.VM, _read(fake, "virtualmachines", name))
+    jobs = fake.store.resource("batch", "v1", "jobs")
+    assert jobs is not None
+    fake.store.patch(jobs, v.NS, "old-root-5gi-copy", {"status": {"succeeded": 1}})
+    run.reconcile(ctx, kinds.VM, _read(fake, "virtualmachines", "old"))
+    assert _read(fake, "virtualmachines", "old")["spec"]["disks"][0]["claimName"] == "old-root-5gi"
 
 
 def _finish_snapshot_and_restore(fake: fakekube.FakeKube, ctx: context.Context) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from csi_vm import errors
 from csi_vm.controller import context, kinds, run
 from tests.support import fakekube
 from tests.support import vmobjects as v
@@ -71,33 +72,63 @@ def test_vm_disk_grows_through_the_resizer_when_native(
 ) -> None:
     fake.add(v.report("fast", v.NATIVE), v.vm("web"))
     _pass(ctx, kinds.VM, "web")
-    ctx.objs.patch(
-        kinds.VM,
-        "web",
-        {"spec": {"disks": [{"name": "root", "size": "2Gi", "storageClassName": "fast"}]}},
-        namespace=NS,
-    )
+    _grow_to(ctx, "2Gi")
     vm = _pass(ctx, kinds.VM, "web")
     assert _get(ctx, kinds.PVC, "web-root")["spec"]["resources"]["requests"]["storage"] == "2Gi"
     assert vm["status"]["disks"][0]["resize"]["strategy"] == "csi-expand"
 
 
-def test_vm_disk_growth_without_expansion_is_reported_not_faked(
+def _grow_to(ctx: context.Context, size: str) -> None:
+    disks = [{"name": "root", "size": size, "storageClassName": "fast"}]
+    ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": disks}}, namespace=NS)
+
+
+def test_vm_disk_grows_by_copy_when_the_driver_cannot_expand(
     fake: fakekube.FakeKube, ctx: context.Context
 ) -> None:
     fake.add(v.report("fast", v.BASIC), v.vm("web"))
     _pass(ctx, kinds.VM, "web")
-    ctx.objs.patch(
-        kinds.VM,
-        "web",
-        {"spec": {"disks": [{"name": "root", "size": "2Gi", "storageClassName": "fast"}]}},
-        namespace=NS,
-    )
+    _grow_to(ctx, "2Gi")
     vm = _pass(ctx, kinds.VM, "web")
-    assert _get(ctx, kinds.PVC, "web-root")["spec"]["resources"]["requests"]["storage"] == "1Gi"
     resize = vm["status"]["disks"][0]["resize"]
-    assert (resize["phase"], resize["strategy"]) == ("Unsupported", "copy-to-larger")
-    assert any(r == "ExpandNotDone" and t == "Warning" for t, r, _ in _events(fake, "web"))
+    assert (resize["phase"], resize["strategy"]) == ("Copying", "copy-to-larger")
+    assert "fallback" in resize["fallbackReason"]
+    assert _get(ctx, kinds.PVC, "web-root-2gi")["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    _job_done(fake, "web-root-2gi-copy")
+    _pass(ctx, kinds.VM, "web")
+    vm = _pass(ctx, kinds.VM, "web")  # the next pass sees the switched disk
+    assert vm["spec"]["disks"][0]["claimName"] == "web-root-2gi"
+    assert vm["status"]["disks"][0]["claimName"] == "web-root-2gi"
+    with pytest.raises(errors.NotFound):
+        _get(ctx, kinds.PVC, "web-root")  # retired only after the switch
+    reasons = [r for _, r, _ in _events(fake, "web")]
+    assert reasons == ["ExpandCopying", "ExpandDone"]
+
+
+def test_vm_disk_copy_waits_for_the_vm_to_stop(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.report("fast", v.BASIC), v.vm("web", running=True))
+    _pass(ctx, kinds.VM, "web")
+    _grow_to(ctx, "2Gi")
+    for _ in range(2):  # one Event, however often it is reconciled
+        vm = _pass(ctx, kinds.VM, "web")
+    assert vm["status"]["disks"][0]["resize"]["phase"] == "WaitingForStop"
+    assert [(t, r) for t, r, _ in _events(fake, "web")] == [("Warning", "ExpandWaitingForStop")]
+
+
+def test_a_failed_copy_leaves_the_vm_on_its_disk(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.report("fast", v.BASIC), v.vm("web"))
+    _pass(ctx, kinds.VM, "web")
+    _grow_to(ctx, "2Gi")
+    _pass(ctx, kinds.VM, "web")
+    _job_done(fake, "web-root-2gi-copy", ok=False)
+    vm = _pass(ctx, kinds.VM, "web")
+    assert vm["status"]["disks"][0]["resize"]["phase"] == "Failed"
+    assert "claimName" not in vm["spec"]["disks"][0]
+    assert _get(ctx, kinds.PVC, "web-root")
 
 
 def test_snapshot_native_makes_volume_snapshots(

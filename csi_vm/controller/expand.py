@@ -1,0 +1,117 @@
+"""Growing a VM disk by the disk_expand ladder.
+
+csi-expand: a larger request on the PVC, which the external-resizer turns
+into ControllerExpandVolume (and the kubelet into NodeExpandVolume).
+copy-to-larger, for drivers without expansion: with the VM stopped, a new,
+larger PVC ``<vm>-<disk>-<size>`` and a Job that copies the old one into it;
+once the copy is done the VM's disk is switched to the new claim, and only
+then is the old claim deleted, so a failure at any point leaves the VM on its
+old, intact disk.
+"""
+
+from __future__ import annotations
+
+from capabilities import model
+from csi_vm.controller import context, kinds, status, storage, strategy, vmobjects
+from csi_vm.controller import models as crd
+
+Json = context.Json
+OPERATION = "disk_expand"
+
+
+def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str) -> Json:
+    """The disk's ``resize`` status after one step towards ``disk.size``."""
+    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
+    namespace = crd.meta(vm).namespace
+    if choice.strategy == "csi-expand":
+        ctx.objs.patch(kinds.PVC, claim, storage.resize(disk.size), namespace=namespace)
+        _tell(ctx, vm, disk, phase="Requested", message=f"to {disk.size}: {choice.reason}")
+        return _resize(choice, "Requested")
+    if crd.spec(vm, crd.VMSpec).running:
+        _tell(
+            ctx,
+            vm,
+            disk,
+            phase="WaitingForStop",
+            warning=True,
+            message=f"{choice.strategy} copies the disk, so it waits until the VM is stopped "
+            f"({choice.reason})",
+        )
+        return _resize(choice, "WaitingForStop")
+    return _copy_to_larger(ctx, vm, disk, claim=claim, choice=choice)
+
+
+def _copy_to_larger(
+    ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, choice: model.Choice
+) -> Json:
+    meta = crd.meta(vm)
+    target = storage.Target(
+        name=f"{meta.name}-{disk.name}-{disk.size.lower().replace('.', '-')}",
+        namespace=meta.namespace,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        owner=storage.owner_of(vm),
+    )
+    progress = vmobjects.host_copy(ctx, target, source_claim=claim)
+    if progress is storage.Progress.FAILED:
+        _tell(
+            ctx,
+            vm,
+            disk,
+            phase="Failed",
+            warning=True,
+            message=f"copy into {target.name} failed; the VM keeps {claim}",
+        )
+        return _resize(choice, "Failed")
+    if progress is storage.Progress.PENDING:
+        _tell(
+            ctx,
+            vm,
+            disk,
+            phase="Copying",
+            message=f"copying {claim} into {target.name}: {choice.reason}",
+        )
+        return _resize(choice, "Copying")
+    _switch(ctx, vm, disk, claim=target.name)
+    ctx.objs.delete(kinds.PVC, claim, namespace=meta.namespace)  # only after the switch
+    _tell(
+        ctx, vm, disk, phase="Done", message=f"now on {target.name} ({disk.size}); {claim} deleted"
+    )
+    return _resize(choice, "Done")
+
+
+def _switch(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str) -> None:
+    """Point the VM's disk at ``claim``; a merge patch replaces the whole disk list."""
+    disks = [dict(d) for d in (vm.get("spec") or {}).get("disks") or ()]
+    for entry in disks:
+        if entry.get("name") == disk.name:
+            entry["claimName"] = claim
+    meta = crd.meta(vm)
+    ctx.objs.patch(kinds.VM, meta.name, {"spec": {"disks": disks}}, namespace=meta.namespace)
+
+
+def _tell(
+    ctx: context.Context,
+    vm: Json,
+    disk: crd.Disk,
+    *,
+    phase: str,
+    message: str,
+    warning: bool = False,
+) -> None:
+    """An Event when the disk's resize phase changes (not on every resync)."""
+    if _old_phase(vm, disk.name) != phase:
+        ctx.events.record(
+            vm, reason=f"Expand{phase}", message=f"disk {disk.name}: {message}", warning=warning
+        )
+
+
+def _old_phase(vm: Json, disk: str) -> str | None:
+    for entry in (vm.get("status") or {}).get("disks") or ():
+        if entry.get("name") == disk:
+            return (entry.get("resize") or {}).get("phase")
+    return None
+
+
+def _resize(choice: model.Choice, phase: str) -> Json:
+    return {"resize": {"phase": phase, **status.strategy_fields(OPERATION, choice)}}
