@@ -8,6 +8,9 @@ from csi_vm.controller import kinds
 
 Obj = dict[str, Any]
 NS = "vms"
+#: The Kubernetes version whose OpenAPI schemas the chart and the controller's
+#: objects are validated against (kubernetes-validate, offline).
+KUBERNETES = "1.37.0"
 
 
 def _own(kind: str, name: str, spec: Obj, *, namespace: str = NS) -> Obj:

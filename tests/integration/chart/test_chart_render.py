@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from tests.integration.chart import conftest as chart
+from tests.support import vmobjects
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-#: The Kubernetes version whose schemas the rendered chart must satisfy.
-KUBERNETES = "1.37.0"
+KUBERNETES = vmobjects.KUBERNETES
 VALUES = list(chart.VALUES.items())
 IDS = list(chart.VALUES)
 
