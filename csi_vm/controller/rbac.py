@@ -56,15 +56,3 @@ CONTROLLER: tuple[Rule, ...] = (
 LEADER_ELECTION: tuple[Rule, ...] = (
     _rule("coordination.k8s.io", "leases", "get", "create", "update"),
 )
-
-#: The node agent (DaemonSet): follows its node's VMs and migrations, reports
-#: their state, and stores probe results on StorageCapabilityReports.
-NODE: tuple[Rule, ...] = (
-    _rule("csi-vm.io", "virtualmachines", *_WATCHED),
-    _rule("csi-vm.io", "vmmigrations", *_WATCHED),
-    _rule("csi-vm.io", "virtualmachines/status", "patch"),
-    _rule("csi-vm.io", "vmmigrations/status", "patch"),
-    _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
-    _rule("", "persistentvolumeclaims", "get"),
-    _rule("", "events", "create"),
-)

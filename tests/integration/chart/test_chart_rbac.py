@@ -39,9 +39,8 @@ def _role(helm: pathlib.Path, kind: str, suffix: str) -> dict[str, Any]:
     [
         ("ClusterRole", "-controller", rbac.CONTROLLER),
         ("Role", "-leader-election", rbac.LEADER_ELECTION),
-        ("ClusterRole", "-node", rbac.NODE),
     ],
-    ids=["controller", "leader-election", "node"],
+    ids=["controller", "leader-election"],
 )
 def test_chart_grants_exactly_what_the_code_calls(
     helm: pathlib.Path, kind: str, suffix: str, declared: tuple[rbac.Rule, ...]
@@ -60,3 +59,17 @@ def test_no_wildcards_and_no_cluster_admin(helm: pathlib.Path) -> None:
                     assert "*" not in rule[field], obj["metadata"]["name"]
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert obj["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")
+
+
+def test_the_node_agent_gets_no_api_access(helm: pathlib.Path) -> None:
+    objects = chart.render(helm, None)
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    assert ds["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    node_sa = ds["spec"]["template"]["spec"]["serviceAccountName"]
+    bound = [
+        s["name"]
+        for o in objects
+        if o["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        for s in o["subjects"]
+    ]
+    assert node_sa not in bound
