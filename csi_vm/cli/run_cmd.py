@@ -106,6 +106,14 @@ def migrate(
     bandwidth: int = typer.Option(
         0, "--bandwidth", help="Limit the copy to this many MiB/s (0: no limit)."
     ),
+    allow_downtime: bool = typer.Option(
+        False,
+        "--allow-downtime",
+        help="When live migration is impossible, stop the VM, copy its disks, start it there.",
+    ),
+    cold: bool = typer.Option(
+        False, "--cold", help="Migrate cold (stopped) outright; needs --allow-downtime."
+    ),
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
@@ -115,9 +123,13 @@ def migrate(
     Volumes shared across nodes are published on the target and the VM moves
     without copying them; otherwise its disks are copied into new volumes on
     the target while it runs, and the old ones are retired after success.
+    A cold migration (the VM stopped meanwhile) happens only with --allow-downtime.
     """
     with vmenv.environment(cfg, db) as env:
-        result = migrate_flow.migrate(env, vm_name=name, to=to, bandwidth_mib_s=bandwidth)
+        result = migrate_flow.migrate(
+            env, vm_name=name, to=to, bandwidth_mib_s=bandwidth,
+            allow_downtime=allow_downtime, cold=cold,
+        )  # fmt: skip
     if fmt is not Output.TABLE:
         vmenv.emit(result.as_dict(), fmt=fmt)
         return

@@ -189,9 +189,22 @@ def _release_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     return {}
 
 
+def _undo_halt_for_move(env: context.Env, data: Data) -> None:
+    """A cold migration rolled back: the VM starts again where it ran, on its own disks."""
+    with launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        try:
+            if on.status(data["vm"]).running:
+                return
+            on.stop(data["vm"], grace_s=0)  # a half-done stop: release what is left first
+        except errors.NotFound:
+            pass
+    _launch(env, data, "", 0)
+
+
 DO = {
     "launch": _launch,
     "halt": _halt,
+    "halt_for_move": _halt,
     "backup": _backup,
     "node_expand": _node_expand,
     "block_resize": _block_resize,
@@ -200,4 +213,9 @@ DO = {
     "adopt_disk": _adopt_disk,
     "release_disk": _release_disk,
 }
-UNDO = {"launch": _undo_launch, "publish_spare": _undo_publish_spare, "pivot": _undo_pivot}
+UNDO = {
+    "halt_for_move": _undo_halt_for_move,
+    "launch": _undo_launch,
+    "publish_spare": _undo_publish_spare,
+    "pivot": _undo_pivot,
+}

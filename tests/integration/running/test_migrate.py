@@ -213,3 +213,24 @@ def test_cancelled_or_killed_migration_leaves_the_vm_on_its_source(two: TwoNodes
     result = migrate.migrate(two.env, vm_name=name, to="node-b")
     assert result.strategy == migrate.STORAGE
     vmrun.stop(two.env, vm_name=name, grace_s=0)
+
+
+def test_cold_migration_only_with_allowed_downtime(two: TwoNodes) -> None:
+    name = "mig-cold"
+    two.lab.create_vm(name, driver="local-a")
+    disk = two.lab.start(name)
+    before = wait_for_counter(disk, above=3, within=BOOT_LIMIT_S)
+    with pytest.raises(errors.Rejected, match="allow-downtime"):
+        migrate.migrate(two.env, vm_name=name, to="node-b", cold=True)
+    old_volume = records.get_vm(two.env.store, name).disk("root").volume_id
+
+    result = migrate.migrate(two.env, vm_name=name, to="node-b", cold=True, allow_downtime=True)
+
+    assert (result.strategy, result.target) == ("cold", "node-b")
+    assert result.bytes_copied > 0 and result.downtime_ms > 0
+    assert running.get(two.env.store, name).node == "node-b"
+    assert two.domains() == ([], [name])
+    # The guest booted again on node-b and goes on from the value on its disk.
+    wait_for_counter(two.lab.device(name, node="node-b"), above=before, within=BOOT_LIMIT_S)
+    assert old_volume not in two.volumes("local-a")
+    vmrun.stop(two.env, vm_name=name, grace_s=0)
