@@ -1,0 +1,78 @@
+"""Outcomes of the hardening tests, recorded for `docs/reliability.md`.
+
+Tests call `record(fault, outcome)`; when CSI_VM_RELIABILITY_OUT names a file,
+each record is appended to it as one JSON line (appends of one short line are
+atomic, so parallel test processes can share the file). `scripts/reliability-table`
+renders the table from that file. FAULTS is the declared list: the committed
+table must have exactly these rows (a test checks it), so the document cannot
+drift from what the tests try.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+ENV_VAR = "CSI_VM_RELIABILITY_OUT"
+
+COMPLETED = "completed"
+ROLLED_BACK = "rolled back"
+REFUSED = "refused"
+OUTCOMES = (COMPLETED, ROLLED_BACK, REFUSED)
+
+#: fault id -> what was done; the order is the table's order
+FAULTS: dict[str, str] = {
+    "driver-unavailable-2-calls": "driver answers UNAVAILABLE to the next 2 calls",
+    "driver-aborted-2-calls": "driver answers ABORTED to the next 2 calls",
+    "driver-deadline-2-calls": "driver answers DEADLINE_EXCEEDED to the next 2 calls",
+    "driver-outage-0.5s": "driver answers UNAVAILABLE to everything for 0.5 s",
+    "driver-unavailable-persistent": "the flow's main RPC answers UNAVAILABLE until cleared",
+    "driver-aborted-persistent": "the flow's main RPC answers ABORTED until cleared",
+    "driver-hang": "the flow's main RPC hangs past the call deadline, every time",
+    "driver-connection-dropped": "the connection is torn down during a call",
+    "snapshot-never-ready": "CreateSnapshot/group snapshots never become ready_to_use",
+    "driver-killed-during-host-copy": "driver SIGKILLed and restarted while a flow runs",
+    "host-enospc-during-copy": "target filesystem full (ENOSPC) during a host copy",
+    "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
+    "bad-config-file": "hypothesis-generated config files",
+    "bad-cli-arguments": "hypothesis-generated names and sizes on the command line",
+    "driver-fuzz-fields": "every CSI RPC with hypothesis-generated request fields",
+    "driver-fuzz-raw-bytes": "every CSI RPC with random bytes as the request",
+    "load-100-ops-2-restarts": "100 concurrent operations on 50 VMs, driver restarted twice",
+}
+
+
+def record(fault: str, outcome: str, *, count: int = 1) -> None:
+    """Write down that `fault` was tried `count` times with `outcome`."""
+    assert fault in FAULTS, f"undeclared fault {fault!r}: add it to FAULTS"
+    assert outcome in OUTCOMES, outcome
+    target = os.environ.get(ENV_VAR)
+    if not target or count <= 0:
+        return
+    line = json.dumps({"fault": fault, "outcome": outcome, "count": count}) + "\n"
+    with pathlib.Path(target).open("a", encoding="utf-8") as stream:
+        stream.write(line)
+
+
+def tally(path: pathlib.Path) -> dict[str, dict[str, int]]:
+    """fault -> outcome -> how many times, from a file `record` wrote."""
+    counts: dict[str, dict[str, int]] = {f: dict.fromkeys(OUTCOMES, 0) for f in FAULTS}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            counts[row["fault"]][row["outcome"]] += int(row["count"])
+    return counts
+
+
+def render(counts: dict[str, dict[str, int]]) -> str:
+    """The markdown table, one row per declared fault."""
+    lines = [
+        "| fault | what was done | tried | completed | rolled back | refused |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for fault, what in FAULTS.items():
+        got = counts.get(fault, {})
+        row = [got.get(o, 0) for o in OUTCOMES]
+        lines.append(f"| `{fault}` | {what} | {sum(row)} | " + " | ".join(map(str, row)) + " |")
+    return "\n".join(lines) + "\n"
