@@ -90,3 +90,16 @@ def refuse(ctx: Context, res: objects.Resource, obj: Json, *, reason: str, messa
         ctx.events.record(obj, reason=reason, message=message, warning=True)
     cond = status.condition(status.READY, ok=False, reason=reason, message=message, generation=gen)
     write_status(ctx, res, obj, fields={"phase": reason, "message": message}, conditions=[cond])
+
+
+def finished(obj: Json) -> bool:
+    """Whether an operation reached a final phase for its current spec: then it stays so.
+
+    A finished clone or restore has handed its claims to the new VM; working
+    on it again would find them owned by someone else.
+    """
+    state = obj.get("status") or {}
+    generation = crd.meta(obj).generation
+    return (
+        state.get("phase") in ("Ready", "Failed") and state.get("observedGeneration") == generation
+    )

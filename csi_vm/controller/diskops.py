@@ -8,6 +8,7 @@ names the fallback reason of every disk that did not go native.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from capabilities import model
 from csi_vm.controller import context, status, storage
@@ -69,11 +70,18 @@ def conclude(
     operation: str,
     results: list[DiskResult],
     extra: Json | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> Progress:
-    """Write status, Events and metrics for the per-disk ``results``; return the overall state."""
+    """Write status, Events and metrics for the per-disk ``results``; return the overall state.
+
+    ``on_ready`` runs before a Ready status is written: if it fails, the
+    resource stays unfinished and the next reconcile tries again.
+    """
     choice = combined(results)
     context.announce_choice(ctx, obj, operation=operation, choice=choice)
     state = overall(results)
+    if state is Progress.READY and on_ready is not None:
+        on_ready()
     gen = int((obj.get("metadata") or {}).get("generation") or 1)
     ready = status.condition(
         status.READY,

@@ -17,6 +17,8 @@ OPERATION = "vm_clone"
 
 
 def reconcile(ctx: context.Context, obj: Json) -> None:
+    if context.finished(obj):
+        return
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.CloneSpec)
     try:
@@ -29,6 +31,10 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             reason="VMNotFound",
             message=f"source VirtualMachine {spec.source} does not exist",
         )
+        return
+    taken = vmobjects.target_taken(ctx, obj, name=spec.target)
+    if taken:
+        context.refuse(ctx, kinds.CLONE, obj, reason="TargetExists", message=taken)
         return
     source_spec = crd.spec(source, crd.VMSpec)
     owner = storage.owner_of(obj)
@@ -43,11 +49,21 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         )
         for disk in source_spec.disks
     ]
-    state = diskops.conclude(ctx, kinds.CLONE, obj, operation=OPERATION, results=results)
-    if state is storage.Progress.READY:
-        vmobjects.ensure_vm(
-            ctx, name=spec.target, namespace=meta.namespace, like=source_spec, results=results
-        )
+    diskops.conclude(
+        ctx,
+        kinds.CLONE,
+        obj,
+        operation=OPERATION,
+        results=results,
+        on_ready=lambda: vmobjects.ensure_vm(
+            ctx,
+            maker=obj,
+            name=spec.target,
+            namespace=meta.namespace,
+            like=source_spec,
+            results=results,
+        ),
+    )
 
 
 def _disk(

@@ -19,6 +19,8 @@ OPERATION = "vm_restore"
 
 
 def reconcile(ctx: context.Context, obj: Json) -> None:
+    if context.finished(obj):
+        return
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.RestoreSpec)
     try:
@@ -42,17 +44,26 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             message=f"VMSnapshot {spec.snapshot} is not ready yet",
         )
         return
+    taken = vmobjects.target_taken(ctx, obj, name=spec.target)
+    if taken:
+        context.refuse(ctx, kinds.RESTORE, obj, reason="TargetExists", message=taken)
+        return
     owner = storage.owner_of(obj)
     results = [
         _disk(ctx, disk, target_vm=spec.target, namespace=meta.namespace, owner=owner)
         for disk in snap_status.get("disks") or ()
     ]
-    state = diskops.conclude(ctx, kinds.RESTORE, obj, operation=OPERATION, results=results)
-    if state is storage.Progress.READY:
-        like = crd.VMSpec.model_validate({"disks": []})
-        vmobjects.ensure_vm(
-            ctx, name=spec.target, namespace=meta.namespace, like=like, results=results
-        )
+    like = crd.VMSpec.model_validate({"disks": []})
+    diskops.conclude(
+        ctx,
+        kinds.RESTORE,
+        obj,
+        operation=OPERATION,
+        results=results,
+        on_ready=lambda: vmobjects.ensure_vm(
+            ctx, maker=obj, name=spec.target, namespace=meta.namespace, like=like, results=results
+        ),
+    )
 
 
 def _disk(

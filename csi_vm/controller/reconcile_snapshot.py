@@ -16,6 +16,8 @@ OPERATION = "vm_snapshot"
 
 
 def reconcile(ctx: context.Context, obj: Json) -> None:
+    if context.finished(obj):
+        return
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.SnapshotSpec)
     try:

@@ -42,7 +42,8 @@ def _disk(ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owne
         storage_class=disk.storage_class,
         owner=owner,
     )
-    pvc = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target))
+    # A claim the user named is theirs to give; the VM does not need to own it.
+    pvc = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target), foreign_ok=bool(disk.claim))
     entry: Json = {
         "name": disk.name,
         "claimName": name,

@@ -53,8 +53,20 @@ def reconcile(ctx: context.Context, res: objects.Resource, obj: objects.Json) ->
     except errors.CsiVmError as err:
         ctx.metrics.reconciles.labels(res.plural, "error").inc()
         log.warning("reconcile %s %s: %s", res.plural, name, err)
+        if isinstance(err, errors.Rejected) and res in kinds.KIND:
+            _tell_rejected(ctx, res, obj, err)
         return
     ctx.metrics.reconciles.labels(res.plural, "ok").inc()
+
+
+def _tell_rejected(
+    ctx: context.Context, res: objects.Resource, obj: objects.Json, err: errors.Rejected
+) -> None:
+    """A request that cannot work as asked says why on the object itself."""
+    try:
+        context.refuse(ctx, res, obj, reason="Rejected", message=str(err))
+    except errors.CsiVmError as again:
+        log.warning("status of %s %s not written: %s", res.plural, obj["metadata"]["name"], again)
 
 
 @dataclasses.dataclass(kw_only=True)

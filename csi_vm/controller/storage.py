@@ -125,16 +125,34 @@ def resize(size: str) -> Json:
     return {"spec": {"resources": {"requests": {"storage": size}}}}
 
 
-def ensure(objs: objects.Objects, res: objects.Resource, body: Json) -> Json:
+def ensure(
+    objs: objects.Objects, res: objects.Resource, body: Json, *, foreign_ok: bool = False
+) -> Json:
     """Create ``body`` unless an object of that name exists; return what is there.
 
-    Reconciles repeat, so creation must be idempotent; an existing object is
-    taken as ours (its ownerReference says so).
+    Reconciles repeat, so creation must be idempotent. An existing object is
+    only taken when its ownerReference names the same owner: a user's PVC
+    that happens to have the name of a clone's target must never be written
+    over or handed to a VM. ``foreign_ok`` is for claims the user named.
     """
     meta = body["metadata"]
     with contextlib.suppress(errors.AlreadyExists):
         return objs.create(res, body, namespace=meta["namespace"])
-    return objs.get(res, meta["name"], namespace=meta["namespace"])
+    found = objs.get(res, meta["name"], namespace=meta["namespace"])
+    if not foreign_ok and not _same_owner(found, body):
+        owner = meta["ownerReferences"][0]
+        raise errors.AlreadyExists(
+            f"{res.plural} {meta['namespace']}/{meta['name']} exists and does not belong to "
+            f"{owner['kind']} {owner['name']}",
+            hint="choose another target name, or delete that object if it is a leftover",
+        )
+    return found
+
+
+def _same_owner(found: Json, body: Json) -> bool:
+    want = {ref.get("uid") for ref in body["metadata"].get("ownerReferences") or ()}
+    have = {ref.get("uid") for ref in (found.get("metadata") or {}).get("ownerReferences") or ()}
+    return bool(want & have)
 
 
 def claim_progress(pvc: Json) -> Progress:

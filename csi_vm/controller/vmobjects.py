@@ -6,6 +6,25 @@ from csi_vm import errors
 from csi_vm.controller import context, diskops, kinds, storage
 from csi_vm.controller import models as crd
 
+#: On a VM a clone or restore made: the uid of that clone or restore.
+MADE_BY = "csi-vm.io/made-by"
+
+
+def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str | None:
+    """Why the target VM ``name`` cannot be made by ``obj``, or None when it can.
+
+    A VM of that name that ``obj`` did not make is someone else's: its disks
+    must not be replaced, so the operation stops before creating anything.
+    """
+    meta = crd.meta(obj)
+    try:
+        vm = ctx.objs.get(kinds.VM, name, namespace=meta.namespace)
+    except errors.NotFound:
+        return None
+    if (vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == meta.uid:
+        return None  # ours, from an earlier pass
+    return f"VirtualMachine {name} already exists; choose another target name"
+
 
 def host_copy(
     ctx: context.Context, target: storage.Target, *, source_claim: str
@@ -21,6 +40,7 @@ def host_copy(
 def ensure_vm(
     ctx: context.Context,
     *,
+    maker: context.Json,
     name: str,
     namespace: str,
     like: crd.VMSpec,
@@ -34,7 +54,11 @@ def ensure_vm(
     body = {
         "apiVersion": kinds.API_VERSION,
         "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {MADE_BY: crd.meta(maker).uid},
+        },
         "spec": {
             "running": False,
             "cpus": like.cpus,
@@ -53,6 +77,9 @@ def ensure_vm(
     try:
         vm = ctx.objs.create(kinds.VM, body, namespace=namespace)
     except errors.AlreadyExists:
+        taken = target_taken(ctx, maker, name=name)
+        if taken:  # made by someone else since the check at the start
+            raise errors.AlreadyExists(taken) from None
         vm = ctx.objs.get(kinds.VM, name, namespace=namespace)
     adopt = {"metadata": {"ownerReferences": [storage.owner_of(vm)]}}
     for r in results:

@@ -313,3 +313,38 @@ def test_migration_of_a_stopped_vm_is_refused(
 ) -> None:
     fake.add(v.vm("web"), v.migration("m1", vm_name="web", node="n2"))
     assert _pass(ctx, kinds.MIGRATION, "m1")["status"]["phase"] == "VMNotRunning"
+
+
+def test_clone_onto_an_existing_vm_is_refused_before_anything_is_made(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.report("fast", v.NATIVE), v.vm("web"), v.vm("web2"))
+    fake.add(v.clone("c1", source="web", target="web2"))
+    status = _pass(ctx, kinds.CLONE, "c1")["status"]
+    assert status["phase"] == "TargetExists"
+    with pytest.raises(errors.NotFound):
+        _get(ctx, kinds.PVC, "web2-root")
+
+
+def test_a_foreign_claim_of_the_target_name_is_never_taken(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.report("fast", v.NATIVE), v.vm("web"), v.clone("c1", source="web", target="web2"))
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
+    fake.add({**claim, "metadata": {"name": "web2-root", "namespace": NS}, "spec": {}})
+    status = _pass(ctx, kinds.CLONE, "c1")["status"]
+    assert status["phase"] == "Rejected"
+    assert "does not belong to VMClone c1" in status["message"]
+    assert "dataSource" not in _get(ctx, kinds.PVC, "web2-root")["spec"]
+
+
+def test_a_finished_clone_is_left_alone(fake: fakekube.FakeKube, ctx: context.Context) -> None:
+    fake.add(v.report("fast", v.NATIVE), v.vm("web"), v.clone("c1", source="web", target="web2"))
+    _pass(ctx, kinds.CLONE, "c1")
+    _bind(fake, "web2-root")
+    done = _pass(ctx, kinds.CLONE, "c1")
+    assert done["status"]["phase"] == "Ready"
+    vm = _get(ctx, kinds.VM, "web2")
+    assert vm["metadata"]["annotations"]["csi-vm.io/made-by"] == done["metadata"]["uid"]
+    again = _pass(ctx, kinds.CLONE, "c1")  # the claim is the VM's now: nothing to redo
+    assert again["metadata"]["resourceVersion"] == done["metadata"]["resourceVersion"]
