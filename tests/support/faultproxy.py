@@ -77,6 +77,7 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         self.injected: collections.Counter[str] = collections.Counter()
         self._faults: list[Fault] = []
         self._unready = False
+        self._after: dict[str, Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._channel = grpc.insecure_channel(
             upstream, options=[("grpc.default_authority", "localhost")]
@@ -111,9 +112,14 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
     def never_ready(self, on: bool = True) -> None:
         self._unready = on
 
+    def after_call(self, method: str, action: Callable[[], None]) -> None:
+        """Run `action` once, right after the next successful `method` call."""
+        self._after[method] = action
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._after.clear()
             self._unready = False
 
     def _add(self, fault: Fault) -> None:
@@ -159,6 +165,9 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
             answer: bytes = call(raw, timeout=_remaining(ctx))
         except grpc.RpcError as err:
             ctx.abort(err.code(), err.details() or "")
+        action = self._after.pop(method.rsplit("/", 1)[-1], None)
+        if action is not None:
+            action()
         return self._rewrite(method, answer)
 
     def _forward_stream(

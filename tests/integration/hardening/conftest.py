@@ -83,8 +83,10 @@ def vm_spec(name: str, images: dict[str, pathlib.Path]) -> spec.VMSpec:
     return spec.VMSpec.model_validate({"name": name, "disks": disks})
 
 
-def make_proxy_lab(tmp: pathlib.Path, *, without: tuple[str, ...] = ()) -> ProxyLab:
-    drv = driverproc.start_driver(tmp / "driver", without=without)
+def make_proxy_lab(
+    tmp: pathlib.Path, *, without: tuple[str, ...] = (), state_dir: pathlib.Path | None = None
+) -> ProxyLab:
+    drv = driverproc.start_driver(tmp / "driver", without=without, state_dir=state_dir)
     proxy = faultproxy.FaultProxy(
         upstream=drv.endpoint, socket_path=drv.socket_path.parent / "p.sock"
     )
@@ -108,8 +110,8 @@ def make_proxy_lab(tmp: pathlib.Path, *, without: tuple[str, ...] = ()) -> Proxy
 def proxy_lab_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., ProxyLab]]:
     labs: list[ProxyLab] = []
 
-    def factory(without: tuple[str, ...] = ()) -> ProxyLab:
-        lab = make_proxy_lab(tmp_path / f"lab{len(labs)}", without=without)
+    def factory(without: tuple[str, ...] = (), state_dir: pathlib.Path | None = None) -> ProxyLab:
+        lab = make_proxy_lab(tmp_path / f"lab{len(labs)}", without=without, state_dir=state_dir)
         labs.append(lab)
         return lab
 

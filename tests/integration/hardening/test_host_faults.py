@@ -1,0 +1,127 @@
+"""Host faults during flows: the driver killed mid-flow, the target filesystem full.
+
+Same rule as for driver faults: the flow completes or rolls back (after
+`resume` where a rollback could not reach the driver), nothing is orphaned,
+the source VM's data stays byte for byte as imported.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from csi_vm import errors, spec
+from csi_vm.flows import snapshots, vms
+from csi_vm.store import records
+from tests.integration.hardening.conftest import ProxyLab, settle
+from tests.support import reliability
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+#: every VM operation through the host-copy fallbacks, so a host copy runs
+FALLBACKS = ("snapshot", "clone", "expansion")
+DENSE = 16 * 1024 * 1024
+
+
+def _killer(lab: ProxyLab, delay: float) -> threading.Thread:
+    def kill_and_restart() -> None:
+        time.sleep(delay)
+        lab.driver.kill()
+        time.sleep(0.3)  # a real restart leaves a gap the client must ride out
+        lab.driver.restart()
+
+    thread = threading.Thread(target=kill_and_restart, daemon=True)
+    thread.start()
+    return thread
+
+
+def _source_untouched(lab: ProxyLab) -> None:
+    for disk, want in lab.want.items():
+        assert lab.export("vm1", disk) == want, f"vm1/{disk} changed"
+
+
+@pytest.mark.parametrize("flow", ["clone", "snapshot"])
+def test_driver_killed_while_host_copy_runs(
+    flow: str, proxy_lab_factory: Callable[..., ProxyLab]
+) -> None:
+    lab = proxy_lab_factory(FALLBACKS)
+    vms.create(lab.env, lab.spec("vm1"))
+    for delay in (0.0, 0.05, 0.15, 0.4):
+        killer = _killer(lab, delay)
+        try:
+            if flow == "clone":
+                vms.clone(lab.env, source="vm1", target="vm2")
+            else:
+                snapshots.create(lab.env, vm_name="vm1", name="s2")
+            outcome = reliability.COMPLETED
+        except errors.CsiVmError as err:
+            assert "\n" not in str(err)
+            outcome = reliability.ROLLED_BACK
+        killer.join(60)
+        settle(lab)
+        lab.assert_consistent()
+        _source_untouched(lab)
+        if outcome == reliability.COMPLETED:
+            _undo(lab, flow)
+        assert records.find_vm(lab.env.store, "vm2") is None
+        reliability.record("driver-killed-during-host-copy", outcome)
+
+
+def _undo(lab: ProxyLab, flow: str) -> None:
+    if flow == "clone":
+        vms.delete(lab.env, name="vm2")
+    else:
+        snapshots.delete(lab.env, name="s2")
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A 64 MiB filesystem of its own for the driver's state dir, so it can be filled."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(directory: pathlib.Path) -> Callable[[], None]:
+    """Another writer takes all free space but 1 MiB, once the target volume exists."""
+
+    def fill() -> None:
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+        with (directory / "filler").open("wb") as out:
+            out.write(b"\xff" * max(free - 1024 * 1024, 0))
+
+    return fill
+
+
+def test_target_filesystem_full_rolls_back(
+    tiny_fs: pathlib.Path, proxy_lab_factory: Callable[..., ProxyLab]
+) -> None:
+    lab = proxy_lab_factory(FALLBACKS, state_dir=tiny_fs / "state")
+    vms.create(lab.env, lab.spec("vm1"))
+    before = lab.inventory()
+    image = lab.tmp / "dense.raw"
+    image.write_bytes(b"\x5a" * DENSE)
+    disk = {"name": "root", "size": DENSE, "driver": "local", "source": {"image": str(image)}}
+    lab.proxy.after_call("CreateVolume", _fill(tiny_fs))
+    with pytest.raises(errors.CsiVmError) as caught:
+        vms.create(lab.env, spec.VMSpec.model_validate({"name": "full", "disks": [disk]}))
+    message = str(caught.value)
+    assert "\n" not in message
+    # The copy hits ENOSPC; the driver's own database on the same filesystem
+    # may be full too, so the rollback can stop and ask for `resume`.
+    assert "space" in message or "full" in message, message
+    (tiny_fs / "filler").unlink()
+    settle(lab)
+    lab.assert_consistent()
+    assert lab.inventory() == before
+    assert [vm.name for vm in records.list_vms(lab.env.store)] == ["vm1"]
+    _source_untouched(lab)
+    reliability.record("host-enospc-during-copy", reliability.ROLLED_BACK)
