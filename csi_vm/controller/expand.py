@@ -51,6 +51,7 @@ def _copy_to_larger(
         size=disk.size,
         storage_class=disk.storage_class,
         owner=storage.owner_of(vm),
+        annotations=storage.explain(OPERATION, choice),
     )
     progress = vmobjects.host_copy(ctx, target, source_claim=claim)
     if progress is storage.Progress.FAILED:

@@ -82,6 +82,7 @@ def _disk(
         size=disk.size,
         storage_class=disk.storage_class,
         owner=owner,
+        annotations=storage.explain(OPERATION, choice),
     )
     claim_name = disk.claim_of(source)
     if choice.strategy == "csi-clone":
@@ -115,6 +116,7 @@ def _via_snapshot(
         size=target.size,
         storage_class=target.storage_class,
         owner=target.owner,
+        annotations=target.annotations,
     )
     snap = storage.ensure(
         ctx.objs,

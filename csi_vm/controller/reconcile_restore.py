@@ -74,13 +74,19 @@ def _disk(
         str(disk.get("size") or "1Gi"),
         str(disk.get("storageClassName") or ""),
     )
-    target = storage.Target(
-        name=f"{target_vm}-{name}", namespace=namespace, size=size, storage_class=sc, owner=owner
-    )
     choice = strategy.choose(ctx.objs, storage_class=sc, operation=OPERATION)
-    message = ""
     if disk.get("kind") == "PersistentVolumeClaim":
         choice = _copied(choice)
+    target = storage.Target(
+        name=f"{target_vm}-{name}",
+        namespace=namespace,
+        size=size,
+        storage_class=sc,
+        owner=owner,
+        annotations=storage.explain(OPERATION, choice),
+    )
+    message = ""
+    if disk.get("kind") == "PersistentVolumeClaim":
         progress = vmobjects.host_copy(ctx, target, source_claim=str(disk["objectName"]))
     elif choice.strategy == "csi-restore":
         source = storage.snapshot_source(str(disk["objectName"]))

@@ -56,6 +56,7 @@ def _disk(
         size=disk.size,
         storage_class=disk.storage_class,
         owner=owner,
+        annotations=storage.explain(OPERATION, choice),
     )
     source = disk.claim_of(vm)
     if choice.strategy == "csi-snapshot":

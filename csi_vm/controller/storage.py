@@ -18,8 +18,9 @@ import contextlib
 import dataclasses
 import enum
 
+from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.controller import kinds, status
 from csi_vm.kube import objects
 
 Json = objects.Json
@@ -47,6 +48,21 @@ class Target:
     size: str
     storage_class: str
     owner: Json
+    #: why this object exists in this form (see `explain`)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+#: Annotations on every object the backend makes, as CDI marks a clone that
+#: fell back to a host-assisted copy: readable with `kubectl get -o yaml`.
+STRATEGY_ANNOTATION = "csi-vm.io/strategy"
+FALLBACK_ANNOTATION = "csi-vm.io/fallback-reason"
+
+
+def explain(operation: str, choice: model.Choice) -> dict[str, str]:
+    notes = {STRATEGY_ANNOTATION: f"{operation}/{choice.strategy}"}
+    if status.is_fallback(operation, choice):
+        notes[FALLBACK_ANNOTATION] = choice.reason
+    return notes
 
 
 def owner_of(obj: Json) -> Json:
@@ -187,6 +203,7 @@ def _object(api_version: str, kind: str, target: Target, spec: Json) -> Json:
             "name": target.name,
             "namespace": target.namespace,
             "labels": {"app.kubernetes.io/managed-by": "csi-vm"},
+            "annotations": dict(target.annotations),
             "ownerReferences": [target.owner],
         },
         "spec": spec,

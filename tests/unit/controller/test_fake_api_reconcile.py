@@ -167,6 +167,9 @@ def test_snapshot_falls_back_to_a_host_copy_job(
     assert chosen["reason"] == "HostCopy"
     kind, reason, message = _events(fake, "s1")[0]
     assert (kind, reason) == ("Warning", "FallbackStrategy") and "because" in message
+    notes = _get(ctx, kinds.PVC, "s1-root")["metadata"]["annotations"]
+    assert notes["csi-vm.io/strategy"] == "vm_snapshot/host-copy"
+    assert "csi-snapshot needs snapshot" in notes["csi-vm.io/fallback-reason"]
     _job_done(fake, "s1-root-copy", ok=False)
     assert _pass(ctx, kinds.SNAPSHOT, "s1")["status"]["phase"] == "Failed"
 
