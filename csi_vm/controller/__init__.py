@@ -8,9 +8,13 @@ Modules, from the outside in:
 - `kinds`: the custom resources (group csi-vm.io) and the built-in kinds used.
 - `rbac`: every (group, resource, verbs) the controller calls; the chart's
   ClusterRole is checked against it.
-- `reconcile_*`: one reconciler per custom resource.
+- `reconcile_*`: one reconciler per custom resource; `diskops` sums up
+  per-disk work, `vmobjects` makes the VM a clone or restore produces,
+  `expand` grows disks (CSI expansion, or a copy to a larger claim).
 - `storage`: the Kubernetes storage backend: PVCs with a dataSource,
   VolumeSnapshots, PVC resize, and the host-copy Job of the fallback rung.
+- `models`, `quantity`: typed views of the custom resources, sizes.
+- `context`: what each reconciler gets, and the one place status is written.
 - `strategy`: the strategy for an operation on a StorageClass, read from its
   StorageCapabilityReport (whose plan comes from `capabilities.ladder`).
 - `status`, `events`: conditions and Kubernetes Events naming the strategy
