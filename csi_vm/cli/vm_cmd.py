@@ -10,8 +10,8 @@ from rich.table import Table
 from csi_vm import config, spec
 from csi_vm.cli import vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
-from csi_vm.flows import engine, vms
-from csi_vm.store import journal, records
+from csi_vm.flows import engine, online, vms
+from csi_vm.store import journal, records, running
 
 app = typer.Typer(
     help="Create, list, show and delete VMs (their disks on CSI volumes).", no_args_is_help=True
@@ -93,10 +93,17 @@ def clone(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk."""
+    """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk.
+
+    A running VM is cloned from an online snapshot, taken and removed on the way.
+    """
     config.require_name(target, what="VM name")
     with vmenv.environment(cfg, db) as env:
-        if dry_run:
+        if running.find(env.store, source) is not None:
+            plan = online.plan_snapshot(env, records.get_vm(env.store, source))
+            if not dry_run:
+                plan = online.clone(env, source=source, target=target)
+        elif dry_run:
             plan = vms.plan_clone(env, source=source, target=target)
         else:
             plan = vms.clone(env, source=source, target=target)

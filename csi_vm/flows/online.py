@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import actions, context, engine, plans, snapshots, steps, vmactions, vmrun
+from csi_vm.flows import actions, context, engine, plans, snapshots, steps, vmactions, vmrun, vms
 from csi_vm.store import records, running
 from launcher import blockjobs, libvirt_conn
 
@@ -239,3 +239,24 @@ def _record_entry(
 def _old_source(env: context.Env, run: running.Running, target: str) -> str:
     with libvirt_conn.Connection.open(run.uri) as conn:
         return blockjobs.disk_source(conn, run.domain, target=target)
+
+
+# -- clone -------------------------------------------------------------------------
+
+
+def clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+    """Clone a running VM from an online snapshot (point-in-time, as `snapshot` is).
+
+    The snapshot is temporary: deleted once the clone exists, or after a failure.
+    """
+    config.require_name(target, what="VM name")
+    if records.find_vm(env.store, target) is not None:
+        raise errors.AlreadyExists(f"a VM named {target!r} exists")
+    temp = f"{source}-clone-{time.strftime('%Y%m%d%H%M%S')}"[:63].rstrip("-._")
+    taken = snapshot(env, vm_name=source, name=temp)
+    try:
+        restored = vms.restore(env, snapshot=temp, as_vm=target)
+    finally:
+        snapshots.delete(env, name=temp)
+    detail = f"into {target}, from an online snapshot ({taken.consistency})"
+    return dataclasses.replace(restored, operation="clone", vm=source, detail=detail)

@@ -111,6 +111,7 @@ def plan_clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
 
 
 def clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+    running.require_stopped(env.store, source, what="an offline clone (use the online one)")
     plan = plan_clone(env, source=source, target=target)
     vm = records.get_vm(env.store, source)
     new_spec = spec.VMSpec.model_validate({**vm.spec.model_dump(), "name": target})
