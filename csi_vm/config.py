@@ -133,10 +133,21 @@ def describe(err: pydantic.ValidationError) -> str:
     """One line per problem: 'field.path: message'."""
     parts = []
     for problem in err.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        where = ".".join(_loc_part(p) for p in problem["loc"]) or "(top level)"
         message = str(problem["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def _loc_part(part: object) -> str:
+    # Mapping keys are user text: quote any that could break the line or hide.
+    text = str(part)
+    return text if text.isprintable() and " " not in text else repr(text)
+
+
+def one_line(err: Exception) -> str:
+    """An error's text on one line: YAML errors point at the spot on a second line."""
+    return " ".join(str(err).split())
 
 
 def _read_yaml(path: pathlib.Path) -> Any:
@@ -149,7 +160,7 @@ def _read_yaml(path: pathlib.Path) -> Any:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise errors.InvalidInput(f"{path} is not valid YAML: {err}") from err
+        raise errors.InvalidInput(f"{path} is not valid YAML: {one_line(err)}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -143,7 +143,7 @@ def load(path: pathlib.Path) -> VMSpec:
     except FileNotFoundError as err:
         raise errors.InvalidInput(f"VM spec {path} does not exist") from err
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise errors.InvalidInput(f"cannot read VM spec {path}: {err}") from err
+        raise errors.InvalidInput(f"cannot read VM spec {path}: {config.one_line(err)}") from err
     if not isinstance(data, dict):
         raise errors.InvalidInput(f"{path}: a VM spec is a mapping with name and disks")
     try:
