@@ -124,9 +124,12 @@ def _terminate(signum: int, frame: types.FrameType | None) -> None:
 
 def _usage_or_crash(err: Exception) -> None:
 
-    if isinstance(err, click.ClickException):
-        err.show()
-        sys.exit(err.exit_code)
+    # typer 0.2x carries its own copy of click, whose usage errors are not
+    # click's classes: without the second check they were reported as crashes.
+    show = getattr(err, "show", None)
+    if isinstance(err, (click.ClickException, typer.TyperException)) and callable(show):
+        show()
+        sys.exit(int(getattr(err, "exit_code", 2)))
     if _State.debug:
         raise err
     _stderr.print(f"[bold red]internal error:[/] {type(err).__name__}: {err}")
