@@ -4,6 +4,8 @@ node          start/status/stop a VM whose disks are CSI volumes
 vmrecord      what a start did, kept until a stop undoes it
 domain        domain XML from a frozen VM description
 libvirt_conn  the one door to libvirt (errors mapped into csi_vm.errors)
+blockjobs     running disks: resize, push backup, copy + pivot, guest agent freeze
+migration     live migration between nodes, with or without a storage copy
 devices       block devices through pyudev: resolve, wait until ready
 guest         the counter guest, built from Debian packages and cached
 counter       the guest's on-disk counter record: writer loop and reader

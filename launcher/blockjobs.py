@@ -7,9 +7,10 @@ the guest keeps its original disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from xml.etree import ElementTree
 from xml.sax import saxutils
@@ -221,6 +222,17 @@ def freeze(conn: libvirt_conn.Connection, name: str) -> bool:
 
 def thaw(conn: libvirt_conn.Connection, name: str) -> None:
     conn.call(name, "fsThaw", "fsThaw", None, 0)
+
+
+@contextlib.contextmanager
+def frozen(conn: libvirt_conn.Connection, name: str) -> Iterator[bool]:
+    """Filesystems frozen (True) if the guest has an agent; thawed whatever happens inside."""
+    done = freeze(conn, name)
+    try:
+        yield done
+    finally:
+        if done:
+            thaw(conn, name)
 
 
 def cancel(conn: libvirt_conn.Connection, name: str, *, target: str) -> None:

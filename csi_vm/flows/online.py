@@ -14,11 +14,9 @@ volume, pivot, `blockResize`; the old volume is retired after the commit.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Iterator
 
 from csi_vm import config, errors, spec
 from csi_vm.flows import actions, context, engine, plans, snapshots, steps, vmactions, vmrun, vms
@@ -50,18 +48,6 @@ def plan_snapshot(env: context.Env, vm: records.VM) -> plans.Plan:
     return dataclasses.replace(base, disks=tuple(_online_strategy(p) for p in base.disks))
 
 
-@contextlib.contextmanager
-def _frozen(env: context.Env, run: running.Running) -> Iterator[bool]:
-    """Freeze the guest's filesystems if it has an agent; thaw whatever happens."""
-    with libvirt_conn.Connection.open(run.uri) as conn:
-        frozen = blockjobs.freeze(conn, run.domain)
-        try:
-            yield frozen
-        finally:
-            if frozen:
-                blockjobs.thaw(conn, run.domain)
-
-
 def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotResult:
     run = running.get(env.store, vm_name)
     vm = records.get_vm(env.store, vm_name)
@@ -70,7 +56,10 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
     with engine.Flow(env, kind="online-snapshot", vm=vm_name, args={"name": snap_name}) as flow:
         targets = {d.name: vmrun.target(i) for i, d in enumerate(vm.disks)}
         backups = _prepare_backups(flow, vm, plan, node=run.node)
-        with _frozen(env, run) as frozen:
+        with (
+            libvirt_conn.Connection.open(run.uri) as conn,
+            blockjobs.frozen(conn, run.domain) as frozen,
+        ):
             taken = {
                 d.name: _csi_snapshot(flow, d)
                 for d in vm.disks
