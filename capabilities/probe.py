@@ -19,7 +19,7 @@ from capabilities import declared as declared_mod
 from capabilities.checks import context
 from csi_vm import errors
 from csi_vm.csi import client as csi_client
-from csi_vm.csi import retry
+from csi_vm.csi import models, retry
 
 log = logging.getLogger("csi_vm.probe")
 
@@ -36,6 +36,7 @@ class Target:
     asserted: frozenset[model.Feature] = frozenset()
     timeout: float = 10.0
     modify_parameters: dict[str, str] = dataclasses.field(default_factory=dict)
+    secrets: models.Secrets = dataclasses.field(default_factory=models.Secrets)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,9 +56,11 @@ def run(
     # One retry only: a probe reports what the driver does now, and a matrix
     # must not wait on a dead driver for long.
     policy = retry.RetryPolicy(attempts=2, first_delay=0.1)
-    controller = csi_client.Client(target.endpoint, timeout=target.timeout, policy=policy)
+    controller = csi_client.Client(
+        target.endpoint, timeout=target.timeout, policy=policy, secrets=target.secrets
+    )
     nodes = {
-        name: csi_client.Client(ep, timeout=target.timeout, policy=policy)
+        name: csi_client.Client(ep, timeout=target.timeout, policy=policy, secrets=target.secrets)
         for name, ep in target.nodes.items()
     }
     try:

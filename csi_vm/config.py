@@ -8,6 +8,7 @@
         assert: [multi_node_shared]               # operator-asserted features
         timeout: 10                               # seconds per CSI call
         modify_parameters: {iops: "3000"}         # for the ModifyVolume check
+        secrets: {username: admin, password: ...} # CSI secrets sent with each call
     node: node-a                                  # the node csi-vm runs on
     nodes:                                        # where VMs run (optional)
       node-a: {libvirt: "qemu:///system"}
@@ -40,6 +41,13 @@ class DriverConfig(pydantic.BaseModel):
     asserted: tuple[str, ...] = pydantic.Field(default=(), alias="assert")
     timeout: float = pydantic.Field(default=10.0, gt=0, le=3600)
     modify_parameters: dict[str, str] = {}
+    #: CSI secrets (the `secrets` field of requests); SecretStr keeps them out
+    #: of reprs, validation errors and dumps
+    secrets: dict[str, pydantic.SecretStr] = {}
+
+    def secret_values(self) -> dict[str, str]:
+        """The plain secrets, for building CSI requests and nothing else."""
+        return {k: v.get_secret_value() for k, v in self.secrets.items()}
 
     @pydantic.field_validator("nodes")
     @classmethod

@@ -11,6 +11,7 @@ from capabilities import catalogue as catalogue_mod
 from capabilities import cleanup, matrix, model, probe
 from csi_vm import config, errors
 from csi_vm.cli import cluster_cmd, output, paths, signals
+from csi_vm.csi import models as csi_models
 
 app = typer.Typer(
     help=(
@@ -198,6 +199,7 @@ def _targets(endpoints: list[str], config_file: pathlib.Path | None) -> list[pro
                     nodes=dict(drv.nodes),
                     asserted=_features(drv.asserted, where=f"{config_file}: drivers.{name}.assert"),
                     timeout=drv.timeout,
+                    secrets=csi_models.Secrets(drv.secret_values()),
                     modify_parameters=dict(drv.modify_parameters),
                 )
             )

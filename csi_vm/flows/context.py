@@ -10,6 +10,7 @@ from collections.abc import Callable
 from capabilities import model, probe
 from csi_vm import config, errors
 from csi_vm.csi import client as csi_client
+from csi_vm.csi import models
 from csi_vm.store import db, records
 
 #: progress(what, done_bytes, total_bytes)
@@ -45,20 +46,24 @@ class Env:
 
     def controller(self, driver: str) -> csi_client.Client:
         drv = self.driver(driver)
-        return self._client(drv.endpoint, drv.timeout)
+        return self._client(drv.endpoint, drv, driver)
 
     def node_service(self, driver: str, *, node: str = "") -> csi_client.Client:
         """The driver's node service on a node (default: this machine, for host copies)."""
         drv = self.driver(driver)
         endpoint = drv.nodes.get(node or self.node, drv.endpoint)
-        return self._client(endpoint, drv.timeout)
+        return self._client(endpoint, drv, driver)
 
-    def _client(self, endpoint: str, timeout: float) -> csi_client.Client:
-        key = (endpoint, str(timeout))
+    def _client(self, endpoint: str, drv: config.DriverConfig, name: str) -> csi_client.Client:
+        # One client per driver and endpoint: two drivers behind one endpoint
+        # may carry different secrets.
+        key = (endpoint, name)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = csi_client.Client(endpoint, timeout=timeout)
+                client = csi_client.Client(
+                    endpoint, timeout=drv.timeout, secrets=models.Secrets(drv.secret_values())
+                )
                 self._clients[key] = client
             return client
 
@@ -79,6 +84,7 @@ class Env:
             asserted=frozenset(model.Feature(f) for f in drv.asserted),
             timeout=drv.timeout,
             modify_parameters=dict(drv.modify_parameters),
+            secrets=models.Secrets(drv.secret_values()),
         )
         options = probe.Options(
             journal_dir=self.state_dir / "probe-journals", work_dir=self.state_dir / "probe-work"
