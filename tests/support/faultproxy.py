@@ -78,6 +78,8 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         self._faults: list[Fault] = []
         self._unready = False
         self._after: dict[str, Callable[[], None]] = {}
+        #: (method, raw request) of every call, when a test wants to see the wire
+        self.requests: list[tuple[str, bytes]] | None = None
         self._lock = threading.Lock()
         self._channel = grpc.insecure_channel(
             upstream, options=[("grpc.default_authority", "localhost")]
@@ -159,6 +161,8 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         return grpc.unary_unary_rpc_method_handler(lambda raw, ctx: self._forward(method, raw, ctx))
 
     def _forward(self, method: str, raw: bytes, ctx: grpc.ServicerContext) -> bytes:
+        if self.requests is not None:
+            self.requests.append((method.rsplit("/", 1)[-1], raw))
         self._inject(method, ctx)
         call = self._channel.unary_unary(method, None, None)  # raw bytes both ways
         try:

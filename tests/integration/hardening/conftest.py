@@ -84,7 +84,11 @@ def vm_spec(name: str, images: dict[str, pathlib.Path]) -> spec.VMSpec:
 
 
 def make_proxy_lab(
-    tmp: pathlib.Path, *, without: tuple[str, ...] = (), state_dir: pathlib.Path | None = None
+    tmp: pathlib.Path,
+    *,
+    without: tuple[str, ...] = (),
+    state_dir: pathlib.Path | None = None,
+    driver_extra: dict[str, object] | None = None,
 ) -> ProxyLab:
     drv = driverproc.start_driver(tmp / "driver", without=without, state_dir=state_dir)
     proxy = faultproxy.FaultProxy(
@@ -92,7 +96,7 @@ def make_proxy_lab(
     )
     proxy.start()
     cfg_file = tmp / "config.yaml"
-    driver_cfg = {"endpoint": proxy.endpoint, "timeout": CALL_TIMEOUT}
+    driver_cfg = {"endpoint": proxy.endpoint, "timeout": CALL_TIMEOUT, **(driver_extra or {})}
     cfg_file.write_text(yaml.safe_dump({"node": "node-a", "drivers": {"local": driver_cfg}}))
     env = context.Env(
         cfg=config.load(cfg_file), store=db.Store(tmp / "csi-vm.db"), state_dir=tmp / "state"
@@ -110,8 +114,17 @@ def make_proxy_lab(
 def proxy_lab_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., ProxyLab]]:
     labs: list[ProxyLab] = []
 
-    def factory(without: tuple[str, ...] = (), state_dir: pathlib.Path | None = None) -> ProxyLab:
-        lab = make_proxy_lab(tmp_path / f"lab{len(labs)}", without=without, state_dir=state_dir)
+    def factory(
+        without: tuple[str, ...] = (),
+        state_dir: pathlib.Path | None = None,
+        driver_extra: dict[str, object] | None = None,
+    ) -> ProxyLab:
+        lab = make_proxy_lab(
+            tmp_path / f"lab{len(labs)}",
+            without=without,
+            state_dir=state_dir,
+            driver_extra=driver_extra,
+        )
         labs.append(lab)
         return lab
 
