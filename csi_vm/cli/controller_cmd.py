@@ -35,7 +35,8 @@ def run_cmd(
     lease_namespace: str = typer.Option(
         "",
         "--lease-namespace",
-        help="Namespace of the leader-election Lease; default: $POD_NAMESPACE, then 'default'.",
+        help="Namespace of the leader-election Lease and of verification volumes; "
+        "default: $POD_NAMESPACE, then 'default'.",
     ),
     lease_name: str = typer.Option("csi-vm-controller", "--lease-name"),
     image: str = typer.Option(
@@ -52,12 +53,18 @@ def run_cmd(
     meters = metrics.Metrics()
     if metrics_port:
         prom.start_http_server(metrics_port, registry=meters.registry)
+    own_namespace = lease_namespace or os.environ.get(_POD_NAMESPACE) or "default"
     ctx = context.Context(
-        api=api, objs=objs, events=events.Recorder(objs), metrics=meters, image=image
+        api=api,
+        objs=objs,
+        events=events.Recorder(objs),
+        metrics=meters,
+        image=image,
+        probe_namespace=own_namespace,
     )
     elector = leader.Elector(
         objs=objs,
-        namespace=lease_namespace or os.environ.get(_POD_NAMESPACE) or "default",
+        namespace=own_namespace,
         name=lease_name,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )

@@ -16,7 +16,8 @@ Modules, from the outside in:
 - `models`, `quantity`: typed views of the custom resources, sizes.
 - `context`: what each reconciler gets, and the one place status is written.
 - `strategy`: the strategy for an operation on a StorageClass, read from its
-  StorageCapabilityReport (whose plan comes from `capabilities.ladder`).
+  StorageCapabilityReport (whose plan comes from `capabilities.ladder`);
+  `verify` tries a class's operations through the sidecars when asked.
 - `status`, `events`: conditions and Kubernetes Events naming the strategy
   and the fallback reason.
 - `metrics`: Prometheus metrics.

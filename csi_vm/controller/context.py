@@ -25,8 +25,10 @@ class Context:
     objs: objects.Objects
     events: events.Recorder
     metrics: metrics.Metrics
-    #: the csi-vm image, for host-copy Jobs
+    #: the csi-vm image, for host-copy Jobs and verification holder Pods
     image: str
+    #: where verification PVCs, VolumeSnapshots and Pods go (the release's namespace)
+    probe_namespace: str = "default"
     clock: Callable[[], datetime.datetime] = _utc_now
 
 

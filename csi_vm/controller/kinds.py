@@ -36,6 +36,7 @@ KIND = {
 
 PVC = objects.Resource(group="", version="v1", plural="persistentvolumeclaims")
 EVENT = objects.Resource(group="", version="v1", plural="events")
+POD = objects.Resource(group="", version="v1", plural="pods")
 STORAGE_CLASS = objects.Resource(
     group="storage.k8s.io", version="v1", plural="storageclasses", namespaced=False
 )

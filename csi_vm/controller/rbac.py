@@ -41,7 +41,9 @@ CONTROLLER: tuple[Rule, ...] = (
     _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
     # storage: the backend's storage objects
     _rule("", "persistentvolumeclaims", "get", "create", "patch", "delete"),
-    _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create"),
+    _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create", "delete"),
+    # verify: holder Pods that let WaitForFirstConsumer classes bind probe PVCs
+    _rule("", "pods", "get", "create", "delete"),
     _rule("batch", "jobs", "get", "create"),
     # events: what the controller did and why
     _rule("", "events", "create"),

@@ -4,7 +4,8 @@ What CDI's StorageProfile is for a StorageClass, but with a basis for every
 feature: the cluster's own objects (CSIDriver, StorageClass,
 VolumeSnapshotClass, CSINode) give what is *declared*; a capability probe
 run on a node (`csi-vm capabilities probe`, whose JSON report a node Job
-stores in ``status.probe``) gives what is *verified*, and verified wins. The
+stores in ``status.probe``), or the in-cluster verification of `verify` when
+``spec.verify`` is set, gives what is *verified*, and verified wins. The
 plan is `capabilities.ladder.plan` over the merge, the same plan the local
 flows follow; the other reconcilers read it through `strategy`.
 """
@@ -15,7 +16,7 @@ import pydantic
 
 from capabilities import cluster, cluster_inventory, model
 from csi_vm import errors
-from csi_vm.controller import context, kinds, status
+from csi_vm.controller import context, kinds, status, verify
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -29,6 +30,12 @@ def reconcile_class(ctx: context.Context, sc_obj: Json) -> None:
     if sc is None:
         return  # deleted since the event; its report goes with the next resync
     report = _ensure(ctx, name=name, provisioner=sc.provisioner)
+    extra: Json = {}
+    if verify.wanted(report):
+        extra["verification"], found = verify.advance(ctx, report, sc)
+        if found is not None:
+            extra["probe"] = found
+            report = {**report, "status": {**(report.get("status") or {}), "probe": found}}
     probed = _probed(report)
     row = cluster.row(sc, inventory, probed)
     ctx.metrics.features(name, dict(row.features))
@@ -38,6 +45,7 @@ def reconcile_class(ctx: context.Context, sc_obj: Json) -> None:
         "features": {str(f): _feature(r) for f, r in row.features.items()},
         "plan": {op: choice.model_dump() for op, choice in row.plan.items()},
         "warnings": list(row.warnings),
+        **extra,
     }
     fallbacks = sorted(op for op, c in row.plan.items() if not c.native)
     cond = status.condition(

@@ -136,6 +136,31 @@ def copy_job(target: Target, *, source_claim: str, image: str) -> Json:
     )
 
 
+def holder_name(claim_name: str) -> str:
+    return f"{claim_name}-holder"
+
+
+def holder_pod(target: Target, *, image: str) -> Json:
+    """A Pod that only uses the claim ``target.name``, so a WaitForFirstConsumer class binds it."""
+    container = {
+        "name": "hold",
+        "image": image,
+        "command": ["sleep", "3600"],
+        "volumeDevices": [{"name": "disk", "devicePath": "/dev/csi-vm/disk"}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+    }
+    spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": target.name}}],
+    }
+    pod = dataclasses.replace(target, name=holder_name(target.name))
+    return _object("v1", "Pod", pod, spec)
+
+
 def resize(size: str) -> Json:
     """The PVC patch that asks the external-resizer to grow a volume."""
     return {"spec": {"resources": {"requests": {"storage": size}}}}

@@ -12,12 +12,12 @@ import kubernetes_validate
 import pytest
 
 from csi_vm.controller import context, kinds, leader, run
-from tests.support import fakekube
+from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 
-BUILT_IN = ("persistentvolumeclaims", "jobs", "events", "leases")
+BUILT_IN = ("persistentvolumeclaims", "jobs", "events", "leases", "pods")
 
 
 def test_everything_the_controller_creates_validates(
@@ -29,6 +29,13 @@ def test_everything_the_controller_creates_validates(
     assert leader.Elector(objs=ctx.objs, namespace="csi-vm", name="l", identity="me").try_acquire()
     for res in (kinds.VM, kinds.SNAPSHOT, kinds.CLONE):
         run.Controller(ctx=ctx).sync(res)
+    # A verification's probe PVC and its holder Pod (gp3 waits for a consumer).
+    fake.add(*kubeobjects.typical_cluster())
+    run.Controller(ctx=ctx).sync(kinds.STORAGE_CLASS)
+    reports = fake.store.resource(kinds.GROUP, kinds.VERSION, "storagecapabilityreports")
+    assert reports is not None
+    fake.store.patch(reports, "", "gp3", {"spec": {"verify": True}})
+    run.Controller(ctx=ctx).sync(kinds.STORAGE_CLASS)
     checked = 0
     for res in fake.store.resources():
         if res.plural not in BUILT_IN:
@@ -36,4 +43,4 @@ def test_everything_the_controller_creates_validates(
         for obj in fake.store.list_objects(res)[0]:
             kubernetes_validate.validate(obj, v.KUBERNETES, strict=True)
             checked += 1
-    assert checked >= 6  # PVCs (plain, with dataSource), Job, Events, Lease
+    assert checked >= 8  # PVCs (plain, with dataSource), Job, Events, Lease, holder Pod

@@ -9,11 +9,13 @@ which the chart tests hold to the same list, grants too much).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import urllib.parse
 
 import pytest
 
-from csi_vm.controller import context, kinds, leader, rbac, run
+from csi_vm.controller import context, kinds, leader, rbac, run, verify
 from tests.support import fakekube, fakekube_routes, kubeobjects
 from tests.support import vmobjects as v
 
@@ -54,8 +56,21 @@ def _scenario(fake: fakekube.FakeKube, ctx: context.Context) -> None:
         version = controller.sync(res)
         list(ctx.objs.watch(res, since=version, timeout=1))
     _grow(fake, ctx)
+    _verify(fake, ctx)
     _finish_snapshot_and_restore(fake, ctx)
     _finish_clone(fake, ctx)
+
+
+def _verify(fake: fakekube.FakeKube, ctx: context.Context) -> None:
+    """Verification of gp3 (WaitForFirstConsumer: holder Pods), run out to its timeout."""
+    fake.store.patch(_res(fake, "storagecapabilityreports"), "", "gp3", {"spec": {"verify": True}})
+    sc = ctx.objs.list(kinds.STORAGE_CLASS)[0]
+    gp3 = next(o for o in sc if o["metadata"]["name"] == "gp3")
+    run.reconcile(ctx, kinds.STORAGE_CLASS, gp3)
+    later = ctx.clock() + datetime.timedelta(seconds=verify.TIMEOUT + 1)
+    run.reconcile(dataclasses.replace(ctx, clock=lambda: later), kinds.STORAGE_CLASS, gp3)
+    report = fake.store.get(_res(fake, "storagecapabilityreports"), "", "gp3")
+    assert report["status"]["verification"]["phase"] == "Done"
 
 
 def _grow(fake: fakekube.FakeKube, ctx: context.Context) -> None:

@@ -1,0 +1,128 @@
+"""In-cluster verification of a StorageClass, against the fake API server (a fake, not a cluster).
+
+The fake has no CSI sidecars, so the tests play their part: they bind PVCs,
+mark VolumeSnapshots ready and grow capacities between reconcile passes, and
+check what the controller made, what it concluded and that it cleaned up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import pytest
+
+from csi_vm import errors
+from csi_vm.controller import context, kinds, reconcile_report, verify
+from tests.support import fakekube, kubeobjects
+
+pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
+NS = "csi-vm"
+PROBE = "csi-vm-probe-gp3"
+
+
+@pytest.fixture
+def cluster(fake: fakekube.FakeKube) -> fakekube.FakeKube:
+    fake.add(*kubeobjects.typical_cluster())
+    return fake
+
+
+@pytest.fixture
+def vctx(ctx: context.Context) -> context.Context:
+    return dataclasses.replace(ctx, probe_namespace=NS)
+
+
+def _pass(ctx: context.Context, sc: str) -> dict:  # type: ignore[type-arg]
+    reconcile_report.reconcile_class(ctx, ctx.objs.get(kinds.STORAGE_CLASS, sc))
+    return ctx.objs.get(kinds.REPORT, sc)
+
+
+def _ask(fake: fakekube.FakeKube, ctx: context.Context, sc: str) -> None:
+    _pass(ctx, sc)
+    res = fake.store.resource(kinds.GROUP, kinds.VERSION, "storagecapabilityreports")
+    assert res is not None
+    fake.store.patch(res, "", sc, {"spec": {"verify": True}})
+
+
+def _set(fake: fakekube.FakeKube, group: str, plural: str, name: str, status: dict) -> None:  # type: ignore[type-arg]
+    res = fake.store.resource(group, "v1", plural)
+    assert res is not None
+    fake.store.patch(res, NS, name, {"status": status}, subresource="status")
+
+
+def _exists(ctx: context.Context, res, name: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        ctx.objs.get(res, name, namespace=NS)
+    except errors.NotFound:
+        return False
+    return True
+
+
+def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
+    cluster: fakekube.FakeKube, vctx: context.Context
+) -> None:
+    _ask(cluster, vctx, "gp3")
+    report = _pass(vctx, "gp3")
+    assert report["status"]["verification"]["phase"] == "Running"
+    assert _exists(vctx, kinds.POD, f"{PROBE}-holder")  # gp3 waits for a first consumer
+    _set(
+        cluster,
+        "",
+        "persistentvolumeclaims",
+        PROBE,
+        {"phase": "Bound", "capacity": {"storage": "1Gi"}},
+    )
+    _pass(vctx, "gp3")
+    assert (
+        vctx.objs.get(kinds.PVC, PROBE, namespace=NS)["spec"]["resources"]["requests"]["storage"]
+        == "2Gi"
+    )
+    clone = vctx.objs.get(kinds.PVC, f"{PROBE}-clone", namespace=NS)
+    assert clone["spec"]["dataSource"] == {"kind": "PersistentVolumeClaim", "name": PROBE}
+    _set(cluster, "snapshot.storage.k8s.io", "volumesnapshots", PROBE, {"readyToUse": True})
+    _set(cluster, "", "persistentvolumeclaims", f"{PROBE}-clone", {"phase": "Bound"})
+    _set(
+        cluster,
+        "",
+        "persistentvolumeclaims",
+        PROBE,
+        {"phase": "Bound", "capacity": {"storage": "2Gi"}},
+    )
+    _pass(vctx, "gp3")
+    restore = vctx.objs.get(kinds.PVC, f"{PROBE}-restore", namespace=NS)
+    assert restore["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
+    _set(cluster, "", "persistentvolumeclaims", f"{PROBE}-restore", {"phase": "Bound"})
+    status = _pass(vctx, "gp3")["status"]
+    assert (status["verification"]["phase"], status["basis"]) == ("Done", "verified")
+    for feature in ("snapshot", "restore_from_snapshot", "clone", "expansion_controller"):
+        assert status["features"][feature]["verified"] is True, feature
+    assert status["plan"]["vm_clone"]["strategy"] == "csi-clone"
+    for name in (PROBE, f"{PROBE}-clone", f"{PROBE}-restore"):
+        assert not _exists(vctx, kinds.PVC, name)
+        assert not _exists(vctx, kinds.POD, f"{name}-holder")
+    assert not _exists(vctx, kinds.VOLUME_SNAPSHOT, PROBE)
+    again = _pass(vctx, "gp3")  # done for this spec: nothing is made again
+    assert not _exists(vctx, kinds.PVC, PROBE)
+    assert again["status"]["verification"]["phase"] == "Done"
+
+
+def test_what_never_happens_is_verified_as_missing(
+    cluster: fakekube.FakeKube, vctx: context.Context
+) -> None:
+    now = [datetime.datetime(2026, 11, 28, 10, 0, tzinfo=datetime.UTC)]
+    ctx = dataclasses.replace(vctx, clock=lambda: now[0])
+    _ask(cluster, ctx, "nfs-csi")
+    _pass(ctx, "nfs-csi")
+    assert not _exists(ctx, kinds.POD, "csi-vm-probe-nfs-csi-holder")  # Immediate binding
+    now[0] += datetime.timedelta(seconds=verify.TIMEOUT + 1)
+    status = _pass(ctx, "nfs-csi")["status"]
+    assert status["verification"]["phase"] == "Done"
+    assert status["features"]["clone"]["verified"] is False
+    assert "never bound" in status["features"]["clone"]["evidence"]
+    assert status["plan"]["vm_clone"]["strategy"] == "host-copy"
+
+
+def test_nothing_is_made_unless_asked(cluster: fakekube.FakeKube, vctx: context.Context) -> None:
+    status = _pass(vctx, "gp3")["status"]
+    assert "verification" not in status
+    assert not _exists(vctx, kinds.PVC, PROBE)
