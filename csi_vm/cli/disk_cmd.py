@@ -69,6 +69,8 @@ def export(
         ImageFormat.RAW, "--format", help="raw (sparse) or qcow2."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
@@ -77,8 +79,17 @@ def export(
     The file is written under a temporary name and renamed when complete.
     """
     with vmenv.environment(cfg, db) as env:
-        diskops.export(env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force)
-    vmenv.console.print(f"exported {vm}/{disk} to {file} ({image_format.value})")
+        d = records.get_vm(env.store, vm).disk(disk)
+        if not dry_run:
+            diskops.export(env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force)
+    result: dict[str, object] = {
+        "vm": vm,
+        "disk": disk,
+        "file": str(file),
+        "format": image_format.value,
+        "size": d.size,
+    }
+    _report("export", result, fmt=fmt, dry_run=dry_run)
 
 
 @disk_app.command("expand")
@@ -196,11 +207,28 @@ def snap_restore(
 
 
 @snap_app.command("delete")
-def snap_delete(name: str, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
+def snap_delete(
+    name: str,
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
     """Delete a snapshot and the CSI snapshots or volumes behind it."""
     with vmenv.environment(cfg, db) as env:
-        snap = snapshots.delete(env, name=name)
-    vmenv.console.print(f"deleted snapshot {name} ({len(snap.disks)} disks)")
+        snap = records.get_snapshot(env.store, name)
+        if not dry_run:
+            snapshots.delete(env, name=name)
+    _report("delete snapshot", _snap_dict(snap), fmt=fmt, dry_run=dry_run)
+
+
+def _report(what: str, result: dict[str, object], *, fmt: Output, dry_run: bool) -> None:
+    """A one-object result: a line for people, the object for scripts."""
+    if fmt is not Output.TABLE:
+        vmenv.emit({"operation": what, "dry_run": dry_run, **result}, fmt=fmt)
+        return
+    subject = result.get("name") or f"{result.get('vm')}/{result.get('disk')}"
+    vmenv.console.print(f"{'would ' + what if dry_run else what + ' done'}: {subject}")
 
 
 def _snap_dict(s: records.Snapshot) -> dict[str, object]:

@@ -71,18 +71,23 @@ def show(
 
 @app.command("delete")
 def delete(
-    name: str, dry_run: bool = DRY, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+    name: str,
+    dry_run: bool = DRY,
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
 ) -> None:
     """Delete a VM and its volumes (its snapshots are kept: restore them with --as)."""
     with vmenv.environment(cfg, db) as env:
         vm = records.get_vm(env.store, name)
-        if dry_run:
-            vmenv.console.print(
-                f"would delete VM {name} and volumes " + ", ".join(d.volume_id for d in vm.disks)
-            )
-            return
-        vms.delete(env, name=name)
-    vmenv.console.print(f"deleted VM {name} ({len(vm.disks)} volumes)")
+        if not dry_run:
+            vms.delete(env, name=name)
+    if fmt is not Output.TABLE:
+        vmenv.emit({"operation": "delete", "dry_run": dry_run, **_vm_dict(vm)}, fmt=fmt)
+        return
+    volumes = ", ".join(d.volume_id for d in vm.disks)
+    verb = "would delete" if dry_run else "deleted"
+    vmenv.console.print(f"{verb} VM {name} and its volumes {volumes}")
 
 
 def clone(

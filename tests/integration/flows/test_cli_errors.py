@@ -145,3 +145,24 @@ def test_help_teaches(command: list[str]) -> None:
     result = _run({}, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout or "usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["vm", "delete", "vm1", "--dry-run", "-o", "json"],
+        ["disk", "export", "vm1", "root", "{tmp}/out.raw", "--dry-run", "-o", "json"],
+        ["disk", "import", "vm1", "root", "{image}", "--dry-run", "-o", "json"],
+        ["disk", "expand", "vm1", "root", "8MiB", "--dry-run", "-o", "json"],
+        ["clone", "vm1", "vm2", "--dry-run", "-o", "json"],
+    ],
+    ids=["vm-delete", "export", "import", "expand", "clone"],
+)
+def test_every_changing_command_has_a_dry_run(lab: Lab, args: list[str]) -> None:
+    before = (lab.inventory(), [vm.name for vm in records.list_vms(lab.env.store)])
+    filled = [a.format(tmp=lab.tmp, image=lab.tmp / "a.raw") for a in args]
+    result = _run(lab.cli_env(), *filled)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["dry_run"] is True
+    assert (lab.inventory(), [vm.name for vm in records.list_vms(lab.env.store)]) == before
+    assert not (lab.tmp / "out.raw").exists()
