@@ -101,8 +101,13 @@ def wait_for_counter(disk: pathlib.Path, *, above: int, within: float) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _stop_leftovers(lab: Lab) -> Iterator[None]:
+def _stop_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
     """A failed test must not leave its VM running into the next one."""
     yield
-    for run in running.list_all(lab.env.store):
-        vmrun.stop(lab.env, vm_name=run.vm, grace_s=0)
+    if "lab" in request.fixturenames:
+        stop_all(request.getfixturevalue("lab").env)
+
+
+def stop_all(env: context.Env) -> None:
+    for run in running.list_all(env.store):
+        vmrun.stop(env, vm_name=run.vm, grace_s=0)

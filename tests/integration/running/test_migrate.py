@@ -26,7 +26,7 @@ from csi_vm.store import records, running
 from launcher import counter, libvirt_conn
 from tests.support import driverproc, libvirtnode
 
-from .conftest import BOOT_LIMIT_S, Lab, make_env, wait_for_counter
+from .conftest import BOOT_LIMIT_S, Lab, make_env, stop_all, wait_for_counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
 
@@ -89,13 +89,16 @@ def two(tmp_path_factory: pytest.TempPathFactory, boot: vmrun.Boot) -> Iterator[
     }
     env = make_env(tmp, cfg)
     lab = Lab(tmp=tmp, env=env, boot=boot, drivers=drivers)
-    yield TwoNodes(lab=lab, uri_b=uri_b)
-    for run in running.list_all(env.store):
-        vmrun.stop(env, vm_name=run.vm, grace_s=0)
-    env.close()
-    for drv in drivers.values():
-        drv.stop()
-    libvirtnode.stop(NODE_B)
+    try:
+        yield TwoNodes(lab=lab, uri_b=uri_b)
+    finally:
+        try:
+            stop_all(env)
+        finally:
+            env.close()
+            for drv in drivers.values():
+                drv.stop()
+            libvirtnode.stop(NODE_B)
 
 
 @pytest.mark.parametrize(
@@ -136,9 +139,12 @@ def test_counter_continues_on_the_target(two: TwoNodes, driver: str, strategy: s
     assert two.domains() == ([], [])
 
 
-def _cli(two: TwoNodes, *args: str) -> subprocess.Popen[str]:
+def _cli(
+    two: TwoNodes, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "CSI_VM_CONFIG": str(two.lab.tmp / "config.yaml"),
         "CSI_VM_DB": str(two.lab.tmp / "csi-vm.db"),
         "CSI_VM_STATE_DIR": str(two.lab.tmp / "state"),
@@ -233,4 +239,39 @@ def test_cold_migration_only_with_allowed_downtime(two: TwoNodes) -> None:
     # The guest booted again on node-b and goes on from the value on its disk.
     wait_for_counter(two.lab.device(name, node="node-b"), above=before, within=BOOT_LIMIT_S)
     assert old_volume not in two.volumes("local-a")
+    vmrun.stop(two.env, vm_name=name, grace_s=0)
+
+
+def _consistent(two: TwoNodes, name: str, *, others: set[str]) -> str:
+    """The VM runs on exactly the node the store says, on the volume it records; no orphans
+    (the only other volumes are `others`, those of other tests' VMs)."""
+    node = running.get(two.env.store, name).node
+    on_a, on_b = two.domains()
+    assert (name in on_a, name in on_b) == (node == "node-a", node == "node-b")
+    disk = records.get_vm(two.env.store, name).disk("root")
+    assert two.volumes("local-a") | two.volumes("local-b") == {disk.volume_id} | others
+    device = two.lab.device(name, node=node)
+    wait_for_counter(device, above=counter.read_counter(device) + 1, within=10)
+    return node
+
+
+@pytest.mark.timeout(300)
+def test_kill_at_every_step_of_a_storage_migration_then_resume(two: TwoNodes) -> None:
+    name = "mig-crash"
+    others = two.volumes("local-a") | two.volumes("local-b")
+    two.lab.create_vm(name, driver="local-a")
+    two.lab.start(name)
+    # Steps: create_volume, publish_spare, migrate, then the commit and its tidy-up.
+    for spec in ("1", "2", "3", "1:after", "2:after", "3:after", "4"):
+        here = running.get(two.env.store, name).node
+        there = "node-b" if here == "node-a" else "node-a"
+        crashed = _cli(two, "migrate", name, "--to", there, extra_env={"CSI_VM_CRASH_AT": spec})
+        crashed.communicate(timeout=120)
+        assert crashed.returncode == -9, f"no crash at step {spec}"
+        resumed = _cli(two, "resume")
+        _out, err = resumed.communicate(timeout=120)
+        assert resumed.returncode == 0, err
+        node = _consistent(two, name, others=others)
+        print(f"killed at {spec}: the VM runs on {node}")
+        assert node == (there if spec == "4" else here)
     vmrun.stop(two.env, vm_name=name, grace_s=0)
