@@ -163,9 +163,14 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
         else:
             new, entry = _copy_to_larger(flow, d, run=run, target=target, size=size)
             old_entry = _record_entry(env, run, d, target)
+            # The pivot is the switch: until the commit a rollback copies the
+            # disk back onto the old volume, which only works at the old size;
+            # so the guest is shown the new size after the commit.
+            resize = {"vm": run.domain, "node": run.node, "target": target, "size": size}
             flow.commit(
                 lambda cur: _resize_record(cur, d, volume_id=new.volume_id, size=size),
                 after=[
+                    ("block_resize", resize),
                     ("adopt_disk", {**_on(run, d), "entry": entry}),
                     ("release_disk", {**_on(run, d), "entry": old_entry}),
                     steps.retire(_vol(d)),
@@ -214,7 +219,6 @@ def _copy_to_larger(
         {"vm": run.domain, "node": run.node, "target": target, "dest": spare["source"],
          "block": d.mode is spec.Mode.BLOCK, "old": old_source},
     )  # fmt: skip
-    flow.run("block_resize", {"vm": run.domain, "node": run.node, "target": target, "size": size})
     return new, spare["entry"]
 
 

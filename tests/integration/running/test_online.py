@@ -5,7 +5,10 @@ One guest boot per test: each test snapshots, then expands, the same VM.
 
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
+import sys
 import time
 
 import pytest
@@ -84,3 +87,50 @@ def test_snapshot_and_expand_while_the_counter_runs(
     if snap.strategy == "host-copy":
         kept.add(snap.object_id)
     assert set(_published(lab, driver)) == kept
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "grown"),
+    [("3:after", False), ("4", True)],
+    ids=["after-pivot-before-commit", "after-commit"],
+)
+def test_kill_during_an_online_block_copy_expansion_then_resume(
+    lab: Lab, crash_at: str, grown: bool
+) -> None:
+    """Killed after the pivot: the guest goes back to its old volume; after the
+    commit: resume finishes, the guest sees the new size. No orphans either way."""
+    name = f"crash-grow-{crash_at.replace(':', '-')}"
+    lab.create_vm(name, driver="bare")
+    disk = lab.start(name)
+    original = records.get_vm(lab.env.store, name).disk("root").volume_id
+    others = set(_published(lab, "bare")) - {original}
+
+    killed = _cli(lab, {"CSI_VM_CRASH_AT": crash_at}, "disk", "expand", name, "root", "128MiB")
+    assert killed.returncode == -9, killed.stderr
+    resumed = _cli(lab, {}, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    vm = records.get_vm(lab.env.store, name)
+    size = 128 * MIB if grown else 64 * MIB
+    assert vm.disk("root").size == size
+    now = lab.device(name, node="node-a")
+    assert (now != disk) == grown
+    record = _sees(now, size)
+    wait_for_counter(now, above=record.value + 1, within=10)
+    # the old volume retired, or the new one removed: nothing else is left
+    assert set(_published(lab, "bare")) == others | {vm.disk("root").volume_id}
+    vmrun.stop(lab.env, vm_name=name, grace_s=0)
+
+
+def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **extra,
+        "CSI_VM_CONFIG": str(lab.tmp / "config.yaml"),
+        "CSI_VM_DB": str(lab.tmp / "csi-vm.db"),
+        "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "csi_vm", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
