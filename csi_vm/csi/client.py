@@ -25,6 +25,18 @@ log = logging.getLogger("csi_vm.csi")
 #: can take tens of seconds; the Kubernetes sidecars default to 10-60 s)
 DEFAULT_TIMEOUT = 30.0
 
+#: gRPC channel options of every client. The authority header of a unix target
+#: is its path, which some servers reject; every CSI driver accepts "localhost".
+#: gRPC's reconnect backoff (1 s growing to 120 s) would keep a channel failing
+#: fast long after a restarted driver is back, beyond our retry budget: cap it
+#: at the retry policy's own pace.
+CHANNEL_OPTIONS = [
+    ("grpc.default_authority", "localhost"),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
 _MAX_PAGES = 10_000  # a driver that keeps returning tokens must not loop us forever
 
 
@@ -46,11 +58,7 @@ class Client:
         self._policy = policy or retry.RetryPolicy()
         self._secrets = secrets or models.Secrets()
         self._sleep = sleep
-        # The authority header of a unix target is its path, which some
-        # servers reject; every CSI driver accepts "localhost".
-        self._channel = grpc.insecure_channel(
-            self._target, options=[("grpc.default_authority", "localhost")]
-        )
+        self._channel = grpc.insecure_channel(self._target, options=CHANNEL_OPTIONS)
         self._stubs: dict[str, Any] = {
             "Identity": pb_grpc.IdentityStub(self._channel),
             "Controller": pb_grpc.ControllerStub(self._channel),
