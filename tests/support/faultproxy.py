@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from csi_vm.csi import client as csi_client
 from csi_vm.csi.pb import csi_pb2 as pb
 
 #: how long a hung call sleeps: far past any deadline csi-vm sets in tests
@@ -81,9 +82,9 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         #: (method, raw request) of every call, when a test wants to see the wire
         self.requests: list[tuple[str, bytes]] | None = None
         self._lock = threading.Lock()
-        self._channel = grpc.insecure_channel(
-            upstream, options=[("grpc.default_authority", "localhost")]
-        )
+        # The same channel options as csi-vm's client, so the proxy adds no
+        # reconnect delay of its own after a driver restart.
+        self._channel = grpc.insecure_channel(upstream, options=csi_client.CHANNEL_OPTIONS)
         self._server: grpc.Server | None = None
 
     @property

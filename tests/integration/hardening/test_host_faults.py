@@ -29,11 +29,11 @@ FALLBACKS = ("snapshot", "clone", "expansion")
 DENSE = 16 * 1024 * 1024
 
 
-def _killer(lab: ProxyLab, delay: float) -> threading.Thread:
+def _killer(lab: ProxyLab, delay: float, gap: float = 0.3) -> threading.Thread:
     def kill_and_restart() -> None:
         time.sleep(delay)
         lab.driver.kill()
-        time.sleep(0.3)  # a real restart leaves a gap the client must ride out
+        time.sleep(gap)  # a real restart leaves a gap the client must ride out
         lab.driver.restart()
 
     thread = threading.Thread(target=kill_and_restart, daemon=True)
@@ -46,31 +46,57 @@ def _source_untouched(lab: ProxyLab) -> None:
         assert lab.export("vm1", disk) == want, f"vm1/{disk} changed"
 
 
+def _run_flow(lab: ProxyLab, flow: str) -> str:
+    try:
+        if flow == "clone":
+            vms.clone(lab.env, source="vm1", target="vm2")
+        else:
+            snapshots.create(lab.env, vm_name="vm1", name="s2")
+    except errors.CsiVmError as err:
+        assert "\n" not in str(err)
+        return reliability.ROLLED_BACK
+    return reliability.COMPLETED
+
+
+def _check_after_kill(lab: ProxyLab, flow: str, outcome: str) -> None:
+    settle(lab)
+    lab.assert_consistent()
+    _source_untouched(lab)
+    if outcome == reliability.COMPLETED:
+        _undo(lab, flow)
+    assert records.find_vm(lab.env.store, "vm2") is None
+    reliability.record("driver-killed-during-host-copy", outcome)
+
+
 @pytest.mark.parametrize("flow", ["clone", "snapshot"])
 def test_driver_killed_while_host_copy_runs(
     flow: str, proxy_lab_factory: Callable[..., ProxyLab]
 ) -> None:
     lab = proxy_lab_factory(FALLBACKS)
     vms.create(lab.env, lab.spec("vm1"))
+    # At moments in time while the flow runs...
     for delay in (0.0, 0.05, 0.15, 0.4):
         killer = _killer(lab, delay)
-        try:
-            if flow == "clone":
-                vms.clone(lab.env, source="vm1", target="vm2")
-            else:
-                snapshots.create(lab.env, vm_name="vm1", name="s2")
-            outcome = reliability.COMPLETED
-        except errors.CsiVmError as err:
-            assert "\n" not in str(err)
-            outcome = reliability.ROLLED_BACK
+        outcome = _run_flow(lab, flow)
         killer.join(60)
-        settle(lab)
-        lab.assert_consistent()
-        _source_untouched(lab)
-        if outcome == reliability.COMPLETED:
-            _undo(lab, flow)
-        assert records.find_vm(lab.env.store, "vm2") is None
-        reliability.record("driver-killed-during-host-copy", outcome)
+        _check_after_kill(lab, flow, outcome)
+    # ...and right after each step's answer left the driver, between steps.
+    for method in ("CreateVolume", "NodeStageVolume", "NodePublishVolume", "NodeUnstageVolume"):
+        killers: list[threading.Thread] = []
+        lab.proxy.after_call(method, lambda: killers.append(_killer(lab, 0.0)))  # noqa: B023
+        outcome = _run_flow(lab, flow)
+        for killer in killers:
+            killer.join(60)
+        assert killers, f"{method} was never called"
+        _check_after_kill(lab, flow, outcome)
+    # A driver down longer than the retry budget: the flow rolls back (or
+    # `resume` finishes the rollback once the driver is back).
+    killers = []
+    lab.proxy.after_call("NodeStageVolume", lambda: killers.append(_killer(lab, 0.0, gap=3.0)))
+    outcome = _run_flow(lab, flow)
+    killers[0].join(60)
+    assert outcome == reliability.ROLLED_BACK
+    _check_after_kill(lab, flow, outcome)
 
 
 def _undo(lab: ProxyLab, flow: str) -> None:
