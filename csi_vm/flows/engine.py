@@ -63,7 +63,12 @@ class Flow:
             log.warning("flow %s: cleanup after commit failed: %s", self.id, reason)
             return
         log.warning("flow %s failed (%s): rolling back", self.id, reason)
-        rollback(self.env, self.id)
+        try:
+            rollback(self.env, self.id)
+        except errors.DataSafetyError as err:
+            # Say why the flow failed first: the rollback's own failure is
+            # often a consequence of it (a full disk, a driver still down).
+            raise errors.DataSafetyError(f"{reason}; then {err.message}", hint=err.hint) from err
         journal.end(self.env.store, flow_id=self.id, state=journal.ROLLED_BACK, error=reason)
 
     def name(self, what: str) -> str:
