@@ -7,10 +7,10 @@ the guest keeps its original disk.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.etree import ElementTree
 from xml.sax import saxutils
@@ -48,32 +48,43 @@ def _target_xml(path: str, *, block: bool) -> str:
     return f"type='{kind}'><driver type='raw'/><target {attr}={saxutils.quoteattr(path)}/>"
 
 
-def backup(
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BackupTarget:
+    target: str  # the guest's disk, e.g. vda
+    dest: str  # an existing device or file, at least as large
+    block: bool
+
+
+def backup_begin(
+    conn: libvirt_conn.Connection, name: str, *, disks: Sequence[BackupTarget]
+) -> None:
+    """Start one push-mode backup of several disks (libvirt runs one backup per domain).
+
+    The point in time is when this returns, the same for every disk: qemu
+    copies them as they were then (copy-before-write) while the guest keeps
+    writing. `backup_wait` waits for the copy.
+    """
+    entries = "".join(
+        f"<disk name='{d.target}' backup='yes' {_target_xml(d.dest, block=d.block)}</disk>"
+        for d in disks
+    )
+    xml = f"<domainbackup mode='push'><disks>{entries}</disks></domainbackup>"
+    flags = libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL
+    conn.call(name, "backupBegin", "backupBegin", xml, None, flags)
+
+
+def backup_wait(
     conn: libvirt_conn.Connection,
     name: str,
     *,
-    target: str,
-    dest: str,
-    block: bool,
     timeout: float = DEFAULT_TIMEOUT_S,
     sleep: Sleep = time.sleep,
 ) -> dict[str, Any]:
-    """Push-mode backup of one disk into `dest` (existing, at least as large).
-
-    qemu copies the disk as it was when the job began while the guest keeps
-    writing (copy-before-write), so `dest` holds one point in time.
-    """
-    xml = (
-        "<domainbackup mode='push'><disks>"
-        f"<disk name='{target}' backup='yes' {_target_xml(dest, block=block)}</disk>"
-        "</disks></domainbackup>"
-    )
-    flags = libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL
-    conn.call(name, "backupBegin", "backupBegin", xml, None, flags)
+    """Wait for the backup `backup_begin` started; aborted if the wait fails."""
     try:
         return _wait_domain_job(conn, name, timeout=timeout, sleep=sleep)
     except BaseException:
-        _abort_domain_job(conn, name)
+        abort_job(conn, name)
         raise
 
 
@@ -95,7 +106,8 @@ def _wait_domain_job(
     return stats
 
 
-def _abort_domain_job(conn: libvirt_conn.Connection, name: str) -> None:
+def abort_job(conn: libvirt_conn.Connection, name: str) -> None:
+    """Abort the domain's job (a backup); none running is no error."""
     try:
         conn.call(name, "abortJob", "abortJob")
     except errors.CsiVmError as err:
@@ -222,17 +234,6 @@ def freeze(conn: libvirt_conn.Connection, name: str) -> bool:
 
 def thaw(conn: libvirt_conn.Connection, name: str) -> None:
     conn.call(name, "fsThaw", "fsThaw", None, 0)
-
-
-@contextlib.contextmanager
-def frozen(conn: libvirt_conn.Connection, name: str) -> Iterator[bool]:
-    """Filesystems frozen (True) if the guest has an agent; thawed whatever happens inside."""
-    done = freeze(conn, name)
-    try:
-        yield done
-    finally:
-        if done:
-            thaw(conn, name)
 
 
 def cancel(conn: libvirt_conn.Connection, name: str, *, target: str) -> None:

@@ -56,18 +56,25 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
     with engine.Flow(env, kind="online-snapshot", vm=vm_name, args={"name": snap_name}) as flow:
         targets = {d.name: vmrun.target(i) for i, d in enumerate(vm.disks)}
         backups = _prepare_backups(flow, vm, plan, node=run.node)
-        with (
-            libvirt_conn.Connection.open(run.uri) as conn,
-            blockjobs.frozen(conn, run.domain) as frozen,
-        ):
+        guest = {"vm": run.domain, "node": run.node}
+        # Journaled, so that a guest frozen by a process that died is thawed by resume.
+        frozen = bool(flow.run("freeze", guest)["frozen"])
+        try:
             taken = {
                 d.name: _csi_snapshot(flow, d)
                 for d in vm.disks
                 if plan.strategy(d.name) == "csi-snapshot"
             }
+            if backups:  # a backup's point in time is its start: inside the freeze
+                _backup_begin(flow, vm, backups, run=run, targets=targets)
+        finally:
+            if frozen:
+                flow.run("thaw", guest)
+        if backups:
+            flow.run("backup_wait", {"vm": run.domain, "node": run.node})
         for d in vm.disks:
             if d.name in backups:
-                taken[d.name] = _backup(flow, d, backups[d.name], run=run, target=targets[d.name])
+                taken[d.name] = _backup_done(flow, d, backups[d.name])
         snap = records.Snapshot(
             name=snap_name, vm=vm_name, vm_spec=vm.spec, created=time.time(),
             disks=tuple(taken[d.name] for d in vm.disks),
@@ -123,12 +130,24 @@ def _prepare_backups(
     return prepared
 
 
-def _backup(
-    flow: engine.Flow, d: records.Disk, att: steps.Attached, *, run: running.Running, target: str
-) -> records.SnapshotDisk:
-    block = d.mode is spec.Mode.BLOCK
-    data = {"vm": run.domain, "node": run.node, "target": target, "dest": att.path, "block": block}
-    flow.run("backup", data)
+def _backup_begin(
+    flow: engine.Flow,
+    vm: records.VM,
+    backups: dict[str, steps.Attached],
+    *,
+    run: running.Running,
+    targets: dict[str, str],
+) -> None:
+    disks = [
+        {"target": targets[d.name], "dest": backups[d.name].path,
+         "block": d.mode is spec.Mode.BLOCK}
+        for d in vm.disks
+        if d.name in backups
+    ]  # fmt: skip
+    flow.run("backup_begin", {"vm": run.domain, "node": run.node, "disks": disks})
+
+
+def _backup_done(flow: engine.Flow, d: records.Disk, att: steps.Attached) -> records.SnapshotDisk:
     steps.detach(flow, att)
     # A backup volume is a host copy in all but name: restored and deleted as one.
     return _snap_disk(d, strategy="host-copy", object_id=att.vol.volume_id)

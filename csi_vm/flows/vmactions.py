@@ -108,11 +108,41 @@ def _conn(env: context.Env, node_name: str) -> Iterator[libvirt_conn.Connection]
         yield conn
 
 
-def _backup(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+def _freeze(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     with _conn(env, data["node"]) as conn:
-        stats = blockjobs.backup(
-            conn, data["vm"], target=data["target"], dest=data["dest"], block=data["block"]
-        )
+        return {"frozen": blockjobs.freeze(conn, data["vm"])}
+
+
+def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data:
+    with _conn(env, data["node"]) as conn:
+        blockjobs.thaw(conn, data["vm"])
+    return {}
+
+
+def _undo_freeze(env: context.Env, data: Data) -> None:
+    """Never leave a guest frozen, also when the process that froze it died."""
+    try:
+        _thaw(env, data)
+    except errors.CsiVmError as err:
+        log.info("%s: thaw: %s (no agent, or not frozen)", data["vm"], err)
+
+
+def _backup_begin(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with _conn(env, data["node"]) as conn:
+        disks = [blockjobs.BackupTarget(**d) for d in data["disks"]]
+        blockjobs.backup_begin(conn, data["vm"], disks=disks)
+    return {}
+
+
+def _undo_backup_begin(env: context.Env, data: Data) -> None:
+    """Stop the copy before its target volume is unpublished and deleted."""
+    with _conn(env, data["node"]) as conn:
+        blockjobs.abort_job(conn, data["vm"])
+
+
+def _backup_wait(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    with _conn(env, data["node"]) as conn:
+        stats = blockjobs.backup_wait(conn, data["vm"])
     return {"bytes": int(stats.get("disk_processed", 0) or stats.get("disk_total", 0))}
 
 
@@ -205,7 +235,10 @@ DO = {
     "launch": _launch,
     "halt": _halt,
     "halt_for_move": _halt,
-    "backup": _backup,
+    "freeze": _freeze,
+    "thaw": _thaw,
+    "backup_begin": _backup_begin,
+    "backup_wait": _backup_wait,
     "node_expand": _node_expand,
     "block_resize": _block_resize,
     "publish_spare": _publish_spare,
@@ -214,6 +247,8 @@ DO = {
     "release_disk": _release_disk,
 }
 UNDO = {
+    "freeze": _undo_freeze,
+    "backup_begin": _undo_backup_begin,
     "halt_for_move": _undo_halt_for_move,
     "launch": _undo_launch,
     "publish_spare": _undo_publish_spare,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from csi_vm import config, spec
-from csi_vm.flows import context, vmrun, vms
+from csi_vm.flows import context, engine, vmrun, vms
 from csi_vm.store import db, running
 from launcher import blockjobs, counter, libvirt_conn
 from tests.support import driverproc, libvirtnode
@@ -109,5 +109,6 @@ def _stop_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def stop_all(env: context.Env) -> None:
+    engine.resume(env)  # a test that failed mid-flow leaves it to roll back first
     for run in running.list_all(env.store):
         vmrun.stop(env, vm_name=run.vm, grace_s=0)

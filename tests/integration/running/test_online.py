@@ -134,3 +134,21 @@ def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedPro
         [sys.executable, "-m", "csi_vm", *args],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def test_kill_during_a_backup_snapshot_then_resume(lab: Lab) -> None:
+    """Killed right after the backup began: resume stops the job, removes its volume."""
+    name = "crash-backup"
+    lab.create_vm(name, driver="bare")
+    disk = lab.start(name)
+    volumes = set(_published(lab, "bare"))
+    # steps: create_volume, attach, freeze, backup_begin (4), backup_wait, ...
+    killed = _cli(lab, {"CSI_VM_CRASH_AT": "4:after"}, "snapshot", "create", name, "--name", "x")
+    assert killed.returncode == -9, killed.stderr
+    resumed = _cli(lab, {}, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rolled back online-snapshot" in resumed.stdout
+    assert records.find_snapshot(lab.env.store, "x") is None
+    assert set(_published(lab, "bare")) == volumes
+    wait_for_counter(disk, above=counter.read_counter(disk) + 1, within=10)
+    vmrun.stop(lab.env, vm_name=name, grace_s=0)

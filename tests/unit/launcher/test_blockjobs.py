@@ -54,18 +54,3 @@ def test_cancel_aborts_only_a_running_job() -> None:
     busy = FakeConn({"blockJobInfo": {"cur": 1, "end": 2}, "blockJobAbort": 0})
     blockjobs.cancel(busy, "web", target="vda")  # type: ignore[arg-type]
     assert busy.calls == ["blockJobInfo", "blockJobAbort"]
-
-
-def test_frozen_thaws_even_when_the_snapshot_fails() -> None:
-    conn = FakeConn({"fsFreeze": 1, "fsThaw": 1})
-    with pytest.raises(errors.OperationFailed), blockjobs.frozen(conn, "web") as done:  # type: ignore[arg-type]
-        assert done
-        raise errors.OperationFailed("CreateSnapshot failed")
-    assert conn.calls == ["fsFreeze", "fsThaw"]
-
-
-def test_frozen_without_an_agent_never_thaws() -> None:
-    conn = FakeConn({"fsFreeze": errors.Unsupported("no agent")})
-    with blockjobs.frozen(conn, "web") as done:  # type: ignore[arg-type]
-        assert not done
-    assert conn.calls == ["fsFreeze"]
