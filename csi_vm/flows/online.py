@@ -1,15 +1,15 @@
 """Snapshot and expansion of a running VM's disks.
 
 Snapshot: CSI snapshots taken while the guest's filesystems are frozen by its
-qemu guest agent (thawed in `finally`, also on errors); without an agent the
-snapshot is crash-consistent and the result says so. A driver without CSI
+qemu guest agent (thawed in `finally`, also on errors, and by `resume` after a
+kill); without an agent the snapshot is crash-consistent and says so. A driver without CSI
 snapshots gets a libvirt push backup into a new volume: qemu copies the disk
 as it was when the backup began while the guest keeps writing. Either kind is
 listed, restored and deleted like an offline snapshot.
 
 Expansion: CSI controller + node expansion, then `blockResize` so the guest
 sees the new size. Without CSI expansion: a block copy into a new, larger
-volume, pivot, `blockResize`; the old volume is retired after the commit.
+volume and pivot; after the commit `blockResize` and the old volume retired.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def _online_strategy(p: plans.DiskPlan) -> plans.DiskPlan:
         reason = "no CSI snapshots: libvirt push backup into a new volume, point-in-time"
         return dataclasses.replace(p, strategy="backup", reason=reason)
     if p.strategy == "csi-group-snapshot":
-        return dataclasses.replace(p, strategy="csi-snapshot")
+        # With an agent, one freeze spans them all; without one, each disk is
+        # crash-consistent on its own, a moment apart from the others.
+        reason = "CSI snapshot of each disk, all inside one guest-agent freeze when there is one"
+        return dataclasses.replace(p, strategy="csi-snapshot", reason=reason)
     return p
 
 

@@ -50,6 +50,7 @@ def launcher(env: context.Env, *, node_name: str, driver: str) -> Iterator[node.
 
 
 def capability(mode: str) -> models.VolumeCapability:
+    """As `actions.capability` (which imports this module, so it cannot be imported here)."""
     access = models.AccessMode.SINGLE_NODE_WRITER
     if mode == spec.Mode.BLOCK:
         return models.VolumeCapability(mode=models.VolumeMode.BLOCK, access=access)
