@@ -32,7 +32,11 @@ FAULTS: dict[str, str] = {
     "driver-hang": "the flow's main RPC hangs past the call deadline, every time",
     "driver-connection-dropped": "the connection is torn down during a call",
     "snapshot-never-ready": "CreateSnapshot/group snapshots never become ready_to_use",
-    "driver-killed-during-host-copy": "driver SIGKILLed and restarted while a flow runs",
+    "driver-killed-during-host-copy": (
+        "driver SIGKILLed and restarted during host-copy clones and snapshots "
+        "(at 4 moments, after 4 kinds of step, and down past the retry budget)"
+    ),
+    "driver-down-10s-then-back": "driver down 10 s (client backoff grown), then restarted",
     "host-enospc-during-copy": "target filesystem full (ENOSPC) during a host copy",
     "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
     "bad-config-file": "hypothesis-generated config files",

@@ -13,7 +13,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.csi import client as csi_client
-from tests.support import driverproc
+from tests.support import driverproc, reliability
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -30,5 +30,6 @@ def test_client_reconnects_within_the_retry_budget(tmp_path: pathlib.Path) -> No
                     client.probe()
             drv.restart()
             assert client.probe()
+            reliability.record("driver-down-10s-then-back", reliability.COMPLETED)
     finally:
         drv.stop()

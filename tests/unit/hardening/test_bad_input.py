@@ -165,6 +165,34 @@ def test_vm_specs_validate_or_name_the_field(data: dict[str, Any]) -> None:
         path.unlink()
 
 
+plain_names = st.from_regex(config.NAME_PATTERN, fullmatch=True)
+valid_disks = st.lists(
+    st.fixed_dictionaries(
+        {
+            "size": st.integers(1, spec.MAX_DISK_BYTES),
+            "driver": plain_names,
+            "mode": st.sampled_from([m.value for m in spec.Mode]),
+        }
+    ),
+    min_size=1,
+    max_size=16,
+)
+
+
+@_SETTINGS
+@given(plain_names, valid_disks, st.integers(1, 64))
+def test_valid_vm_specs_validate(name: str, disks: list[dict[str, Any]], vcpus: int) -> None:
+    # The other side of the property: what is within every limit is accepted as is.
+    named = [{**d, "name": f"d{i}"} for i, d in enumerate(disks)]
+    path = _write(yaml.safe_dump({"name": name, "vcpus": vcpus, "disks": named}))
+    try:
+        loaded = spec.load(path)
+    finally:
+        path.unlink()
+    assert loaded.name == name and [d.size for d in loaded.disks] == [d["size"] for d in disks]
+    _count("bad-vm-spec", reliability.COMPLETED)
+
+
 drivers = st.fixed_dictionaries(
     {"endpoint": st.one_of(st.text(max_size=30), st.just("unix:///run/x.sock"))},
     optional={
