@@ -20,6 +20,8 @@ COMPLETED = "completed"
 ROLLED_BACK = "rolled back"
 REFUSED = "refused"
 OUTCOMES = (COMPLETED, ROLLED_BACK, REFUSED)
+#: tally key: of the outcomes, how many `resume` had to finish
+VIA_RESUME = "via resume"
 
 #: fault id -> what was done; the order is the table's order
 FAULTS: dict[str, str] = {
@@ -47,36 +49,46 @@ FAULTS: dict[str, str] = {
 }
 
 
-def record(fault: str, outcome: str, *, count: int = 1) -> None:
-    """Write down that `fault` was tried `count` times with `outcome`."""
+def record(fault: str, outcome: str, *, count: int = 1, via_resume: bool = False) -> None:
+    """Write down that `fault` was tried `count` times with `outcome`.
+
+    `via_resume`: the flow's own rollback could not finish (the fault was
+    still on) and `csi-vm resume` completed it afterwards.
+    """
     assert fault in FAULTS, f"undeclared fault {fault!r}: add it to FAULTS"
     assert outcome in OUTCOMES, outcome
     target = os.environ.get(ENV_VAR)
     if not target or count <= 0:
         return
-    line = json.dumps({"fault": fault, "outcome": outcome, "count": count}) + "\n"
+    row = {"fault": fault, "outcome": outcome, "count": count, "via_resume": via_resume}
+    line = json.dumps(row) + "\n"
     with pathlib.Path(target).open("a", encoding="utf-8") as stream:
         stream.write(line)
 
 
 def tally(path: pathlib.Path) -> dict[str, dict[str, int]]:
     """fault -> outcome -> how many times, from a file `record` wrote."""
-    counts: dict[str, dict[str, int]] = {f: dict.fromkeys(OUTCOMES, 0) for f in FAULTS}
+    counts: dict[str, dict[str, int]] = {
+        f: dict.fromkeys((*OUTCOMES, VIA_RESUME), 0) for f in FAULTS
+    }
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             counts[row["fault"]][row["outcome"]] += int(row["count"])
+            if row.get("via_resume"):
+                counts[row["fault"]][VIA_RESUME] += int(row["count"])
     return counts
 
 
 def render(counts: dict[str, dict[str, int]]) -> str:
     """The markdown table, one row per declared fault."""
     lines = [
-        "| fault | what was done | tried | completed | rolled back | refused |",
-        "|---|---|---:|---:|---:|---:|",
+        "| fault | what was done | tried | completed | rolled back | refused | via resume |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for fault, what in FAULTS.items():
         got = counts.get(fault, {})
         row = [got.get(o, 0) for o in OUTCOMES]
-        lines.append(f"| `{fault}` | {what} | {sum(row)} | " + " | ".join(map(str, row)) + " |")
+        cells = " | ".join(map(str, [sum(row), *row, got.get(VIA_RESUME, 0)]))
+        lines.append(f"| `{fault}` | {what} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -136,22 +136,25 @@ def proxy_lab_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., ProxyLab
         lab.driver.stop()
 
 
-def settle(lab: ProxyLab) -> None:
+def settle(lab: ProxyLab) -> bool:
     """After a fault: clear it, then do what `csi-vm resume` does for a dead process.
 
     A rollback that itself failed (the fault was still on) leaves its flow
     marked as running under this live test process. In production that CLI
     process has exited and the next `csi-vm resume` takes the flow over; here
-    the flow is handed to a process known to be gone, then resumed.
+    the flow is handed to a process known to be gone, then resumed. Returns
+    whether `resume` had anything to finish.
     """
     lab.proxy.clear()
-    if _unfinished(lab.env.store):
+    left = _unfinished(lab.env.store)
+    if left:
         with lab.env.store.transaction() as cur:
             cur.execute(
                 "UPDATE flows SET pid = ? WHERE state IN (?, ?)",
                 (_dead_pid(), journal.RUNNING, journal.COMMITTED),
             )
     engine.resume(lab.env)
+    return left
 
 
 def _dead_pid() -> int:

@@ -146,8 +146,8 @@ def _source_untouched(lab: ProxyLab) -> None:
         assert got[: len(want)] == want and not any(got[len(want) :]), f"vm1/{disk} changed"
 
 
-def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> str:
-    """Run one flow under one fault; check the aftermath; returns the outcome."""
+def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> tuple[str, bool]:
+    """Run one flow under one fault; check the aftermath; returns (outcome, via resume)."""
     switch, expected = FAULTS[fault]
     before = _state(lab)
     switch(lab, case)
@@ -157,7 +157,7 @@ def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> str:
     except errors.CsiVmError as err:
         outcome = reliability.ROLLED_BACK
         assert str(err) and "\n" not in str(err), "the error must be one clear line"
-    settle(lab)
+    via_resume = settle(lab)
     lab.assert_consistent()
     _source_untouched(lab)
     if outcome == reliability.COMPLETED:
@@ -166,7 +166,7 @@ def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> str:
     else:
         assert _state(lab) == before, "a rolled-back flow changed the state"
     assert expected in (None, outcome), f"{fault}: {outcome}, expected {expected}"
-    return outcome
+    return outcome, via_resume
 
 
 @pytest.mark.parametrize("flow", sorted(FLOWS), ids=sorted(FLOWS))
@@ -175,7 +175,8 @@ def test_flow_survives_driver_faults(flow: str, proxy_lab_factory: Callable[...,
     vms.create(lab.env, lab.spec("vm1"))
     snapshots.create(lab.env, vm_name="vm1", name="s1")
     for fault in FAULTS:
-        reliability.record(fault, run_with_fault(lab, FLOWS[flow], fault))
+        outcome, via_resume = run_with_fault(lab, FLOWS[flow], fault)
+        reliability.record(fault, outcome, via_resume=via_resume)
 
 
 def test_snapshot_never_ready_rolls_back(
@@ -190,8 +191,8 @@ def test_snapshot_never_ready_rolls_back(
         lab.proxy.never_ready()
         with pytest.raises(errors.OperationFailed, match="ready"):
             snapshots.create(lab.env, vm_name="vm1", name="s2")
-        settle(lab)
+        via_resume = settle(lab)
         lab.assert_consistent()
         assert _state(lab) == before
         _source_untouched(lab)
-        reliability.record("snapshot-never-ready", reliability.ROLLED_BACK)
+        reliability.record("snapshot-never-ready", reliability.ROLLED_BACK, via_resume=via_resume)

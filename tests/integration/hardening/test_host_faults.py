@@ -59,13 +59,13 @@ def _run_flow(lab: ProxyLab, flow: str) -> str:
 
 
 def _check_after_kill(lab: ProxyLab, flow: str, outcome: str) -> None:
-    settle(lab)
+    via_resume = settle(lab)
     lab.assert_consistent()
     _source_untouched(lab)
     if outcome == reliability.COMPLETED:
         _undo(lab, flow)
     assert records.find_vm(lab.env.store, "vm2") is None
-    reliability.record("driver-killed-during-host-copy", outcome)
+    reliability.record("driver-killed-during-host-copy", outcome, via_resume=via_resume)
 
 
 @pytest.mark.parametrize("flow", ["clone", "snapshot"])
@@ -147,9 +147,9 @@ def test_target_filesystem_full_rolls_back(
     # A loop device reports its backing file's ENOSPC as EIO on the device.
     assert "No space left" in first or "Input/output error" in first, message
     (tiny_fs / "filler").unlink()
-    settle(lab)
+    via_resume = settle(lab)
     lab.assert_consistent()
     assert lab.inventory() == before
     assert [vm.name for vm in records.list_vms(lab.env.store)] == ["vm1"]
     _source_untouched(lab)
-    reliability.record("host-enospc-during-copy", reliability.ROLLED_BACK)
+    reliability.record("host-enospc-during-copy", reliability.ROLLED_BACK, via_resume=via_resume)
