@@ -145,11 +145,12 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
             self._server = None
         self._channel.close()
 
-    def _bounce(self) -> None:
+    def _bounce(self, done: threading.Event) -> None:
         """Tear down every connection (a dropped link), then listen again."""
         if self._server is not None:
             self._server.stop(grace=0).wait()
         self.start()
+        done.set()
 
     # -- the generic handler ----------------------------------------------------
 
@@ -195,8 +196,11 @@ class FaultProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
             time.sleep(min(HANG_S, (_remaining(ctx) or HANG_S) + 0.5))
             ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "fault proxy: hung")
         if fault.kind == "drop":
-            threading.Thread(target=self._bounce, daemon=True).start()
-            time.sleep(HANG_S)  # cancelled by the bounce
+            # The call stays in flight while the server under it goes away;
+            # this handler thread then ends instead of idling until exit.
+            bounced = threading.Event()
+            threading.Thread(target=self._bounce, args=(bounced,), daemon=True).start()
+            bounced.wait(HANG_S)
         ctx.abort(fault.code, f"fault proxy: injected {fault.code.name}")
 
     def _take(self, short: str) -> Fault | None:

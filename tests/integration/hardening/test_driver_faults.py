@@ -150,6 +150,7 @@ def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> tuple[str, bool
     """Run one flow under one fault; check the aftermath; returns (outcome, via resume)."""
     switch, expected = FAULTS[fault]
     before = _state(lab)
+    fired = sum(lab.proxy.injected.values())
     switch(lab, case)
     try:
         case.run(lab)
@@ -157,6 +158,7 @@ def run_with_fault(lab: ProxyLab, case: FlowCase, fault: str) -> tuple[str, bool
     except errors.CsiVmError as err:
         outcome = reliability.ROLLED_BACK
         assert str(err) and "\n" not in str(err), "the error must be one clear line"
+    assert sum(lab.proxy.injected.values()) > fired, f"{fault} never fired: nothing was tested"
     via_resume = settle(lab)
     lab.assert_consistent()
     _source_untouched(lab)
