@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import stat
 import time
 from typing import Any
 
@@ -260,7 +261,29 @@ def _make_image(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     return {}
 
 
+def require_attached(path: str) -> None:
+    """Refuse to write unless `path` is still the attached volume.
+
+    A block target is the volume's device node bind-mounted onto a file, a
+    filesystem disk is a file on the volume's mount. If the node or mount
+    vanished after the attach, the copy would create a plain host file there,
+    report success and leave the volume empty.
+    """
+    target = pathlib.Path(path)
+    try:
+        block = stat.S_ISBLK(target.stat().st_mode)
+    except FileNotFoundError:
+        block = False
+    if block or os.path.ismount(target.parent):
+        return
+    raise errors.OperationFailed(
+        f"{path} is no longer the attached volume: its device node or mount is gone",
+        hint="something unmounted or removed it while csi-vm ran; the flow rolls back",
+    )
+
+
 def _copy(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    require_attached(data["dst"])
     copied = diskio.copy(
         data["src"],
         data["dst"],
@@ -272,6 +295,7 @@ def _copy(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 
 def _import(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    require_attached(data["dst"])
     copied = diskio.import_image(
         data["image"], data["dst"], size=data["size"], progress=env.progress
     )
