@@ -39,6 +39,7 @@ FAULTS: dict[str, str] = {
         "(at 4 moments, after 4 kinds of step, and down past the retry budget)"
     ),
     "driver-down-10s-then-back": "driver down 10 s (client backoff grown), then restarted",
+    "device-node-gone": "a published device node unmounted and removed before the host copy",
     "host-enospc-during-copy": "target filesystem full (ENOSPC) during a host copy",
     "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
     "bad-config-file": "hypothesis-generated config files",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from csi_vm import errors, spec
+from csi_vm.csi.pb import csi_pb2 as pb
 from csi_vm.flows import snapshots, vms
 from csi_vm.store import records
 from tests.integration.hardening.conftest import ProxyLab, settle
@@ -153,3 +154,43 @@ def test_target_filesystem_full_rolls_back(
     assert [vm.name for vm in records.list_vms(lab.env.store)] == ["vm1"]
     _source_untouched(lab)
     reliability.record("host-enospc-during-copy", reliability.ROLLED_BACK, via_resume=via_resume)
+
+
+def _vanish(lab: ProxyLab) -> Callable[[], None]:
+    """Unmount and remove the target of the latest NodePublishVolume, as a stray cleanup would."""
+
+    def vanish() -> None:
+        assert lab.proxy.requests is not None
+        raw = [r for m, r in lab.proxy.requests if m == "NodePublishVolume"][-1]
+        target = pb.NodePublishVolumeRequest.FromString(raw).target_path
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+        pathlib.Path(target).unlink(missing_ok=True)
+
+    return vanish
+
+
+@pytest.mark.parametrize("publish", [1, 2], ids=["source-node-gone", "target-node-gone"])
+def test_device_node_gone_during_host_copy_rolls_back(
+    publish: int, proxy_lab_factory: Callable[..., ProxyLab]
+) -> None:
+    lab = proxy_lab_factory(FALLBACKS)
+    vms.create(lab.env, lab.spec("vm1"))
+    before = lab.inventory()
+    lab.proxy.requests = []
+    vanish = _vanish(lab)
+    if publish == 1:
+        lab.proxy.after_call("NodePublishVolume", vanish)
+    else:  # the clone publishes the source first, then the new volume
+        lab.proxy.after_call(
+            "NodePublishVolume", lambda: lab.proxy.after_call("NodePublishVolume", vanish)
+        )
+    # Before the check existed, a vanished target became a plain host file:
+    # the clone "completed" with an empty disk.
+    with pytest.raises(errors.CsiVmError) as caught:
+        vms.clone(lab.env, source="vm1", target="vm2")
+    assert "\n" not in str(caught.value)
+    via_resume = settle(lab)
+    lab.assert_consistent()
+    assert lab.inventory() == before
+    _source_untouched(lab)
+    reliability.record("device-node-gone", reliability.ROLLED_BACK, via_resume=via_resume)
