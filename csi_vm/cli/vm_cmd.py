@@ -44,18 +44,20 @@ def create(
 
 @app.command("list")
 def list_(fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
-    """List VMs with their disks."""
+    """List VMs with their disks, and the node each running VM runs on."""
     with vmenv.environment(cfg, db, quiet=True) as env:
         found = records.list_vms(env.store)
+        nodes = {run.vm: run.node for run in running.list_all(env.store)}
     if fmt is not Output.TABLE:
-        vmenv.emit([_vm_dict(vm) for vm in found], fmt=fmt)
+        vmenv.emit([{**_vm_dict(vm), "running_on": nodes.get(vm.name)} for vm in found], fmt=fmt)
         return
     table = Table(title=f"{len(found)} VMs", title_justify="left")
-    for column in ("name", "vcpus", "memory", "disks"):
+    for column in ("name", "running on", "vcpus", "memory", "disks"):
         table.add_column(column)
     for vm in found:
         disks = ", ".join(f"{d.name} ({_size(d.size)} {d.mode} on {d.driver})" for d in vm.disks)
-        table.add_row(vm.name, str(vm.spec.vcpus), f"{vm.spec.memory_mib} MiB", disks)
+        where = nodes.get(vm.name, "-")
+        table.add_row(vm.name, where, str(vm.spec.vcpus), f"{vm.spec.memory_mib} MiB", disks)
     vmenv.console.print(table)
 
 

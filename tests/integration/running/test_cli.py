@@ -36,6 +36,8 @@ def test_start_status_console_online_snapshot_stop(lab: Lab) -> None:
 
     status = _cli(lab, "vm", "status", "cli-vm", "-o", "json")
     assert json.loads(status.stdout)["node"] == "node-a", status.stderr
+    listed = json.loads(_cli(lab, "vm", "list", "-o", "json").stdout)
+    assert [v["running_on"] for v in listed if v["name"] == "cli-vm"] == ["node-a"]
     console = _cli(lab, "vm", "console", "cli-vm", "--lines", "0")
     assert "CSIVMCTR start from 0" in console.stdout
     snap = _cli(lab, "snapshot", "create", "cli-vm", "--name", "cli-snap", "-o", "json")
