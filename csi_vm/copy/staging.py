@@ -7,7 +7,8 @@ place (there is nothing to rename); it is opened exclusively, so a device that
 is mounted is refused instead of corrupted.
 
 Only a process killed outright (kill -9, power loss) can leave a temporary
-file behind: it is named ``.NAME.partial-XXXXXXXX`` beside the target.
+file behind: it is named ``.NAME.partial-HOST-PID-XXXXXXXX`` beside the target,
+and the next copy to the same target removes those whose process is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import os
 import pathlib
 import secrets
+import socket
 import stat
 from collections.abc import Iterator
 
@@ -93,8 +95,15 @@ def _open_device(dst: endpoints.Endpoint, *, size: int) -> Staged:
     return Staged(dst=dst, path=dst.path, fd=fd)
 
 
+def _partial_prefix(target: pathlib.Path) -> str:
+    # The host is part of the name because a target directory may be shared
+    # (NFS): only this host can tell whether one of its processes is alive.
+    return f".{target.name}.partial-{socket.gethostname()}-"
+
+
 def _create_file(dst: endpoints.Endpoint, *, size: int) -> Staged:
-    temp = dst.path.with_name(f".{dst.path.name}.partial-{secrets.token_hex(4)}")
+    sweep_stale(dst.path)
+    temp = dst.path.with_name(f"{_partial_prefix(dst.path)}{os.getpid()}-{secrets.token_hex(4)}")
     mode = _kept_mode(dst)
     try:
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -108,6 +117,45 @@ def _create_file(dst: endpoints.Endpoint, *, size: int) -> Staged:
         temp.unlink()
         raise failures.translate(err, path=dst.path, doing="sizing") from err
     return Staged(dst=dst, path=temp, fd=fd)
+
+
+def sweep_stale(target: pathlib.Path) -> list[pathlib.Path]:
+    """Remove the temporary files of earlier copies to ``target`` whose process died.
+
+    A copy still running (its process alive, even if it is another csi-vm)
+    keeps its file; so does a file of another host. Returns what was removed.
+    """
+    prefix = _partial_prefix(target)
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return []  # no directory yet: nothing to sweep; creating will say why
+    for entry in entries:
+        pid = _owner(entry.name, prefix)
+        if pid is None or _alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(pathlib.Path(entry.path))
+    return removed
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    if not name.startswith(prefix):
+        return None
+    pid, _, _ = name[len(prefix) :].partition("-")
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _kept_mode(dst: endpoints.Endpoint) -> int:
