@@ -52,7 +52,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="csi-vm-bench-probe-") as tmp:
         base = pathlib.Path(tmp)
         drivers = [
-            driverproc.start_driver(base / f"d{i}", node_id=f"node-{i}")
+            # The drivers log as a user runs them, not at the tests' DEBUG level.
+            driverproc.start_driver(
+                base / f"d{i}", node_id=f"node-{i}", extra_args=("--log-level", "WARNING")
+            )
             for i in range(args.drivers)
         ]
         try:
@@ -112,6 +115,12 @@ def _run(base: pathlib.Path, drivers: list[driverproc.DriverProcess], runs: int)
     print(
         f"floor for {len(targets)} probes at once            {floor * 1000:8.1f} ms  "
         f"= {floor / slowest:.2f}x baseline; the matrix took {took / floor:.2f}x that floor"
+    )
+    # The cores at which the CPU floor itself would be 1.5x the single probe.
+    needed = len(targets) * cpu_per_probe / (1.5 * slowest)
+    print(
+        f"a single probe is {cpu_per_probe / slowest:.0%} CPU-bound: 1.5x needs >= "
+        f"{needed:.1f} cores for {len(targets)} probes ({cores} here)"
     )
 
 
