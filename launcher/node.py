@@ -93,6 +93,7 @@ class StopReport:
     name: str
     before: VmStatus  # what the VM was doing when stop began
     disks: tuple[str, ...]  # volume ids unpublished (and unstaged)
+    graceful: bool = False  # the guest powered itself off when asked
 
 
 class Node:
@@ -278,24 +279,25 @@ class Node:
         before = self.status(name)
         if before.problem:
             log.warning("VM %s was not running when stopped: %s", name, before.problem)
-        if before.running and grace_s > 0:
-            self._shut_down(name, grace_s)
+        graceful = before.running and grace_s > 0 and self._shut_down(name, grace_s)
         record = vmrecord.load(self._record_path(name))
         self._undo(record, quiet=False)
-        return StopReport(name, before, tuple(d.volume_id for d in record.disks))
+        return StopReport(name, before, tuple(d.volume_id for d in record.disks), graceful)
 
-    def _shut_down(self, name: str, grace_s: float) -> None:
+    def _shut_down(self, name: str, grace_s: float) -> bool:
+        """Ask the guest to power off; whether it did within ``grace_s``."""
         try:
             self._conn.shutdown(name)
         except errors.CsiVmError as err:
             log.info("%s: shutdown request failed (%s); destroying it", name, err)
-            return
+            return False
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             if not self._conn.status(name).active:
-                return
+                return True
             self._sleep(0.2)
         log.info("%s did not power off within %g s; destroying it", name, grace_s)
+        return False
 
     def _undo(self, record: vmrecord.VmRecord, *, quiet: bool) -> None:
         """Reverse a start. Every step is tried; the record stays if one fails."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import signal
 import time
 
@@ -52,6 +53,26 @@ def test_counter_guest_runs_on_a_block_volume_and_stop_undoes_everything(
         lab.node.status(vm.name)
     # Every acknowledged value reached the volume's image, not just a cache.
     assert counter.read_counter(image) >= record.value
+
+
+def test_a_graceful_stop_powers_the_guest_off_without_losing_a_write(lab: Lab) -> None:
+    """libvirt's shutdown presses the ACPI power button; the guest powers off by itself."""
+    volume_id = lab.block_volume("graceful-disk")
+    vm = lab.counter_vm("csi-vm-test-graceful", volume_id)
+    lab.node.start(vm)
+    device = lab.published_device(vm.name)
+    wait_for_counter(device, above=2, within=BOOT_LIMIT_S)
+    image = backing_file(device)
+    console = lab.node.console_log(vm.name)
+
+    report = lab.node.stop(vm.name, grace_s=60)
+    assert report.graceful, "the guest did not power off within the grace period"
+    log = console.read_text()
+    assert "CSIVMCTR power button: powering off" in log
+    acknowledged = max(int(v) for v in re.findall(r"^CSIVMCTR (\d+)\r?$", log, re.MULTILINE))
+    assert counter.read_counter(image) >= acknowledged
+    assert not lab.conn.exists(vm.name)
+    assert loops_backing(image) == []
 
 
 def test_a_crashed_guest_is_noticed_and_stop_still_cleans_up(lab: Lab) -> None:
