@@ -24,6 +24,7 @@ from rich.console import Console
 
 from csi_vm import errors
 from csi_vm.cli import (
+    agent_cmd,
     capabilities_cmd,
     controller_cmd,
     disk_cmd,
@@ -52,6 +53,7 @@ for _name in ("start", "stop", "status", "console"):
     vm_cmd.app.command(_name)(getattr(run_cmd, _name))
 app.add_typer(vm_cmd.app, name="vm")
 app.add_typer(controller_cmd.app, name="controller")
+app.add_typer(agent_cmd.app, name="node-agent")
 app.add_typer(disk_cmd.disk_app, name="disk")
 app.add_typer(disk_cmd.snap_app, name="snapshot")
 app.add_typer(image_cmd.app, name="image")

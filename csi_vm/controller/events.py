@@ -21,10 +21,16 @@ def _utc_now() -> datetime.datetime:
 
 class Recorder:
     def __init__(
-        self, objs: objects.Objects, *, clock: Callable[[], datetime.datetime] = _utc_now
+        self,
+        objs: objects.Objects,
+        *,
+        clock: Callable[[], datetime.datetime] = _utc_now,
+        component: str = COMPONENT,
     ) -> None:
         self._objs = objs
         self._clock = clock
+        # The node agent posts through the same recorder under its own name.
+        self._component = component
 
     def record(
         self, obj: objects.Json, *, reason: str, message: str, warning: bool = False
@@ -47,8 +53,8 @@ class Recorder:
             "reason": reason,
             "message": message[:1024],  # the API server caps event messages near this size
             "type": "Warning" if warning else "Normal",
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
+            "source": {"component": self._component},
+            "reportingComponent": self._component,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,

@@ -37,6 +37,7 @@ KIND = {
 PVC = objects.Resource(group="", version="v1", plural="persistentvolumeclaims")
 EVENT = objects.Resource(group="", version="v1", plural="events")
 POD = objects.Resource(group="", version="v1", plural="pods")
+NODE = objects.Resource(group="", version="v1", plural="nodes", namespaced=False)
 STORAGE_CLASS = objects.Resource(
     group="storage.k8s.io", version="v1", plural="storageclasses", namespaced=False
 )

@@ -42,9 +42,12 @@ CONTROLLER: tuple[Rule, ...] = (
     # storage: the backend's storage objects
     _rule("", "persistentvolumeclaims", "get", "create", "patch", "delete"),
     _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create", "delete"),
-    # verify: holder Pods that let WaitForFirstConsumer classes bind probe PVCs
+    # verify: holder Pods that let WaitForFirstConsumer classes bind probe PVCs;
+    # reconcile_vm, reconcile_migration: the Pods that publish a VM's disks on its node
     _rule("", "pods", "get", "create", "delete"),
     _rule("batch", "jobs", "get", "create"),
+    # reconcile_vm, reconcile_migration: a VM's or a migration's node must exist
+    _rule("", "nodes", "get"),
     # events: what the controller did and why
     _rule("", "events", "create"),
     # reconcile_report: what the cluster declares per StorageClass

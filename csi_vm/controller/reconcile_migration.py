@@ -4,14 +4,21 @@ The controller decides the strategy from the VM's disks (shared-volume only
 when every disk's class is verified or asserted as shared across nodes,
 else storage-migration, which copies the disks live) and hands the move to
 the node agents by writing the decision into the migration's status; the
-source node's agent runs the libvirt migration and reports progress there.
+source node's agent (`csi_vm.agent.migrations`) runs the libvirt migration
+and reports progress there.
+
+For a shared-volume migration the controller also makes the VM's holder Pod
+on the target node, so the kubelet publishes the same volumes there before
+the agent starts; once the migration is over it deletes the holder on the
+node the VM does not run on (the source after success, the target after a
+failure).
 """
 
 from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, status, strategy
+from csi_vm.controller import context, diskops, kinds, reconcile_vm, status, storage, strategy
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -21,7 +28,11 @@ OPERATION = "live_migration"
 def reconcile(ctx: context.Context, obj: Json) -> None:
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.MigrationSpec)
-    if (obj.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed"):
+    phase = (obj.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        _release_holder(ctx, obj)
+        return
+    if phase == "Running":
         return  # the node agent owns the migration from here on
     try:
         vm = ctx.objs.get(kinds.VM, spec.vm, namespace=meta.namespace)
@@ -44,6 +55,17 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             message=f"VirtualMachine {spec.vm} is stopped: start it on the target node instead",
         )
         return
+    try:
+        ctx.objs.get(kinds.NODE, spec.target_node)
+    except errors.NotFound:
+        context.refuse(
+            ctx,
+            kinds.MIGRATION,
+            obj,
+            reason="NodeNotFound",
+            message=f"target node {spec.target_node} does not exist",
+        )
+        return
     choices = [
         strategy.choose(ctx.objs, storage_class=d.storage_class, operation=OPERATION)
         for d in vm_spec.disks
@@ -57,7 +79,19 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         message=choice.reason,
         generation=meta.generation,
     )
-    source = str((vm.get("status") or {}).get("nodeName") or vm_spec.node)
+    source = reconcile_vm.assigned_node(vm)
+    if source == spec.target_node:
+        context.refuse(
+            ctx,
+            kinds.MIGRATION,
+            obj,
+            reason="AlreadyOnTarget",
+            message=f"VirtualMachine {spec.vm} already runs on {source}",
+        )
+        return
+    if choice.native:
+        disks = reconcile_vm.held_disks(ctx, vm)
+        reconcile_vm.ensure_holder(ctx, vm, node=spec.target_node, disks=disks)
     fields = {
         "phase": "Scheduled",
         "sourceNode": source,
@@ -65,6 +99,23 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         **status.strategy_fields(OPERATION, choice),
     }
     context.write_status(ctx, kinds.MIGRATION, obj, fields=fields, conditions=[cond])
+
+
+def _release_holder(ctx: context.Context, obj: Json) -> None:
+    """Unpublish the volumes on the node the VM did not end up on."""
+    state = obj.get("status") or {}
+    left = state.get("sourceNode") if state.get("phase") == "Succeeded" else state.get("targetNode")
+    spec = crd.spec(obj, crd.MigrationSpec)
+    namespace = crd.meta(obj).namespace
+    try:
+        vm = ctx.objs.get(kinds.VM, spec.vm, namespace=namespace)
+    except errors.NotFound:
+        return  # gone with its holders (ownerReferences)
+    # An old migration seen again must not unpublish disks under a VM that
+    # came back to that node since.
+    if not left or left == reconcile_vm.assigned_node(vm):
+        return
+    ctx.objs.delete(kinds.POD, storage.vm_holder_name(spec.vm, str(left)), namespace=namespace)
 
 
 def _weakest(choices: list[model.Choice]) -> model.Choice:

@@ -1,24 +1,38 @@
 """VirtualMachine: its disks as PVCs, grown when the spec asks for more.
 
-The controller owns the storage side; the node agent (the DaemonSet) starts
-and stops the guest through libvirt once its disks are bound. A disk with a
-claimName uses that PVC; otherwise the controller creates ``<vm>-<disk>``.
-Growing a disk (a larger ``size`` than its PVC requests) is `expand`'s.
+The controller owns the storage side; the node agent (the DaemonSet,
+`csi_vm.agent`) starts and stops the guest through libvirt once its disks
+are bound. A disk with a claimName uses that PVC; otherwise the controller
+creates ``<vm>-<disk>``, ReadWriteMany when the class's plan migrates on a
+shared volume. Growing a disk (a larger ``size`` than its PVC requests) is
+`expand`'s.
+
+A VM runs on a node: ``status.nodeName`` while it runs there (the agent
+writes it), else ``spec.nodeName``. The controller makes a holder Pod on
+that node which uses every claim of the VM, because the kubelet publishes a
+volume on a node only for a pod that uses it; the agent reads the
+published volumes under that pod's directory. Once the disks are bound the
+phase is the agent's: the controller sets it only while provisioning.
 """
 
 from __future__ import annotations
 
-from csi_vm.controller import context, expand, kinds, quantity, status, storage
+from csi_vm import errors
+from csi_vm.controller import context, expand, kinds, quantity, status, storage, strategy
 from csi_vm.controller import models as crd
 
 Json = context.Json
+#: The condition that says whether the VM's node is known to the cluster.
+NODE = "NodeAssigned"
+_MIGRATION = "live_migration"
 
 
 def reconcile(ctx: context.Context, obj: Json) -> None:
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.VMSpec)
     owner = storage.owner_of(obj)
-    disks = [_disk(ctx, obj, disk, vm=meta, owner=owner) for disk in spec.disks]
+    pairs = [_disk(ctx, obj, disk, vm=meta, owner=owner) for disk in spec.disks]
+    disks = [entry for entry, _ in pairs]
     bound = all(d["phase"] == "Bound" for d in disks)
     cond = status.condition(
         "DisksReady",
@@ -27,20 +41,98 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         message=", ".join(f"{d['name']}: {d['phase']}" for d in disks) or "no disks",
         generation=meta.generation,
     )
-    phase = ("Running" if spec.running else "Stopped") if bound else "Provisioning"
+    conditions = [cond]
+    node = assigned_node(obj)
+    if node:
+        conditions.append(_hold(ctx, obj, node=node, disks=[held for _, held in pairs]))
     context.write_status(
-        ctx, kinds.VM, obj, fields={"phase": phase, "disks": disks}, conditions=[cond]
+        ctx,
+        kinds.VM,
+        obj,
+        fields={"phase": _phase(obj, spec, bound=bound), "disks": disks},
+        conditions=conditions,
     )
 
 
-def _disk(ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owner: Json) -> Json:
+def assigned_node(obj: Json) -> str:
+    """Where the VM runs (status) or is to run (spec); "" when nobody said."""
+    running_on = (obj.get("status") or {}).get("nodeName")
+    return str(running_on or crd.spec(obj, crd.VMSpec).node or "")
+
+
+def _phase(obj: Json, spec: crd.VMSpec, *, bound: bool) -> str:
+    old = (obj.get("status") or {}).get("phase")
+    if not bound:
+        return "Provisioning"
+    if old and old != "Provisioning":
+        return str(old)  # the node agent's from here on
+    # "Starting": handed to the node agent, which writes Running once it runs.
+    return "Starting" if spec.running else "Stopped"
+
+
+def _hold(ctx: context.Context, obj: Json, *, node: str, disks: list[storage.HeldDisk]) -> Json:
+    """The holder Pod on ``node``, or a condition that says why there is none."""
+    gen = crd.meta(obj).generation
+    try:
+        ctx.objs.get(kinds.NODE, node)
+    except errors.NotFound:
+        message = f"node {node} does not exist: set spec.nodeName to a node of the cluster"
+        if _condition(obj, NODE).get("message") != message:  # one Event, not one per pass
+            ctx.events.record(obj, reason="NodeNotFound", message=message, warning=True)
+        return status.condition(NODE, ok=False, reason="NodeNotFound", message=message,
+                                generation=gen)  # fmt: skip
+    ensure_holder(ctx, obj, node=node, disks=disks)
+    return status.condition(
+        NODE, ok=True, reason="Held", message=f"disks published on {node}", generation=gen
+    )
+
+
+def _condition(obj: Json, kind: str) -> Json:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def ensure_holder(
+    ctx: context.Context, obj: Json, *, node: str, disks: list[storage.HeldDisk]
+) -> Json:
+    """Create (or find) the Pod that publishes the VM's claims ``disks`` on ``node``."""
+    return storage.ensure(
+        ctx.objs, kinds.POD, storage.vm_holder(obj, node=node, disks=disks, image=ctx.image)
+    )
+
+
+def held_disks(ctx: context.Context, obj: Json) -> list[storage.HeldDisk]:
+    """The VM's claims as a holder Pod uses them, read from the claims themselves."""
+    meta = crd.meta(obj)
+    held = []
+    for disk in crd.spec(obj, crd.VMSpec).disks:
+        pvc = ctx.objs.get(kinds.PVC, disk.claim_of(meta.name), namespace=meta.namespace)
+        held.append(_held(disk, pvc, vm=meta.name))
+    return held
+
+
+def _held(disk: crd.Disk, pvc: Json, *, vm: str) -> storage.HeldDisk:
+    # An absent volumeMode is Filesystem, the API's default.
+    block = (pvc.get("spec") or {}).get("volumeMode") == "Block"
+    return storage.HeldDisk(name=disk.name, claim=disk.claim_of(vm), block=block)
+
+
+def _disk(
+    ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owner: Json
+) -> tuple[Json, storage.HeldDisk]:
     name = disk.claim_of(vm.name)
+    shared = strategy.choose(
+        ctx.objs, storage_class=disk.storage_class, operation=_MIGRATION
+    ).native
     target = storage.Target(
         name=name,
         namespace=vm.namespace,
         size=disk.size,
         storage_class=disk.storage_class,
         owner=owner,
+        shared=shared,
     )
     # A claim the user named is theirs to give; the VM does not need to own it.
     pvc = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target), foreign_ok=bool(disk.claim))
@@ -52,4 +144,4 @@ def _disk(ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owne
     requested = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
     if requested and quantity.to_bytes(disk.size) > quantity.to_bytes(str(requested)):
         entry.update(expand.grow(ctx, obj, disk, claim=name))
-    return entry
+    return entry, _held(disk, pvc, vm=vm.name)

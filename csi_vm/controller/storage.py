@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import hashlib
 
 from capabilities import model
 from csi_vm import errors
@@ -50,6 +51,9 @@ class Target:
     owner: Json
     #: why this object exists in this form (see `explain`)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ReadWriteMany: the class is shared across nodes, so a live migration
+    #: publishes the same volume on the target (access modes are immutable)
+    shared: bool = False
 
 
 #: Annotations on every object the backend makes, as CDI marks a clone that
@@ -79,7 +83,7 @@ def owner_of(obj: Json) -> Json:
 
 def claim(target: Target, *, data_source: Json | None = None) -> Json:
     spec: Json = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": ["ReadWriteMany" if target.shared else "ReadWriteOnce"],
         "volumeMode": "Block",
         "resources": {"requests": {"storage": target.size}},
         "storageClassName": target.storage_class,
@@ -159,6 +163,77 @@ def holder_pod(target: Target, *, image: str) -> Json:
     }
     pod = dataclasses.replace(target, name=holder_name(target.name))
     return _object("v1", "Pod", pod, spec)
+
+
+#: The longest object name the API accepts (a DNS subdomain).
+_MAX_NAME = 253
+
+
+def vm_holder_name(vm: str, node: str) -> str:
+    """The Pod that publishes ``vm``'s disks on ``node``: one per VM and node."""
+    name = f"{vm}-disks-{node}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{vm}/{node}".encode()).hexdigest()[:12]
+    return f"{vm[:200]}-disks-{digest}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HeldDisk:
+    name: str
+    claim: str
+    block: bool
+
+
+def vm_holder(owner: Json, *, node: str, disks: list[HeldDisk], image: str) -> Json:
+    """A Pod on ``node`` that uses every claim of a VM, so the kubelet publishes them there.
+
+    The kubelet only publishes a volume on a node for a pod that uses it; the
+    node agent finds each volume under this pod's directory and gives it to
+    qemu. Block claims are volumeDevices, filesystem claims volumeMounts.
+    """
+    container: Json = {
+        "name": "hold",
+        "image": image,
+        # It only has to exist: the kubelet keeps the volumes published while it runs.
+        "command": ["sleep", "infinity"],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {
+            "requests": {"cpu": "1m", "memory": "8Mi"},
+            "limits": {"cpu": "10m", "memory": "16Mi"},
+        },
+    }
+    devices = [{"name": d.name, "devicePath": f"/dev/csi-vm/{d.name}"} for d in disks if d.block]
+    mounts = [{"name": d.name, "mountPath": f"/csi-vm/{d.name}"} for d in disks if not d.block]
+    if devices:
+        container["volumeDevices"] = devices
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec = {
+        # Pinned: the VM runs where its agent is, the scheduler has no say.
+        "nodeName": node,
+        "restartPolicy": "Always",
+        "containers": [container],
+        "volumes": [
+            {"name": d.name, "persistentVolumeClaim": {"claimName": d.claim}} for d in disks
+        ],
+    }
+    meta = owner.get("metadata") or {}
+    target = Target(
+        name=vm_holder_name(str(meta.get("name")), node),
+        namespace=str(meta.get("namespace")),
+        size="0",
+        storage_class="",
+        owner=owner_of(owner),
+        annotations={"csi-vm.io/node": node},
+    )
+    return _object("v1", "Pod", target, spec)
 
 
 def resize(size: str) -> Json:

@@ -45,6 +45,11 @@ def migration(name: str, *, vm_name: str, node: str) -> Obj:
     return _own("VMMigration", name, {"vmName": vm_name, "targetNode": node})
 
 
+def node(name: str) -> Obj:
+    """A Node: VMs and migrations name the node they run on."""
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
 def report(sc: str, plan: dict[str, tuple[str, bool, str]]) -> Obj:
     """A StorageCapabilityReport whose plan is ``{operation: (strategy, native, reason)}``."""
     return {

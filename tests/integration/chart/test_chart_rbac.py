@@ -1,4 +1,8 @@
-"""The chart's RBAC grants exactly what the code declares it calls (csi_vm.controller.rbac)."""
+"""The chart's RBAC grants exactly what the code declares it calls.
+
+The controller's rules are in csi_vm.controller.rbac, the node agent's in
+csi_vm.agent.rbac; each has its own ClusterRole and service account.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from csi_vm.agent import rbac as agent_rbac
 from csi_vm.controller import rbac
 from tests.integration.chart import conftest as chart
 
@@ -39,8 +44,9 @@ def _role(helm: pathlib.Path, kind: str, suffix: str) -> dict[str, Any]:
     [
         ("ClusterRole", "-controller", rbac.CONTROLLER),
         ("Role", "-leader-election", rbac.LEADER_ELECTION),
+        ("ClusterRole", "-node", agent_rbac.AGENT),
     ],
-    ids=["controller", "leader-election"],
+    ids=["controller", "leader-election", "node-agent"],
 )
 def test_chart_grants_exactly_what_the_code_calls(
     helm: pathlib.Path, kind: str, suffix: str, declared: tuple[rbac.Rule, ...]
@@ -61,15 +67,20 @@ def test_no_wildcards_and_no_cluster_admin(helm: pathlib.Path) -> None:
             assert obj["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")
 
 
-def test_the_node_agent_gets_no_api_access(helm: pathlib.Path) -> None:
+def test_the_node_agent_is_bound_to_its_own_role_only(helm: pathlib.Path) -> None:
     objects = chart.render(helm, None)
     ds = next(o for o in objects if o["kind"] == "DaemonSet")
-    assert ds["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert ds["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
     node_sa = ds["spec"]["template"]["spec"]["serviceAccountName"]
-    bound = [
-        s["name"]
+    roles = [
+        o["roleRef"]["name"]
         for o in objects
         if o["kind"] in ("ClusterRoleBinding", "RoleBinding")
         for s in o["subjects"]
+        if s["name"] == node_sa
     ]
-    assert node_sa not in bound
+    assert len(roles) == 1 and roles[0].endswith("-node")
+    launcher = next(
+        c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "launcher"
+    )
+    assert launcher["command"][:3] == ["csi-vm", "node-agent", "run"]

@@ -302,7 +302,9 @@ def test_migration_records_the_strategy_for_the_node_agent(
         v.report("fast", plan),
         v.vm("web", running=True),
         v.migration("m1", vm_name="web", node="n2"),
+        v.node("n2"),
     )
+    _pass(ctx, kinds.VM, "web")
     status = _pass(ctx, kinds.MIGRATION, "m1")["status"]
     assert (status["phase"], status["strategy"], status["targetNode"]) == (
         "Scheduled",

@@ -1,0 +1,109 @@
+"""Where the kubelet published a VM's disks on a node, and what qemu opens.
+
+The kubelet publishes a CSI volume on a node only for a pod that uses it;
+the controller makes one holder Pod per VM and node for that
+(`csi_vm.controller.storage.vm_holder`). The kubelet's layout under its
+root directory, per pod uid and PersistentVolume name:
+
+    block:       pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>        a device node
+    filesystem:  pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount        a mounted volume
+
+A filesystem volume holds the disk as one raw image file, named as the
+launcher names it on one machine (`launcher.node.IMAGE_NAME`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from csi_vm import errors
+from csi_vm.agent import state
+from csi_vm.controller import kinds, storage
+from csi_vm.controller import models as crd
+from csi_vm.flows import vmrun
+from launcher import devices, domain, migration, node
+
+Json = state.Json
+_CSI = "kubernetes.io~csi"
+
+
+class NotPublished(errors.NotFound):
+    """A disk of the VM is not (yet) published on the node: wait, or fix what the message says."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Published:
+    disk: str  # the disk's name in the VM's spec
+    target: str  # the guest's device: vda, vdb, ...
+    path: pathlib.Path  # under the kubelet's directory
+    block: bool
+
+    @property
+    def image(self) -> pathlib.Path:
+        return self.path if self.block else self.path / node.IMAGE_NAME
+
+
+def published(agent: state.Agent, vm: Json, *, on: str) -> list[Published]:
+    """The VM's disks as the kubelet of node ``on`` publishes them (paths not yet checked)."""
+    meta = crd.meta(vm)
+    pod_name = storage.vm_holder_name(meta.name, on)
+    try:
+        pod = agent.objs.get(kinds.POD, pod_name, namespace=meta.namespace)
+    except errors.NotFound:
+        raise NotPublished(
+            f"no holder Pod {pod_name} publishes the disks on {on} yet",
+            hint="the controller makes it once the VM names its node",
+        ) from None
+    placed = (pod.get("spec") or {}).get("nodeName")
+    if placed != on:
+        raise NotPublished(f"holder Pod {pod_name} is on node {placed or '(none)'}, not {on}")
+    uid = str((pod.get("metadata") or {}).get("uid") or "")
+    spec = crd.spec(vm, crd.VMSpec)
+    return [_disk(agent, disk, index=i, vm=meta, pod_uid=uid) for i, disk in enumerate(spec.disks)]
+
+
+def _disk(
+    agent: state.Agent, disk: crd.Disk, *, index: int, vm: crd.Meta, pod_uid: str
+) -> Published:
+    claim = disk.claim_of(vm.name)
+    pvc = agent.objs.get(kinds.PVC, claim, namespace=vm.namespace)
+    phase = (pvc.get("status") or {}).get("phase")
+    volume = (pvc.get("spec") or {}).get("volumeName")
+    if phase != "Bound" or not volume:
+        raise NotPublished(f"disk {disk.name}: claim {claim} is {phase or 'Pending'}, not Bound")
+    block = (pvc.get("spec") or {}).get("volumeMode") == "Block"
+    pod_dir = agent.kubelet_dir / "pods" / pod_uid
+    path = (
+        pod_dir / "volumeDevices" / _CSI / volume
+        if block
+        else pod_dir / "volumes" / _CSI / volume / "mount"
+    )
+    return Published(disk=disk.name, target=vmrun.target(index), path=path, block=block)
+
+
+def for_domain(agent: state.Agent, disk: Published) -> domain.Disk:
+    """The disk as qemu opens it on this node; NotPublished while the kubelet is not done."""
+    if disk.block:
+        try:
+            device = devices.wait_for_block(disk.path, timeout=agent.device_timeout_s)
+        except errors.OperationFailed as err:
+            raise NotPublished(f"disk {disk.disk}: {err.message}") from err
+        # The device node, not the kubelet's path: /dev is the host's in the
+        # libvirt container too, while pod directories may be mounted elsewhere.
+        return domain.Disk(source=device.node, target=disk.target, kind=domain.DiskKind.BLOCK)
+    if not disk.image.is_file():
+        raise NotPublished(
+            f"disk {disk.disk}: filesystem volume at {disk.path} holds no {node.IMAGE_NAME}",
+            hint="import an image into the volume first",
+        )
+    return domain.Disk(source=disk.image, target=disk.target, kind=domain.DiskKind.FILE)
+
+
+def migration_sources(disks: list[Published]) -> dict[str, migration.NewSource]:
+    """The target node's paths for a migration: the kubelet's, as the target sees them.
+
+    The source cannot resolve the target's device nodes (another machine), so
+    the target's qemu opens the published path itself.
+    """
+    return {d.target: migration.NewSource(path=str(d.image), block=d.block) for d in disks}

@@ -1,0 +1,155 @@
+"""A VirtualMachine on this node: started when it should run and its disks are here, else stopped.
+
+A VM belongs to the node its status names (where it runs) or, when it runs
+nowhere, to its ``spec.nodeName``; the agents of other nodes leave it alone.
+Before qemu starts, the agent writes its node into ``status.nodeName``:
+from then on no other agent takes the VM, even if the spec names another
+node. A stop removes it again, so the next start follows the spec.
+
+Every pass writes the ``Running`` condition: True with where it runs, or
+False with why not (disks not published yet, start failed, stopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+
+from csi_vm import errors
+from csi_vm.agent import disks, state
+from csi_vm.controller import kinds, quantity, reconcile_vm
+from csi_vm.controller import models as crd
+from launcher import domain, libvirt_conn
+
+log = logging.getLogger("csi_vm.agent")
+
+Json = state.Json
+RUNNING = "Running"
+_MIB = 1 << 20
+
+
+def reconcile(agent: state.Agent, obj: Json) -> None:
+    """Bring the VM's guest on this node in line with ``spec.running``."""
+    meta = crd.meta(obj)
+    # A migration of this VM holds the lock: it decides, and the next pass follows.
+    with agent.locks.hold(meta.namespace, meta.name, wait=False) as free:
+        if not free:
+            return
+        try:
+            vm = agent.objs.get(kinds.VM, meta.name, namespace=meta.namespace)
+        except errors.NotFound:
+            return
+        if reconcile_vm.assigned_node(vm) != agent.node or crd.meta(vm).deletion_timestamp:
+            return
+        if crd.spec(vm, crd.VMSpec).running:
+            _run(agent, vm)
+        else:
+            _stop(agent, vm)
+
+
+def forget(agent: state.Agent, obj: Json) -> None:
+    """The VM was deleted: its guest must not outlive it on this node."""
+    if (obj.get("status") or {}).get("nodeName") != agent.node:
+        return
+    meta = crd.meta(obj)
+    with agent.locks.hold(meta.namespace, meta.name):
+        dom = state.domain_name(meta)
+        agent.conn.destroy(dom)
+        agent.conn.undefine(dom)
+        log.info("VM %s/%s deleted: its domain %s is gone", meta.namespace, meta.name, dom)
+
+
+def active(conn: libvirt_conn.Connection, dom: str) -> bool:
+    try:
+        return conn.status(dom).active
+    except errors.NotFound:
+        return False
+
+
+def _run(agent: state.Agent, vm: Json) -> None:
+    dom = state.domain_name(crd.meta(vm))
+    if active(agent.conn, dom):
+        cond = state.tell(
+            agent, vm, kind=RUNNING, reason="Running", message=f"runs on {agent.node}", ok=True
+        )
+        fields = {"phase": "Running", "nodeName": agent.node, "message": None}
+        state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+        return
+    try:
+        found = [disks.for_domain(agent, d) for d in disks.published(agent, vm, on=agent.node)]
+    except disks.NotPublished as err:
+        cond = state.tell(
+            agent, vm, kind=RUNNING, reason="DiskNotPublished", message=str(err), ok=False
+        )
+        state.write(agent, kinds.VM, vm, fields={}, conditions=[cond])
+        return
+    # Claim the VM for this node before qemu starts: no other agent takes it now.
+    vm = state.write(
+        agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node}, conditions=[]
+    )
+    try:
+        _start(agent, vm, dom, found)
+    except errors.CsiVmError as err:
+        with contextlib.suppress(errors.CsiVmError):
+            agent.conn.undefine(dom)
+        message = f"start on {agent.node} failed: {err}"
+        cond = state.tell(agent, vm, kind=RUNNING, reason="StartFailed", message=message, ok=False)
+        fields = {"phase": "Failed", "nodeName": None, "message": message}
+        state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+        return
+    message = f"started on {agent.node} with {len(found)} disk(s)"
+    agent.events.record(vm, reason="Started", message=message)
+    cond = state.tell(agent, vm, kind=RUNNING, reason="Running", message=message, ok=True)
+    fields = {"phase": "Running", "nodeName": agent.node, "message": None}
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+
+
+def _start(agent: state.Agent, vm: Json, dom: str, found: list[domain.Disk]) -> None:
+    meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
+    if not meta.uid:
+        raise errors.InvalidInput(f"VirtualMachine {meta.name} has no uid")
+    console = agent.console_log(dom)
+    console.parent.mkdir(parents=True, exist_ok=True)
+    memory_mib = max(16, quantity.to_bytes(spec.memory) // _MIB)
+    # The VM's uid is the domain's UUID: the same on every node it moves to.
+    vm_spec = domain.VmSpec(
+        name=dom, uuid=_uuid(meta.uid), disks=tuple(found), console_log=console,
+        vcpus=spec.cpus, memory_mib=memory_mib, boot=agent.boot,
+    )  # fmt: skip
+    agent.conn.define(domain.to_xml(vm_spec))
+    agent.conn.start(dom)
+    log.info("started %s on %s", dom, agent.conn.uri)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as err:
+        raise errors.InvalidInput(f"uid {text!r} is not a UUID") from err
+
+
+def _stop(agent: state.Agent, vm: Json) -> None:
+    dom = state.domain_name(crd.meta(vm))
+    if agent.conn.exists(dom):
+        if active(agent.conn, dom):
+            _power_off(agent, dom)
+        agent.conn.undefine(dom)
+        agent.events.record(vm, reason="Stopped", message=f"stopped on {agent.node}")
+    cond = state.tell(
+        agent, vm, kind=RUNNING, reason="Stopped", message="spec.running is false", ok=False
+    )
+    fields = {"phase": "Stopped", "nodeName": None, "message": None}
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+
+
+def _power_off(agent: state.Agent, dom: str) -> None:
+    """Ask the guest to power off for up to the grace period, then destroy it."""
+    if agent.stop_grace_s > 0:
+        with contextlib.suppress(errors.CsiVmError):  # a guest without ACPI: destroy below
+            agent.conn.shutdown(dom)
+            deadline = time.monotonic() + agent.stop_grace_s
+            while time.monotonic() < deadline and active(agent.conn, dom):
+                time.sleep(0.2)
+    agent.conn.destroy(dom)

@@ -1,0 +1,203 @@
+"""A VMMigration scheduled from this node: run it, and leave the guest on exactly one node.
+
+The controller writes the decision (phase Scheduled, sourceNode, targetNode,
+strategy); the source node's agent takes it from there:
+
+    Scheduled --(checks pass, status Running)--> libvirt live migration
+        ok     -> source definition removed, VM status.nodeName = target, Succeeded
+        failed -> `launcher.migration.settle_on_source`: the guest runs on the
+                  source only, Failed with the reason
+
+A migration found Running when the agent starts (it was restarted in the
+middle; libvirt cancels a job whose client went away) is settled the same
+way: finished on the target is committed, anything else goes back to the
+source. Only shared-volume migrations are run: the target's holder Pod
+publishes the same volumes there. A storage migration needs new claims on
+the target and a copy of the disks, which the controller does not make yet;
+such a migration fails at once with reason StorageMigrationUnsupported and
+the VM keeps running where it is.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from csi_vm import errors
+from csi_vm.agent import disks, guests, state
+from csi_vm.controller import kinds, status
+from csi_vm.controller import models as crd
+from launcher import libvirt_conn, migration
+
+log = logging.getLogger("csi_vm.agent")
+
+Json = state.Json
+SHARED = "shared-volume"
+
+
+class _Refused(errors.Rejected):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def reconcile(agent: state.Agent, obj: Json) -> None:
+    if not _ours(agent, obj):
+        return
+    meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
+    with agent.locks.hold(meta.namespace, spec.vm):
+        try:
+            mig = agent.objs.get(kinds.MIGRATION, meta.name, namespace=meta.namespace)
+        except errors.NotFound:
+            return
+        if not _ours(agent, mig):
+            return  # finished while this thread waited for the lock
+        try:
+            if (mig.get("status") or {}).get("phase") == "Running":
+                _recover(agent, mig)
+            else:
+                _run(agent, mig)
+        except _Refused as why:
+            _finish(agent, mig, ok=False, reason=why.reason, message=why.message)
+
+
+def _ours(agent: state.Agent, obj: Json) -> bool:
+    state_ = obj.get("status") or {}
+    return state_.get("sourceNode") == agent.node and state_.get("phase") in (
+        "Scheduled",
+        "Running",
+    )
+
+
+def _vm(agent: state.Agent, mig: Json) -> Json:
+    name = crd.spec(mig, crd.MigrationSpec).vm
+    try:
+        return agent.objs.get(kinds.VM, name, namespace=crd.meta(mig).namespace)
+    except errors.NotFound:
+        raise _Refused("VMNotFound", f"VirtualMachine {name} does not exist") from None
+
+
+def _run(agent: state.Agent, mig: Json) -> None:
+    fields = mig.get("status") or {}
+    target = str(fields.get("targetNode") or "")
+    if fields.get("strategy") != SHARED:
+        raise _Refused(
+            "StorageMigrationUnsupported",
+            f"strategy {fields.get('strategy')} is not run by the node agent yet: only "
+            f"{SHARED} is (the VM's storage class is not shared across nodes); "
+            "the VM keeps running on its node",
+        )
+    vm = _vm(agent, mig)
+    dom = state.domain_name(crd.meta(vm))
+    if not guests.active(agent.conn, dom):
+        raise _Refused("VMNotRunningHere", f"{dom} does not run on {agent.node}")
+    try:
+        sources = disks.migration_sources(disks.published(agent, vm, on=target))
+        uri = agent.peer_uri(target)
+    except errors.Rejected as err:
+        raise _Refused(_reason(err), str(err)) from err
+    mig = _mark_running(agent, mig, target=target)
+    try:
+        with libvirt_conn.Connection.open(uri) as dst:
+            _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources)
+    except errors.Unreachable as err:  # the target's libvirt did not answer: nothing moved
+        raise _Refused("TargetUnreachable", str(err)) from err
+
+
+def _reason(err: errors.CsiVmError) -> str:
+    return "DiskNotPublished" if isinstance(err, disks.NotPublished) else "Rejected"
+
+
+def _mark_running(agent: state.Agent, mig: Json, *, target: str) -> Json:
+    message = f"migrating from {agent.node} to {target}"
+    agent.events.record(mig, reason="MigrationStarted", message=message)
+    cond = status.condition(
+        status.READY, ok=False, reason="Migrating", message=message,
+        generation=crd.meta(mig).generation,
+    )  # fmt: skip
+    return state.write(
+        agent, kinds.MIGRATION, mig, fields={"phase": "Running", "message": message},
+        conditions=[cond],
+    )  # fmt: skip
+
+
+def _migrate(
+    agent: state.Agent,
+    mig: Json,
+    vm: Json,
+    *,
+    dst: libvirt_conn.Connection,
+    dom: str,
+    sources: dict[str, migration.NewSource],
+) -> None:
+    try:
+        stats = migration.migrate(
+            agent.conn, dst, dom, sources=sources, console_log=str(agent.console_log(dom))
+        )
+    except errors.CsiVmError as err:
+        log.warning("migration of %s failed: %s; settling it on %s", dom, err, agent.node)
+        _settle(agent, mig, vm, dst=dst, dom=dom, why=str(err))
+        return
+    detail = (
+        f"downtime {stats.downtime_ms} ms, {stats.memory_bytes} bytes of memory, "
+        f"{stats.duration_ms} ms in all"
+    )
+    _commit(agent, mig, vm, dst=dst, dom=dom, detail=detail)
+
+
+def _recover(agent: state.Agent, mig: Json) -> None:
+    """A migration left Running by an agent that stopped: finish the picture."""
+    target = str((mig.get("status") or {}).get("targetNode") or "")
+    vm = _vm(agent, mig)
+    dom = state.domain_name(crd.meta(vm))
+    with libvirt_conn.Connection.open(agent.peer_uri(target)) as dst:
+        _settle(agent, mig, vm, dst=dst, dom=dom, why="the node agent stopped during it")
+
+
+def _settle(
+    agent: state.Agent,
+    mig: Json,
+    vm: Json,
+    *,
+    dst: libvirt_conn.Connection,
+    dom: str,
+    why: str,
+) -> None:
+    """After a failure: committed when the guest is on the target only, else back on the source."""
+    if migration.where(agent.conn, dst, dom) is migration.Where.TARGET:
+        _commit(agent, mig, vm, dst=dst, dom=dom, detail=f"finished on the target ({why})")
+        return
+    try:
+        migration.settle_on_source(agent.conn, dst, dom)
+    except errors.DataSafetyError as err:
+        _finish(agent, mig, ok=False, reason="DataSafety", message=f"{why}; then: {err}")
+        return
+    _finish(
+        agent, mig, ok=False, reason="MigrationFailed",
+        message=f"{why}; the VM goes on running on {agent.node}",
+    )  # fmt: skip
+
+
+def _commit(
+    agent: state.Agent, mig: Json, vm: Json, *, dst: libvirt_conn.Connection, dom: str, detail: str
+) -> None:
+    target = str((mig.get("status") or {}).get("targetNode"))
+    # The source's definition stays after a migration (PERSIST_DEST defines it
+    # on the target); removing it here means only one node can start the guest.
+    agent.conn.undefine(dom)
+    message = f"runs on {target} after a live migration from {agent.node}"
+    cond = state.tell(agent, vm, kind=guests.RUNNING, reason="Migrated", message=message, ok=True)
+    # The VM's status first: once the migration says Succeeded, the controller
+    # removes the holder Pod on the node the VM is not on.
+    fields = {"phase": "Running", "nodeName": target, "message": None}
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+    _finish(agent, mig, ok=True, reason="Succeeded", message=f"moved to {target}: {detail}")
+
+
+def _finish(agent: state.Agent, mig: Json, *, ok: bool, reason: str, message: str) -> None:
+    agent.events.record(mig, reason=reason, message=message, warning=not ok)
+    cond = status.condition(
+        status.READY, ok=ok, reason=reason, message=message, generation=crd.meta(mig).generation
+    )
+    fields = {"phase": "Succeeded" if ok else "Failed", "message": message}
+    state.write(agent, kinds.MIGRATION, mig, fields=fields, conditions=[cond])
+    log.info("migration %s: %s", crd.meta(mig).name, message)

@@ -1,0 +1,26 @@
+"""Every API call the node agent makes, as RBAC rules.
+
+The chart's ClusterRole for the DaemonSet must grant exactly these (a test
+compares them, and a fake-API test checks the agent calls nothing else).
+Nothing here creates or deletes storage: that is the controller's.
+"""
+
+from __future__ import annotations
+
+from csi_vm.controller import rbac
+
+Rule = rbac.Rule
+
+AGENT: tuple[Rule, ...] = (
+    # run: list and watch; guests, migrations: read one fresh before acting
+    Rule(group="csi-vm.io", resource="virtualmachines", verbs=frozenset({"get", "list", "watch"})),
+    Rule(group="csi-vm.io", resource="vmmigrations", verbs=frozenset({"get", "list", "watch"})),
+    # state: where a VM runs and what a migration did
+    Rule(group="csi-vm.io", resource="virtualmachines/status", verbs=frozenset({"patch"})),
+    Rule(group="csi-vm.io", resource="vmmigrations/status", verbs=frozenset({"patch"})),
+    # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume
+    Rule(group="", resource="pods", verbs=frozenset({"get"})),
+    Rule(group="", resource="persistentvolumeclaims", verbs=frozenset({"get"})),
+    # state: Events about what the agent did to a VM or a migration
+    Rule(group="", resource="events", verbs=frozenset({"create"})),
+)

@@ -1,0 +1,88 @@
+"""The agent loop: list and watch VMs and migrations, and hand each to its step.
+
+The same pattern as the controller (`csi_vm.controller.run`): one thread per
+resource lists every object, handles it, then follows a watch from the
+list's resourceVersion; a watch ends after ``resync`` seconds and the next
+round lists again, which picks up what changed without an event on the
+object itself (a volume the kubelet published, a guest that crashed). Every
+agent handles every object; each step leaves alone what is not its node's.
+No leader election: each node has exactly one agent (a DaemonSet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+from csi_vm import errors
+from csi_vm.agent import guests, migrations, state
+from csi_vm.controller import kinds
+from csi_vm.kube import objects
+
+log = logging.getLogger("csi_vm.agent")
+
+Step = Callable[[state.Agent, objects.Json], None]
+
+STEPS: dict[objects.Resource, Step] = {
+    kinds.VM: guests.reconcile,
+    kinds.MIGRATION: migrations.reconcile,
+}
+#: what a deleted object needs done on this node
+ON_DELETE: dict[objects.Resource, Step] = {kinds.VM: guests.forget}
+
+
+def handle(agent: state.Agent, res: objects.Resource, obj: objects.Json, *, deleted: bool) -> None:
+    """One object through its step; errors are logged, never raised (the next pass retries)."""
+    step = ON_DELETE.get(res) if deleted else STEPS[res]
+    if step is None:
+        return
+    try:
+        step(agent, obj)
+    except errors.CsiVmError as err:
+        name = (obj.get("metadata") or {}).get("name")
+        log.warning("%s %s on %s: %s", res.plural, name, agent.node, err)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Loop:
+    agent: state.Agent
+    namespace: str = ""  # "" watches every namespace
+    resync: int = 30
+
+    def sync(self, res: objects.Resource) -> str:
+        """Handle every object of ``res``; the list's resourceVersion."""
+        items, version = self.agent.objs.list(res, namespace=self.namespace)
+        for obj in items:
+            handle(self.agent, res, obj, deleted=False)
+        return version
+
+    def follow(self, res: objects.Resource, stop: threading.Event) -> None:
+        """Sync, then handle each change, until ``stop``; list again after every watch."""
+        while not stop.is_set():
+            try:
+                version = self.sync(res)
+                for event in self.agent.objs.watch(
+                    res, namespace=self.namespace, since=version, timeout=self.resync
+                ):
+                    if stop.is_set():
+                        return
+                    handle(self.agent, res, event.object, deleted=event.type == "DELETED")
+            except errors.CsiVmError as err:
+                log.warning("watch %s: %s; listing again", res.plural, err)
+                stop.wait(1.0)
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow every resource until ``stop``."""
+        workers = [
+            threading.Thread(
+                target=self.follow, args=(res, stop), name=f"agent-{res.plural}", daemon=True
+            )
+            for res in STEPS
+        ]
+        for worker in workers:
+            worker.start()
+        stop.wait()
+        for worker in workers:
+            worker.join(timeout=self.resync + 5)

@@ -1,0 +1,134 @@
+"""What every agent step gets: settings, connections, per-VM locks, status writes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import pathlib
+import threading
+from collections.abc import Callable, Iterator
+
+from csi_vm import errors
+from csi_vm.controller import events, status
+from csi_vm.controller import models as crd
+from csi_vm.kube import objects
+from launcher import domain, libvirt_conn
+
+Json = objects.Json
+COMPONENT = "csi-vm-node-agent"
+#: libvirt domain names: at most 63 characters (`launcher.domain`)
+_MAX_DOMAIN = 63
+
+
+class Locks:
+    """One lock per VM: a migration and a start or stop of the same VM never overlap."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    @contextlib.contextmanager
+    def hold(self, namespace: str, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the VM's lock; with ``wait=False`` yield False at once when it is taken."""
+        lock = self._lock(namespace, name)
+        got = lock.acquire(blocking=wait)
+        try:
+            yield got
+        finally:
+            if got:
+                lock.release()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Agent:
+    node: str
+    objs: objects.Objects
+    events: events.Recorder
+    conn: libvirt_conn.Connection
+    #: the kubelet's root directory, as this process sees it
+    kubelet_dir: pathlib.Path
+    #: console logs, one directory per domain (the same path on every node)
+    state_dir: pathlib.Path
+    #: the libvirt URI of another node, for migrations
+    peer_uri: Callable[[str], str]
+    #: direct kernel boot for every guest of this node; None boots the first disk
+    boot: domain.DirectBoot | None = None
+    #: how long a stop asks the guest to power off before it is destroyed
+    stop_grace_s: float = 30.0
+    #: how long a published block volume may take to show its device
+    device_timeout_s: float = 5.0
+    locks: Locks = dataclasses.field(default_factory=Locks)
+
+    def console_log(self, dom: str) -> pathlib.Path:
+        return self.state_dir / "vms" / dom / "console.log"
+
+
+def domain_name(meta: crd.Meta) -> str:
+    """The libvirt name of a namespaced VM: "<namespace>_<name>", hashed when too long.
+
+    "_" is in neither a namespace nor an object name, so two VMs never share one.
+    """
+    name = f"{meta.namespace}_{meta.name}"
+    if len(name) <= _MAX_DOMAIN:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name[: _MAX_DOMAIN - 13]}-{digest}"
+
+
+def peer_uris(explicit: dict[str, str], template: str) -> Callable[[str], str]:
+    """A node's libvirt URI: named explicitly, else ``template`` with {node} filled in."""
+
+    def uri(node: str) -> str:
+        if node in explicit:
+            return explicit[node]
+        if "{node}" not in template:
+            raise errors.InvalidInput(
+                f"no libvirt URI for node {node}: the peer URI template {template!r} "
+                "has no {node}"
+            )
+        return template.replace("{node}", node)
+
+    return uri
+
+
+def write(
+    agent: Agent, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
+) -> Json:
+    """Patch ``obj``'s status with ``fields`` and merged ``conditions``; skip a no-op.
+
+    A field set to None is removed (merge patch). The controller writes other
+    fields of the same status; merging conditions by type keeps its own.
+    """
+    old = obj.get("status") or {}
+    body = {**fields, "conditions": status.merged(list(old.get("conditions") or ()), conditions)}
+    same = all(old.get(k) == v for k, v in body.items() if v is not None) and all(
+        k not in old for k, v in body.items() if v is None
+    )
+    if same:
+        return obj
+    meta = crd.meta(obj)
+    return agent.objs.patch(
+        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
+    )
+
+
+def condition(obj: Json, kind: str) -> Json:
+    """The current condition of type ``kind`` on ``obj``; {} when it has none."""
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def tell(agent: Agent, obj: Json, *, kind: str, reason: str, message: str, ok: bool) -> Json:
+    """A condition of type ``kind``, with an Event the first time its message appears."""
+    if condition(obj, kind).get("message") != message:
+        agent.events.record(obj, reason=reason, message=message, warning=not ok)
+    return status.condition(
+        kind, ok=ok, reason=reason, message=message, generation=crd.meta(obj).generation
+    )

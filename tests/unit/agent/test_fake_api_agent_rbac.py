@@ -1,0 +1,47 @@
+"""The node agent's declared RBAC list against the calls it really makes (fake API server).
+
+Every call must be in `csi_vm.agent.rbac` (or a real cluster answers 403),
+and every grant there must be used (or the chart's ClusterRole for the
+DaemonSet, which the chart tests hold to the same list, grants too much).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from csi_vm.agent import migrations, rbac, state
+from csi_vm.agent import run as agent_run
+from csi_vm.controller import context, kinds
+from csi_vm.controller import run as controller_run
+from tests.support import fakekube
+from tests.support import vmobjects as v
+from tests.unit.controller.test_fake_api_rbac import Grant, _calls
+
+from .conftest import NODE, OTHER, provision, read, vm_on
+
+pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
+
+
+def _declared() -> set[Grant]:
+    return {(r.group, r.resource, verb) for r in rbac.AGENT for verb in r.verbs}
+
+
+def test_fake_api_agent_calls_exactly_what_it_declares(
+    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
+) -> None:
+    fake.add(v.node(NODE), v.node(OTHER), vm_on("web"), v.report("fast", v.BASIC))
+    provision(fake, ctx, agent, "web")
+    fake.add(v.migration("m1", vm_name="web", node=OTHER))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    fake.requests.clear()  # the controller's calls are its own test's
+
+    loop = agent_run.Loop(agent=agent, resync=1)
+    for res in agent_run.STEPS:
+        version = loop.sync(res)  # starts web; refuses m1 (a storage migration)
+        list(agent.objs.watch(res, since=version, timeout=1))
+    assert read(ctx, kinds.MIGRATION, "m1")["status"]["phase"] == "Failed"
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # finished: nothing more
+
+    calls, declared = _calls(fake), _declared()
+    assert not calls - declared, f"called but not declared: {sorted(calls - declared)}"
+    assert not declared - calls, f"declared but never called: {sorted(declared - calls)}"
