@@ -32,6 +32,10 @@ class NotPublished(errors.NotFound):
     """A disk of the VM is not (yet) published on the node: wait, or fix what the message says."""
 
 
+class NotReady(errors.Busy):
+    """The holder Pod exists but does not run yet: its volumes may not be published. Wait."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Published:
     disk: str  # the disk's name in the VM's spec
@@ -44,8 +48,13 @@ class Published:
         return self.path if self.block else self.path / node.IMAGE_NAME
 
 
-def published(agent: state.Agent, vm: Json, *, on: str) -> list[Published]:
-    """The VM's disks as the kubelet of node ``on`` publishes them (paths not yet checked)."""
+def published(agent: state.Agent, vm: Json, *, on: str, running: bool = False) -> list[Published]:
+    """The VM's disks as the kubelet of node ``on`` publishes them (paths not yet checked).
+
+    ``running``: require the holder Pod to run, which the kubelet lets it do
+    only once every volume is published; for another node, whose paths this
+    node cannot see.
+    """
     meta = crd.meta(vm)
     pod_name = storage.vm_holder_name(meta.name, on)
     try:
@@ -58,6 +67,9 @@ def published(agent: state.Agent, vm: Json, *, on: str) -> list[Published]:
     placed = (pod.get("spec") or {}).get("nodeName")
     if placed != on:
         raise NotPublished(f"holder Pod {pod_name} is on node {placed or '(none)'}, not {on}")
+    phase = (pod.get("status") or {}).get("phase")
+    if running and phase != "Running":
+        raise NotReady(f"holder Pod {pod_name} on {on} is {phase or 'Pending'}, not Running yet")
     uid = str((pod.get("metadata") or {}).get("uid") or "")
     spec = crd.spec(vm, crd.VMSpec)
     return [_disk(agent, disk, index=i, vm=meta, pod_uid=uid) for i, disk in enumerate(spec.disks)]

@@ -111,7 +111,6 @@ def _start(agent: state.Agent, vm: Json, dom: str, found: list[domain.Disk]) -> 
     if not meta.uid:
         raise errors.InvalidInput(f"VirtualMachine {meta.name} has no uid")
     console = agent.console_log(dom)
-    console.parent.mkdir(parents=True, exist_ok=True)
     memory_mib = max(16, quantity.to_bytes(spec.memory) // _MIB)
     # The VM's uid is the domain's UUID: the same on every node it moves to.
     vm_spec = domain.VmSpec(

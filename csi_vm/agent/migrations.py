@@ -12,7 +12,8 @@ A migration found Running when the agent starts (it was restarted in the
 middle; libvirt cancels a job whose client went away) is settled the same
 way: finished on the target is committed, anything else goes back to the
 source. Only shared-volume migrations are run: the target's holder Pod
-publishes the same volumes there. A storage migration needs new claims on
+publishes the same volumes there, and the migration waits (still Scheduled,
+condition WaitingForTarget) until that Pod runs. A storage migration needs new claims on
 the target and a copy of the disks, which the controller does not make yet;
 such a migration fails at once with reason StorageMigrationUnsupported and
 the VM keeps running where it is.
@@ -91,8 +92,11 @@ def _run(agent: state.Agent, mig: Json) -> None:
     if not guests.active(agent.conn, dom):
         raise _Refused("VMNotRunningHere", f"{dom} does not run on {agent.node}")
     try:
-        sources = disks.migration_sources(disks.published(agent, vm, on=target))
+        sources = disks.migration_sources(disks.published(agent, vm, on=target, running=True))
         uri = agent.peer_uri(target)
+    except disks.NotReady as err:
+        _wait(agent, mig, message=str(err))  # the next pass looks again
+        return
     except errors.Rejected as err:
         raise _Refused(_reason(err), str(err)) from err
     mig = _mark_running(agent, mig, target=target)
@@ -101,6 +105,12 @@ def _run(agent: state.Agent, mig: Json) -> None:
             _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources)
     except errors.Unreachable as err:  # the target's libvirt did not answer: nothing moved
         raise _Refused("TargetUnreachable", str(err)) from err
+
+
+def _wait(agent: state.Agent, mig: Json, *, message: str) -> None:
+    cond = state.tell(agent, mig, kind=status.READY, reason="WaitingForTarget", message=message,
+                      ok=False)  # fmt: skip
+    state.write(agent, kinds.MIGRATION, mig, fields={}, conditions=[cond])
 
 
 def _reason(err: errors.CsiVmError) -> str:

@@ -52,7 +52,7 @@ class Agent:
     conn: libvirt_conn.Connection
     #: the kubelet's root directory, as this process sees it
     kubelet_dir: pathlib.Path
-    #: console logs, one directory per domain (the same path on every node)
+    #: console logs (the same path on every node: a migration names the target's file)
     state_dir: pathlib.Path
     #: the libvirt URI of another node, for migrations
     peer_uri: Callable[[str], str]
@@ -65,7 +65,9 @@ class Agent:
     locks: Locks = dataclasses.field(default_factory=Locks)
 
     def console_log(self, dom: str) -> pathlib.Path:
-        return self.state_dir / "vms" / dom / "console.log"
+        # Flat in the state dir, which exists on every node: a migration's
+        # target has no per-VM directory for it, and qemu creates only the file.
+        return self.state_dir / f"{dom}.console.log"
 
 
 def domain_name(meta: crd.Meta) -> str:

@@ -122,6 +122,7 @@ def run_cmd(
     logging.getLogger("csi_vm.agent").setLevel(logging.INFO)
     boot = _boot(kernel, initrd, cmdline)
     peers = state.peer_uris(_peers(peer_uri), peer_uri_template)
+    state_dir.mkdir(parents=True, exist_ok=True)
     api = kube_api.connect(kubeconfig_file=kubeconfig)
     objs = objects.Objects(api)
     conn = libvirt_conn.Connection.open(libvirt_uri)

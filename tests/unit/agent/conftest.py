@@ -50,7 +50,7 @@ def agent(
         events=events.Recorder(ctx.objs, clock=lambda: NOW, component=state.COMPONENT),
         conn=conn,
         kubelet_dir=tmp_path / "kubelet",
-        state_dir=tmp_path / "state",
+        state_dir=tmp_path,
         peer_uri=state.peer_uris({}, "test:///{node}"),
         stop_grace_s=0,
     )

@@ -169,6 +169,23 @@ def test_fake_api_agent_fails_a_migration_whose_target_has_no_holder(
     assert agent.conn.status(f"{v.NS}_web").active
 
 
+def test_fake_api_agent_waits_until_the_target_holder_runs(
+    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
+) -> None:
+    fake.add(v.node(NODE), v.node(OTHER), vm_on("web"), v.report("fast", v.NATIVE))
+    provision(fake, ctx, agent, "web")
+    guests.reconcile(agent, read(ctx, kinds.VM, "web"))
+    fake.add(v.migration("m1", vm_name="web", node=OTHER))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # the Pod is still Pending
+
+    mig = read(ctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Scheduled"
+    assert _cond(mig, "Ready")["reason"] == "WaitingForTarget"
+    assert agent.conn.status(f"{v.NS}_web").active
+
+
 def test_fake_api_agent_ignores_migrations_from_other_nodes(
     fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
 ) -> None:
