@@ -1,0 +1,98 @@
+"""What the controller does for the node agent (fake API server): holder Pods, modes, nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from csi_vm import errors
+from csi_vm.controller import context, kinds, storage
+from csi_vm.controller import run as controller_run
+from tests.support import fakekube
+from tests.support import vmobjects as v
+
+from .conftest import NODE, OTHER, read
+
+pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
+
+
+def _vm(name: str, *, sc: str = "fast", node: str = NODE) -> dict:  # type: ignore[type-arg]
+    obj = v.vm(name, sc=sc, running=True)
+    obj["spec"]["nodeName"] = node
+    return obj
+
+
+def _set_status(fake: fakekube.FakeKube, plural: str, name: str, status: dict) -> None:  # type: ignore[type-arg]
+    res = fake.store.resource(kinds.GROUP, kinds.VERSION, plural)
+    assert res is not None
+    fake.store.patch(res, v.NS, name, {"status": status}, subresource="status")
+
+
+@pytest.mark.parametrize(
+    ("plan", "modes"),
+    [(v.NATIVE, ["ReadWriteMany"]), (v.BASIC, ["ReadWriteOnce"])],
+    ids=["shared-class-rwx", "node-local-class-rwo"],
+)
+def test_fake_api_claims_are_shared_only_where_migration_shares_them(
+    fake: fakekube.FakeKube,
+    ctx: context.Context,
+    plan: dict,
+    modes: list[str],  # type: ignore[type-arg]
+) -> None:
+    fake.add(v.node(NODE), v.report("fast", plan), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    assert read(ctx, kinds.PVC, "web-root")["spec"]["accessModes"] == modes
+
+
+def test_fake_api_holder_pod_is_pinned_and_uses_every_claim_as_a_device(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.node(NODE), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    pod = read(ctx, kinds.POD, f"web-disks-{NODE}")
+    assert pod["spec"]["nodeName"] == NODE
+    assert pod["spec"]["volumes"] == [
+        {"name": "root", "persistentVolumeClaim": {"claimName": "web-root"}}
+    ]
+    assert pod["spec"]["containers"][0]["volumeDevices"][0]["name"] == "root"
+    assert pod["metadata"]["ownerReferences"][0]["name"] == "web"  # goes with the VM
+    vm = read(ctx, kinds.VM, "web")
+    assert vm["status"]["phase"] == "Provisioning"  # not bound yet: still the controller's
+
+
+def test_fake_api_migration_to_an_unknown_node_or_its_own_node_is_refused(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.node(NODE), _vm("web"), v.migration("away", vm_name="web", node="node-z"))
+    fake.add(v.migration("home", vm_name="web", node=NODE))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "away"))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "home"))
+    assert read(ctx, kinds.MIGRATION, "away")["status"]["phase"] == "NodeNotFound"
+    assert read(ctx, kinds.MIGRATION, "home")["status"]["phase"] == "AlreadyOnTarget"
+
+
+def test_fake_api_finished_migrations_release_only_the_node_the_vm_left(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.node(NODE), v.node(OTHER), v.report("fast", v.NATIVE), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    fake.add(v.migration("m1", vm_name="web", node=OTHER))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    assert read(ctx, kinds.POD, f"web-disks-{OTHER}")  # the target's, made with the decision
+
+    # Succeeded, but the VM's status still says NODE (say, moved back since): keep both.
+    _set_status(fake, "vmmigrations", "m1", {"phase": "Succeeded"})
+    _set_status(fake, "virtualmachines", "web", {"nodeName": NODE})
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    assert read(ctx, kinds.POD, f"web-disks-{NODE}")
+
+    _set_status(fake, "virtualmachines", "web", {"nodeName": OTHER})
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    with pytest.raises(errors.NotFound):
+        read(ctx, kinds.POD, f"web-disks-{NODE}")
+    assert read(ctx, kinds.POD, f"web-disks-{OTHER}")
+
+
+def test_fake_api_holder_names_stay_valid_for_long_names() -> None:
+    name = storage.vm_holder_name("v" * 200, "n" * 200)
+    assert len(name) <= 253
+    assert name != storage.vm_holder_name("v" * 200, "m" * 200)
