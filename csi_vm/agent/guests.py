@@ -71,9 +71,11 @@ def active(conn: libvirt_conn.Connection, dom: str) -> bool:
 def _run(agent: state.Agent, vm: Json) -> None:
     dom = state.domain_name(crd.meta(vm))
     if active(agent.conn, dom):
-        cond = state.tell(
-            agent, vm, kind=RUNNING, reason="Running", message=f"runs on {agent.node}", ok=True
-        )
+        cond = state.condition(vm, RUNNING)
+        if cond.get("status") != "True":  # a True one says how it got here: keep it
+            cond = state.tell(
+                agent, vm, kind=RUNNING, reason="Running", message=f"runs on {agent.node}", ok=True
+            )
         fields = {"phase": "Running", "nodeName": agent.node, "message": None}
         state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
         return

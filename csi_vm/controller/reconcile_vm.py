@@ -24,6 +24,8 @@ from csi_vm.controller import models as crd
 Json = context.Json
 #: The condition that says whether the VM's node is known to the cluster.
 NODE = "NodeAssigned"
+#: Phases the node agent writes; the controller leaves them alone.
+AGENT_PHASES = ("Starting", "Running", "Stopped", "Failed")
 _MIGRATION = "live_migration"
 
 
@@ -45,6 +47,12 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     node = assigned_node(obj)
     if node:
         conditions.append(_hold(ctx, obj, node=node, disks=[held for _, held in pairs]))
+    elif spec.running:
+        message = "spec.nodeName is empty: name the node the VM is to run on"
+        gen = meta.generation
+        conditions.append(
+            status.condition(NODE, ok=False, reason="NoNode", message=message, generation=gen)
+        )
     context.write_status(
         ctx,
         kinds.VM,
@@ -64,7 +72,7 @@ def _phase(obj: Json, spec: crd.VMSpec, *, bound: bool) -> str:
     old = (obj.get("status") or {}).get("phase")
     if not bound:
         return "Provisioning"
-    if old and old != "Provisioning":
+    if old in AGENT_PHASES:
         return str(old)  # the node agent's from here on
     # "Starting": handed to the node agent, which writes Running once it runs.
     return "Starting" if spec.running else "Stopped"

@@ -96,3 +96,29 @@ def test_fake_api_holder_names_stay_valid_for_long_names() -> None:
     name = storage.vm_holder_name("v" * 200, "n" * 200)
     assert len(name) <= 253
     assert name != storage.vm_holder_name("v" * 200, "m" * 200)
+
+
+def test_fake_api_a_running_vm_without_a_node_is_told_to_name_one(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.vm("web", running=True))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    conds = read(ctx, kinds.VM, "web")["status"]["conditions"]
+    node = next(c for c in conds if c["type"] == "NodeAssigned")
+    assert (node["status"], node["reason"]) == ("False", "NoNode")
+    assert "spec.nodeName is empty" in node["message"]
+
+
+def test_fake_api_the_controller_leaves_the_agents_phase_alone(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.node(NODE), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    pvcs = fake.store.resource("", "v1", "persistentvolumeclaims")
+    assert pvcs is not None
+    fake.store.patch(pvcs, v.NS, "web-root", {"status": {"phase": "Bound"}}, subresource="status")
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    assert read(ctx, kinds.VM, "web")["status"]["phase"] == "Starting"  # handed to the agent
+    _set_status(fake, "virtualmachines", "web", {"phase": "Running", "nodeName": NODE})
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    assert read(ctx, kinds.VM, "web")["status"]["phase"] == "Running"
