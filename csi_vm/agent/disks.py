@@ -65,8 +65,10 @@ def published(agent: state.Agent, vm: Json, *, on: str, running: bool = False) -
             hint="the controller makes it once the VM names its node",
         ) from None
     placed = (pod.get("spec") or {}).get("nodeName")
+    if not placed:
+        raise NotReady(f"holder Pod {pod_name} is not scheduled onto {on} yet")
     if placed != on:
-        raise NotPublished(f"holder Pod {pod_name} is on node {placed or '(none)'}, not {on}")
+        raise NotPublished(f"holder Pod {pod_name} is on node {placed}, not {on}")
     phase = (pod.get("status") or {}).get("phase")
     if running and phase != "Running":
         raise NotReady(f"holder Pod {pod_name} on {on} is {phase or 'Pending'}, not Running yet")

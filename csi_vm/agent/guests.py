@@ -81,7 +81,7 @@ def _run(agent: state.Agent, vm: Json) -> None:
         return
     try:
         found = [disks.for_domain(agent, d) for d in disks.published(agent, vm, on=agent.node)]
-    except disks.NotPublished as err:
+    except (disks.NotPublished, disks.NotReady) as err:
         cond = state.tell(
             agent, vm, kind=RUNNING, reason="DiskNotPublished", message=str(err), ok=False
         )

@@ -215,9 +215,15 @@ def vm_holder(owner: Json, *, node: str, disks: list[HeldDisk], image: str) -> J
         container["volumeDevices"] = devices
     if mounts:
         container["volumeMounts"] = mounts
+    # Pinned to the VM's node through the scheduler, as DaemonSets pin
+    # theirs: a pod with spec.nodeName set skips the scheduler, and then a
+    # WaitForFirstConsumer claim never binds.
+    on_node = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+    required = {"nodeSelectorTerms": [on_node]}
     spec = {
-        # Pinned: the VM runs where its agent is, the scheduler has no say.
-        "nodeName": node,
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
+        # The VM is on that node whatever its taints: the holder goes with it.
+        "tolerations": [{"operator": "Exists"}],
         "restartPolicy": "Always",
         "containers": [container],
         "volumes": [

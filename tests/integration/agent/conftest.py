@@ -7,7 +7,8 @@ dir, one per node) publishing real loop devices, and the agent and
 controller loops with their list and watch. What is fake, because no API
 server can run here: the Kubernetes API (tests/support/fakekube) and the
 cluster components around it, played by `Sim`: the external-provisioner
-(CreateVolume for each new claim, then Bound) and the kubelet (for each
+(CreateVolume for each new claim, then Bound), the scheduler (a holder Pod
+onto the node its affinity names) and the kubelet (for each
 holder Pod on a node: NodeStage and NodePublish of its block volumes at the
 kubelet's paths, then the Pod Running; NodeUnpublish when it is deleted).
 """
@@ -131,6 +132,7 @@ class Sim:
         for pod in pods:
             uid = pod["metadata"]["uid"]
             alive.add(uid)
+            self._schedule(pod)
             if uid in self.published or pod["spec"].get("nodeName") not in self.drivers:
                 continue
             claims = [vol["persistentVolumeClaim"]["claimName"] for vol in pod["spec"]["volumes"]]
@@ -149,6 +151,19 @@ class Sim:
             )  # fmt: skip
         for uid in set(self.published) - alive:
             self._unpublish(uid)
+
+    def _schedule(self, pod: Obj) -> None:
+        """The scheduler's part: the node a holder Pod's affinity names."""
+        if pod["spec"].get("nodeName"):
+            return
+        terms = pod["spec"]["affinity"]["nodeAffinity"]
+        field = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+        node = field["matchFields"][0]["values"][0]
+        spec = {"spec": {"nodeName": node}}
+        self.fake.store.patch(
+            self._res("pods"), pod["metadata"]["namespace"], pod["metadata"]["name"], spec
+        )
+        pod["spec"]["nodeName"] = node
 
     def _publish(self, uid: str, node: str, pv: str) -> None:
         volume = self.volumes[pv]

@@ -99,6 +99,7 @@ def provision(
     assert pvcs is not None
     fake.store.patch(pvcs, v.NS, claim, {"spec": {"volumeName": pv}})
     fake.store.patch(pvcs, v.NS, claim, {"status": {"phase": "Bound"}}, subresource="status")
+    schedule(fake, f"{name}-disks-{NODE}")
     pod = read(ctx, kinds.POD, f"{name}-disks-{NODE}")
     mount = (
         agent.kubelet_dir / "pods" / pod["metadata"]["uid"] / "volumes" / "kubernetes.io~csi" / pv
@@ -107,6 +108,17 @@ def provision(
     if image:
         (mount / "disk.img").write_bytes(b"\0" * 4096)
     return mount
+
+
+def schedule(fake: fakekube.FakeKube, pod: str) -> None:  # noqa: F811
+    """What the scheduler does with a holder Pod: the node its affinity names."""
+    pods = fake.store.resource("", "v1", "pods")
+    assert pods is not None
+    found = fake.store.get(pods, v.NS, pod)
+    terms = found["spec"]["affinity"]["nodeAffinity"]
+    field = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    node = field["matchFields"][0]["values"][0]
+    fake.store.patch(pods, v.NS, pod, {"spec": {"nodeName": node}})
 
 
 def read(ctx: context.Context, res, name: str) -> dict:  # type: ignore[no-untyped-def,type-arg]  # noqa: F811

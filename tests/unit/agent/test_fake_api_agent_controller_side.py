@@ -49,7 +49,13 @@ def test_fake_api_holder_pod_is_pinned_and_uses_every_claim_as_a_device(
     fake.add(v.node(NODE), _vm("web"))
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
     pod = read(ctx, kinds.POD, f"web-disks-{NODE}")
-    assert pod["spec"]["nodeName"] == NODE
+    terms = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert terms["nodeSelectorTerms"][0]["matchFields"] == [
+        {"key": "metadata.name", "operator": "In", "values": [NODE]}
+    ]
+    assert "nodeName" not in pod["spec"]  # through the scheduler: WaitForFirstConsumer binds
     assert pod["spec"]["volumes"] == [
         {"name": "root", "persistentVolumeClaim": {"claimName": "web-root"}}
     ]

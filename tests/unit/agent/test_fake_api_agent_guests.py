@@ -13,7 +13,7 @@ from csi_vm.controller import run as controller_run
 from tests.support import fakekube
 from tests.support import vmobjects as v
 
-from .conftest import NODE, OTHER, provision, read, vm_on
+from .conftest import NODE, OTHER, provision, read, schedule, vm_on
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 
@@ -157,8 +157,7 @@ def test_fake_api_agent_fails_a_migration_whose_target_has_no_holder(
     guests.reconcile(agent, read(ctx, kinds.VM, "web"))
     fake.add(v.migration("m1", vm_name="web", node=OTHER))
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
-    holder = read(ctx, kinds.POD, f"web-disks-{OTHER}")  # the controller made it
-    assert holder["spec"]["nodeName"] == OTHER
+    assert read(ctx, kinds.POD, f"web-disks-{OTHER}")  # the controller made it
     ctx.objs.delete(kinds.POD, f"web-disks-{OTHER}", namespace=v.NS)
 
     migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))
@@ -178,11 +177,18 @@ def test_fake_api_agent_waits_until_the_target_holder_runs(
     fake.add(v.migration("m1", vm_name="web", node=OTHER))
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
 
-    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # the Pod is still Pending
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # not even scheduled
+    mig = read(ctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Scheduled"
+    assert "not scheduled" in _cond(mig, "Ready")["message"]
+
+    schedule(fake, f"web-disks-{OTHER}")
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # scheduled, still Pending
 
     mig = read(ctx, kinds.MIGRATION, "m1")
     assert mig["status"]["phase"] == "Scheduled"
     assert _cond(mig, "Ready")["reason"] == "WaitingForTarget"
+    assert "is Pending, not Running" in _cond(mig, "Ready")["message"]
     assert agent.conn.status(f"{v.NS}_web").active
 
 
