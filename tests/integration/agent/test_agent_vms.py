@@ -118,6 +118,28 @@ def test_failed_migration_leaves_the_guest_running_on_the_source(cluster: Cluste
     _counter_passes(cluster, "stayer", NODE_A, above=before + 3)
 
 
+def test_migration_left_running_by_a_stopped_agent_is_settled_on_the_source(
+    cluster: Cluster,
+) -> None:
+    before = _start(cluster, "orphan")
+    # What an agent that died mid-migration leaves: Running, and libvirt
+    # cancelled the job with its client, so the guest is on the source.
+    mig = v.migration("m-orphan", vm_name="orphan", node=NODE_B)
+    mig["status"] = {
+        "phase": "Running", "sourceNode": NODE_A, "targetNode": NODE_B, "strategy": "shared-volume",
+    }  # fmt: skip
+    cluster.add(mig)
+
+    cluster.wait(
+        "m-orphan Failed", lambda: _phase(cluster, kinds.MIGRATION, "m-orphan") == "Failed"
+    )
+
+    message = cluster.get(kinds.MIGRATION, "m-orphan")["status"]["message"]
+    assert "the node agent stopped during it" in message
+    assert cluster.active_on("orphan") == [NODE_A]
+    _counter_passes(cluster, "orphan", NODE_A, above=before + 3)
+
+
 def test_vm_on_an_unknown_node_says_so(cluster: Cluster) -> None:
     cluster.add(vm("lost", node="node-z"))
 
