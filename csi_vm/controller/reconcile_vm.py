@@ -105,10 +105,23 @@ def _condition(obj: Json, kind: str) -> Json:
 def ensure_holder(
     ctx: context.Context, obj: Json, *, node: str, disks: list[storage.HeldDisk]
 ) -> Json:
-    """Create (or find) the Pod that publishes the VM's claims ``disks`` on ``node``."""
-    return storage.ensure(
-        ctx.objs, kinds.POD, storage.vm_holder(obj, node=node, disks=disks, image=ctx.image)
-    )
+    """Create (or find) the Pod that publishes the VM's claims ``disks`` on ``node``.
+
+    A Pod's volumes cannot change. When the VM's claims did (a disk copied to
+    a larger claim) and the VM does not run on ``node``, the old holder is
+    deleted and a later pass makes it anew; under a running guest it stays.
+    """
+    body = storage.vm_holder(obj, node=node, disks=disks, image=ctx.image)
+    pod = storage.ensure(ctx.objs, kinds.POD, body)
+    if _claims(pod) != _claims(body) and (obj.get("status") or {}).get("nodeName") != node:
+        meta = pod["metadata"]
+        ctx.objs.delete(kinds.POD, meta["name"], namespace=meta["namespace"])
+    return pod
+
+
+def _claims(pod: Json) -> list[str]:
+    volumes = (pod.get("spec") or {}).get("volumes") or ()
+    return sorted(str((v.get("persistentVolumeClaim") or {}).get("claimName")) for v in volumes)
 
 
 def held_disks(ctx: context.Context, obj: Json) -> list[storage.HeldDisk]:

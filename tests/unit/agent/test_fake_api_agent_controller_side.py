@@ -128,3 +128,25 @@ def test_fake_api_the_controller_leaves_the_agents_phase_alone(
     _set_status(fake, "virtualmachines", "web", {"phase": "Running", "nodeName": NODE})
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
     assert read(ctx, kinds.VM, "web")["status"]["phase"] == "Running"
+
+
+def test_fake_api_a_holder_follows_the_vms_claims_while_the_vm_is_not_there(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.node(NODE), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    # A disk switched to another claim (as a copy to a larger one does).
+    disks = [{"name": "root", "size": "1Gi", "storageClassName": "fast", "claimName": "web-big"}]
+    ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": disks}}, namespace=v.NS)
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))  # the old holder goes
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))  # the new one comes
+    pod = read(ctx, kinds.POD, f"web-disks-{NODE}")
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "web-big"
+
+    # Under a running guest the holder stays, whatever the spec says now.
+    _set_status(fake, "virtualmachines", "web", {"nodeName": NODE})
+    ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": [{**disks[0], "claimName": "web-x"}]}},
+                   namespace=v.NS)  # fmt: skip
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    pod = read(ctx, kinds.POD, f"web-disks-{NODE}")
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "web-big"
