@@ -9,7 +9,15 @@ those claims.
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects
+from csi_vm.controller import (
+    context,
+    diskops,
+    kinds,
+    snapclass,
+    storage,
+    strategy,
+    vmobjects,
+)
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -121,7 +129,11 @@ def _via_snapshot(
     snap = storage.ensure(
         ctx.objs,
         kinds.VOLUME_SNAPSHOT,
-        storage.volume_snapshot(snap_target, source_claim=source_claim),
+        storage.volume_snapshot(
+            snap_target,
+            source_claim=source_claim,
+            snapshot_class=snapclass.for_storage_class(ctx, target.storage_class),
+        ),
     )
     progress = storage.snapshot_progress(snap)
     if progress is not storage.Progress.READY:

@@ -8,7 +8,7 @@ consistent copy; the node agent quiesces running guests).
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, storage, strategy
+from csi_vm.controller import context, diskops, kinds, snapclass, storage, strategy
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -60,7 +60,8 @@ def _disk(
     )
     source = disk.claim_of(vm)
     if choice.strategy == "csi-snapshot":
-        body = storage.volume_snapshot(target, source_claim=source, snapshot_class=snapshot_class)
+        chosen = snapclass.for_storage_class(ctx, disk.storage_class, asked=snapshot_class)
+        body = storage.volume_snapshot(target, source_claim=source, snapshot_class=chosen)
         made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
         kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
     else:

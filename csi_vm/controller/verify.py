@@ -18,7 +18,7 @@ import datetime
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, kinds, quantity, storage
+from csi_vm.controller import context, kinds, quantity, snapclass, storage
 from csi_vm.controller import models as crd
 from csi_vm.kube import models as kube
 
@@ -111,7 +111,11 @@ def _results(
 
 
 def _snapshot(ctx: context.Context, probe: Probe, *, late: bool) -> model.FeatureResult | None:
-    body = storage.volume_snapshot(probe.target(probe.source), source_claim=probe.source)
+    body = storage.volume_snapshot(
+        probe.target(probe.source),
+        source_claim=probe.source,
+        snapshot_class=snapclass.pick(ctx.api.snapshot_classes(), driver=probe.sc.provisioner),
+    )
     try:
         snap = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
     except errors.NotFound:
