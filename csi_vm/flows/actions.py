@@ -17,7 +17,7 @@ from typing import Any
 
 from csi_vm import errors, spec
 from csi_vm.csi import models
-from csi_vm.flows import context, diskio, migactions, vmactions
+from csi_vm.flows import context, devcheck, diskio, migactions, vmactions
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -282,28 +282,38 @@ def require_attached(path: str) -> None:
     )
 
 
+def _ends(data: Data, **roles: str) -> dict[str, tuple[str, int]]:
+    """The copy's ends to check, by role; none for steps journaled without sizes."""
+    sizes = {"source": data.get("src_size", 0), "target": data.get("size", 0)}
+    return {role: (data[key], sizes[role]) for role, key in roles.items() if sizes[role]}
+
+
 def _copy(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     require_attached(data["dst"])
-    copied = diskio.copy(
-        data["src"],
-        data["dst"],
-        what=data.get("what", "copy"),
-        progress=env.progress,
-        verify=data.get("verify", False),
-    )
+    what = data.get("what", "copy")
+    with devcheck.checked_copy(what=what, ends=_ends(data, source="src", target="dst")):
+        copied = diskio.copy(
+            data["src"], data["dst"], what=what, progress=env.progress,
+            verify=data.get("verify", False),
+        )  # fmt: skip
     return {"bytes": copied}
 
 
 def _import(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     require_attached(data["dst"])
-    copied = diskio.import_image(
-        data["image"], data["dst"], size=data["size"], progress=env.progress
-    )
+    what = data.get("what", f"import {data['image']}")
+    with devcheck.checked_copy(what=what, ends=_ends(data, target="dst")):
+        copied = diskio.import_image(
+            data["image"], data["dst"], size=data["size"], progress=env.progress
+        )
     return {"bytes": copied}
 
 
 def _export(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
-    diskio.export_image(data["src"], data["file"], fmt=data["format"], progress=env.progress)
+    what = data.get("what", f"export {data['file']}")
+    ends = {"source": (data["src"], data["size"])} if data.get("size") else {}
+    with devcheck.checked_copy(what=what, ends=ends):
+        diskio.export_image(data["src"], data["file"], fmt=data["format"], progress=env.progress)
     return {}
 
 

@@ -66,7 +66,11 @@ def _move_disk(
     src = steps.attach(flow, moves.vol(d), node=source)
     dst = steps.attach(flow, new, node=to)
     steps.make_image(flow, dst, size=d.size)
-    copied = flow.run("copy", {"src": src.path, "dst": dst.path, "what": f"{d.vm}: {d.name}"})
+    copied = flow.run(
+        "copy",
+        {"src": src.path, "dst": dst.path, "what": f"{d.vm}: {d.name}", "src_size": d.size,
+         "size": d.size},
+    )  # fmt: skip
     steps.detach(flow, dst)
     steps.detach(flow, src)
     move = moves.Move(disk=d, target=target, driver=driver, volume_id=new.volume_id)

@@ -77,7 +77,10 @@ def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -
         )
         att = steps.attach(flow, new)
         steps.make_image(flow, att, size=d.size)
-        flow.run("import", {"image": str(image), "dst": att.path, "size": d.size})
+        flow.run(
+            "import",
+            {"image": str(image), "dst": att.path, "size": d.size, "what": f"{vm}: {disk}"},
+        )
         steps.detach(flow, att)
         flow.commit(
             lambda cur: records.replace_disk_volume(
@@ -99,7 +102,9 @@ def export(
     with engine.Flow(env, kind="export", vm=vm, args={"disk": disk, "file": str(file)}) as flow:
         att = steps.attach(flow, _vol(d))
         flow.run(
-            "export", {"src": att.path, "file": str(file.resolve()), "format": fmt, "size": d.size}
-        )
+            "export",
+            {"src": att.path, "file": str(file.resolve()), "format": fmt, "size": d.size,
+             "what": f"{vm}: {disk}"},
+        )  # fmt: skip
         steps.detach(flow, att)
         flow.commit(lambda cur: None)

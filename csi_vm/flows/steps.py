@@ -102,7 +102,12 @@ def host_copy(
     src_att = attach(flow, src)
     dst_att = attach(flow, dst)
     make_image(flow, dst_att, size=size)
-    flow.run("copy", {"src": src_att.path, "dst": dst_att.path, "what": f"{flow.vm}: {what}"})
+    # The sizes let the copy check that both ends are still their volumes.
+    flow.run(
+        "copy",
+        {"src": src_att.path, "dst": dst_att.path, "what": f"{flow.vm}: {what}",
+         "src_size": src.size, "size": size},
+    )  # fmt: skip
     make_image(flow, dst_att, size=size)  # a larger target keeps its full size
     detach(flow, dst_att)
     detach(flow, src_att)

@@ -66,7 +66,11 @@ def _make_disk(
         vol = steps.new_volume(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
         att = steps.attach(flow, vol)
         steps.make_image(flow, att, size=d.size)
-        flow.run("import", {"image": str(d.source.image), "dst": att.path, "size": d.size})
+        flow.run(
+            "import",
+            {"image": str(d.source.image), "dst": att.path, "size": d.size,
+             "what": f"{flow.vm}: {d.name}"},
+        )  # fmt: skip
         steps.detach(flow, att)
         return vol
     if kind == "snapshot":
