@@ -11,13 +11,24 @@ its `libvirtError` into the csi-vm tree, by error code (never by message):
     job lock timeout                    -> Busy
     daemon unreachable, RPC failure     -> Unreachable
     anything else                       -> OperationFailed
+
+A restarted libvirtd (qemu keeps running while the daemon is gone, and the
+new daemon reconnects to it) breaks every open connection. `Connection`
+then opens a new one, waiting up to `RECONNECT_S` for the daemon to come
+back, and repeats the failed call if it only reads: a job polled across the
+restart is seen to its end. A call that changes something is not repeated
+blindly (it may have happened); it fails, on a connection that works again,
+so the caller's cleanup can run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
+import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from xml.etree import ElementTree
@@ -29,8 +40,21 @@ from csi_vm import errors
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 #: the URI that scripts/libvirtd-start serves
 SYSTEM_URI = "qemu:///system"
+#: how long a broken connection waits for libvirtd to answer again; a
+#: restart takes 1-3 s here, a distribution's service restart under 10 s
+RECONNECT_S = 30.0
+_RECONNECT_POLL_S = 0.25
+_START_HINT = "start it with scripts/libvirtd-start (or scripts/libvirt-node start NAME)"
+#: calls repeated after a reconnect: they only read, or (defineXML, and
+#: destroy and undefine as written below) give the same result when done twice
+_REPEATABLE = frozenset({
+    "listAllDomains", "getCapabilities", "getVersion", "state", "XMLDesc", "jobInfo",
+    "jobStats", "blockJobInfo", "blockInfo", "exists", "defineXML", "destroy", "undefine",
+})  # fmt: skip
 
 
 def _quiet(_ctx: object, _err: object) -> None:
@@ -116,26 +140,40 @@ def _reason_names() -> dict[tuple[DomainState, int], str]:
 _REASONS = _reason_names()
 
 
+def _open_handle(uri: str, *, wait_s: float) -> Any:
+    """libvirt.open, tried again every quarter second for `wait_s` while the daemon is away."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return libvirt.open(uri)
+        except libvirt.libvirtError as err:
+            if time.monotonic() >= deadline:
+                waited = f" (waited {wait_s:.0f} s)" if wait_s else ""
+                reason = err.get_error_message() or err
+                raise errors.Unreachable(
+                    f"cannot connect to libvirt at {uri}{waited}: {reason}",
+                    hint=_START_HINT,
+                ) from err
+        time.sleep(_RECONNECT_POLL_S)
+
+
 class Connection:
     """One libvirt connection (one node). Not shared across processes."""
 
-    def __init__(self, uri: str, handle: Any) -> None:
+    def __init__(self, uri: str, handle: Any, *, reconnect_s: float = RECONNECT_S) -> None:
         self.uri = uri
         self._handle = handle
+        self._reconnect_s = reconnect_s
 
     @classmethod
-    def open(cls, uri: str = SYSTEM_URI) -> Connection:
-        try:
-            handle = libvirt.open(uri)
-        except libvirt.libvirtError as err:
-            raise errors.Unreachable(
-                f"cannot connect to libvirt at {uri}: {err.get_error_message() or err}",
-                hint="start it with scripts/libvirtd-start (or scripts/libvirt-node start NAME)",
-            ) from err
-        return cls(uri, handle)
+    def open(cls, uri: str = SYSTEM_URI, *, wait_s: float = 0.0) -> Connection:
+        """Connect; `wait_s`: keep trying that long (a daemon being restarted)."""
+        return cls(uri, _open_handle(uri, wait_s=wait_s))
 
     def close(self) -> None:
-        self._call("close", self._handle.close)
+        # a daemon that went away leaves nothing to close
+        with contextlib.suppress(errors.Unreachable):
+            self._call("close", self._handle.close)
 
     def __enter__(self) -> Connection:
         return self
@@ -155,15 +193,49 @@ class Connection:
     def _domain(self, name: str) -> Any:
         return self._call(f"domain {name}", self._handle.lookupByName, name)
 
+    def _surviving(self, method: str, once: Callable[[], T]) -> T:
+        """Run `once`; when the daemon went away, reconnect and repeat it if it only reads.
+
+        `once` must look its objects up afresh: a domain object of the old
+        connection is dead with it.
+        """
+        try:
+            return once()
+        except errors.Unreachable as err:
+            if not self._broken():
+                raise  # the daemon answered: e.g. an unresponsive guest agent
+            log.warning("%s: lost the connection to libvirtd (%s); reconnecting", self.uri, err)
+            self._reconnect()
+            if method not in _REPEATABLE:
+                # It may or may not have happened: the caller's cleanup finds out.
+                raise errors.Unreachable(
+                    f"{err.message}; libvirtd restarted meanwhile ({method} is not repeated)"
+                ) from err
+            log.info("%s: reconnected; repeating %s", self.uri, method)
+            return once()
+
+    def _broken(self) -> bool:
+        try:
+            return not self._handle.isAlive()
+        except libvirt.libvirtError:
+            return True
+
+    def _reconnect(self) -> None:
+        old, self._handle = self._handle, _open_handle(self.uri, wait_s=self._reconnect_s)
+        with contextlib.suppress(libvirt.libvirtError):  # dead already: closing only frees it
+            old.close()
+
     # -- node -----------------------------------------------------------------
 
     def hypervisor_version(self) -> int:
         """qemu's version as libvirt encodes it (major * 1_000_000 + minor * 1000 + micro)."""
-        return int(self._call("getVersion", self._handle.getVersion))
+        once = lambda: self._call("getVersion", self._handle.getVersion)  # noqa: E731
+        return int(self._surviving("getVersion", once))
 
     def host_uuid(self) -> str:
         """The node's identity: distinct nodes on one machine have distinct UUIDs."""
-        caps = str(self._call("getCapabilities", self._handle.getCapabilities))
+        once = lambda: self._call("getCapabilities", self._handle.getCapabilities)  # noqa: E731
+        caps = str(self._surviving("getCapabilities", once))
         # libvirtd's own answer, not outside input: the stdlib parser is fine here
         uuid = ElementTree.fromstring(caps).findtext("host/uuid")  # noqa: S314
         if not uuid:
@@ -171,83 +243,112 @@ class Connection:
         return uuid
 
     def domain_names(self) -> list[str]:
-        domains = self._call("listAllDomains", self._handle.listAllDomains, 0)
-        return sorted(str(d.name()) for d in domains)
+        def once() -> list[str]:
+            domains = self._call("listAllDomains", self._handle.listAllDomains, 0)
+            return sorted(str(d.name()) for d in domains)
+
+        return self._surviving("listAllDomains", once)
 
     # -- domains --------------------------------------------------------------
 
     def define(self, xml: str) -> str:
         """Define (or redefine) a persistent domain; returns its name."""
-        domain = self._call("defineXML", self._handle.defineXML, xml)
-        return str(domain.name())
+
+        def once() -> str:
+            return str(self._call("defineXML", self._handle.defineXML, xml).name())
+
+        return self._surviving("defineXML", once)
 
     def start(self, name: str) -> None:
-        domain = self._domain(name)
-        self._call(f"start {name}", domain.create)
+        self._surviving("create", lambda: self._call(f"start {name}", self._domain(name).create))
 
     def shutdown(self, name: str) -> None:
         """Ask the guest to power off (ACPI); it may ignore the request."""
-        domain = self._domain(name)
-        self._call(f"shutdown {name}", domain.shutdown)
+        once = lambda: self._call(f"shutdown {name}", self._domain(name).shutdown)  # noqa: E731
+        self._surviving("shutdown", once)
 
     def destroy(self, name: str) -> None:
         """Stop the domain now (kill qemu); a stopped or unknown domain is no error."""
-        try:
-            domain = self._domain(name)
-            if self._call(f"isActive {name}", domain.isActive):
-                self._call(f"destroy {name}", domain.destroy)
-        except (errors.NotFound, errors.Rejected):
-            return  # gone, or stopped between the check and the call
+
+        def once() -> None:
+            try:
+                domain = self._domain(name)
+                if self._call(f"isActive {name}", domain.isActive):
+                    self._call(f"destroy {name}", domain.destroy)
+            except (errors.NotFound, errors.Rejected):
+                return  # gone, or stopped between the check and the call
+
+        self._surviving("destroy", once)
 
     def undefine(self, name: str) -> None:
         """Remove the definition; an unknown domain is no error."""
-        try:
-            domain = self._domain(name)
-        except errors.NotFound:
-            return
-        self._call(f"undefine {name}", domain.undefine)
+
+        def once() -> None:
+            try:
+                domain = self._domain(name)
+            except errors.NotFound:
+                return
+            self._call(f"undefine {name}", domain.undefine)
+
+        self._surviving("undefine", once)
 
     def exists(self, name: str) -> bool:
-        try:
-            self._domain(name)
-        except errors.NotFound:
-            return False
-        return True
+        def once() -> bool:
+            try:
+                self._domain(name)
+            except errors.NotFound:
+                return False
+            return True
+
+        return self._surviving("exists", once)
 
     def status(self, name: str) -> DomainStatus:
-        domain = self._domain(name)
-        state, reason = self._call(f"state of {name}", domain.state)
+        once = lambda: self._call(f"state of {name}", self._domain(name).state)  # noqa: E731
+        state, reason = self._surviving("state", once)
         known = _STATES.get(int(state), DomainState.NOSTATE)
         return DomainStatus(known, _REASONS.get((known, int(reason)), f"reason-{reason}"))
 
     def xml_desc(self, name: str, *, migratable: bool = False) -> str:
         """The domain's XML; `migratable` gives the form a migration destination takes."""
         flags = libvirt.VIR_DOMAIN_XML_MIGRATABLE if migratable else 0
-        domain = self._domain(name)
-        return str(self._call(f"XMLDesc of {name}", domain.XMLDesc, flags))
+        return str(self.call(name, "XMLDesc", "XMLDesc", flags))
 
     # -- running domains: resize, freeze, block jobs, migration ----------------
     # Block jobs and migration are in `launcher.blockjobs` and
     # `launcher.migration`; these are the raw calls they are made of.
 
     def call(self, name: str, what: str, method: str, *args: Any) -> Any:
-        """Call a virDomain method on a domain, errors mapped into the csi-vm tree."""
-        domain = self._domain(name)
-        return self._call(f"{what} of {name}", getattr(domain, method), *args)
+        """Call a virDomain method on a domain, errors mapped into the csi-vm tree.
+
+        Across a libvirtd restart, methods that only read are repeated on a
+        new connection; others fail with Unreachable once it works again.
+        """
+
+        def once() -> Any:
+            return self._call(f"{what} of {name}", getattr(self._domain(name), method), *args)
+
+        return self._surviving(method, once)
 
     def migrate(self, name: str, *, dest: Connection, params: dict[str, Any], flags: int) -> None:
         """virDomainMigrate3 from this node to `dest` (the client drives both ends)."""
-        domain = self._domain(name)
-        self._call(f"migrate {name} to {dest.uri}", domain.migrate3, dest._handle, params, flags)
+
+        def once() -> None:
+            domain = self._domain(name)
+            what = f"migrate {name} to {dest.uri}"
+            self._call(what, domain.migrate3, dest._handle, params, flags)
+
+        self._surviving("migrate3", once)
 
     def qemu_monitor(self, name: str, command: dict[str, Any]) -> Any:
         """One QMP command, for what this libvirt cannot ask qemu for (see blockjobs.unslice).
 
         libvirt marks the domain "tainted: custom-monitor"; nothing else changes.
         """
-        domain = self._domain(name)
-        reply = self._call(
-            f"QMP {command.get('execute')} on {name}",
-            libvirt_qemu.qemuMonitorCommand, domain, json.dumps(command), 0,
-        )  # fmt: skip
-        return json.loads(reply).get("return")
+
+        def once() -> Any:
+            return self._call(
+                f"QMP {command.get('execute')} on {name}",
+                libvirt_qemu.qemuMonitorCommand, self._domain(name), json.dumps(command), 0,
+            )  # fmt: skip
+
+        return json.loads(self._surviving("qemuMonitorCommand", once)).get("return")

@@ -18,11 +18,14 @@ Data = dict[str, Any]
 
 @contextlib.contextmanager
 def _pair(
-    env: context.Env, data: Data
+    env: context.Env, data: Data, *, wait_s: float = 0.0
 ) -> Iterator[tuple[libvirt_conn.Connection, libvirt_conn.Connection]]:
+    """Both nodes; `wait_s`: how long to wait for a libvirtd being restarted."""
+    src_uri = env.cfg.node_config(data["source"]).libvirt
+    dst_uri = env.cfg.node_config(data["node"]).libvirt
     with (
-        libvirt_conn.Connection.open(env.cfg.node_config(data["source"]).libvirt) as src,
-        libvirt_conn.Connection.open(env.cfg.node_config(data["node"]).libvirt) as dst,
+        libvirt_conn.Connection.open(src_uri, wait_s=wait_s) as src,
+        libvirt_conn.Connection.open(dst_uri, wait_s=wait_s) as dst,
     ):
         yield src, dst
 
@@ -46,8 +49,12 @@ def _migrate(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 
 def _undo_migrate(env: context.Env, data: Data) -> None:
-    """Leave the guest on the source with its original disks, whatever point was reached."""
-    with _pair(env, data) as (src, dst):
+    """Leave the guest on the source with its original disks, whatever point was reached.
+
+    A libvirtd restarted mid-migration is waited for: its restart cancels
+    the migration on its side, and the other side is settled here.
+    """
+    with _pair(env, data, wait_s=libvirt_conn.RECONNECT_S) as (src, dst):
         if migration.where(src, dst, data["vm"]) is migration.Where.TARGET:
             # Finished, but not recorded before the process died: move it back.
             log.warning("%s: migrated but not committed; migrating it back", data["vm"])

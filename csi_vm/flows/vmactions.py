@@ -104,8 +104,12 @@ def _halt(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 
 @contextlib.contextmanager
-def _conn(env: context.Env, node_name: str) -> Iterator[libvirt_conn.Connection]:
-    with libvirt_conn.Connection.open(env.cfg.node_config(node_name).libvirt) as conn:
+def _conn(
+    env: context.Env, node_name: str, *, wait_s: float = 0.0
+) -> Iterator[libvirt_conn.Connection]:
+    """`wait_s`: an undo waits for a libvirtd being restarted rather than leave a job behind."""
+    uri = env.cfg.node_config(node_name).libvirt
+    with libvirt_conn.Connection.open(uri, wait_s=wait_s) as conn:
         yield conn
 
 
@@ -115,7 +119,7 @@ def _freeze(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 
 def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data:
-    with _conn(env, data["node"]) as conn:
+    with _conn(env, data["node"], wait_s=libvirt_conn.RECONNECT_S) as conn:
         blockjobs.thaw(conn, data["vm"])
     return {}
 
@@ -137,7 +141,7 @@ def _backup_begin(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _undo_backup_begin(env: context.Env, data: Data) -> None:
     """Stop the copy before its target volume is unpublished and deleted."""
-    with _conn(env, data["node"]) as conn:
+    with _conn(env, data["node"], wait_s=libvirt_conn.RECONNECT_S) as conn:
         blockjobs.abort_job(conn, data["vm"])
 
 
@@ -195,7 +199,7 @@ def _pivot(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _undo_pivot(env: context.Env, data: Data) -> None:
     """Put the guest back on its original disk: cancel a copy, or copy back after a pivot."""
-    with _conn(env, data["node"]) as conn:
+    with _conn(env, data["node"], wait_s=libvirt_conn.RECONNECT_S) as conn:
         blockjobs.cancel(conn, data["vm"], target=data["target"])
         if blockjobs.disk_source(conn, data["vm"], target=data["target"]) == data["dest"]:
             log.warning("%s: copying %s back to its original disk", data["vm"], data["target"])

@@ -4,14 +4,20 @@
     ...
     libvirtnode.stop("csi-vm-test-b")
 
+`kill_daemon` and `start_daemon` crash and restart a node's libvirtd alone
+(qemu keeps running), for tests of what survives a daemon restart.
+
 The system libvirtd (scripts/libvirtd-start) must already run: `require_system`
 fails the test with what to do when it does not. VM tests never skip.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -51,3 +57,45 @@ def start(name: str) -> str:
 
 def stop(name: str) -> None:
     _script("stop", name)
+
+
+def _node_dir(name: str) -> pathlib.Path:
+    return pathlib.Path(os.environ.get("CSI_VM_NODES_DIR", "/var/lib/csi-vm/nodes")) / name
+
+
+def kill_daemon(name: str) -> None:
+    """SIGKILL the node's libvirtd, as a crash would; its qemu processes keep running."""
+    pid = int((_node_dir(name) / "libvirtd.pid").read_text().strip())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + _TIMEOUT_S
+    while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def start_daemon(name: str) -> None:
+    """Start the node's libvirtd again, in the node's mount namespace (kept by its virtlogd).
+
+    `scripts/libvirt-node start` would set up a fresh namespace and stop the
+    node's virtlogd; a restarted daemon must see the same /run/libvirt as the
+    one that died, where the running domains' status files are.
+    """
+    node = _node_dir(name)
+    logd = int((node / "virtlogd.pid").read_text().strip())
+    for stale in ("libvirt-sock", "libvirt-sock-ro", "libvirt-admin-sock"):
+        (node / "run" / stale).unlink(missing_ok=True)
+    (node / "libvirtd.pid").unlink(missing_ok=True)
+    subprocess.run(
+        ["nsenter", f"--mount=/proc/{logd}/ns/mnt", "--", "libvirtd", "-d",
+         "-p", str(node / "libvirtd.pid")],
+        check=True, timeout=_TIMEOUT_S,
+    )  # fmt: skip
+    uri = (node / "uri").read_text().strip()
+    deadline = time.monotonic() + _TIMEOUT_S
+    while time.monotonic() < deadline:
+        answered = subprocess.run(
+            ["virsh", "-c", uri, "version"], capture_output=True, timeout=10, check=False
+        )
+        if answered.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"libvirtd of node {name} did not come back on {uri}")
