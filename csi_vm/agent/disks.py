@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Callable
 
 from csi_vm import errors
 from csi_vm.agent import state
@@ -48,12 +49,20 @@ class Published:
         return self.path if self.block else self.path / node.IMAGE_NAME
 
 
-def published(agent: state.Agent, vm: Json, *, on: str, running: bool = False) -> list[Published]:
+def published(
+    agent: state.Agent,
+    vm: Json,
+    *,
+    on: str,
+    running: bool = False,
+    claims: Callable[[str], str] | None = None,
+) -> list[Published]:
     """The VM's disks as the kubelet of node ``on`` publishes them (paths not yet checked).
 
     ``running``: require the holder Pod to run, which the kubelet lets it do
     only once every volume is published; for another node, whose paths this
-    node cannot see.
+    node cannot see. ``claims``: the claim of each disk (by name) there, when
+    not the VM's own (a storage migration's new claims).
     """
     meta = crd.meta(vm)
     pod_name = storage.vm_holder_name(meta.name, on)
@@ -74,13 +83,16 @@ def published(agent: state.Agent, vm: Json, *, on: str, running: bool = False) -
         raise NotReady(f"holder Pod {pod_name} on {on} is {phase or 'Pending'}, not Running yet")
     uid = str((pod.get("metadata") or {}).get("uid") or "")
     spec = crd.spec(vm, crd.VMSpec)
-    return [_disk(agent, disk, index=i, vm=meta, pod_uid=uid) for i, disk in enumerate(spec.disks)]
+    return [
+        _disk(agent, disk, index=i, vm=meta, pod_uid=uid, claim=claims(disk.name) if claims else "")
+        for i, disk in enumerate(spec.disks)
+    ]
 
 
 def _disk(
-    agent: state.Agent, disk: crd.Disk, *, index: int, vm: crd.Meta, pod_uid: str
+    agent: state.Agent, disk: crd.Disk, *, index: int, vm: crd.Meta, pod_uid: str, claim: str
 ) -> Published:
-    claim = disk.claim_of(vm.name)
+    claim = claim or disk.claim_of(vm.name)
     pvc = agent.objs.get(kinds.PVC, claim, namespace=vm.namespace)
     phase = (pvc.get("status") or {}).get("phase")
     volume = (pvc.get("spec") or {}).get("volumeName")

@@ -11,12 +11,12 @@ strategy); the source node's agent takes it from there:
 A migration found Running when the agent starts (it was restarted in the
 middle; libvirt cancels a job whose client went away) is settled the same
 way: finished on the target is committed, anything else goes back to the
-source. Only shared-volume migrations are run: the target's holder Pod
-publishes the same volumes there, and the migration waits (still Scheduled,
-condition WaitingForTarget) until that Pod runs. A storage migration needs new claims on
-the target and a copy of the disks, which the controller does not make yet;
-such a migration fails at once with reason StorageMigrationUnsupported and
-the VM keeps running where it is.
+source. A shared-volume migration moves memory only: the target's holder
+Pod publishes the same volumes there. A storage migration also copies every
+disk (NBD mirror) into the new claims the controller made on the target
+(`csi_vm.controller.movedisks`), which switches the VM to them afterwards.
+Either waits (still Scheduled, condition WaitingForTarget) until the
+target's holder Pod runs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import logging
 
 from csi_vm import errors
 from csi_vm.agent import disks, guests, state
-from csi_vm.controller import kinds, status
+from csi_vm.controller import kinds, movedisks, status
 from csi_vm.controller import models as crd
 from launcher import libvirt_conn, migration
 
@@ -80,19 +80,24 @@ def _vm(agent: state.Agent, mig: Json) -> Json:
 def _run(agent: state.Agent, mig: Json) -> None:
     fields = mig.get("status") or {}
     target = str(fields.get("targetNode") or "")
-    if fields.get("strategy") != SHARED:
+    strategy = fields.get("strategy")
+    if strategy not in (SHARED, movedisks.STRATEGY):
         raise _Refused(
-            "StorageMigrationUnsupported",
-            f"strategy {fields.get('strategy')} is not run by the node agent yet: only "
-            f"{SHARED} is (the VM's storage class is not shared across nodes); "
-            "the VM keeps running on its node",
+            "UnknownStrategy",
+            f"strategy {strategy} is not one the node agent runs ({SHARED}, "
+            f"{movedisks.STRATEGY}); the VM keeps running on its node",
         )
     vm = _vm(agent, mig)
     dom = state.domain_name(crd.meta(vm))
     if not guests.active(agent.conn, dom):
         raise _Refused("VMNotRunningHere", f"{dom} does not run on {agent.node}")
+    # A storage migration copies every disk into the new claims made on the target.
+    copying = strategy == movedisks.STRATEGY
+    name = crd.meta(mig).name
+    claims = (lambda disk: movedisks.claim_name(name, disk)) if copying else None
     try:
-        sources = disks.migration_sources(disks.published(agent, vm, on=target, running=True))
+        there = disks.published(agent, vm, on=target, running=True, claims=claims)
+        sources = disks.migration_sources(there)
         uri = agent.peer_uri(target)
     except disks.NotReady as err:
         _wait(agent, mig, message=str(err))  # the next pass looks again
@@ -100,9 +105,10 @@ def _run(agent: state.Agent, mig: Json) -> None:
     except errors.Rejected as err:
         raise _Refused(_reason(err), str(err)) from err
     mig = _mark_running(agent, mig, target=target)
+    copy = [d.target for d in there] if copying else []
     try:
         with libvirt_conn.Connection.open(uri) as dst:
-            _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources)
+            _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources, copy=copy)
     except errors.Unreachable as err:  # the target's libvirt did not answer: nothing moved
         raise _Refused("TargetUnreachable", str(err)) from err
 
@@ -138,18 +144,20 @@ def _migrate(
     dst: libvirt_conn.Connection,
     dom: str,
     sources: dict[str, migration.NewSource],
+    copy: list[str],
 ) -> None:
     try:
         stats = migration.migrate(
-            agent.conn, dst, dom, sources=sources, console_log=str(agent.console_log(dom))
-        )
+            agent.conn, dst, dom, sources=sources, copy_disks=copy,
+            console_log=str(agent.console_log(dom)),
+        )  # fmt: skip
     except errors.CsiVmError as err:
         log.warning("migration of %s failed: %s; settling it on %s", dom, err, agent.node)
         _settle(agent, mig, vm, dst=dst, dom=dom, why=str(err))
         return
     detail = (
         f"downtime {stats.downtime_ms} ms, {stats.memory_bytes} bytes of memory, "
-        f"{stats.duration_ms} ms in all"
+        f"{stats.disk_bytes} bytes of disk, {stats.duration_ms} ms in all"
     )
     _commit(agent, mig, vm, dst=dst, dom=dom, detail=detail)
 

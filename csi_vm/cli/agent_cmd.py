@@ -33,10 +33,12 @@ own node only:
   and started in libvirt; spec.running false stops it. status.phase,
   status.nodeName and the Running condition say what happened, Events why.
 
-- a VMMigration the controller scheduled from this node (shared-volume
-  strategy) is run as a libvirt live migration to the target node's libvirt
-  (--peer-uri, or --peer-uri-template); afterwards the guest runs on exactly
-  one node and the migration is Succeeded or Failed with the reason.
+- a VMMigration the controller scheduled from this node is run as a libvirt
+  live migration to the target node's libvirt (--peer-uri, or
+  --peer-uri-template): memory only on a shared volume (shared-volume), with
+  a copy of every disk into the target's new claims (storage-migration);
+  afterwards the guest runs on exactly one node and the migration is
+  Succeeded or Failed with the reason.
 
 Disks are found under the kubelet's directory (--kubelet-dir): a block
 volume at pods/UID/volumeDevices/kubernetes.io~csi/PV, a filesystem volume

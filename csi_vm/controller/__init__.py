@@ -10,7 +10,8 @@ Modules, from the outside in:
   ClusterRole is checked against it.
 - `reconcile_*`: one reconciler per custom resource; `diskops` sums up
   per-disk work, `vmobjects` makes the VM a clone or restore produces,
-  `expand` grows disks (CSI expansion, or a copy to a larger claim).
+  `expand` grows disks (CSI expansion, or a copy to a larger claim),
+  `movedisks` gives a storage migration its new claims on the target.
 - `storage`: the Kubernetes storage backend: PVCs with a dataSource,
   VolumeSnapshots, PVC resize, and the host-copy Job of the fallback rung.
 - `models`, `quantity`: typed views of the custom resources, sizes.

@@ -9,16 +9,26 @@ and reports progress there.
 
 For a shared-volume migration the controller also makes the VM's holder Pod
 on the target node, so the kubelet publishes the same volumes there before
-the agent starts; once the migration is over it deletes the holder on the
-node the VM does not run on (the source after success, the target after a
-failure).
+the agent starts; for a storage migration, new claims and a holder on the
+target that uses them (`movedisks`). Once the migration is over it deletes
+the holder on the node the VM does not run on (the source after success,
+the target after a failure).
 """
 
 from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, reconcile_vm, status, storage, strategy
+from csi_vm.controller import (
+    context,
+    diskops,
+    kinds,
+    movedisks,
+    reconcile_vm,
+    status,
+    storage,
+    strategy,
+)
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -30,6 +40,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     spec = crd.spec(obj, crd.MigrationSpec)
     phase = (obj.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
+        movedisks.finish(ctx, obj)
         _release_holder(ctx, obj)
         return
     if phase == "Running":
@@ -92,6 +103,8 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     if choice.native:
         disks = reconcile_vm.held_disks(ctx, vm)
         reconcile_vm.ensure_holder(ctx, vm, node=spec.target_node, disks=disks)
+    elif choice.strategy == movedisks.STRATEGY:
+        movedisks.prepare(ctx, obj, vm, target=spec.target_node)
     fields = {
         "phase": "Scheduled",
         "sourceNode": source,

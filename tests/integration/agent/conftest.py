@@ -2,13 +2,15 @@
 
 What is real: libvirtd and qemu (TCG) on two libvirt nodes of this machine
 (the system one and a second by scripts/libvirt-node), the counter guest,
-the local reference CSI driver (two ``--shared`` instances over one state
-dir, one per node) publishing real loop devices, and the agent and
+the local reference CSI driver publishing real loop devices (class
+"shared": two ``--shared`` instances over one state dir, one per node;
+class "local": one instance per node with its own volumes), and the agent and
 controller loops with their list and watch. What is fake, because no API
 server can run here: the Kubernetes API (tests/support/fakekube) and the
-cluster components around it, played by `Sim`: the external-provisioner
-(CreateVolume for each new claim, then Bound), the scheduler (a holder Pod
-onto the node its affinity names) and the kubelet (for each
+cluster components around it, played by `Sim`: the scheduler (a holder Pod
+onto the node its affinity names), the external-provisioner (CreateVolume
+for each claim once a Pod that uses it is scheduled, then Bound) and the
+kubelet (for each
 holder Pod on a node: NodeStage and NodePublish of its block volumes at the
 kubelet's paths, then the Pod Running; NodeUnpublish when it is deleted).
 """
@@ -44,37 +46,46 @@ NODE_B = "node-b"
 #: the second libvirt node's name for scripts/libvirt-node
 LIBVIRT_NODE_B = "csi-vm-test-agent"
 SC = "shared"
+#: a class whose volumes live on one node: migrations copy its disks
+LOCAL_SC = "local"
 QUICK = retry.RetryPolicy(attempts=2, first_delay=0.01, max_delay=0.02)
-_BLOCK = models.VolumeCapability(
-    mode=models.VolumeMode.BLOCK, access=models.AccessMode.MULTI_NODE_MULTI_WRITER
-)
 _CSI = "kubernetes.io~csi"
 Obj = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Volume:
+    sc: str
+    node: str  # whose driver created it
+    volume_id: str
 
 
 @dataclasses.dataclass
 class _Published:
     node: str
-    volume: str
+    volume: _Volume
     target: pathlib.Path
-    staging: str
 
 
 class Sim:
-    """The external-provisioner and the kubelets of both nodes, polling the fake's store."""
+    """The scheduler, the provisioner and the kubelets of both nodes, polling the fake's store.
+
+    Claims bind as in a WaitForFirstConsumer class: once a Pod that uses them
+    is scheduled, through the driver of that Pod's node.
+    """
 
     def __init__(
         self,
         fake: fakekube.FakeKube,
-        drivers: dict[str, driverproc.DriverProcess],
+        drivers: dict[str, dict[str, driverproc.DriverProcess]],
         kubelet: pathlib.Path,
     ) -> None:
         self.fake = fake
-        self.drivers = drivers
+        self.drivers = drivers  # storage class -> node -> its driver
         self.kubelet = kubelet
         #: nodes whose kubelet says a holder Pod runs without publishing its volumes
         self.broken: set[str] = set()
-        self.volumes: dict[str, str] = {}  # PV name -> CSI volume id
+        self.volumes: dict[str, _Volume] = {}  # by PV name
         self.published: dict[str, list[_Published]] = {}  # pod uid -> what was published
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sim", daemon=True)
@@ -94,53 +105,52 @@ class Sim:
         for uid in list(self.published):
             self._unpublish(uid)
         self._unstage_all()
-        with self._client(NODE_A) as c:
-            for volume in self.volumes.values():
-                c.delete_volume(volume)
+        for vol in self.volumes.values():
+            with self._client(vol.sc, vol.node) as c:
+                c.delete_volume(vol.volume_id)
 
-    def _client(self, node: str) -> csi_client.Client:
-        return csi_client.Client(self.drivers[node].endpoint)
+    def _client(self, sc: str, node: str) -> csi_client.Client:
+        return csi_client.Client(self.drivers[sc][node].endpoint)
 
     def _loop(self) -> None:
         while not self._stop.wait(0.1):
             try:
-                self._provision()
-                self._kubelet()
+                self._tick()
             except Exception as err:  # shown by the test that waits in vain
                 self.errors.append(err)
 
-    def _provision(self) -> None:
-        pvcs, _ = self.fake.store.list_objects(self._res("persistentvolumeclaims"))
-        for pvc in pvcs:
-            if (pvc.get("status") or {}).get("phase") == "Bound":
-                continue
-            name = pvc["metadata"]["name"]
-            size = quantity.to_bytes(pvc["spec"]["resources"]["requests"]["storage"])
-            with self._client(NODE_A) as c:
-                vol = c.create_volume(f"pvc-{name}", size=size, capabilities=(_BLOCK,))
-            pv = f"pv-{name}"
-            self.volumes[pv] = vol.volume_id
-            res, ns = self._res("persistentvolumeclaims"), pvc["metadata"]["namespace"]
-            self.fake.store.patch(res, ns, name, {"spec": {"volumeName": pv}})
-            self.fake.store.patch(
-                res, ns, name, {"status": {"phase": "Bound"}}, subresource="status"
-            )
-
-    def _kubelet(self) -> None:
+    def _tick(self) -> None:
         pods, _ = self.fake.store.list_objects(self._res("pods"))
+        for pod in pods:
+            self._schedule(pod)
+            for claim in _claims(pod):
+                self._provision(pod["metadata"]["namespace"], claim, node=pod["spec"]["nodeName"])
+        self._kubelet(pods)
+
+    def _provision(self, ns: str, name: str, *, node: str) -> None:
+        res = self._res("persistentvolumeclaims")
+        pvc = self.fake.store.get(res, ns, name)
+        if (pvc.get("status") or {}).get("phase") == "Bound":
+            return
+        sc = pvc["spec"]["storageClassName"]
+        size = quantity.to_bytes(pvc["spec"]["resources"]["requests"]["storage"])
+        with self._client(sc, node) as c:
+            vol = c.create_volume(f"pvc-{name}", size=size, capabilities=(_capability(sc),))
+        pv = f"pv-{name}"
+        self.volumes[pv] = _Volume(sc=sc, node=node, volume_id=vol.volume_id)
+        self.fake.store.patch(res, ns, name, {"spec": {"volumeName": pv}})
+        self.fake.store.patch(res, ns, name, {"status": {"phase": "Bound"}}, subresource="status")
+
+    def _kubelet(self, pods: list[Obj]) -> None:
         alive = set()
         for pod in pods:
-            uid = pod["metadata"]["uid"]
+            uid, node = pod["metadata"]["uid"], pod["spec"]["nodeName"]
             alive.add(uid)
-            self._schedule(pod)
-            if uid in self.published or pod["spec"].get("nodeName") not in self.drivers:
+            if uid in self.published:
                 continue
-            claims = [vol["persistentVolumeClaim"]["claimName"] for vol in pod["spec"]["volumes"]]
             ns = pod["metadata"]["namespace"]
-            pvcs = [self.fake.store.get(self._res("persistentvolumeclaims"), ns, c) for c in claims]
-            if not all((p.get("status") or {}).get("phase") == "Bound" for p in pvcs):
-                continue  # the kubelet waits for its volumes
-            node = pod["spec"]["nodeName"]
+            res = self._res("persistentvolumeclaims")
+            pvcs = [self.fake.store.get(res, ns, c) for c in _claims(pod)]
             self.published[uid] = []
             if node not in self.broken:
                 for pvc in pvcs:
@@ -166,32 +176,49 @@ class Sim:
         pod["spec"]["nodeName"] = node
 
     def _publish(self, uid: str, node: str, pv: str) -> None:
-        volume = self.volumes[pv]
+        vol = self.volumes[pv]
         target = self.kubelet / "pods" / uid / "volumeDevices" / _CSI / pv
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = self.kubelet / "plugins" / "staging" / node / pv
-        with self._client(node) as c:
+        cap = _capability(vol.sc)
+        with self._client(vol.sc, node) as c:
             stages = models.NodeCapability.STAGE_UNSTAGE_VOLUME in c.node_capabilities()
             if stages and not staging.exists():
                 staging.mkdir(parents=True)
-                c.node_stage(volume, staging_path=str(staging), capability=_BLOCK)
+                c.node_stage(vol.volume_id, staging_path=str(staging), capability=cap)
             c.node_publish(
-                volume, target_path=str(target), capability=_BLOCK,
+                vol.volume_id, target_path=str(target), capability=cap,
                 staging_path=str(staging) if stages else "",
             )  # fmt: skip
-        self.published[uid].append(_Published(node, volume, target, str(staging) if stages else ""))
+        self.published[uid].append(_Published(node, vol, target))
 
     def _unpublish(self, uid: str) -> None:
         for done in self.published.pop(uid, []):
-            with self._client(done.node) as c:
-                c.node_unpublish(done.volume, target_path=str(done.target))
+            with self._client(done.volume.sc, done.node) as c:
+                c.node_unpublish(done.volume.volume_id, target_path=str(done.target))
 
     def _unstage_all(self) -> None:
-        for node in self.drivers:
+        for node in (NODE_A, NODE_B):
             staged = self.kubelet / "plugins" / "staging" / node
             for path in staged.glob("*") if staged.exists() else ():
-                with self._client(node) as c:
-                    c.node_unstage(self.volumes[path.name], staging_path=str(path))
+                vol = self.volumes[path.name]
+                with self._client(vol.sc, node) as c:
+                    c.node_unstage(vol.volume_id, staging_path=str(path))
+
+
+def _claims(pod: Obj) -> list[str]:
+    return [vol["persistentVolumeClaim"]["claimName"] for vol in pod["spec"]["volumes"]]
+
+
+def _capability(sc: str) -> models.VolumeCapability:
+    # Node-local volumes are single-node; the shared class's are used by both nodes.
+    shared = sc == SC
+    access = (
+        models.AccessMode.MULTI_NODE_MULTI_WRITER
+        if shared
+        else models.AccessMode.SINGLE_NODE_WRITER
+    )
+    return models.VolumeCapability(mode=models.VolumeMode.BLOCK, access=access)
 
 
 @dataclasses.dataclass
@@ -222,14 +249,8 @@ class Cluster:
     def disk(self, vm: str, node: str) -> pathlib.Path:
         """Where the VM's root disk is published on ``node``."""
         pod = self.get(kinds.POD, f"{vm}-disks-{node}")
-        return (
-            self.kubelet
-            / "pods"
-            / pod["metadata"]["uid"]
-            / "volumeDevices"
-            / _CSI
-            / f"pv-{vm}-root"
-        )
+        pod_dir = self.kubelet / "pods" / pod["metadata"]["uid"]
+        return pod_dir / "volumeDevices" / _CSI / f"pv-{_claims(pod)[0]}"
 
     def active_on(self, vm: str) -> list[str]:
         dom = f"{v.NS}_{vm}"
@@ -248,8 +269,8 @@ class Cluster:
         return v.events_about(self.fake.store.list_objects(res)[0], name)
 
 
-def vm(name: str, *, node: str = NODE_A, running: bool = True) -> Obj:
-    obj = v.vm(name, sc=SC, running=running, size="64Mi")
+def vm(name: str, *, node: str = NODE_A, running: bool = True, sc: str = SC) -> Obj:
+    obj = v.vm(name, sc=sc, running=running, size="64Mi")
     obj["spec"]["nodeName"] = node
     obj["spec"]["memory"] = "128Mi"
     return obj
@@ -270,8 +291,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, boot: domain.DirectBoot) -
     uri_b = libvirtnode.start(LIBVIRT_NODE_B)
     shared = tmp / "shared-state"
     drivers = {
-        NODE_A: driverproc.start_driver(tmp / "a", node_id=NODE_A, shared=True, state_dir=shared),
-        NODE_B: driverproc.start_driver(tmp / "b", node_id=NODE_B, shared=True, state_dir=shared),
+        SC: {
+            NODE_A: driverproc.start_driver(
+                tmp / "a", node_id=NODE_A, shared=True, state_dir=shared
+            ),
+            NODE_B: driverproc.start_driver(
+                tmp / "b", node_id=NODE_B, shared=True, state_dir=shared
+            ),
+        },
+        LOCAL_SC: {
+            NODE_A: driverproc.start_driver(tmp / "la", node_id=NODE_A),
+            NODE_B: driverproc.start_driver(tmp / "lb", node_id=NODE_B),
+        },
     }
     uris = {NODE_A: libvirt_conn.SYSTEM_URI, NODE_B: uri_b}
     kubelet = tmp / "kubelet"
@@ -283,6 +314,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, boot: domain.DirectBoot) -
         for res in EXTRA:
             fake.store.register(res)
         fake.add(v.node(NODE_A), v.node(NODE_B), v.report(SC, v.NATIVE))
+        fake.add(v.report(LOCAL_SC, v.BASIC))
         (tmp / "state").mkdir()
         api = kube_api.connect(kubeconfig_file=fake.kubeconfig(tmp / "kubeconfig"), policy=QUICK)
         objs = objects.Objects(api)
@@ -323,6 +355,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, boot: domain.DirectBoot) -
             for conn in conns.values():
                 conn.close()
             api.close()
-            for drv in drivers.values():
-                drv.stop()
+            for per_node in drivers.values():
+                for drv in per_node.values():
+                    drv.stop()
             libvirtnode.stop(LIBVIRT_NODE_B)

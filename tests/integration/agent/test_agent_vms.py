@@ -12,7 +12,7 @@ from csi_vm.controller import kinds
 from launcher import counter
 from tests.support import vmobjects as v
 
-from .conftest import NODE_A, NODE_B, Cluster, vm
+from .conftest import LOCAL_SC, NODE_A, NODE_B, Cluster, vm
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.fake, pytest.mark.timeout(180)]
 
@@ -35,8 +35,8 @@ def _phase(cluster: Cluster, res: kinds.objects.Resource, name: str) -> str:
     return str((cluster.get(res, name).get("status") or {}).get("phase"))
 
 
-def _start(cluster: Cluster, name: str) -> int:
-    cluster.add(vm(name))
+def _start(cluster: Cluster, name: str, *, sc: str = "") -> int:
+    cluster.add(vm(name, sc=sc) if sc else vm(name))
     cluster.wait(f"{name} Running", lambda: _phase(cluster, kinds.VM, name) == "Running")
     return _counter_passes(cluster, name, NODE_A, above=3)
 
@@ -90,6 +90,39 @@ def test_migration_moves_the_guest_and_the_counter_goes_on(cluster: Cluster) -> 
     )
     reasons = [e[1] for e in cluster.events("m-ok")]
     assert "MigrationStarted" in reasons and "Succeeded" in reasons
+
+
+def test_storage_migration_copies_the_disk_and_switches_the_claims(cluster: Cluster) -> None:
+    before = _start(cluster, "copier", sc=LOCAL_SC)
+    cluster.add(v.migration("m-copy", vm_name="copier", node=NODE_B))
+
+    cluster.wait(
+        "m-copy finished",
+        lambda: _phase(cluster, kinds.MIGRATION, "m-copy") in ("Succeeded", "Failed"),
+        within=120,
+    )
+
+    mig = cluster.get(kinds.MIGRATION, "m-copy")["status"]
+    print(f"m-copy: {mig.get('message')}")
+    assert (mig["phase"], mig["strategy"]) == ("Succeeded", "storage-migration"), mig
+    assert cluster.active_on("copier") == [NODE_B]
+    assert not cluster.conns[NODE_A].exists(f"{v.NS}_copier")
+    # The controller switches the VM to the target's claim and retires the source's.
+    cluster.wait(
+        "claims switched",
+        lambda: (
+            cluster.get(kinds.VM, "copier")["spec"]["disks"][0].get("claimName") == "m-copy-root"
+        ),
+    )
+    cluster.wait(
+        "old claim retired",
+        lambda: (
+            "copier-root"
+            not in {p["metadata"]["name"] for p in cluster.objs.list(kinds.PVC, namespace=v.NS)[0]}
+        ),
+    )
+    after = _counter_passes(cluster, "copier", NODE_B, above=before + 3)
+    assert after > before
 
 
 def test_failed_migration_leaves_the_guest_running_on_the_source(cluster: Cluster) -> None:

@@ -150,3 +150,53 @@ def test_fake_api_a_holder_follows_the_vms_claims_while_the_vm_is_not_there(
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
     pod = read(ctx, kinds.POD, f"web-disks-{NODE}")
     assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "web-big"
+
+
+def _storage_migration(fake: fakekube.FakeKube, ctx: context.Context) -> None:
+    fake.add(v.node(NODE), v.node(OTHER), v.report("fast", v.BASIC), _vm("web"))
+    controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
+    fake.add(v.migration("m1", vm_name="web", node=OTHER))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    assert read(ctx, kinds.MIGRATION, "m1")["status"]["strategy"] == "storage-migration"
+
+
+def test_fake_api_storage_migration_switches_the_vm_to_its_new_claims_once(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    _storage_migration(fake, ctx)
+    # What the source node's agent writes after the move.
+    _set_status(fake, "virtualmachines", "web", {"nodeName": OTHER})
+    _set_status(fake, "vmmigrations", "m1", {"phase": "Succeeded"})
+
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+
+    vm = read(ctx, kinds.VM, "web")
+    assert vm["spec"]["disks"][0]["claimName"] == "m1-root"
+    assert read(ctx, kinds.PVC, "m1-root")["metadata"]["ownerReferences"][0]["name"] == "web"
+    with pytest.raises(errors.NotFound):
+        read(ctx, kinds.PVC, "web-root")  # the source's claim, the VM's own: retired
+    with pytest.raises(errors.NotFound):
+        read(ctx, kinds.POD, f"web-disks-{NODE}")
+    conds = read(ctx, kinds.MIGRATION, "m1")["status"]["conditions"]
+    assert any(c["type"] == "ClaimsSwitched" for c in conds)
+    # Seen again (a resync), nothing moves twice.
+    ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": vm["spec"]["disks"]}}, namespace=v.NS)
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    assert read(ctx, kinds.VM, "web")["spec"]["disks"][0]["claimName"] == "m1-root"
+    assert read(ctx, kinds.PVC, "m1-root")
+
+
+def test_fake_api_failed_storage_migration_drops_the_new_claims(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    _storage_migration(fake, ctx)
+    _set_status(fake, "vmmigrations", "m1", {"phase": "Failed"})
+
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+
+    with pytest.raises(errors.NotFound):
+        read(ctx, kinds.PVC, "m1-root")
+    with pytest.raises(errors.NotFound):
+        read(ctx, kinds.POD, f"web-disks-{OTHER}")
+    assert read(ctx, kinds.PVC, "web-root")
+    assert "claimName" not in read(ctx, kinds.VM, "web")["spec"]["disks"][0]

@@ -128,7 +128,7 @@ def test_fake_api_agent_leaves_vms_of_other_nodes_alone(
     assert not agent.conn.exists(f"{v.NS}_web")
 
 
-def test_fake_api_agent_refuses_a_storage_migration_and_keeps_the_guest(
+def test_fake_api_agent_storage_migration_waits_for_the_new_claims_on_the_target(
     fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
 ) -> None:
     fake.add(v.node(NODE), v.node(OTHER), vm_on("web"), v.report("fast", v.BASIC))
@@ -137,14 +137,21 @@ def test_fake_api_agent_refuses_a_storage_migration_and_keeps_the_guest(
     fake.add(v.migration("m1", vm_name="web", node=OTHER))
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
     assert read(ctx, kinds.MIGRATION, "m1")["status"]["strategy"] == "storage-migration"
+    # The controller made a new claim and the target's holder uses it.
+    assert read(ctx, kinds.PVC, "m1-root")["metadata"]["ownerReferences"][0]["name"] == "m1"
+    holder = read(ctx, kinds.POD, f"web-disks-{OTHER}")
+    assert holder["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "m1-root"
+    schedule(fake, f"web-disks-{OTHER}")
+    pods = fake.store.resource("", "v1", "pods")
+    assert pods is not None
+    fake.store.patch(pods, v.NS, f"web-disks-{OTHER}", {"status": {"phase": "Running"}})
 
-    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # the new claim is Pending
 
-    status = read(ctx, kinds.MIGRATION, "m1")["status"]
-    assert status["phase"] == "Failed"
-    assert _cond(read(ctx, kinds.MIGRATION, "m1"), "Ready")["reason"] == (
-        "StorageMigrationUnsupported"
-    )
+    mig = read(ctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Failed"
+    assert _cond(mig, "Ready")["reason"] == "DiskNotPublished"
+    assert "claim m1-root is Pending" in _cond(mig, "Ready")["message"]
     assert agent.conn.status(f"{v.NS}_web").active
     assert read(ctx, kinds.VM, "web")["status"]["nodeName"] == NODE
 

@@ -37,9 +37,11 @@ def test_fake_api_agent_calls_exactly_what_it_declares(
 
     loop = agent_run.Loop(agent=agent, resync=1)
     for res in agent_run.STEPS:
-        version = loop.sync(res)  # starts web; refuses m1 (a storage migration)
+        version = loop.sync(res)  # starts web; m1 waits for its target holder
         list(agent.objs.watch(res, since=version, timeout=1))
-    assert read(ctx, kinds.MIGRATION, "m1")["status"]["phase"] == "Failed"
+    ready = next(c for c in read(ctx, kinds.MIGRATION, "m1")["status"]["conditions"]
+                 if c["type"] == "Ready")  # fmt: skip
+    assert ready["reason"] == "WaitingForTarget"
     migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # finished: nothing more
 
     calls, declared = _calls(fake), _declared()
