@@ -1,23 +1,26 @@
 """Every side effect on the host: loop devices, filesystems, mounts.
 
 The one door to the host's storage tools. Commands run from argument lists
-(never a shell) through an injectable runner, so unit tests can record calls
-instead of touching the machine. Reads of kernel state (which loop device
+(never a shell) through an injectable runner; loop devices, binds and
+unmounts go straight to the kernel (`kernel`) through an injectable `Kernel`.
+Unit tests record both instead of touching the machine. Reads of kernel state (which loop device
 backs which file, what is mounted where) come from sysfs and mountinfo: no
 process spawn, no cache to go stale.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import pathlib
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from csi_vm import errors
+from csi_vm.localdriver import kernel
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,26 @@ Runner = Callable[[Sequence[str]], Result]
 
 
 class HostCommandFailed(errors.OperationFailed):
-    """A host tool (losetup, mount, mkfs...) exited non-zero."""
+    """A host tool (mount, mkfs...) exited non-zero, or a kernel call failed."""
+
+
+class Kernel:
+    """The kernel calls `Host` makes itself; tests hand `Host` a recorder instead."""
+
+    def loop_attach(self, image: str, *, read_only: bool) -> str:
+        return kernel.loop_attach(image, read_only=read_only)
+
+    def loop_detach(self, device: str) -> None:
+        kernel.loop_detach(device)
+
+    def loop_set_capacity(self, device: str) -> None:
+        kernel.loop_set_capacity(device)
+
+    def bind(self, source: str, target: str, *, read_only: bool) -> None:
+        kernel.bind(source, target, read_only=read_only)
+
+    def umount(self, target: str) -> None:
+        kernel.umount(target)
 
 
 def run_command(args: Sequence[str]) -> Result:
@@ -102,11 +124,13 @@ class Host:
         self,
         runner: Runner = run_command,
         *,
+        kernel_calls: Kernel | None = None,
         sys_block: pathlib.Path = pathlib.Path("/sys/block"),
         mountinfo: pathlib.Path = pathlib.Path("/proc/self/mountinfo"),
         proc_status: pathlib.Path = pathlib.Path("/proc/self/status"),
     ) -> None:
         self._runner = runner
+        self._kernel = kernel_calls or Kernel()
         self._sys_block = sys_block
         self._mountinfo = mountinfo
         self._proc_status = proc_status
@@ -147,19 +171,21 @@ class Host:
         return ro.read_text().strip() == "1"
 
     def attach_loop(self, image: pathlib.Path, *, read_only: bool) -> str:
-        args = ["losetup", "--find", "--show"]
-        if read_only:
-            args.append("--read-only")
-        return self.run(*args, str(image)).stdout.strip()
+        with _kernel_call():
+            device = self._kernel.loop_attach(str(image), read_only=read_only)
+        log.debug("attached %s to %s%s", image, device, " read-only" if read_only else "")
+        return device
 
     def detach_loop(self, device: str) -> None:
         # A loop still held open (a mount we failed to remove) is only marked
         # autoclear by the kernel; it goes away when released.
-        self.run("losetup", "--detach", device)
+        with _kernel_call():
+            self._kernel.loop_detach(device)
 
     def refresh_loop(self, device: str) -> None:
         """Make the loop device pick up a grown backing file (LOOP_SET_CAPACITY)."""
-        self.run("losetup", "--set-capacity", device)
+        with _kernel_call():
+            self._kernel.loop_set_capacity(device)
 
     # --- filesystems -----------------------------------------------------------------
 
@@ -231,11 +257,19 @@ class Host:
         self.run(*args, device, path)
 
     def bind(self, source: str, path: str, *, read_only: bool) -> None:
-        self.run("mount", "--bind", source, path)
-        if read_only:  # a bind mount takes "ro" only on a remount
-            self.run("mount", "-o", "remount,bind,ro", path)
+        with _kernel_call():
+            self._kernel.bind(source, path, read_only=read_only)
 
     def unmount(self, path: str) -> None:
         """Remove every mount stacked at `path`; nothing to do if none."""
         while self.mounts_at(path):
-            self.run("umount", path)
+            with _kernel_call():
+                self._kernel.umount(path)
+
+
+@contextlib.contextmanager
+def _kernel_call() -> Iterator[None]:
+    try:
+        yield
+    except kernel.KernelCallFailed as err:
+        raise HostCommandFailed(str(err)) from err

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import pathlib
 from collections.abc import Sequence
 
 import pytest
 
-from csi_vm.localdriver import hostops
+from csi_vm.localdriver import hostops, kernel
 
 MOUNTINFO = (
     "24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw\n"
@@ -27,12 +28,49 @@ class Recorder:
         return self.answers.get(args[0], hostops.Result(0, "", ""))
 
 
-def _host(tmp_path: pathlib.Path, runner: Recorder) -> hostops.Host:
+class KernelRecorder(hostops.Kernel):
+    """Records kernel calls; ``fail`` makes the named call fail as the kernel would."""
+
+    def __init__(self, fail: str = "") -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail = fail
+
+    def _record(self, *call: str) -> None:
+        self.calls.append(call)
+        if call[0] == self.fail:
+            raise kernel.KernelCallFailed(errno.EBUSY, f"{call[0]} {call[1]}: busy")
+
+    def loop_attach(self, image: str, *, read_only: bool) -> str:
+        self._record("loop_attach", image, "ro" if read_only else "rw")
+        return "/dev/loop7"
+
+    def loop_detach(self, device: str) -> None:
+        self._record("loop_detach", device)
+
+    def loop_set_capacity(self, device: str) -> None:
+        self._record("loop_set_capacity", device)
+
+    def bind(self, source: str, target: str, *, read_only: bool) -> None:
+        self._record("bind", source, target, "ro" if read_only else "rw")
+
+    def umount(self, target: str) -> None:
+        self._record("umount", target)
+
+
+def _host(
+    tmp_path: pathlib.Path, runner: Recorder, calls: KernelRecorder | None = None
+) -> hostops.Host:
     info = tmp_path / "mountinfo"
     info.write_text(MOUNTINFO)
     status = tmp_path / "status"
     status.write_text("Name:\tx\nCapEff:\t000001fffeffffff\n")
-    return hostops.Host(runner, sys_block=tmp_path / "block", mountinfo=info, proc_status=status)
+    return hostops.Host(
+        runner,
+        kernel_calls=calls or KernelRecorder(),
+        sys_block=tmp_path / "block",
+        mountinfo=info,
+        proc_status=status,
+    )
 
 
 def test_parse_mountinfo_unescapes_and_splits() -> None:
@@ -63,25 +101,52 @@ def test_loops_backing_reads_sysfs(tmp_path: pathlib.Path) -> None:
 
 
 def test_commands_are_argument_lists(tmp_path: pathlib.Path) -> None:
-    runner = Recorder({"losetup": hostops.Result(0, "/dev/loop7\n", "")})
-    host = _host(tmp_path, runner)
+    runner, calls = Recorder(), KernelRecorder()
+    host = _host(tmp_path, runner, calls)
     assert host.attach_loop(pathlib.Path("/s/v.img"), read_only=True) == "/dev/loop7"
     host.bind("/dev/loop7", "/t", read_only=True)
     host.make_fs("/dev/loop7", "xfs")
     host.mount("/dev/loop7", "/m", fs_type="ext4", options=["ro", "noatime"])
+    host.refresh_loop("/dev/loop7")
+    host.detach_loop("/dev/loop7")
     assert runner.calls == [
-        ["losetup", "--find", "--show", "--read-only", "/s/v.img"],
-        ["mount", "--bind", "/dev/loop7", "/t"],
-        ["mount", "-o", "remount,bind,ro", "/t"],
         ["mkfs.xfs", "-f", "-q", "/dev/loop7"],
         ["mount", "-t", "ext4", "-o", "ro,noatime", "/dev/loop7", "/m"],
     ]
+    assert calls.calls == [
+        ("loop_attach", "/s/v.img", "ro"),
+        ("bind", "/dev/loop7", "/t", "ro"),
+        ("loop_set_capacity", "/dev/loop7"),
+        ("loop_detach", "/dev/loop7"),
+    ]
+
+
+def test_unmount_removes_every_stacked_mount(tmp_path: pathlib.Path) -> None:
+    calls = KernelRecorder()
+    host = _host(tmp_path, Recorder(), calls)
+    mounts = (tmp_path / "mountinfo").read_text().splitlines(keepends=True)
+
+    def umount(target: str) -> None:
+        calls.calls.append(("umount", target))
+        # the kernel drops the topmost mount at the target
+        (tmp_path / "mountinfo").write_text("".join(m for m in mounts if " /srv/target " not in m))
+
+    calls.umount = umount  # type: ignore[method-assign]
+    host.unmount("/srv/target")
+    host.unmount("/srv/nothing-here")
+    assert calls.calls == [("umount", "/srv/target")]
 
 
 def test_failure_names_the_command_and_its_error(tmp_path: pathlib.Path) -> None:
-    runner = Recorder({"losetup": hostops.Result(1, "", "losetup: /x: failed to set up\n")})
+    runner = Recorder({"mkfs.xfs": hostops.Result(1, "", "mkfs.xfs: cannot open /x\n")})
     host = _host(tmp_path, runner)
-    with pytest.raises(hostops.HostCommandFailed, match="losetup --detach /dev/loop1 failed"):
+    with pytest.raises(hostops.HostCommandFailed, match=r"mkfs\.xfs -f -q /x failed"):
+        host.make_fs("/x", "xfs")
+
+
+def test_a_failed_kernel_call_is_a_host_failure(tmp_path: pathlib.Path) -> None:
+    host = _host(tmp_path, Recorder(), KernelRecorder(fail="loop_detach"))
+    with pytest.raises(hostops.HostCommandFailed, match="loop_detach /dev/loop1: busy"):
         host.detach_loop("/dev/loop1")
 
 
