@@ -107,10 +107,13 @@ def _run(agent: state.Agent, mig: Json) -> None:
     mig = _mark_running(agent, mig, target=target)
     copy = [d.target for d in there] if copying else []
     try:
-        with libvirt_conn.Connection.open(uri) as dst:
-            _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources, copy=copy)
+        dst = libvirt_conn.Connection.open(uri)
     except errors.Unreachable as err:  # the target's libvirt did not answer: nothing moved
         raise _Refused("TargetUnreachable", str(err)) from err
+    # Any error from here on leaves the migration Running: the next pass
+    # settles it (`_recover`) from what libvirt says, not from a guess.
+    with dst:
+        _migrate(agent, mig, vm, dst=dst, dom=dom, sources=sources, copy=copy)
 
 
 def _wait(agent: state.Agent, mig: Json, *, message: str) -> None:

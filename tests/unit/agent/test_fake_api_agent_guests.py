@@ -199,6 +199,31 @@ def test_fake_api_agent_waits_until_the_target_holder_runs(
     assert agent.conn.status(f"{v.NS}_web").active
 
 
+def test_fake_api_agent_fails_a_migration_to_an_unreachable_libvirt_and_keeps_the_guest(
+    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
+) -> None:
+    fake.add(v.node(NODE), v.node(OTHER), vm_on("web"), v.report("fast", v.NATIVE))
+    provision(fake, ctx, agent, "web")
+    guests.reconcile(agent, read(ctx, kinds.VM, "web"))
+    fake.add(v.migration("m1", vm_name="web", node=OTHER))
+    controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
+    schedule(fake, f"web-disks-{OTHER}")
+    pods = fake.store.resource("", "v1", "pods")
+    assert pods is not None
+    fake.store.patch(pods, v.NS, f"web-disks-{OTHER}", {"status": {"phase": "Running"}})
+
+    # The agent's peer template makes test:///n2: a test-driver file that does not exist.
+    migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))
+
+    mig = read(ctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Failed"
+    assert _cond(mig, "Ready")["reason"] == "TargetUnreachable"
+    assert agent.conn.status(f"{v.NS}_web").active
+    assert read(ctx, kinds.VM, "web")["status"]["nodeName"] == NODE
+    reasons = [e[1] for e in _events(fake, "m1")]
+    assert "MigrationStarted" in reasons and "TargetUnreachable" in reasons
+
+
 def test_fake_api_agent_ignores_migrations_from_other_nodes(
     fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
 ) -> None:
