@@ -4,7 +4,9 @@ A VM belongs to the node its status names (where it runs) or, when it runs
 nowhere, to its ``spec.nodeName``; the agents of other nodes leave it alone.
 Before qemu starts, the agent writes its node into ``status.nodeName``:
 from then on no other agent takes the VM, even if the spec names another
-node. A stop removes it again, so the next start follows the spec.
+node. A stop removes it again, so the next start follows the spec. A VM
+whose migration is Running is never started: it may run on the target
+already, and that migration's recovery decides where it is.
 
 Every pass writes the ``Running`` condition: True with where it runs, or
 False with why not (disks not published yet, start failed, stopped).
@@ -79,6 +81,11 @@ def _run(agent: state.Agent, vm: Json) -> None:
         fields = {"phase": "Running", "nodeName": agent.node, "message": None}
         state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
         return
+    if moving := _migration_running(agent, vm):
+        # The guest may run on the target already (an agent that stopped
+        # mid-migration); that migration's recovery decides, never a start here.
+        log.info("%s: not started while migration %s is Running", dom, moving)
+        return
     try:
         found = [disks.for_domain(agent, d) for d in disks.published(agent, vm, on=agent.node)]
     except (disks.NotPublished, disks.NotReady) as err:
@@ -106,6 +113,18 @@ def _run(agent: state.Agent, vm: Json) -> None:
     cond = state.tell(agent, vm, kind=RUNNING, reason="Running", message=message, ok=True)
     fields = {"phase": "Running", "nodeName": agent.node, "message": None}
     state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+
+
+def _migration_running(agent: state.Agent, vm: Json) -> str:
+    """The name of a Running migration of ``vm``, or ""."""
+    meta = crd.meta(vm)
+    items, _ = agent.objs.list(kinds.MIGRATION, namespace=meta.namespace)
+    for mig in items:
+        if (mig.get("spec") or {}).get("vmName") == meta.name and (
+            (mig.get("status") or {}).get("phase") == "Running"
+        ):
+            return str(mig["metadata"]["name"])
+    return ""
 
 
 def _start(agent: state.Agent, vm: Json, dom: str, found: list[domain.Disk]) -> None:

@@ -224,6 +224,21 @@ def test_fake_api_agent_fails_a_migration_to_an_unreachable_libvirt_and_keeps_th
     assert "MigrationStarted" in reasons and "TargetUnreachable" in reasons
 
 
+def test_fake_api_agent_never_starts_a_guest_whose_migration_is_running(
+    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
+) -> None:
+    fake.add(v.node(NODE), vm_on("web"))
+    provision(fake, ctx, agent, "web")
+    # Left by an agent that stopped mid-migration: the guest may be on OTHER now.
+    mig = v.migration("m1", vm_name="web", node=OTHER)
+    mig["status"] = {"phase": "Running", "sourceNode": OTHER, "targetNode": NODE}
+    fake.add(mig)
+
+    guests.reconcile(agent, read(ctx, kinds.VM, "web"))
+
+    assert not agent.conn.exists(f"{v.NS}_web")
+
+
 def test_fake_api_agent_ignores_migrations_from_other_nodes(
     fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
 ) -> None:
