@@ -41,6 +41,18 @@ FAULTS: dict[str, str] = {
     "driver-down-10s-then-back": "driver down 10 s (client backoff grown), then restarted",
     "device-node-gone": "a published device node unmounted and removed before the host copy",
     "host-enospc-during-copy": "target filesystem full (ENOSPC) during a host copy",
+    "loop-device-lost-backing": (
+        "a published loop device detached (`losetup -d`) or its backing file truncated "
+        "(`losetup -c`) before or during a host copy, clone, snapshot or export"
+    ),
+    "libvirtd-restarted-during-block-job": (
+        "libvirtd SIGKILLed and restarted during an online expansion's block copy, at its "
+        "pivot, and during an online snapshot's push backup"
+    ),
+    "libvirtd-restarted-during-migration": (
+        "libvirtd of the source or the destination SIGKILLed and restarted during a live "
+        "storage migration"
+    ),
     "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
     "bad-config-file": "hypothesis-generated config files",
     "bad-cli-arguments": "hypothesis-generated names and sizes on the command line",
