@@ -1,6 +1,6 @@
 """The agent loop: list and watch VMs and migrations, and hand each to its step.
 
-The same pattern as the controller (`csi_vm.controller.run`): one thread per
+The same pattern as the controller (`csi_vm.kube.informer`): one thread per
 resource lists every object, handles it, then follows a watch from the
 list's resourceVersion; a watch ends after ``resync`` seconds and the next
 round lists again, which picks up what changed without an event on the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from csi_vm import errors
 from csi_vm.agent import guests, migrations, state
 from csi_vm.controller import kinds
-from csi_vm.kube import objects
+from csi_vm.kube import informer, objects
 
 log = logging.getLogger("csi_vm.agent")
 
@@ -53,25 +53,26 @@ class Loop:
 
     def sync(self, res: objects.Resource) -> str:
         """Handle every object of ``res``; the list's resourceVersion."""
-        items, version = self.agent.objs.list(res, namespace=self.namespace)
-        for obj in items:
-            handle(self.agent, res, obj, deleted=False)
-        return version
+        return informer.sync(
+            self.agent.objs, res, namespace=self.namespace, handle=self._handler(res)
+        )
 
     def follow(self, res: objects.Resource, stop: threading.Event) -> None:
         """Sync, then handle each change, until ``stop``; list again after every watch."""
-        while not stop.is_set():
-            try:
-                version = self.sync(res)
-                for event in self.agent.objs.watch(
-                    res, namespace=self.namespace, since=version, timeout=self.resync
-                ):
-                    if stop.is_set():
-                        return
-                    handle(self.agent, res, event.object, deleted=event.type == "DELETED")
-            except errors.CsiVmError as err:
-                log.warning("watch %s: %s; listing again", res.plural, err)
-                stop.wait(1.0)
+        informer.follow(
+            self.agent.objs,
+            res,
+            namespace=self.namespace,
+            resync=self.resync,
+            stop=stop,
+            handle=self._handler(res),
+        )
+
+    def _handler(self, res: objects.Resource) -> informer.Handler:
+        def on_event(kind: str, obj: objects.Json) -> None:
+            handle(self.agent, res, obj, deleted=kind == "DELETED")
+
+        return on_event
 
     def run(self, stop: threading.Event) -> None:
         """Follow every resource until ``stop``."""

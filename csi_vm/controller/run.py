@@ -27,7 +27,7 @@ from csi_vm.controller import (
     reconcile_snapshot,
     reconcile_vm,
 )
-from csi_vm.kube import objects
+from csi_vm.kube import informer, objects
 
 log = logging.getLogger("csi_vm.controller")
 
@@ -77,26 +77,25 @@ class Controller:
 
     def sync(self, res: objects.Resource) -> str:
         """Reconcile every object of ``res``; the list's resourceVersion."""
-        items, version = self.ctx.objs.list(res, namespace=self._ns(res))
-        for obj in items:
-            reconcile(self.ctx, res, obj)
-        return version
+        return informer.sync(self.ctx.objs, res, namespace=self._ns(res), handle=self._handler(res))
 
     def follow(self, res: objects.Resource, stop: threading.Event) -> None:
         """Sync, then reconcile each change, until ``stop``; list again after every watch."""
-        while not stop.is_set():
-            try:
-                version = self.sync(res)
-                for event in self.ctx.objs.watch(
-                    res, namespace=self._ns(res), since=version, timeout=self.resync
-                ):
-                    if stop.is_set():
-                        return
-                    if event.type != "DELETED":
-                        reconcile(self.ctx, res, event.object)
-            except errors.CsiVmError as err:
-                log.warning("watch %s: %s; listing again", res.plural, err)
-                stop.wait(1.0)
+        informer.follow(
+            self.ctx.objs,
+            res,
+            namespace=self._ns(res),
+            resync=self.resync,
+            stop=stop,
+            handle=self._handler(res),
+        )
+
+    def _handler(self, res: objects.Resource) -> informer.Handler:
+        def handle(kind: str, obj: objects.Json) -> None:
+            if kind != "DELETED":  # children go with it through their ownerReferences
+                reconcile(self.ctx, res, obj)
+
+        return handle
 
     def _ns(self, res: objects.Resource) -> str:
         return self.namespace if res.namespaced else ""
