@@ -21,7 +21,7 @@ import uuid
 
 from csi_vm import errors
 from csi_vm.agent import disks, state
-from csi_vm.controller import kinds, quantity, reconcile_vm
+from csi_vm.controller import kinds, quantity, reconcile_vm, status
 from csi_vm.controller import models as crd
 from launcher import domain, libvirt_conn
 
@@ -73,7 +73,7 @@ def active(conn: libvirt_conn.Connection, dom: str) -> bool:
 def _run(agent: state.Agent, vm: Json) -> None:
     dom = state.domain_name(crd.meta(vm))
     if active(agent.conn, dom):
-        cond = state.condition(vm, RUNNING)
+        cond = status.current(vm, RUNNING)
         if cond.get("status") != "True":  # a True one says how it got here: keep it
             cond = state.tell(
                 agent, vm, kind=RUNNING, reason="Running", message=f"runs on {agent.node}", ok=True

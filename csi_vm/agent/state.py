@@ -101,36 +101,10 @@ def peer_uris(explicit: dict[str, str], template: str) -> Callable[[str], str]:
 def write(
     agent: Agent, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
 ) -> Json:
-    """Patch ``obj``'s status with ``fields`` and merged ``conditions``; skip a no-op.
-
-    A field set to None is removed (merge patch). The controller writes other
-    fields of the same status; merging conditions by type keeps its own.
-    """
-    old = obj.get("status") or {}
-    body = {**fields, "conditions": status.merged(list(old.get("conditions") or ()), conditions)}
-    same = all(old.get(k) == v for k, v in body.items() if v is not None) and all(
-        k not in old for k, v in body.items() if v is None
-    )
-    if same:
-        return obj
-    meta = crd.meta(obj)
-    return agent.objs.patch(
-        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
-    )
-
-
-def condition(obj: Json, kind: str) -> Json:
-    """The current condition of type ``kind`` on ``obj``; {} when it has none."""
-    for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == kind:
-            return dict(cond)
-    return {}
+    """Patch ``obj``'s status; the agent reports, the generation stays the controller's."""
+    return status.write(agent.objs, res, obj, fields=fields, conditions=conditions, observed=False)
 
 
 def tell(agent: Agent, obj: Json, *, kind: str, reason: str, message: str, ok: bool) -> Json:
     """A condition of type ``kind``, with an Event the first time its message appears."""
-    if condition(obj, kind).get("message") != message:
-        agent.events.record(obj, reason=reason, message=message, warning=not ok)
-    return status.condition(
-        kind, ok=ok, reason=reason, message=message, generation=crd.meta(obj).generation
-    )
+    return status.tell(agent.events, obj, kind=kind, reason=reason, message=message, ok=ok)

@@ -36,24 +36,7 @@ def write_status(
     ctx: Context, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
 ) -> Json:
     """Patch ``obj``'s status with ``fields`` and merged ``conditions``."""
-    meta = crd.meta(obj)
-    old = obj.get("status") or {}
-    body = {**fields, "conditions": status.merged(list(old.get("conditions") or ()), conditions)}
-    body["observedGeneration"] = meta.generation
-    if _unchanged(old, body):
-        # Nothing new: skip the write, so a reconcile caused by our own
-        # status update does not write (and trigger) again.
-        return obj
-    return ctx.objs.patch(
-        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
-    )
-
-
-def _unchanged(old: Json, new: Json) -> bool:
-    # A merge patch drops keys set to None, so None matches an absent key.
-    return all(old.get(key) == value for key, value in new.items() if value is not None) and all(
-        key not in old for key, value in new.items() if value is None
-    )
+    return status.write(ctx.objs, res, obj, fields=fields, conditions=conditions, observed=True)
 
 
 def announce_choice(ctx: Context, obj: Json, *, operation: str, choice: model.Choice) -> None:

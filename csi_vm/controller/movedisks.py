@@ -66,7 +66,7 @@ def finish(ctx: context.Context, mig: Json) -> None:
         for disk in crd.spec(vm, crd.VMSpec).disks:
             ctx.objs.delete(kinds.PVC, claim_name(meta.name, disk.name), namespace=meta.namespace)
         return
-    done = any(c.get("type") == SWITCHED for c in state.get("conditions") or ())
+    done = bool(status.current(mig, SWITCHED))
     if done or (vm.get("status") or {}).get("nodeName") != state.get("targetNode"):
         return
     _switch(ctx, mig, vm)

@@ -80,26 +80,18 @@ def _phase(obj: Json, spec: crd.VMSpec, *, bound: bool) -> str:
 
 def _hold(ctx: context.Context, obj: Json, *, node: str, disks: list[storage.HeldDisk]) -> Json:
     """The holder Pod on ``node``, or a condition that says why there is none."""
-    gen = crd.meta(obj).generation
     try:
         ctx.objs.get(kinds.NODE, node)
     except errors.NotFound:
         message = f"node {node} does not exist: set spec.nodeName to a node of the cluster"
-        if _condition(obj, NODE).get("message") != message:  # one Event, not one per pass
-            ctx.events.record(obj, reason="NodeNotFound", message=message, warning=True)
-        return status.condition(NODE, ok=False, reason="NodeNotFound", message=message,
-                                generation=gen)  # fmt: skip
+        return status.tell(
+            ctx.events, obj, kind=NODE, reason="NodeNotFound", message=message, ok=False
+        )
     ensure_holder(ctx, obj, node=node, disks=disks)
     return status.condition(
-        NODE, ok=True, reason="Held", message=f"disks published on {node}", generation=gen
-    )
-
-
-def _condition(obj: Json, kind: str) -> Json:
-    for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == kind:
-            return dict(cond)
-    return {}
+        NODE, ok=True, reason="Held", message=f"disks published on {node}",
+        generation=crd.meta(obj).generation,
+    )  # fmt: skip
 
 
 def ensure_holder(

@@ -13,6 +13,8 @@ import datetime
 from collections.abc import Callable
 
 from capabilities import ladder, model
+from csi_vm.controller import events
+from csi_vm.controller import models as crd
 from csi_vm.kube import objects
 
 READY = "Ready"
@@ -40,6 +42,66 @@ def condition(
         "lastTransitionTime": clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "observedGeneration": generation,
     }
+
+
+def current(obj: objects.Json, kind: str) -> objects.Json:
+    """The condition of type ``kind`` on ``obj`` now; {} when it has none."""
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def tell(
+    recorder: events.Recorder, obj: objects.Json, *, kind: str, reason: str, message: str, ok: bool
+) -> objects.Json:
+    """A condition of type ``kind``, with an Event the first time its message appears.
+
+    Every pass of a loop computes the condition again; the Event is for a
+    change, not for each pass.
+    """
+    if current(obj, kind).get("message") != message:
+        recorder.record(obj, reason=reason, message=message, warning=not ok)
+    return condition(
+        kind, ok=ok, reason=reason, message=message, generation=crd.meta(obj).generation
+    )
+
+
+def write(
+    objs: objects.Objects,
+    res: objects.Resource,
+    obj: objects.Json,
+    *,
+    fields: objects.Json,
+    conditions: list[objects.Json],
+    observed: bool,
+) -> objects.Json:
+    """Patch ``obj``'s status with ``fields`` and merged ``conditions``; skip a no-op.
+
+    ``observed``: also record the spec's generation as observed (what the
+    controller reconciles; the node agent only reports). A field set to None
+    is removed (merge patch). Conditions merge by type, so the controller
+    and the node agent keep each other's.
+    """
+    meta = crd.meta(obj)
+    old = obj.get("status") or {}
+    body = {**fields, "conditions": merged(list(old.get("conditions") or ()), conditions)}
+    if observed:
+        body["observedGeneration"] = meta.generation
+    if _unchanged(old, body):
+        # Nothing new: skip the write, so a pass caused by our own status
+        # update does not write (and trigger) again.
+        return obj
+    return objs.patch(
+        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
+    )
+
+
+def _unchanged(old: objects.Json, new: objects.Json) -> bool:
+    # A merge patch drops keys set to None, so None matches an absent key.
+    return all(old.get(key) == value for key, value in new.items() if value is not None) and all(
+        key not in old for key, value in new.items() if value is None
+    )
 
 
 def merged(old: list[objects.Json], new: list[objects.Json]) -> list[objects.Json]:
