@@ -45,6 +45,8 @@ MODULES = (
 #: the ACPI power button and the event device it reports through, so that a
 #: graceful stop (libvirt's shutdown) powers the guest off
 ACPI_MODULES = ("button", "evdev")
+#: every module the initramfs carries, in load order
+GUEST_MODULES = MODULES + ACPI_MODULES
 #: the disk the counter lives on: the domain's first virtio disk
 COUNTER_DEVICE = "/dev/vda"
 #: serial console for the log; reboot at once on a panic so a dead guest shows
@@ -151,8 +153,7 @@ def _kernel_dependency(meta: tuple[Package, str], run: hostcmd.Runner) -> Packag
 
 
 def _key(kernel: Package, busybox: Package) -> str:
-    modules = MODULES + ACPI_MODULES
-    inputs = [_FORMAT, kernel.spec, busybox.spec, modules, init_script(modules)]
+    inputs = [_FORMAT, kernel.spec, busybox.spec, GUEST_MODULES, init_script(GUEST_MODULES)]
     digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
     return f"{kernel.version}-{digest}"
 
@@ -203,7 +204,7 @@ def _entries(
         if applet != "bin/busybox":
             entries.append(initramfs.symlink(applet, "/bin/busybox"))
     loaded = []
-    for name in MODULES + ACPI_MODULES:
+    for name in GUEST_MODULES:
         data = _module(modules_dir, name)
         if data is not None:
             entries.append(initramfs.file(f"lib/modules/{name}.ko", data))

@@ -261,12 +261,11 @@ class Connection:
         return self._surviving("defineXML", once)
 
     def start(self, name: str) -> None:
-        self._surviving("create", lambda: self._call(f"start {name}", self._domain(name).create))
+        self.call(name, "start", "create")
 
     def shutdown(self, name: str) -> None:
         """Ask the guest to power off (ACPI); it may ignore the request."""
-        once = lambda: self._call(f"shutdown {name}", self._domain(name).shutdown)  # noqa: E731
-        self._surviving("shutdown", once)
+        self.call(name, "shutdown", "shutdown")
 
     def destroy(self, name: str) -> None:
         """Stop the domain now (kill qemu); a stopped or unknown domain is no error."""
@@ -304,8 +303,7 @@ class Connection:
         return self._surviving("exists", once)
 
     def status(self, name: str) -> DomainStatus:
-        once = lambda: self._call(f"state of {name}", self._domain(name).state)  # noqa: E731
-        state, reason = self._surviving("state", once)
+        state, reason = self.call(name, "state", "state")
         known = _STATES.get(int(state), DomainState.NOSTATE)
         return DomainStatus(known, _REASONS.get((known, int(reason)), f"reason-{reason}"))
 
