@@ -47,8 +47,8 @@ FAULTS: dict[str, str] = {
     ),
     "libvirtd-restarted-during-block-job": (
         "libvirtd SIGKILLed and restarted during an online expansion's block copy, at its "
-        "pivot, and during an online snapshot's push backup (back within 1 s, and down "
-        "past the reconnect budget)"
+        "pivot, and during an online snapshot's push backup (back within 1 s; the block "
+        "copy also down past the reconnect budget)"
     ),
     "libvirtd-restarted-during-migration": (
         "libvirtd of the source or the destination SIGKILLed and restarted during a live "
