@@ -1,4 +1,4 @@
-"""The committed CSI bindings: reproducible from csi.proto, and wire-compatible with CSI v1.12."""
+"""The committed CSI bindings: reproducible from the protos, and wire-compatible with CSI v1.12."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from csi_vm.csi.pb import csi_pb2, csi_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PB_DIR = Path("csi_vm/csi/pb")
-GENERATED = ("csi_pb2.py", "csi_pb2.pyi", "csi_pb2_grpc.py", "csi_pb2_grpc.pyi")
+GENERATED = tuple(
+    f"{proto}{suffix}"
+    for proto in ("csi", "pluginregistration")
+    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+)
 
 FILE = csi_pb2.DESCRIPTOR
 
