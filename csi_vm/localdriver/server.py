@@ -2,16 +2,14 @@
 
 `main(argv)` is what the CLI calls; `serve(config)` runs a parsed config.
 SIGTERM and SIGINT stop the server gracefully (in-flight RPCs get a few
-seconds), then the state database is closed and the socket removed.
+seconds) and remove its socket, then close the state database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -21,17 +19,13 @@ import grpc
 
 from csi_vm import errors
 from csi_vm.csi.pb import csi_pb2_grpc
-from csi_vm.localdriver import context, rpc_controller, rpc_group, rpc_identity, rpc_node
+from csi_vm.localdriver import context, rpc_controller, rpc_group, rpc_identity, rpc_node, sockets
 from csi_vm.localdriver.config import DriverConfig, Endpoint, parse_args
 
 log = logging.getLogger(__name__)
 
 #: gRPC handler threads; CSI sidecars rarely run more than a handful of calls at once
 MAX_WORKERS = 16
-#: seconds in-flight RPCs get to finish after SIGTERM
-STOP_GRACE_S = 5.0
-#: owner and group may connect; others may not (the CO's socket convention)
-SOCKET_MODE = 0o660
 
 
 def build_server(ctx: context.Context) -> grpc.Server:
@@ -47,29 +41,8 @@ def build_server(ctx: context.Context) -> grpc.Server:
     return server
 
 
-def _clear_socket(path: os.PathLike[str]) -> None:
-    """Remove a stale socket file, but never one a live driver still answers on."""
-    if not os.path.lexists(path):
-        return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(os.fspath(path))
-        except OSError:
-            os.unlink(path)  # nobody listens: left over from a crash
-            return
-    raise errors.InvalidInput(f"--endpoint: another process is serving on {os.fspath(path)}")
-
-
-@contextlib.contextmanager
-def _umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def bind(server: grpc.Server, endpoint: Endpoint) -> None:
+def bind(server: grpc.Server, endpoint: Endpoint) -> sockets.Bound | None:
+    """Bind the CSI server to its endpoint; the socket file it made, for a unix one."""
     if endpoint.socket_path is None:
         try:
             port = server.add_insecure_port(endpoint.address)
@@ -77,12 +50,9 @@ def bind(server: grpc.Server, endpoint: Endpoint) -> None:
             raise errors.InvalidInput(f"--endpoint: cannot listen on {endpoint.address}") from err
         if not port:
             raise errors.InvalidInput(f"--endpoint: cannot listen on {endpoint.address}")
-        return
+        return None
     endpoint.socket_path.parent.mkdir(parents=True, exist_ok=True)
-    _clear_socket(endpoint.socket_path)
-    with _umask(0o777 & ~SOCKET_MODE):  # the socket is born with the right mode
-        server.add_insecure_port(endpoint.address)
-    os.chmod(endpoint.socket_path, SOCKET_MODE)
+    return sockets.bind(server, endpoint.socket_path, option="--endpoint")
 
 
 @contextlib.contextmanager
@@ -103,11 +73,10 @@ def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or until `stop` is set by an embedding caller)."""
     stop = stop or threading.Event()
     ctx = context.open_context(config)
-    server = build_server(ctx)
     try:
-        bind(server, config.endpoint)
-        with _stop_on_signals(stop):
-            server.start()
+        with _stop_on_signals(stop), contextlib.ExitStack() as running:
+            server = build_server(ctx)
+            running.enter_context(sockets.serving(server, bind(server, config.endpoint)))
             log.info(
                 "local CSI driver for node %s listening on %s (state %s)",
                 config.node_id,
@@ -117,11 +86,7 @@ def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
             stop.wait()
             log.info("stopping")
     finally:
-        server.stop(STOP_GRACE_S).wait()
         ctx.db.close()
-        if config.endpoint.socket_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(config.endpoint.socket_path)
 
 
 def main(argv: list[str] | None = None) -> int:

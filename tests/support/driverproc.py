@@ -7,7 +7,8 @@
 
 `start_driver` returns once the driver answers Identity.Probe on its unix
 socket. `stop()` sends SIGTERM (graceful), `kill()` SIGKILL (a crash),
-`restart()` starts it again with the same arguments and state dir. When the
+`restart()` starts it again with the same arguments and state dir;
+`run_to_exit` runs a driver that should refuse to start. When the
 last driver using a state dir stops, loop devices and mounts left on its
 images (a failed test's leftovers) are released so the host stays clean.
 """
@@ -179,6 +180,14 @@ def start_driver(
     )
     driver.start(timeout=timeout)
     return driver
+
+
+def run_to_exit(
+    args: Iterable[str], *, timeout: float = START_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run a driver that should refuse to start; its exit code and output."""
+    command = [sys.executable, "-m", "csi_vm.localdriver", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _loops_backed_under(directory: pathlib.Path) -> list[str]:

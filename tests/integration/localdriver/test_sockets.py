@@ -1,0 +1,54 @@
+"""The driver's CSI socket: a crash's leftover is replaced, a live driver's is never touched."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from csi_vm.csi.pb import csi_pb2
+from tests.support import driverproc
+
+from . import csi
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def test_a_crashed_drivers_csi_socket_is_replaced(tmp_path: pathlib.Path) -> None:
+    drv = driverproc.start_driver(tmp_path / "driver")
+    drv.kill()
+    assert drv.socket_path.exists()  # SIGKILL: nobody removed it
+    drv.start()
+    try:
+        stubs = csi.connect(drv.endpoint)
+        try:
+            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
+        finally:
+            stubs.close()
+    finally:
+        assert drv.stop() == 0
+    assert not drv.socket_path.exists()
+
+
+def test_a_live_drivers_csi_socket_is_never_taken(
+    tmp_path: pathlib.Path,
+) -> None:
+    first = driverproc.start_driver(tmp_path / "first")
+    try:
+        identity = first.socket_path.stat().st_ino
+        done = driverproc.run_to_exit(
+            [
+                *("--endpoint", first.endpoint),
+                *("--state-dir", str(tmp_path / "second-state"), "--node-id", "node-b"),
+            ]
+        )
+        assert done.returncode == 2, done.stderr
+        assert "another process is serving" in done.stderr
+        assert first.socket_path.stat().st_ino == identity
+        stubs = csi.connect(first.endpoint)
+        try:
+            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
+        finally:
+            stubs.close()
+    finally:
+        first.stop()
