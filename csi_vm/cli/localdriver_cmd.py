@@ -13,6 +13,9 @@ def localdriver(ctx: typer.Context) -> None:
     Example: csi-vm localdriver --endpoint unix:///run/csi-vm/local.sock
     --state-dir /var/lib/csi-vm/local --node-id node-a [--without snapshot,clone]
 
+    On a Kubernetes node it registers with the kubelet itself: add
+    --kubelet-registration-dir /var/lib/kubelet/plugins_registry.
+
     Every option is the driver's own: see `csi-vm localdriver --help`.
     """
     raise typer.Exit(server.main(list(ctx.args)))

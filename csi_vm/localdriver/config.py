@@ -1,4 +1,5 @@
-"""What the local driver is told at start: endpoint, state dir, node, feature switches.
+"""What the local driver is told at start: endpoint, state dir, node, feature switches,
+and where (if anywhere) it registers with the kubelet.
 
 The one place that knows the command line. Everything else receives a frozen
 `DriverConfig` and asks it `offers(feature)` / `is_broken(feature)`.
@@ -63,6 +64,14 @@ class Endpoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class KubeletRegistration:
+    """Register with the kubelet's plugin watcher, as node-driver-registrar would."""
+
+    directory: pathlib.Path  # the kubelet's plugins_registry, as this process sees it
+    csi_endpoint: pathlib.Path  # the CSI socket, as the kubelet on the host sees it
+
+
+@dataclasses.dataclass(frozen=True)
 class DriverConfig:
     """Everything the driver needs to start; immutable once parsed."""
 
@@ -73,6 +82,7 @@ class DriverConfig:
     without: frozenset[Feature] = frozenset()
     broken: frozenset[Feature] = frozenset()
     log_level: str = "INFO"
+    kubelet: KubeletRegistration | None = None
 
     def offers(self, feature: Feature) -> bool:
         """True when the feature is switched on (it may still be advertised broken)."""
@@ -121,6 +131,32 @@ def _build_parser() -> argparse.ArgumentParser:
         help="TEST ONLY: keep FEATURE in the capabilities but make its RPCs fail",
     )
     parser.add_argument("--log-level", default="INFO", choices=list(logging.getLevelNamesMapping()))
+    kubelet = parser.add_argument_group(
+        "kubelet registration",
+        "Register with the kubelet's plugin watcher, so that Kubernetes uses this driver "
+        "without a node-driver-registrar sidecar. Needs a unix --endpoint. In a container "
+        "that mounts the host's /var/lib/kubelet/plugins/csi-vm.local at /csi and "
+        "/var/lib/kubelet/plugins_registry at /registration: --endpoint unix:///csi/csi.sock "
+        "--kubelet-registration-dir /registration "
+        "--kubelet-csi-endpoint /var/lib/kubelet/plugins/csi-vm.local/csi.sock",
+    )
+    kubelet.add_argument(
+        "--kubelet-registration-dir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="serve the kubelet's plugin-registration API on DIR/csi-vm.local-reg.sock while "
+        "the driver runs. DIR is the kubelet's plugins_registry directory as this process "
+        "sees it, e.g. /var/lib/kubelet/plugins_registry",
+    )
+    kubelet.add_argument(
+        "--kubelet-csi-endpoint",
+        type=pathlib.Path,
+        metavar="PATH",
+        help="the --endpoint socket's path as the kubelet on the host sees it; the kubelet "
+        "dials it for every CSI call. Give it when this process sees the socket elsewhere (in "
+        "a container), e.g. /var/lib/kubelet/plugins/csi-vm.local/csi.sock. "
+        "Default: the --endpoint path",
+    )
     return parser
 
 
@@ -139,12 +175,36 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
             "starting and ending with a letter or digit",
             hint="the node id doubles as a CSI topology value, which has these rules",
         )
+    endpoint = Endpoint.parse(ns.endpoint)
     return DriverConfig(
-        endpoint=Endpoint.parse(ns.endpoint),
+        endpoint=endpoint,
         state_dir=ns.state_dir.absolute(),
         node_id=node_id,
         shared=bool(ns.shared),
         without=without,
         broken=broken,
         log_level=str(ns.log_level),
+        kubelet=_kubelet_registration(ns, endpoint),
+    )
+
+
+def _kubelet_registration(ns: argparse.Namespace, endpoint: Endpoint) -> KubeletRegistration | None:
+    directory: pathlib.Path | None = ns.kubelet_registration_dir
+    csi_endpoint: pathlib.Path | None = ns.kubelet_csi_endpoint
+    if directory is None:
+        if csi_endpoint is not None:
+            raise errors.InvalidInput("--kubelet-csi-endpoint needs --kubelet-registration-dir")
+        return None
+    if endpoint.socket_path is None:
+        raise errors.InvalidInput(
+            "--kubelet-registration-dir needs a unix --endpoint",
+            hint="the kubelet calls CSI drivers on unix sockets only",
+        )
+    if csi_endpoint is not None and not csi_endpoint.is_absolute():
+        raise errors.InvalidInput(
+            f"--kubelet-csi-endpoint {str(csi_endpoint)!r}: must be an absolute path",
+            hint="the kubelet dials it as given, from the host's root",
+        )
+    return KubeletRegistration(
+        directory=directory.absolute(), csi_endpoint=csi_endpoint or endpoint.socket_path
     )

@@ -1,8 +1,9 @@
 """Start the local driver: parse arguments, open the state, serve gRPC until a signal.
 
 `main(argv)` is what the CLI calls; `serve(config)` runs a parsed config.
-SIGTERM and SIGINT stop the server gracefully (in-flight RPCs get a few
-seconds) and remove its socket, then close the state database.
+With --kubelet-registration-dir it also registers with the kubelet once the
+CSI socket answers. SIGTERM and SIGINT stop the servers gracefully (in-flight
+RPCs get a few seconds) and remove their sockets, then close the state database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import grpc
 
 from csi_vm import errors
 from csi_vm.csi.pb import csi_pb2_grpc
-from csi_vm.localdriver import context, rpc_controller, rpc_group, rpc_identity, rpc_node, sockets
+from csi_vm.localdriver import (
+    context,
+    registration,
+    rpc_controller,
+    rpc_group,
+    rpc_identity,
+    rpc_node,
+    sockets,
+)
 from csi_vm.localdriver.config import DriverConfig, Endpoint, parse_args
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,8 @@ def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     ctx = context.open_context(config)
     try:
+        # Exit unwinds in reverse: the kubelet loses the registration socket
+        # (and deregisters the driver) before the CSI socket goes away.
         with _stop_on_signals(stop), contextlib.ExitStack() as running:
             server = build_server(ctx)
             running.enter_context(sockets.serving(server, bind(server, config.endpoint)))
@@ -83,6 +94,8 @@ def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
                 config.endpoint.address,
                 config.state_dir,
             )
+            if config.kubelet is not None:
+                running.enter_context(registration.serving(config.kubelet))
             stop.wait()
             log.info("stopping")
     finally:

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from csi_vm import errors
-from csi_vm.localdriver import config
+from csi_vm.localdriver import config, registration
 from csi_vm.localdriver.config import Feature
 
 BASE = ["--endpoint", "unix:///run/x/driver.sock", "--state-dir", "/var/lib/x", "--node-id", "n1"]
@@ -54,5 +54,50 @@ def test_tcp_endpoint() -> None:
     ids=["unknown-feature", "off-and-broken", "node-dash", "node-long", "relative", "scheme"],
 )
 def test_refusals(args: list[str], says: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=says):
+        config.parse_args([*BASE, *args])
+
+
+# --- registration with the kubelet ------------------------------------------------------------
+
+REG = ["--kubelet-registration-dir", "/var/lib/kubelet/plugins_registry"]
+
+
+def test_no_kubelet_registration_by_default() -> None:
+    assert config.parse_args(BASE).kubelet is None
+
+
+def test_kubelet_sees_the_endpoint_path_by_default() -> None:
+    kubelet = config.parse_args([*BASE, *REG]).kubelet
+    assert kubelet == config.KubeletRegistration(
+        directory=pathlib.Path("/var/lib/kubelet/plugins_registry"),
+        csi_endpoint=pathlib.Path("/run/x/driver.sock"),
+    )
+
+
+def test_kubelet_csi_endpoint_as_the_host_sees_it() -> None:
+    host_path = "/var/lib/kubelet/plugins/csi-vm.local/csi.sock"
+    kubelet = config.parse_args([*BASE, *REG, "--kubelet-csi-endpoint", host_path]).kubelet
+    assert kubelet is not None
+    assert kubelet.csi_endpoint == pathlib.Path(host_path)
+
+
+def test_help_names_the_registration_socket(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert registration.socket_path(pathlib.Path("DIR")).as_posix() in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--kubelet-csi-endpoint", "/var/lib/kubelet/plugins/x/csi.sock"], "needs --kubelet-reg"),
+        ([*REG, "--kubelet-csi-endpoint", "plugins/x/csi.sock"], "absolute"),
+        (["--endpoint", "tcp://127.0.0.1:9000", *REG], "unix --endpoint"),
+    ],
+    ids=["endpoint-alone", "relative-endpoint", "tcp"],
+)
+def test_kubelet_refusals(args: list[str], says: str) -> None:
     with pytest.raises(errors.InvalidInput, match=says):
         config.parse_args([*BASE, *args])
