@@ -4,10 +4,10 @@ One agent runs on every node (`csi-vm node-agent run`). The controller
 turns custom resources into storage objects and decisions; the agent turns
 those decisions into guests on its own node's libvirt:
 
-- `guests`: a VirtualMachine assigned to this node whose disks are bound and
+- `guests`: a CsiVM assigned to this node whose disks are bound and
   published is defined and started; ``running: false`` stops it. The VM's
   status says where it runs (``nodeName``), its phase and why.
-- `migrations`: a VMMigration the controller scheduled from this node is run
+- `migrations`: a CsiVMMigration the controller scheduled from this node is run
   here with `launcher.migration`, and left Succeeded (the VM on the target)
   or Failed (the VM still on this node), never running on both.
 - `disks`: where the kubelet published each disk of a VM on a node, under

@@ -1,4 +1,4 @@
-"""A VirtualMachine on this node: started when it should run and its disks are here, else stopped.
+"""A CsiVM on this node: started when it should run and its disks are here, else stopped.
 
 A VM belongs to the node its status names (where it runs) or, when it runs
 nowhere, to its ``spec.nodeName``; the agents of other nodes leave it alone.
@@ -130,7 +130,7 @@ def _migration_running(agent: state.Agent, vm: Json) -> str:
 def _start(agent: state.Agent, vm: Json, dom: str, found: list[domain.Disk]) -> None:
     meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
     if not meta.uid:
-        raise errors.InvalidInput(f"VirtualMachine {meta.name} has no uid")
+        raise errors.InvalidInput(f"CsiVM {meta.name} has no uid")
     console = agent.console_log(dom)
     memory_mib = max(16, quantity.to_bytes(spec.memory) // _MIB)
     # The VM's uid is the domain's UUID: the same on every node it moves to.

@@ -1,4 +1,4 @@
-"""A VMMigration scheduled from this node: run it, and leave the guest on exactly one node.
+"""A CsiVMMigration scheduled from this node: run it, and leave the guest on exactly one node.
 
 The controller writes the decision (phase Scheduled, sourceNode, targetNode,
 strategy); the source node's agent takes it from there:
@@ -74,7 +74,7 @@ def _vm(agent: state.Agent, mig: Json) -> Json:
     try:
         return agent.objs.get(kinds.VM, name, namespace=crd.meta(mig).namespace)
     except errors.NotFound:
-        raise _Refused("VMNotFound", f"VirtualMachine {name} does not exist") from None
+        raise _Refused("VMNotFound", f"CsiVM {name} does not exist") from None
 
 
 def _run(agent: state.Agent, mig: Json) -> None:

@@ -13,11 +13,11 @@ Rule = rbac.Rule
 
 AGENT: tuple[Rule, ...] = (
     # run: list and watch; guests, migrations: read one fresh before acting
-    Rule(group="csi-vm.io", resource="virtualmachines", verbs=frozenset({"get", "list", "watch"})),
-    Rule(group="csi-vm.io", resource="vmmigrations", verbs=frozenset({"get", "list", "watch"})),
+    Rule(group="csi-vm.io", resource="csivms", verbs=frozenset({"get", "list", "watch"})),
+    Rule(group="csi-vm.io", resource="csivmmigrations", verbs=frozenset({"get", "list", "watch"})),
     # state: where a VM runs and what a migration did
-    Rule(group="csi-vm.io", resource="virtualmachines/status", verbs=frozenset({"patch"})),
-    Rule(group="csi-vm.io", resource="vmmigrations/status", verbs=frozenset({"patch"})),
+    Rule(group="csi-vm.io", resource="csivms/status", verbs=frozenset({"patch"})),
+    Rule(group="csi-vm.io", resource="csivmmigrations/status", verbs=frozenset({"patch"})),
     # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume
     Rule(group="", resource="pods", verbs=frozenset({"get"})),
     Rule(group="", resource="persistentvolumeclaims", verbs=frozenset({"get"})),

@@ -23,9 +23,9 @@ app = typer.Typer(
 
 _HELP = """Start, stop and migrate the VMs of one node until stopped.
 
-The controller (`csi-vm controller run`) makes each VirtualMachine's claims
+The controller (`csi-vm controller run`) makes each CsiVM's claims
 and a holder Pod on the VM's node, so the kubelet publishes the volumes
-there. This agent watches VirtualMachines and VMMigrations and acts on its
+there. This agent watches CsiVMs and CsiVMMigrations and acts on its
 own node only:
 
 - a VM whose status.nodeName (or, while it runs nowhere, spec.nodeName) is
@@ -33,7 +33,7 @@ own node only:
   and started in libvirt; spec.running false stops it. status.phase,
   status.nodeName and the Running condition say what happened, Events why.
 
-- a VMMigration the controller scheduled from this node is run as a libvirt
+- a CsiVMMigration the controller scheduled from this node is run as a libvirt
   live migration to the target node's libvirt (--peer-uri, or
   --peer-uri-template): memory only on a shared volume (shared-volume), with
   a copy of every disk into the target's new claims (storage-migration);

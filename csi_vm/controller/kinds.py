@@ -2,6 +2,13 @@
 
 csi-vm's own kinds live in the ``csi-vm.io`` group at ``v1alpha1``: the API
 may still change, which is what alpha means in Kubernetes versioning.
+
+Their names carry a ``CsiVM`` prefix because csi-vm runs next to KubeVirt:
+kubectl resolves a bare ``virtualmachines`` or ``vmsnapshot`` across every
+group, so names shared with KubeVirt's kinds, plurals or short names would
+make ``kubectl get`` show one project's objects when the user meant the
+other's. tests/unit/controller/test_crd_names.py holds the list of names to
+stay clear of.
 """
 
 from __future__ import annotations
@@ -17,20 +24,20 @@ def _own(plural: str, *, namespaced: bool = True) -> objects.Resource:
     return objects.Resource(group=GROUP, version=VERSION, plural=plural, namespaced=namespaced)
 
 
-VM = _own("virtualmachines")
-SNAPSHOT = _own("vmsnapshots")
-RESTORE = _own("vmrestores")
-CLONE = _own("vmclones")
-MIGRATION = _own("vmmigrations")
+VM = _own("csivms")
+SNAPSHOT = _own("csivmsnapshots")
+RESTORE = _own("csivmrestores")
+CLONE = _own("csivmclones")
+MIGRATION = _own("csivmmigrations")
 REPORT = _own("storagecapabilityreports", namespaced=False)
 
 #: Kind names of csi-vm's resources, by resource.
 KIND = {
-    VM: "VirtualMachine",
-    SNAPSHOT: "VMSnapshot",
-    RESTORE: "VMRestore",
-    CLONE: "VMClone",
-    MIGRATION: "VMMigration",
+    VM: "CsiVM",
+    SNAPSHOT: "CsiVMSnapshot",
+    RESTORE: "CsiVMRestore",
+    CLONE: "CsiVMClone",
+    MIGRATION: "CsiVMMigration",
     REPORT: "StorageCapabilityReport",
 }
 

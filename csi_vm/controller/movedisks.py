@@ -1,7 +1,7 @@
 """Storage migration on Kubernetes: new claims on the target, the VM switched to them after.
 
 A class that is not shared across nodes cannot publish the source's volume
-on the target. For such a VMMigration (strategy ``storage-migration``) the
+on the target. For such a CsiVMMigration (strategy ``storage-migration``) the
 controller makes, before handing over:
 
 - one new block claim per disk, ``<migration>-<disk>``, of the disk's size

@@ -26,18 +26,18 @@ _WATCHED = ("get", "list", "watch")
 CONTROLLER: tuple[Rule, ...] = (
     # run: list and watch each custom resource; reconcile_*: status and owned children;
     # expand: switch a VM disk to its larger copy (patch)
-    _rule("csi-vm.io", "virtualmachines", *_WATCHED, "create", "patch"),
-    _rule("csi-vm.io", "vmsnapshots", *_WATCHED),
-    _rule("csi-vm.io", "vmrestores", "list", "watch"),
-    _rule("csi-vm.io", "vmclones", "list", "watch"),
-    _rule("csi-vm.io", "vmmigrations", "list", "watch"),
+    _rule("csi-vm.io", "csivms", *_WATCHED, "create", "patch"),
+    _rule("csi-vm.io", "csivmsnapshots", *_WATCHED),
+    _rule("csi-vm.io", "csivmrestores", "list", "watch"),
+    _rule("csi-vm.io", "csivmclones", "list", "watch"),
+    _rule("csi-vm.io", "csivmmigrations", "list", "watch"),
     # reconcile_report: one report per StorageClass; strategy: read them
     _rule("csi-vm.io", "storagecapabilityreports", "get", "create"),
-    _rule("csi-vm.io", "virtualmachines/status", "patch"),
-    _rule("csi-vm.io", "vmsnapshots/status", "patch"),
-    _rule("csi-vm.io", "vmrestores/status", "patch"),
-    _rule("csi-vm.io", "vmclones/status", "patch"),
-    _rule("csi-vm.io", "vmmigrations/status", "patch"),
+    _rule("csi-vm.io", "csivms/status", "patch"),
+    _rule("csi-vm.io", "csivmsnapshots/status", "patch"),
+    _rule("csi-vm.io", "csivmrestores/status", "patch"),
+    _rule("csi-vm.io", "csivmclones/status", "patch"),
+    _rule("csi-vm.io", "csivmmigrations/status", "patch"),
     _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
     # storage: the backend's storage objects
     _rule("", "persistentvolumeclaims", "get", "create", "patch", "delete"),

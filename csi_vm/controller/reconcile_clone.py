@@ -1,8 +1,8 @@
-"""VMClone: a new VM whose disks start as copies of another VM's disks.
+"""CsiVMClone: a new VM whose disks start as copies of another VM's disks.
 
 csi-clone: a PVC whose dataSource is the source PVC. snapshot-restore: a
 temporary VolumeSnapshot, then a PVC from it. host-copy: a blank PVC and a
-copy Job. When every disk is ready, the target VirtualMachine is created on
+copy Job. When every disk is ready, the target CsiVM is created on
 those claims.
 """
 
@@ -37,7 +37,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.CLONE,
             obj,
             reason="VMNotFound",
-            message=f"source VirtualMachine {spec.source} does not exist",
+            message=f"source CsiVM {spec.source} does not exist",
         )
         return
     taken = vmobjects.target_taken(ctx, obj, name=spec.target)

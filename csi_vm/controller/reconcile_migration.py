@@ -1,4 +1,4 @@
-"""VMMigration: move a running VM to another node.
+"""CsiVMMigration: move a running VM to another node.
 
 The controller decides the strategy from the VM's disks (shared-volume only
 when every disk's class is verified or asserted as shared across nodes,
@@ -53,7 +53,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.MIGRATION,
             obj,
             reason="VMNotFound",
-            message=f"VirtualMachine {spec.vm} does not exist",
+            message=f"CsiVM {spec.vm} does not exist",
         )
         return
     vm_spec = crd.spec(vm, crd.VMSpec)
@@ -63,7 +63,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.MIGRATION,
             obj,
             reason="VMNotRunning",
-            message=f"VirtualMachine {spec.vm} is stopped: start it on the target node instead",
+            message=f"CsiVM {spec.vm} is stopped: start it on the target node instead",
         )
         return
     try:
@@ -97,7 +97,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.MIGRATION,
             obj,
             reason="AlreadyOnTarget",
-            message=f"VirtualMachine {spec.vm} already runs on {source}",
+            message=f"CsiVM {spec.vm} already runs on {source}",
         )
         return
     if choice.native:

@@ -1,4 +1,4 @@
-"""VMRestore: a new VM whose disks start as the disks of a VMSnapshot.
+"""CsiVMRestore: a new VM whose disks start as the disks of a CsiVMSnapshot.
 
 A disk snapshotted as a VolumeSnapshot is restored by csi-restore (a PVC
 whose dataSource is the snapshot); a disk snapshotted by host copy is a PVC
@@ -31,7 +31,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.RESTORE,
             obj,
             reason="SnapshotNotFound",
-            message=f"VMSnapshot {spec.snapshot} does not exist",
+            message=f"CsiVMSnapshot {spec.snapshot} does not exist",
         )
         return
     snap_status = snap.get("status") or {}
@@ -41,7 +41,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.RESTORE,
             obj,
             reason="SnapshotNotReady",
-            message=f"VMSnapshot {spec.snapshot} is not ready yet",
+            message=f"CsiVMSnapshot {spec.snapshot} is not ready yet",
         )
         return
     taken = vmobjects.target_taken(ctx, obj, name=spec.target)

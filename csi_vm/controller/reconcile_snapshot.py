@@ -1,4 +1,4 @@
-"""VMSnapshot: a point-in-time copy of every disk of a VM.
+"""CsiVMSnapshot: a point-in-time copy of every disk of a VM.
 
 csi-snapshot: a VolumeSnapshot per disk. host-copy: a new PVC per disk and
 a Job that copies the disk into it (the VM should be stopped or frozen for a
@@ -28,7 +28,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             kinds.SNAPSHOT,
             obj,
             reason="VMNotFound",
-            message=f"VirtualMachine {spec.vm} does not exist",
+            message=f"CsiVM {spec.vm} does not exist",
         )
         return
     vm_spec = crd.spec(vm, crd.VMSpec)

@@ -1,4 +1,4 @@
-"""VirtualMachine: its disks as PVCs, grown when the spec asks for more.
+"""CsiVM: its disks as PVCs, grown when the spec asks for more.
 
 The controller owns the storage side; the node agent (the DaemonSet,
 `csi_vm.agent`) starts and stops the guest through libvirt once its disks

@@ -23,7 +23,7 @@ def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str |
         return None
     if (vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == meta.uid:
         return None  # ours, from an earlier pass
-    return f"VirtualMachine {name} already exists; choose another target name"
+    return f"CsiVM {name} already exists; choose another target name"
 
 
 def host_copy(
@@ -46,14 +46,14 @@ def ensure_vm(
     like: crd.VMSpec,
     results: list[diskops.DiskResult],
 ) -> None:
-    """Create the VirtualMachine ``name`` on the new claims, stopped, unless it exists.
+    """Create the CsiVM ``name`` on the new claims, stopped, unless it exists.
 
     Its claims then pass from the clone or restore to the VM, so deleting
     the clone or restore later leaves the VM and its disks alone.
     """
     body = {
         "apiVersion": kinds.API_VERSION,
-        "kind": "VirtualMachine",
+        "kind": kinds.KIND[kinds.VM],
         "metadata": {
             "name": name,
             "namespace": namespace,

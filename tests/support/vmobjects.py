@@ -24,25 +24,23 @@ def _own(kind: str, name: str, spec: Obj, *, namespace: str = NS) -> Obj:
 
 def vm(name: str, *, sc: str = "fast", running: bool = False, size: str = "1Gi") -> Obj:
     disks = [{"name": "root", "size": size, "storageClassName": sc}]
-    return _own(
-        "VirtualMachine", name, {"running": running, "cpus": 1, "memory": "256Mi", "disks": disks}
-    )
+    return _own("CsiVM", name, {"running": running, "cpus": 1, "memory": "256Mi", "disks": disks})
 
 
 def snapshot(name: str, *, vm_name: str) -> Obj:
-    return _own("VMSnapshot", name, {"vmName": vm_name})
+    return _own("CsiVMSnapshot", name, {"vmName": vm_name})
 
 
 def restore(name: str, *, snapshot_name: str, target: str) -> Obj:
-    return _own("VMRestore", name, {"snapshotName": snapshot_name, "targetVMName": target})
+    return _own("CsiVMRestore", name, {"snapshotName": snapshot_name, "targetVMName": target})
 
 
 def clone(name: str, *, source: str, target: str) -> Obj:
-    return _own("VMClone", name, {"sourceVMName": source, "targetVMName": target})
+    return _own("CsiVMClone", name, {"sourceVMName": source, "targetVMName": target})
 
 
 def migration(name: str, *, vm_name: str, node: str) -> Obj:
-    return _own("VMMigration", name, {"vmName": vm_name, "targetNode": node})
+    return _own("CsiVMMigration", name, {"vmName": vm_name, "targetNode": node})
 
 
 def node(name: str) -> Obj:

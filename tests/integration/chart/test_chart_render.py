@@ -113,10 +113,10 @@ def test_example_validates_against_its_crd(example: pathlib.Path) -> None:
 
 
 def test_crd_schema_refuses_a_bad_example() -> None:
-    obj = yaml.safe_load((chart.CHART / "examples" / "virtualmachine.yaml").read_text())
+    obj = yaml.safe_load((chart.CHART / "examples" / "csivm.yaml").read_text())
     obj["spec"]["disks"][0]["size"] = "ten gigs"
     with pytest.raises(jsonschema.ValidationError, match="does not match"):
-        jsonschema.validate(obj, _schema_of("VirtualMachine"))
+        jsonschema.validate(obj, _schema_of("CsiVM"))
 
 
 def _schema_of(kind: str) -> dict[str, Any]:

@@ -86,12 +86,12 @@ def test_fake_api_finished_migrations_release_only_the_node_the_vm_left(
     assert read(ctx, kinds.POD, f"web-disks-{OTHER}")  # the target's, made with the decision
 
     # Succeeded, but the VM's status still says NODE (say, moved back since): keep both.
-    _set_status(fake, "vmmigrations", "m1", {"phase": "Succeeded"})
-    _set_status(fake, "virtualmachines", "web", {"nodeName": NODE})
+    _set_status(fake, "csivmmigrations", "m1", {"phase": "Succeeded"})
+    _set_status(fake, "csivms", "web", {"nodeName": NODE})
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
     assert read(ctx, kinds.POD, f"web-disks-{NODE}")
 
-    _set_status(fake, "virtualmachines", "web", {"nodeName": OTHER})
+    _set_status(fake, "csivms", "web", {"nodeName": OTHER})
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
     with pytest.raises(errors.NotFound):
         read(ctx, kinds.POD, f"web-disks-{NODE}")
@@ -125,7 +125,7 @@ def test_fake_api_the_controller_leaves_the_agents_phase_alone(
     fake.store.patch(pvcs, v.NS, "web-root", {"status": {"phase": "Bound"}}, subresource="status")
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
     assert read(ctx, kinds.VM, "web")["status"]["phase"] == "Starting"  # handed to the agent
-    _set_status(fake, "virtualmachines", "web", {"phase": "Running", "nodeName": NODE})
+    _set_status(fake, "csivms", "web", {"phase": "Running", "nodeName": NODE})
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
     assert read(ctx, kinds.VM, "web")["status"]["phase"] == "Running"
 
@@ -144,7 +144,7 @@ def test_fake_api_a_holder_follows_the_vms_claims_while_the_vm_is_not_there(
     assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "web-big"
 
     # Under a running guest the holder stays, whatever the spec says now.
-    _set_status(fake, "virtualmachines", "web", {"nodeName": NODE})
+    _set_status(fake, "csivms", "web", {"nodeName": NODE})
     ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": [{**disks[0], "claimName": "web-x"}]}},
                    namespace=v.NS)  # fmt: skip
     controller_run.reconcile(ctx, kinds.VM, read(ctx, kinds.VM, "web"))
@@ -165,8 +165,8 @@ def test_fake_api_storage_migration_switches_the_vm_to_its_new_claims_once(
 ) -> None:
     _storage_migration(fake, ctx)
     # What the source node's agent writes after the move.
-    _set_status(fake, "virtualmachines", "web", {"nodeName": OTHER})
-    _set_status(fake, "vmmigrations", "m1", {"phase": "Succeeded"})
+    _set_status(fake, "csivms", "web", {"nodeName": OTHER})
+    _set_status(fake, "csivmmigrations", "m1", {"phase": "Succeeded"})
 
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
 
@@ -190,7 +190,7 @@ def test_fake_api_failed_storage_migration_drops_the_new_claims(
     fake: fakekube.FakeKube, ctx: context.Context
 ) -> None:
     _storage_migration(fake, ctx)
-    _set_status(fake, "vmmigrations", "m1", {"phase": "Failed"})
+    _set_status(fake, "csivmmigrations", "m1", {"phase": "Failed"})
 
     controller_run.reconcile(ctx, kinds.MIGRATION, read(ctx, kinds.MIGRATION, "m1"))
 

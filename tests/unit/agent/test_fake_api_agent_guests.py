@@ -29,7 +29,7 @@ def _cond(obj: dict, kind: str) -> dict:  # type: ignore[type-arg]
 
 
 def _set_running(fake: fakekube.FakeKube, name: str, running: bool) -> None:
-    res = fake.store.resource(kinds.GROUP, kinds.VERSION, "virtualmachines")
+    res = fake.store.resource(kinds.GROUP, kinds.VERSION, "csivms")
     assert res is not None
     fake.store.patch(res, v.NS, name, {"spec": {"running": running}})
 

@@ -47,7 +47,7 @@ def _metrics(port: int) -> str:
 
 
 def _vm_status(fake: fakekube.FakeKube) -> dict:  # type: ignore[type-arg]
-    res = next(r for r in conftest.EXTRA if r.plural == "virtualmachines")
+    res = next(r for r in conftest.EXTRA if r.plural == "csivms")
     return fake.store.get(res, v.NS, "web").get("status") or {}
 
 
@@ -76,7 +76,7 @@ def test_controller_run_reconciles_serves_metrics_and_stops_cleanly(
     try:
         _wait(lambda: _vm_status(fake).get("phase") == "Provisioning")
         # The counter moves just after the status write the line above saw.
-        _wait(lambda: 'reconciles_total{kind="virtualmachines",result="ok"}' in _metrics(port))
+        _wait(lambda: 'reconciles_total{kind="csivms",result="ok"}' in _metrics(port))
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)

@@ -77,32 +77,32 @@ def _grow(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     """web grows natively; old (on a class without expansion) by a copy and a switch."""
     for name, sc in (("web", "fast"), ("old", "basic")):
         disks = [{"name": "root", "size": "5Gi", "storageClassName": sc}]
-        fake.store.patch(_res(fake, "virtualmachines"), v.NS, name, {"spec": {"disks": disks}})
-        run.reconcile(ctx, kinds.VM, _read(fake, "virtualmachines", name))
+        fake.store.patch(_res(fake, "csivms"), v.NS, name, {"spec": {"disks": disks}})
+        run.reconcile(ctx, kinds.VM, _read(fake, "csivms", name))
     jobs = fake.store.resource("batch", "v1", "jobs")
     assert jobs is not None
     fake.store.patch(jobs, v.NS, "old-root-5gi-copy", {"status": {"succeeded": 1}})
-    run.reconcile(ctx, kinds.VM, _read(fake, "virtualmachines", "old"))
-    assert _read(fake, "virtualmachines", "old")["spec"]["disks"][0]["claimName"] == "old-root-5gi"
+    run.reconcile(ctx, kinds.VM, _read(fake, "csivms", "old"))
+    assert _read(fake, "csivms", "old")["spec"]["disks"][0]["claimName"] == "old-root-5gi"
 
 
 def _finish_snapshot_and_restore(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     snaps = fake.store.resource("snapshot.storage.k8s.io", "v1", "volumesnapshots")
     assert snaps is not None
     fake.store.patch(snaps, v.NS, "s1-root", {"status": {"readyToUse": True}}, subresource="status")
-    run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "vmsnapshots", "s1"))
-    run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "vmsnapshots", "s2"))  # its copy Job again
+    run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "csivmsnapshots", "s1"))
+    run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "csivmsnapshots", "s2"))  # its copy Job again
     fake.add(v.restore("r1", snapshot_name="s1", target="web3"))
-    run.reconcile(ctx, kinds.RESTORE, _read(fake, "vmrestores", "r1"))
+    run.reconcile(ctx, kinds.RESTORE, _read(fake, "csivmrestores", "r1"))
     _bind(fake, "web3-root")
-    run.reconcile(ctx, kinds.RESTORE, _read(fake, "vmrestores", "r1"))
-    assert _read(fake, "virtualmachines", "web3")
+    run.reconcile(ctx, kinds.RESTORE, _read(fake, "csivmrestores", "r1"))
+    assert _read(fake, "csivms", "web3")
 
 
 def _finish_clone(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     _bind(fake, "web2-root")
-    run.reconcile(ctx, kinds.CLONE, _read(fake, "vmclones", "c2"))
-    assert _read(fake, "virtualmachines", "web2")
+    run.reconcile(ctx, kinds.CLONE, _read(fake, "csivmclones", "c2"))
+    assert _read(fake, "csivms", "web2")
 
 
 def _bind(fake: fakekube.FakeKube, name: str) -> None:

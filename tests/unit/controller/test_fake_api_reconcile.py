@@ -217,10 +217,7 @@ def test_restore_native_claims_from_the_snapshot_then_makes_the_vm(
     assert (restored["status"]["phase"], restored["status"]["strategy"]) == ("Ready", "csi-restore")
     vm = _get(ctx, kinds.VM, "web2")
     assert vm["spec"]["disks"][0]["claimName"] == "web2-root"
-    assert (
-        _get(ctx, kinds.PVC, "web2-root")["metadata"]["ownerReferences"][0]["kind"]
-        == "VirtualMachine"
-    )
+    assert _get(ctx, kinds.PVC, "web2-root")["metadata"]["ownerReferences"][0]["kind"] == "CsiVM"
 
 
 def test_restore_of_a_host_copied_snapshot_copies_again(
@@ -339,7 +336,7 @@ def test_a_foreign_claim_of_the_target_name_is_never_taken(
     fake.add({**claim, "metadata": {"name": "web2-root", "namespace": NS}, "spec": {}})
     status = _pass(ctx, kinds.CLONE, "c1")["status"]
     assert status["phase"] == "Rejected"
-    assert "does not belong to VMClone c1" in status["message"]
+    assert "does not belong to CsiVMClone c1" in status["message"]
     assert "dataSource" not in _get(ctx, kinds.PVC, "web2-root")["spec"]
 
 

@@ -42,7 +42,7 @@ def test_watch_reconciles_objects_created_after_the_list(
         fake.add(v.snapshot("s1", vm_name="web"))
         _wait(lambda: _status(ctx, kinds.SNAPSHOT, "s1").get("strategy") == "csi-snapshot")
         watches = [r for r in fake.requests if r.query.get("watch") == "true"]
-        assert any(r.path.endswith("/vmsnapshots") for r in watches)
+        assert any(r.path.endswith("/csivmsnapshots") for r in watches)
     finally:
         stop.set()
         worker.join(timeout=10)
