@@ -5,9 +5,13 @@ the controller makes one holder Pod per VM and node for that
 (`csi_vm.controller.storage.vm_holder`). The kubelet's layout under its
 root directory, per pod uid and PersistentVolume name:
 
-    block:       pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>        a device node
+    block:       pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>        a symlink, see below
     filesystem:  pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount        a mounted volume
 
+For a block volume the CSI driver bind-mounts the device node onto the
+kubelet's publish path, plugins/kubernetes.io/csi/volumeDevices/publish/<pv>/<uid>,
+and the kubelet makes the pod's path an absolute symlink to it: the link
+resolves only where that directory is mounted at the host's path too.
 A filesystem volume holds the disk as one raw image file, named as the
 launcher names it on one machine (`launcher.node.IMAGE_NAME`).
 """
@@ -15,6 +19,7 @@ launcher names it on one machine (`launcher.node.IMAGE_NAME`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 from collections.abc import Callable
 
@@ -27,6 +32,8 @@ from launcher import devices, domain, migration, node
 
 Json = state.Json
 _CSI = "kubernetes.io~csi"
+#: where the kubelet has CSI drivers publish block volumes (under its root dir)
+_PUBLISH_DIR = pathlib.Path("plugins/kubernetes.io/csi")
 
 
 class NotPublished(errors.NotFound):
@@ -111,12 +118,9 @@ def _disk(
 def for_domain(agent: state.Agent, disk: Published) -> domain.Disk:
     """The disk as qemu opens it on this node; NotPublished while the kubelet is not done."""
     if disk.block:
-        try:
-            device = devices.wait_for_block(disk.path, timeout=agent.device_timeout_s)
-        except errors.OperationFailed as err:
-            raise NotPublished(f"disk {disk.disk}: {err.message}") from err
-        # The device node, not the kubelet's path: /dev is the host's in the
-        # libvirt container too, while pod directories may be mounted elsewhere.
+        device = _block_device(agent, disk)
+        # The device node, not the kubelet's link: /dev is the host's in the
+        # libvirt container too, and the node is what the link resolves to.
         return domain.Disk(source=device.node, target=disk.target, kind=domain.DiskKind.BLOCK)
     if not disk.image.is_file():
         raise NotPublished(
@@ -126,10 +130,29 @@ def for_domain(agent: state.Agent, disk: Published) -> domain.Disk:
     return domain.Disk(source=disk.image, target=disk.target, kind=domain.DiskKind.FILE)
 
 
+def _block_device(agent: state.Agent, disk: Published) -> devices.BlockDevice:
+    """The device behind a block disk's path, following the kubelet's symlink."""
+    resolved = pathlib.Path(os.path.realpath(disk.path))
+    if disk.path.is_symlink() and not resolved.exists():
+        # The kubelet links only after the driver published: the target is
+        # there on the host, but this container does not see it.
+        raise NotPublished(
+            f"disk {disk.disk}: {disk.path} links to {resolved}, which this container cannot see",
+            hint=f"mount {agent.kubelet_dir / _PUBLISH_DIR} at the same path in the node "
+            "DaemonSet (the chart does)",
+        )
+    try:
+        return devices.wait_for_block(resolved, timeout=agent.device_timeout_s)
+    except errors.OperationFailed as err:
+        raise NotPublished(f"disk {disk.disk}: {err.message}") from err
+
+
 def migration_sources(disks: list[Published]) -> dict[str, migration.NewSource]:
     """The target node's paths for a migration: the kubelet's, as the target sees them.
 
     The source cannot resolve the target's device nodes (another machine), so
-    the target's qemu opens the published path itself.
+    the target's qemu opens the published path itself; for a block disk that
+    is the kubelet's symlink, which resolves in the target's libvirt container
+    because it mounts the kubelet's CSI publish directory at the host's path.
     """
     return {d.target: migration.NewSource(path=str(d.image), block=d.block) for d in disks}
