@@ -132,6 +132,9 @@ def strategy_fields(operation: str, choice: model.Choice) -> objects.Json:
     return {
         "strategy": choice.strategy,
         "native": choice.native,
+        # A printer column cannot test whether fallbackReason is set, so
+        # whether this is a fallback is a field of its own.
+        "fallback": fallback,
         "fallbackReason": choice.reason if fallback else None,
     }
 
