@@ -30,6 +30,11 @@ class Feature(enum.StrEnum):
     GROUP_SNAPSHOT = "group-snapshot"
 
 
+#: the name GetPluginInfo answers unless --driver-name says otherwise
+DEFAULT_DRIVER_NAME = "csi-vm.local"
+# A CSIDriver object is named after the driver: a DNS subdomain of at most 63
+# characters, which is also what the CSI spec allows for a plugin name.
+_DRIVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
 # CSI topology values: at most 63 characters, alphanumeric at both ends.
 _NODE_ID = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 
@@ -69,6 +74,7 @@ class KubeletRegistration:
 
     directory: pathlib.Path  # the kubelet's plugins_registry, as this process sees it
     csi_endpoint: pathlib.Path  # the CSI socket, as the kubelet on the host sees it
+    name: str = DEFAULT_DRIVER_NAME  # the driver name the kubelet registers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +89,7 @@ class DriverConfig:
     broken: frozenset[Feature] = frozenset()
     log_level: str = "INFO"
     kubelet: KubeletRegistration | None = None
+    driver_name: str = DEFAULT_DRIVER_NAME
 
     def offers(self, feature: Feature) -> bool:
         """True when the feature is switched on (it may still be advertised broken)."""
@@ -116,6 +123,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", required=True, help="unix:///path/x.sock or tcp://H:P")
     parser.add_argument("--state-dir", required=True, type=pathlib.Path)
     parser.add_argument("--node-id", required=True)
+    parser.add_argument(
+        "--driver-name",
+        default=DEFAULT_DRIVER_NAME,
+        metavar="NAME",
+        help="the CSI driver name to answer (and register with the kubelet); run several "
+        "drivers on one node under different names, e.g. full.local.csi-vm.io and "
+        f"lite.local.csi-vm.io. Default: {DEFAULT_DRIVER_NAME}",
+    )
     parser.add_argument(
         "--shared",
         action="store_true",
@@ -175,6 +190,13 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
             "starting and ending with a letter or digit",
             hint="the node id doubles as a CSI topology value, which has these rules",
         )
+    driver_name = str(ns.driver_name)
+    if not _DRIVER_NAME.fullmatch(driver_name):
+        raise errors.InvalidInput(
+            f"--driver-name {driver_name!r}: must be 1-63 lower-case letters, digits, '-' or "
+            "'.', starting and ending with a letter or digit",
+            hint="Kubernetes names the driver's CSIDriver object after it, e.g. local.example.com",
+        )
     endpoint = Endpoint.parse(ns.endpoint)
     return DriverConfig(
         endpoint=endpoint,
@@ -184,11 +206,14 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
         without=without,
         broken=broken,
         log_level=str(ns.log_level),
-        kubelet=_kubelet_registration(ns, endpoint),
+        kubelet=_kubelet_registration(ns, endpoint, name=driver_name),
+        driver_name=driver_name,
     )
 
 
-def _kubelet_registration(ns: argparse.Namespace, endpoint: Endpoint) -> KubeletRegistration | None:
+def _kubelet_registration(
+    ns: argparse.Namespace, endpoint: Endpoint, *, name: str
+) -> KubeletRegistration | None:
     directory: pathlib.Path | None = ns.kubelet_registration_dir
     csi_endpoint: pathlib.Path | None = ns.kubelet_csi_endpoint
     if directory is None:
@@ -206,5 +231,7 @@ def _kubelet_registration(ns: argparse.Namespace, endpoint: Endpoint) -> Kubelet
             hint="the kubelet dials it as given, from the host's root",
         )
     return KubeletRegistration(
-        directory=directory.absolute(), csi_endpoint=csi_endpoint or endpoint.socket_path
+        directory=directory.absolute(),
+        csi_endpoint=csi_endpoint or endpoint.socket_path,
+        name=name,
     )

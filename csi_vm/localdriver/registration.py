@@ -37,20 +37,21 @@ SUPPORTED_VERSIONS = ("1.0.0",)
 _WORKERS = 2
 
 
-def socket_path(directory: pathlib.Path) -> pathlib.Path:
+def socket_path(directory: pathlib.Path, name: str = rpc_identity.PLUGIN_NAME) -> pathlib.Path:
     """The registration socket in the kubelet's plugins_registry (node-driver-registrar's name)."""
-    return directory / f"{rpc_identity.PLUGIN_NAME}-reg.sock"
+    return directory / f"{name}-reg.sock"
 
 
 class Registration(pb_grpc.RegistrationServicer):
-    def __init__(self, *, csi_endpoint: pathlib.Path) -> None:
+    def __init__(self, *, csi_endpoint: pathlib.Path, name: str = rpc_identity.PLUGIN_NAME) -> None:
         self._csi_endpoint = csi_endpoint
+        self._name = name
 
     @rpc_status.unary
     def GetInfo(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.PluginInfo:
         return pb.PluginInfo(
             type=PLUGIN_TYPE,
-            name=rpc_identity.PLUGIN_NAME,
+            name=self._name,
             endpoint=str(self._csi_endpoint),
             supported_versions=SUPPORTED_VERSIONS,
         )
@@ -59,7 +60,7 @@ class Registration(pb_grpc.RegistrationServicer):
     def NotifyRegistrationStatus(
         self, request: pb.RegistrationStatus, context: grpc.ServicerContext
     ) -> pb.RegistrationStatusResponse:
-        name = rpc_identity.PLUGIN_NAME
+        name = self._name
         if request.plugin_registered:
             log.info("the kubelet registered %s (CSI socket %s)", name, self._csi_endpoint)
         else:
@@ -91,9 +92,9 @@ def serving(kubelet: KubeletRegistration) -> Iterator[pathlib.Path]:
         options=[("grpc.so_reuseport", 0)],
     )
     pb_grpc.add_RegistrationServicer_to_server(
-        Registration(csi_endpoint=kubelet.csi_endpoint), server
+        Registration(csi_endpoint=kubelet.csi_endpoint, name=kubelet.name), server
     )
-    path = socket_path(kubelet.directory)
+    path = socket_path(kubelet.directory, kubelet.name)
     bound = sockets.bind(server, path, option="--kubelet-registration-dir")
     with sockets.serving(server, bound):
         log.info("registering with the kubelet through %s", path)

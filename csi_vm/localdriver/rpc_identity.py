@@ -11,10 +11,11 @@ from google.protobuf import wrappers_pb2
 
 from csi_vm.csi.pb import csi_pb2, csi_pb2_grpc
 from csi_vm.localdriver import capabilities, rpc_status
+from csi_vm.localdriver import config as driver_config
 from csi_vm.localdriver.context import Context
 
 #: Plugin name, in the domain notation CSI requires (63 characters at most).
-PLUGIN_NAME = "csi-vm.local"
+PLUGIN_NAME = driver_config.DEFAULT_DRIVER_NAME
 
 _Service = csi_pb2.PluginCapability.Service
 _Expansion = csi_pb2.PluginCapability.VolumeExpansion
@@ -35,14 +36,14 @@ class Identity(csi_pb2_grpc.IdentityServicer):
     def GetPluginInfo(
         self, request: csi_pb2.GetPluginInfoRequest, context: grpc.ServicerContext
     ) -> csi_pb2.GetPluginInfoResponse:
-        config = self._ctx.config
+        cfg = self._ctx.config
         manifest = {
-            "node-id": config.node_id,
-            "storage": "shared" if config.shared else "node-local",
-            "without": ",".join(sorted(config.without)),
+            "node-id": cfg.node_id,
+            "storage": "shared" if cfg.shared else "node-local",
+            "without": ",".join(sorted(cfg.without)),
         }
         return csi_pb2.GetPluginInfoResponse(
-            name=PLUGIN_NAME, vendor_version=_version(), manifest=manifest
+            name=cfg.driver_name, vendor_version=_version(), manifest=manifest
         )
 
     @rpc_status.unary

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from csi_vm.csi.pb import csi_pb2, csi_pb2_grpc
 from csi_vm.csi.pb import pluginregistration_pb2 as reg_pb
 from csi_vm.csi.pb import pluginregistration_pb2_grpc as reg_grpc
 from csi_vm.localdriver import registration, rpc_identity
@@ -97,6 +98,26 @@ def test_endpoint_defaults_to_the_driver_socket(
         path = registration.socket_path(registry)
         _wait_for_registration(drv, path)
         assert _get_info(path).endpoint == str(drv.socket_path)
+    finally:
+        drv.stop()
+
+
+def test_a_named_driver_registers_and_answers_under_its_name(
+    tmp_path: pathlib.Path, registry: pathlib.Path
+) -> None:
+    name = "lite.local.csi-vm.io"
+    args = ["--driver-name", name, *_args(registry)]
+    drv = driverproc.start_driver(tmp_path / "driver", extra_args=args)
+    try:
+        path = registration.socket_path(registry, name)
+        _wait_for_registration(drv, path)
+        assert path.name == f"{name}-reg.sock"
+        assert _get_info(path).name == name
+        with grpc.insecure_channel(drv.endpoint) as channel:
+            info = csi_pb2_grpc.IdentityStub(channel).GetPluginInfo(
+                csi_pb2.GetPluginInfoRequest(), timeout=5
+            )
+        assert info.name == name
     finally:
         drv.stop()
 

@@ -35,6 +35,15 @@ def test_broken_and_shared() -> None:
     assert cfg.offers(Feature.EXPANSION) and cfg.is_broken(Feature.EXPANSION)
 
 
+def test_driver_name_defaults_and_reaches_the_kubelet_registration() -> None:
+    assert config.parse_args(BASE).driver_name == config.DEFAULT_DRIVER_NAME
+    cfg = config.parse_args(
+        [*BASE, "--driver-name", "lite.local.csi-vm.io", "--kubelet-registration-dir", "/reg"]
+    )
+    assert cfg.driver_name == "lite.local.csi-vm.io"
+    assert cfg.kubelet is not None and cfg.kubelet.name == "lite.local.csi-vm.io"
+
+
 def test_tcp_endpoint() -> None:
     cfg = config.parse_args(["--endpoint", "tcp://127.0.0.1:9000", *BASE[2:]])
     assert cfg.endpoint.address == "127.0.0.1:9000"
@@ -50,8 +59,19 @@ def test_tcp_endpoint() -> None:
         (["--node-id", "x" * 64], "--node-id"),
         (["--endpoint", "unix://relative.sock"], "absolute"),
         (["--endpoint", "http://x"], "scheme"),
+        (["--driver-name", "Upper.example.com"], "--driver-name"),
+        (["--driver-name", "a" * 64], "--driver-name"),
     ],
-    ids=["unknown-feature", "off-and-broken", "node-dash", "node-long", "relative", "scheme"],
+    ids=[
+        "unknown-feature",
+        "off-and-broken",
+        "node-dash",
+        "node-long",
+        "relative",
+        "scheme",
+        "name-case",
+        "name-long",
+    ],
 )
 def test_refusals(args: list[str], says: str) -> None:
     with pytest.raises(errors.InvalidInput, match=says):
