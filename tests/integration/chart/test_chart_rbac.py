@@ -84,3 +84,45 @@ def test_the_node_agent_is_bound_to_its_own_role_only(helm: pathlib.Path) -> Non
         c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "launcher"
     )
     assert launcher["command"][:3] == ["csi-vm", "node-agent", "run"]
+
+
+def _plurals(*, namespaced_only: bool = False) -> set[str]:
+    return {
+        crd["spec"]["names"]["plural"]
+        for crd in chart.crds()
+        if not namespaced_only or crd["spec"]["scope"] == "Namespaced"
+    }
+
+
+def _aggregates_to(role: dict[str, Any]) -> set[str]:
+    prefix = "rbac.authorization.k8s.io/aggregate-to-"
+    labels = role["metadata"]["labels"]
+    return {key.removeprefix(prefix) for key, value in labels.items() if key.startswith(prefix)}
+
+
+def test_the_view_role_reads_every_csi_vm_resource(helm: pathlib.Path) -> None:
+    role = _role(helm, "ClusterRole", "-view")
+    # Aggregation needs the label's value to be the string "true".
+    assert all(role["metadata"]["labels"][f"rbac.authorization.k8s.io/aggregate-to-{r}"] == "true"
+               for r in ("view", "edit", "admin"))  # fmt: skip
+    assert _aggregates_to(role) == {"view", "edit", "admin"}
+    resources = _plurals() | {f"{p}/status" for p in _plurals()}
+    want = {("csi-vm.io", r, verb) for r in resources for verb in ("get", "list", "watch")}
+    assert _granted(role) == want
+
+
+def test_the_edit_role_writes_the_user_facing_kinds_and_never_status(helm: pathlib.Path) -> None:
+    role = _role(helm, "ClusterRole", "-edit")
+    assert _aggregates_to(role) == {"edit", "admin"}
+    # The cluster-scoped reports are the controller's; their spec.verify makes
+    # probe volumes, which a namespace's editor must not be able to ask for.
+    user_facing = _plurals(namespaced_only=True)
+    assert "storagecapabilityreports" not in user_facing
+    verbs = ("create", "update", "patch", "delete")
+    assert _granted(role) == {("csi-vm.io", r, verb) for r in user_facing for verb in verbs}
+
+
+def test_rbac_create_false_renders_no_role_at_all(helm: pathlib.Path) -> None:
+    objects = chart.render(helm, None, "--set", "rbac.create=false")
+    rbac_kinds = {"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"}
+    assert not [o["metadata"]["name"] for o in objects if o["kind"] in rbac_kinds]
