@@ -36,6 +36,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ .Values.node.kubeletDir }}/plugins/{{ .Values.node.csiDriverName }}
 {{- end -}}
 
+{{/* The kubelet's own CSI directory: Block claims are published under it. */}}
+{{- define "csi-vm.kubeletCsiDir" -}}
+{{ .Values.node.kubeletDir }}/plugins/kubernetes.io/csi
+{{- end -}}
+
 {{/* Containers that need no privilege at all get this. */}}
 {{- define "csi-vm.restricted" -}}
 allowPrivilegeEscalation: false

@@ -80,6 +80,7 @@ def test_node_mounts_the_kubelet_dirs_of_the_values(helm: pathlib.Path) -> None:
     assert paths == {
         "/dev",
         "/var/lib/k0s/kubelet/pods",
+        "/var/lib/k0s/kubelet/plugins/kubernetes.io/csi",
         "/var/lib/k0s/kubelet/plugins/rbd.csi.ceph.com",
     }
 
