@@ -1,4 +1,4 @@
-"""The node DaemonSet on a real kubelet: Block claims' symlinks resolve in both containers.
+"""The node DaemonSet on a real kubelet: Block claims' symlinks resolve, root-owned sockets open.
 
 For a Block claim the kubelet makes
 <kubeletDir>/pods/<uid>/volumeDevices/kubernetes.io~csi/<pv> an absolute
@@ -71,3 +71,12 @@ def test_block_claim_links_resolve_at_the_hosts_paths(
         # The kubelet publishes after the container started.
         assert mount.get("mountPropagation") == "HostToContainer", mount
         assert mount.get("readOnly", False) == (container == "launcher"), mount
+
+
+def test_launcher_is_root_without_any_capability(helm: pathlib.Path) -> None:
+    security = _container(_daemonset(helm, "defaults"), "launcher")["securityContext"]
+    assert security["runAsUser"] == 0  # the sockets and the pods dir belong to root
+    assert security["capabilities"] == {"drop": ["ALL"]}  # so root has no DAC override
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert not security.get("privileged", False)
