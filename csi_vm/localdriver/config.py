@@ -159,9 +159,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--kubelet-registration-dir",
         type=pathlib.Path,
         metavar="DIR",
-        help="serve the kubelet's plugin-registration API on DIR/csi-vm.local-reg.sock while "
-        "the driver runs. DIR is the kubelet's plugins_registry directory as this process "
-        "sees it, e.g. /var/lib/kubelet/plugins_registry",
+        help="serve the kubelet's plugin-registration API on DIR/<driver name>-reg.sock "
+        f"({DEFAULT_DRIVER_NAME}-reg.sock by default) while the driver runs. DIR is the "
+        "kubelet's plugins_registry directory as this process sees it, e.g. "
+        "/var/lib/kubelet/plugins_registry",
     )
     kubelet.add_argument(
         "--kubelet-csi-endpoint",

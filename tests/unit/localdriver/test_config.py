@@ -106,7 +106,8 @@ def test_help_names_the_registration_socket(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         config.parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert registration.socket_path(pathlib.Path("DIR")).as_posix() in help_text
+    assert registration.socket_path(pathlib.Path("DIR"), "<driver name>").as_posix() in help_text
+    assert registration.socket_path(pathlib.Path("DIR")).name in help_text
 
 
 @pytest.mark.parametrize(
