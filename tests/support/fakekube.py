@@ -246,6 +246,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             since=int(since) if since not in (None, "", "0") else None,
             timeout=timeout,
             match=fakekube_routes.selector(query),
+            bookmarks=fakekube_routes.flag(query, "allowWatchBookmarks"),
         )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -38,7 +38,7 @@ def apply(
     if verb == "create":
         return 201, store.create(res, body or {}, namespace=ns)
     if verb == "update":
-        return 200, store.replace(res, ns, name, body or {})
+        return 200, store.replace(res, ns, name, body or {}, subresource=target.subresource)
     if verb == "patch":
         return 200, store.patch(res, ns, name, body or {}, subresource=target.subresource)
     return 200, store.delete(res, ns, name)
@@ -86,11 +86,21 @@ def target(store: fakekube_store.Store, parts: list[str]) -> Target | None:
 
 def verb(method: str, target: Target, query: dict[str, str]) -> str:
     if method == "GET":
-        if query.get("watch") in ("true", "1"):
+        if flag(query, "watch"):
             return "watch"
         return "get" if target.name else "list"
     verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
     return verbs[method]
+
+
+def flag(query: dict[str, str], name: str) -> bool:
+    """A boolean query parameter, read as the real server reads it (Go's strconv.ParseBool)."""
+    value = query.get(name, "")
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("", "0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ApiError(400, "BadRequest", f'invalid value "{value}" for {name}: not a boolean')
 
 
 def selector(query: dict[str, str]) -> Any:

@@ -9,7 +9,11 @@ controller tests can reuse it. What it mimics of the real API server:
   watch from version N sees every change after N (410 Gone once compacted);
 - deleting an object that still has finalizers only sets deletionTimestamp;
   it disappears when a patch or replace empties its finalizers;
-- replace with a stale metadata.resourceVersion is a 409 Conflict.
+- replace or merge patch with a metadata.resourceVersion other than the
+  stored one is a 409 Conflict (the precondition of optimistic concurrency);
+  without one they apply to whatever is stored;
+- writes to the ``status`` subresource change only the status;
+- a watch that asked for bookmarks gets one before the server ends it.
 """
 
 from __future__ import annotations
@@ -167,20 +171,21 @@ class Store:
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             return self._store(res, namespace, name, obj, "ADDED")
 
-    def replace(self, res: Resource, namespace: str, name: str, obj: Obj) -> Obj:
+    def replace(
+        self, res: Resource, namespace: str, name: str, obj: Obj, *, subresource: str = ""
+    ) -> Obj:
+        """Replace the object (PUT); for ``status``, only its status."""
         with self._cond:
             old = self._existing(res, namespace, name)
-            sent = str(obj.get("metadata", {}).get("resourceVersion") or "")
-            if sent and sent != old["metadata"]["resourceVersion"]:
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has '
-                    "been modified; please apply your changes to the latest version and try again",
-                    _details(res, name),
-                )
-            new = copy.deepcopy(obj)
-            new["metadata"] = {**old["metadata"], **new.get("metadata", {})}
+            _check_version(res, name, old, obj)
+            if subresource == "status":
+                new = copy.deepcopy(old)
+                new.pop("status", None)
+                if obj.get("status") is not None:
+                    new["status"] = copy.deepcopy(obj["status"])
+            else:
+                new = copy.deepcopy(obj)
+                new["metadata"] = {**old["metadata"], **new.get("metadata", {})}
             return self._update(res, namespace, name, old, new)
 
     def patch(
@@ -189,6 +194,10 @@ class Store:
         """Apply a JSON merge patch (RFC 7386); for ``status``, only its status part."""
         with self._cond:
             old = self._existing(res, namespace, name)
+            # The server applies the patch, then checks the result's
+            # resourceVersion against the stored one: a version in the patch
+            # is a precondition.
+            _check_version(res, name, old, patch)
             if subresource == "status":
                 patch = {"status": patch.get("status", {})}
             new = merge_patch(copy.deepcopy(old), patch)
@@ -216,8 +225,14 @@ class Store:
         since: int | None,
         timeout: float,
         match: Any = None,
+        bookmarks: bool = False,
     ) -> Iterator[Obj]:
-        """Watch events after version ``since``; None starts with the current objects."""
+        """Watch events after version ``since``; None starts with the current objects.
+
+        With ``bookmarks``, a watch that runs to its timeout ends with a
+        BOOKMARK event at the store's version, as the real server sends one
+        shortly before it ends a watch that asked for them.
+        """
         deadline = time.monotonic() + timeout
         if since is None:
             current, since = self.list_objects(res, namespace=namespace, match=match)
@@ -227,8 +242,10 @@ class Store:
             return
         position = since
         while True:
-            pending = self._wait_events(res, namespace, position, deadline)
+            pending, now = self._wait_events(res, namespace, position, deadline)
             if not pending:
+                if bookmarks and not self._closed:
+                    yield {"type": "BOOKMARK", "object": _bookmark(res, now)}
                 return
             for event in pending:
                 position = event.rv
@@ -251,7 +268,8 @@ class Store:
 
     def _wait_events(
         self, res: Resource, namespace: str, position: int, deadline: float
-    ) -> list[_Event]:
+    ) -> tuple[list[_Event], int]:
+        """Events after ``position``, and the store's version they were looked up at."""
         with self._cond:
             while True:
                 pending = [
@@ -263,7 +281,7 @@ class Store:
                 ]
                 remaining = deadline - time.monotonic()
                 if pending or self._closed or remaining <= 0:
-                    return pending
+                    return pending, self._rv
                 self._cond.wait(remaining)
 
     def _existing(self, res: Resource, namespace: str, name: str) -> Obj:
@@ -327,6 +345,27 @@ def _generated_name(meta: Obj) -> str:
     if not prefix:
         raise ApiError(400, "BadRequest", "name or generateName is required")
     return f"{prefix}{next(_names):05x}"
+
+
+def _check_version(res: Resource, name: str, stored: Obj, sent: Obj) -> None:
+    version = str((sent.get("metadata") or {}).get("resourceVersion") or "")
+    if version and version != stored["metadata"]["resourceVersion"]:
+        raise ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has '
+            "been modified; please apply your changes to the latest version and try again",
+            _details(res, name),
+        )
+
+
+def _bookmark(res: Resource, version: int) -> Obj:
+    # An object of the watched kind with nothing but the version set.
+    return {
+        "kind": res.kind,
+        "apiVersion": res.api_version,
+        "metadata": {"resourceVersion": str(version)},
+    }
 
 
 def _details(res: Resource, name: str) -> Obj:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import pathlib
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -173,3 +175,75 @@ def _collect(
 
 def _reason(err: k8s.ApiException) -> str:
     return str(json.loads(err.body)["reason"])
+
+
+def test_fake_api_stale_merge_patch_conflicts_as_the_real_server(client: k8s.ApiClient) -> None:
+    """A resourceVersion in a merge patch is a precondition, for an object and its status."""
+    custom = k8s.CustomObjectsApi(client)
+    body = {"metadata": {"name": "s1"}, "spec": {"source": {"persistentVolumeClaimName": "d"}}}
+    created = custom.create_namespaced_custom_object(*SNAP, "vms", "volumesnapshots", body)
+    first = created["metadata"]["resourceVersion"]
+    fresh = custom.patch_namespaced_custom_object_status(
+        *SNAP, "vms", "volumesnapshots", "s1",
+        {"metadata": {"resourceVersion": first}, "status": {"readyToUse": False}},
+    )  # fmt: skip
+    for patch in (
+        lambda b: custom.patch_namespaced_custom_object_status(
+            *SNAP, "vms", "volumesnapshots", "s1", b
+        ),
+        lambda b: custom.patch_namespaced_custom_object(*SNAP, "vms", "volumesnapshots", "s1", b),
+    ):
+        with pytest.raises(k8s.ApiException) as stale:
+            patch({"metadata": {"resourceVersion": first}, "status": {"readyToUse": True}})
+        assert (stale.value.status, _reason(stale.value)) == (409, "Conflict")
+    got = custom.get_namespaced_custom_object(*SNAP, "vms", "volumesnapshots", "s1")
+    assert got["status"] == {"readyToUse": False}
+    assert got["metadata"]["resourceVersion"] == fresh["metadata"]["resourceVersion"]
+
+
+def test_fake_api_status_put_replaces_only_status(client: k8s.ApiClient) -> None:
+    custom = k8s.CustomObjectsApi(client)
+    body = {"metadata": {"name": "s2"}, "spec": {"source": {"persistentVolumeClaimName": "d"}}}
+    created = custom.create_namespaced_custom_object(*SNAP, "vms", "volumesnapshots", body)
+    created["spec"]["source"]["persistentVolumeClaimName"] = "other"
+    created["status"] = {"readyToUse": True}
+    custom.replace_namespaced_custom_object_status(*SNAP, "vms", "volumesnapshots", "s2", created)
+    got = custom.get_namespaced_custom_object(*SNAP, "vms", "volumesnapshots", "s2")
+    assert got["status"] == {"readyToUse": True}
+    assert got["spec"]["source"]["persistentVolumeClaimName"] == "d"
+
+
+def test_fake_api_watch_that_asked_for_bookmarks_ends_with_one(
+    fake: fakekube.FakeKube, client: k8s.ApiClient
+) -> None:
+    storage = k8s.StorageV1Api(client)
+    since = storage.list_storage_class().metadata.resource_version
+    fake.add(kubeobjects.csi_driver("late.csi.example.com"))  # another kind moves the version
+    stream = k8s_watch.Watch().stream(
+        storage.list_storage_class,
+        resource_version=since,
+        timeout_seconds=1,
+        allow_watch_bookmarks=True,
+    )
+    events = [(e["type"], e["raw_object"]) for e in stream]
+    assert [kind for kind, _ in events] == ["BOOKMARK"]
+    version = events[0][1]["metadata"]["resourceVersion"]
+    assert int(version) == fake.store.resource_version > int(since)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("true", 200), ("True", 200), ("1", 200), ("maybe", 400)],
+    ids=["true", "True", "1", "not-a-bool"],
+)
+def test_fake_api_reads_booleans_as_the_real_server(
+    fake: fakekube.FakeKube, value: str, code: int
+) -> None:
+    url = f"{fake.url}/apis/storage.k8s.io/v1/csidrivers?watch={value}&timeoutSeconds=1"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {fake.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            first = json.loads(answer.readline())
+            assert (answer.status, first["type"]) == (code, "ADDED")  # a watch, not a list
+    except urllib.error.HTTPError as err:
+        assert err.code == code
