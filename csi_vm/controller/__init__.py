@@ -13,7 +13,8 @@ Modules, from the outside in:
   `expand` grows disks (CSI expansion, or a copy to a larger claim),
   `movedisks` gives a storage migration its new claims on the target.
 - `storage`: the Kubernetes storage backend: PVCs with a dataSource,
-  VolumeSnapshots, PVC resize, and the host-copy Job of the fallback rung.
+  VolumeSnapshots, PVC resize, and the host-copy Job of the fallback rung;
+  `placement` puts that Job on the node that can read its source.
 - `models`, `quantity`: typed views of the custom resources, sizes.
 - `context`: what each reconciler gets, and the one place status is written.
 - `strategy`: the strategy for an operation on a StorageClass, read from its

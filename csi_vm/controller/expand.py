@@ -19,8 +19,11 @@ Json = context.Json
 OPERATION = "disk_expand"
 
 
-def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str) -> Json:
-    """The disk's ``resize`` status after one step towards ``disk.size``."""
+def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, node: str) -> Json:
+    """The disk's ``resize`` status after one step towards ``disk.size``.
+
+    ``node``: the VM's node, where its holder Pod keeps ``claim`` published.
+    """
     choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
     namespace = crd.meta(vm).namespace
     if choice.strategy == "csi-expand":
@@ -38,11 +41,17 @@ def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str) -> Json:
             f"({choice.reason})",
         )
         return _resize(choice, "WaitingForStop")
-    return _copy_to_larger(ctx, vm, disk, claim=claim, choice=choice)
+    return _copy_to_larger(ctx, vm, disk, claim=claim, node=node, choice=choice)
 
 
 def _copy_to_larger(
-    ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, choice: model.Choice
+    ctx: context.Context,
+    vm: Json,
+    disk: crd.Disk,
+    *,
+    claim: str,
+    node: str,
+    choice: model.Choice,
 ) -> Json:
     meta = crd.meta(vm)
     target = storage.Target(
@@ -53,7 +62,7 @@ def _copy_to_larger(
         owner=storage.owner_of(vm),
         annotations=storage.explain(OPERATION, choice),
     )
-    progress = vmobjects.host_copy(ctx, target, source_claim=claim)
+    progress = vmobjects.host_copy(ctx, target, source_claim=claim, node=node)
     if progress is storage.Progress.FAILED:
         _tell(
             ctx,

@@ -42,6 +42,7 @@ KIND = {
 }
 
 PVC = objects.Resource(group="", version="v1", plural="persistentvolumeclaims")
+PV = objects.Resource(group="", version="v1", plural="persistentvolumes", namespaced=False)
 EVENT = objects.Resource(group="", version="v1", plural="events")
 POD = objects.Resource(group="", version="v1", plural="pods")
 NODE = objects.Resource(group="", version="v1", plural="nodes", namespaced=False)

@@ -41,6 +41,8 @@ CONTROLLER: tuple[Rule, ...] = (
     _rule("csi-vm.io", "storagecapabilityreports/status", "patch"),
     # storage: the backend's storage objects
     _rule("", "persistentvolumeclaims", "get", "create", "patch", "delete"),
+    # placement: a copy Job runs where its source's volume can be reached
+    _rule("", "persistentvolumes", "get"),
     _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create", "delete"),
     # verify: holder Pods that let WaitForFirstConsumer classes bind probe PVCs;
     # reconcile_vm, reconcile_migration: the Pods that publish a VM's disks on its node

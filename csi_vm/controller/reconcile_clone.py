@@ -13,6 +13,7 @@ from csi_vm.controller import (
     context,
     diskops,
     kinds,
+    reconcile_vm,
     snapclass,
     storage,
     strategy,
@@ -51,6 +52,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             ctx,
             disk,
             source=spec.source,
+            node=reconcile_vm.assigned_node(source),
             target_vm=spec.target,
             namespace=meta.namespace,
             owner=owner,
@@ -79,6 +81,7 @@ def _disk(
     disk: crd.Disk,
     *,
     source: str,
+    node: str,
     target_vm: str,
     namespace: str,
     owner: Json,
@@ -98,7 +101,7 @@ def _disk(
     elif choice.strategy == "snapshot-restore":
         progress = _via_snapshot(ctx, target, source_claim=claim_name)
     else:
-        progress = vmobjects.host_copy(ctx, target, source_claim=claim_name)
+        progress = vmobjects.host_copy(ctx, target, source_claim=claim_name, node=node)
     return diskops.DiskResult(
         disk=disk.name,
         choice=choice,

@@ -87,7 +87,9 @@ def _disk(
     )
     message = ""
     if disk.get("kind") == "PersistentVolumeClaim":
-        progress = vmobjects.host_copy(ctx, target, source_claim=str(disk["objectName"]))
+        # No VM holds a snapshot's copy: its volume's nodeAffinity places the Job.
+        copied = str(disk["objectName"])
+        progress = vmobjects.host_copy(ctx, target, source_claim=copied, node="")
     elif choice.strategy == "csi-restore":
         source = storage.snapshot_source(str(disk["objectName"]))
         made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))

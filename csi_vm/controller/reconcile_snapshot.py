@@ -8,7 +8,16 @@ consistent copy; the node agent quiesces running guests).
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, snapclass, storage, strategy
+from csi_vm.controller import (
+    context,
+    diskops,
+    kinds,
+    reconcile_vm,
+    snapclass,
+    storage,
+    strategy,
+    vmobjects,
+)
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -33,8 +42,17 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         return
     vm_spec = crd.spec(vm, crd.VMSpec)
     owner = storage.owner_of(obj)
+    node = reconcile_vm.assigned_node(vm)
     results = [
-        _disk(ctx, disk, vm=spec.vm, snap=meta, snapshot_class=spec.snapshot_class, owner=owner)
+        _disk(
+            ctx,
+            disk,
+            vm=spec.vm,
+            node=node,
+            snap=meta,
+            snapshot_class=spec.snapshot_class,
+            owner=owner,
+        )
         for disk in vm_spec.disks
     ]
     diskops.conclude(ctx, kinds.SNAPSHOT, obj, operation=OPERATION, results=results)
@@ -45,6 +63,7 @@ def _disk(
     disk: crd.Disk,
     *,
     vm: str,
+    node: str,
     snap: crd.Meta,
     snapshot_class: str,
     owner: Json,
@@ -65,11 +84,8 @@ def _disk(
         made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
         kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
     else:
-        storage.ensure(ctx.objs, kinds.PVC, storage.claim(target))
-        job = storage.ensure(
-            ctx.objs, kinds.JOB, storage.copy_job(target, source_claim=source, image=ctx.image)
-        )
-        kind, progress = "PersistentVolumeClaim", storage.job_progress(job)
+        progress = vmobjects.host_copy(ctx, target, source_claim=source, node=node)
+        kind = "PersistentVolumeClaim"
     return diskops.DiskResult(
         disk=disk.name,
         choice=choice,

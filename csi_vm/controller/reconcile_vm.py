@@ -156,5 +156,5 @@ def _disk(
     }
     requested = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
     if requested and quantity.to_bytes(disk.size) > quantity.to_bytes(str(requested)):
-        entry.update(expand.grow(ctx, obj, disk, claim=name))
+        entry.update(expand.grow(ctx, obj, disk, claim=name, node=assigned_node(obj)))
     return entry, _held(disk, pvc, vm=vm.name)

@@ -6,7 +6,8 @@ the external-provisioner), a VolumeSnapshot (csi-snapshot, through the
 snapshot controller and external-snapshotter), a PVC whose dataSource is a
 VolumeSnapshot (csi-restore), a larger PVC request (csi-expand, through the
 external-resizer). The host-copy rung is a blank PVC plus a Job that copies
-block device to block device on a node with `csi-vm image copy`.
+block device to block device with `csi-vm image copy`, on the node that
+holds the source (`placement`) and within a deadline scaled to the disk.
 
 Every object carries an ownerReference to the custom resource it serves, so
 deleting that resource lets the garbage collector clean up.
@@ -18,10 +19,11 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import math
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import kinds, status
+from csi_vm.controller import kinds, placement, quantity, status
 from csi_vm.kube import objects
 
 Json = objects.Json
@@ -32,6 +34,15 @@ TARGET_DEVICE = "/dev/csi-vm/target"
 # A failed copy is retried by the Job twice before the operation fails:
 # enough for a node that went away, few enough to surface a real error.
 _COPY_RETRIES = 2
+# The copy Job's deadline (activeDeadlineSeconds), after which Kubernetes
+# fails it, so a copy stuck on a volume that never attaches fails the
+# operation instead of leaving it Pending for ever. The floor covers
+# scheduling, the image pull and attaching two volumes on a busy node; on
+# top comes the disk at 20 MiB/s for the copy and its verification
+# together, for every attempt. Real disks and networks under VMs are
+# several times faster, so only a stuck copy reaches it.
+COPY_FLOOR_SECONDS = 600
+COPY_BYTES_PER_SECOND = 20 * 2**20
 
 
 class Progress(enum.Enum):
@@ -108,8 +119,25 @@ def volume_snapshot(target: Target, *, source_claim: str, snapshot_class: str = 
     return _object("snapshot.storage.k8s.io/v1", "VolumeSnapshot", target, spec)
 
 
-def copy_job(target: Target, *, source_claim: str, image: str) -> Json:
-    """A Job that copies ``source_claim`` into the claim ``target.name`` on some node."""
+def copy_deadline(size: str) -> int:
+    """Seconds a copy Job of a ``size`` disk may run, retries included (see the constants)."""
+    per_attempt = math.ceil(quantity.to_bytes(size) / COPY_BYTES_PER_SECOND)
+    return COPY_FLOOR_SECONDS + (_COPY_RETRIES + 1) * per_attempt
+
+
+def copy_job(
+    target: Target,
+    *,
+    source_claim: str,
+    image: str,
+    where: placement.Placement | None = None,
+) -> Json:
+    """A Job that copies ``source_claim`` into the claim ``target.name``.
+
+    ``where``: the node(s) that can reach the source; None lets the
+    scheduler choose. No ttlSecondsAfterFinished: the controller reads the
+    finished Job's result, and the Job goes with its owner.
+    """
     container = {
         "name": "copy",
         "image": image,
@@ -124,6 +152,7 @@ def copy_job(target: Target, *, source_claim: str, image: str) -> Json:
         },
     }
     pod = {
+        **(where.pod_fields() if where else {}),
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": [
@@ -135,9 +164,12 @@ def copy_job(target: Target, *, source_claim: str, image: str) -> Json:
         ],
     }
     job = dataclasses.replace(target, name=f"{target.name}-copy")
-    return _object(
-        "batch/v1", "Job", job, {"backoffLimit": _COPY_RETRIES, "template": {"spec": pod}}
-    )
+    spec = {
+        "backoffLimit": _COPY_RETRIES,
+        "activeDeadlineSeconds": copy_deadline(target.size),
+        "template": {"spec": pod},
+    }
+    return _object("batch/v1", "Job", job, spec)
 
 
 def holder_name(claim_name: str) -> str:
@@ -217,13 +249,11 @@ def vm_holder(owner: Json, *, node: str, disks: list[HeldDisk], image: str) -> J
         container["volumeMounts"] = mounts
     # Pinned to the VM's node through the scheduler, as DaemonSets pin
     # theirs: a pod with spec.nodeName set skips the scheduler, and then a
-    # WaitForFirstConsumer claim never binds.
-    on_node = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
-    required = {"nodeSelectorTerms": [on_node]}
+    # WaitForFirstConsumer claim never binds. The VM is on that node
+    # whatever its taints: the holder goes with it.
+    where = placement.Placement(selector=placement.on_node(node), any_taint=True)
     spec = {
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
-        # The VM is on that node whatever its taints: the holder goes with it.
-        "tolerations": [{"operator": "Exists"}],
+        **where.pod_fields(),
         "restartPolicy": "Always",
         "containers": [container],
         "volumes": [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, storage
+from csi_vm.controller import context, diskops, kinds, placement, storage
 from csi_vm.controller import models as crd
 
 #: On a VM a clone or restore made: the uid of that clone or restore.
@@ -27,14 +27,17 @@ def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str |
 
 
 def host_copy(
-    ctx: context.Context, target: storage.Target, *, source_claim: str
+    ctx: context.Context, target: storage.Target, *, source_claim: str, node: str
 ) -> storage.Progress:
-    """A blank claim and the Job that fills it from ``source_claim``."""
+    """A blank claim and the Job that fills it from ``source_claim``.
+
+    ``node``: the node of the VM whose disk ``source_claim`` is, where its
+    holder Pod publishes it; "" for a claim no VM holds (`placement`).
+    """
     storage.ensure(ctx.objs, kinds.PVC, storage.claim(target))
-    job = storage.ensure(
-        ctx.objs, kinds.JOB, storage.copy_job(target, source_claim=source_claim, image=ctx.image)
-    )
-    return storage.job_progress(job)
+    where = placement.of_source(ctx.objs, claim=source_claim, namespace=target.namespace, node=node)
+    body = storage.copy_job(target, source_claim=source_claim, image=ctx.image, where=where)
+    return storage.job_progress(storage.ensure(ctx.objs, kinds.JOB, body))
 
 
 def ensure_vm(

@@ -111,6 +111,23 @@ def node_driver(
     return entry
 
 
+def local_volume(name: str, *, host: str) -> Obj:
+    """A bound-ready PersistentVolume reachable on one node only, as local volumes are."""
+    on_host = {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "volumeMode": "Block",
+            "local": {"path": f"/dev/disk/by-id/{name}"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [on_host]}]}},
+        },
+    }
+
+
 def typical_cluster(*, local_driver: str = CSI_VM_LOCAL) -> list[Obj]:
     """Two EKS-like nodes running EBS, NFS and the csi-vm local driver."""
     return [

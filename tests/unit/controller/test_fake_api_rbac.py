@@ -91,6 +91,8 @@ def _finish_snapshot_and_restore(fake: fakekube.FakeKube, ctx: context.Context) 
     assert snaps is not None
     fake.store.patch(snaps, v.NS, "s1-root", {"status": {"readyToUse": True}}, subresource="status")
     run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "csivmsnapshots", "s1"))
+    # old has no node: its copy Job goes where the volume's nodeAffinity says.
+    _bind_to_local_volume(fake, "old-root-5gi")
     run.reconcile(ctx, kinds.SNAPSHOT, _read(fake, "csivmsnapshots", "s2"))  # its copy Job again
     fake.add(v.restore("r1", snapshot_name="s1", target="web3"))
     run.reconcile(ctx, kinds.RESTORE, _read(fake, "csivmrestores", "r1"))
@@ -103,6 +105,14 @@ def _finish_clone(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     _bind(fake, "web2-root")
     run.reconcile(ctx, kinds.CLONE, _read(fake, "csivmclones", "c2"))
     assert _read(fake, "csivms", "web2")
+
+
+def _bind_to_local_volume(fake: fakekube.FakeKube, claim: str) -> None:
+    fake.add(kubeobjects.local_volume(f"pv-{claim}", host="n1"))
+    res = fake.store.resource("", "v1", "persistentvolumeclaims")
+    assert res is not None
+    fake.store.patch(res, v.NS, claim, {"spec": {"volumeName": f"pv-{claim}"}})
+    _bind(fake, claim)
 
 
 def _bind(fake: fakekube.FakeKube, name: str) -> None:
