@@ -1,10 +1,12 @@
 """The one door from csi-vm to the Kubernetes API.
 
-Every request goes through `Api._request`: it sets the timeout, retries
-transient failures through `csi_vm.csi.retry` (the one retry loop of csi-vm,
-which logs each attempt), and maps client and transport errors into the csi-vm
-tree with ``raise ... from``. Callers get the frozen models of
-`csi_vm.kube.models`, never kubernetes client objects.
+Every request is a method of the kubernetes client sent through the door:
+`Api.request` for a whole JSON answer, `Api.open` for a watch's stream. The
+door sets the timeout, retries transient failures through `csi_vm.csi.retry`
+(the one retry loop of csi-vm, which logs each attempt), and maps client and
+transport errors into the csi-vm tree with ``raise ... from``. Callers get
+the frozen models of `csi_vm.kube.models`, or JSON through
+`csi_vm.kube.objects`, never kubernetes client objects.
 """
 
 from __future__ import annotations
@@ -122,28 +124,50 @@ class Api:
     def request(self, verb: str, what: str, call: Lister, *, retry: bool = True) -> Json:
         """One request through the door: timeout, retries and error mapping.
 
-        ``retry=False`` for writes that must not repeat blindly (a replace
-        guarded by resourceVersion: the caller re-reads instead).
+        ``call`` is a method of the client (`csi_vm.kube.methods`) with its
+        arguments bound; the door adds how to send it. ``retry=False`` for writes that
+        must not repeat blindly (guarded by resourceVersion: the caller
+        re-reads instead).
         """
         if not retry:
             return self._once(verb, what, call)
         return self._request(verb, what, call)
 
-    # -- the one door ---------------------------------------------------------
-
-    def _list(self, what: str, lister: Lister) -> list[Json]:
-        """All objects of a kind, page by page."""
+    def list_all(self, what: str, lister: Lister) -> tuple[list[Json], str]:
+        """All objects a list method returns, page by page, and the list's resourceVersion."""
         items: list[Json] = []
         token: str | None = None
+        version = ""
         for _ in range(_MAX_PAGES):
             page = self._request(
                 "list", what, functools.partial(lister, limit=_PAGE, _continue=token)
             )
             items.extend(page.get("items") or ())
-            token = (page.get("metadata") or {}).get("continue") or None
+            meta = page.get("metadata") or {}
+            # Every page of one list is served from the first page's snapshot.
+            version = version or str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
             if token is None:
-                return items
+                return items, version
         raise errors.OperationFailed(f"list {what} on {self.server}: more than {_MAX_PAGES} pages")
+
+    def open(self, verb: str, what: str, call: Lister, *, read_timeout: float) -> Any:
+        """A streamed answer (a watch), opened through the door; the caller reads it.
+
+        ``read_timeout`` bounds each wait for more data; a watch sets it a
+        little above its own timeoutSeconds, so only a dead connection hits it.
+        """
+        return retry.call(
+            lambda: self._send(verb, what, call, read_timeout=read_timeout),
+            what=f"{verb} {what} on {self.server}",
+            policy=self._policy,
+            sleep=self._sleep,
+        )
+
+    # -- the one door ---------------------------------------------------------
+
+    def _list(self, what: str, lister: Lister) -> list[Json]:
+        return self.list_all(what, lister)[0]
 
     def _request(self, verb: str, what: str, call: Lister) -> Json:
         return retry.call(
@@ -154,23 +178,26 @@ class Api:
         )
 
     def _once(self, verb: str, what: str, call: Lister) -> Json:
-        log.debug("%s %s on %s", verb, what, self.server)
+        response = self._send(verb, what, call, read_timeout=self._timeout)
         try:
-            # Raw JSON rather than the client's generated classes: one decoding
-            # path for built-in kinds and CRDs alike.
-            response = call(_preload_content=False, _request_timeout=self._timeout)
             body = response.data
-        except k8s.ApiException as err:
-            raise kube_errors.from_status(
-                status=int(err.status or 0),
-                body=err.body,
-                verb=verb,
-                what=what,
-                server=self.server,
-            ) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise kube_errors.from_transport(err, verb=verb, what=what, server=self.server) from err
         return _decode(body, verb=verb, what=what, server=self.server)
+
+    def _send(self, verb: str, what: str, call: Lister, *, read_timeout: float) -> Any:
+        log.debug("%s %s on %s", verb, what, self.server)
+        try:
+            # Raw JSON rather than the client's generated classes: one decoding
+            # path for built-in kinds and CRDs alike. The timeout is a
+            # (connect, read) pair: clients before 37 ignore a lone float.
+            return call(_preload_content=False, _request_timeout=(self._timeout, read_timeout))
+        except k8s.ApiException as err:
+            raise kube_errors.from_api_exception(
+                err, verb=verb, what=what, server=self.server
+            ) from err
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise kube_errors.from_transport(err, verb=verb, what=what, server=self.server) from err
 
 
 def _decode(body: bytes, *, verb: str, what: str, server: str) -> Json:

@@ -3,14 +3,17 @@
 HTTP statuses follow their API meaning: 401/403 mean these credentials cannot
 do this (fix the kubeconfig or RBAC, retrying will not help); 404 means the
 object or API is not there; 409 AlreadyExists means a name is taken, while 409
-Conflict means a stale write that may work after a re-read; 429 and 5xx are
-transient. A server that does not answer at all is `errors.Unreachable`.
+Conflict means a stale write that may work after a re-read; 410 Gone means a
+watch asked for history the server no longer keeps (`Expired`: list again);
+429 and 5xx are transient. A server that does not answer at all is
+`errors.Unreachable`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import urllib3.exceptions
 
@@ -22,28 +25,51 @@ _MAX_DETAIL = 300
 
 _CONNECTION_PREFIX = re.compile(r"^<?[\w.]+Connection(Pool)?\b[^:]*>?: ")
 
+
+class Expired(errors.Rejected):
+    """The resourceVersion a watch started from is older than the server's history.
+
+    Watching again from it cannot work; list again and watch from the list.
+    """
+
+
 _BY_STATUS: dict[int, type[errors.CsiVmError]] = {
     400: errors.InvalidInput,
     401: errors.Rejected,
     403: errors.Rejected,
     404: errors.NotFound,
     409: errors.AlreadyExists,
-    410: errors.Rejected,
+    410: Expired,
     422: errors.InvalidInput,
     429: errors.Busy,
 }
 
 
 def from_status(
-    *, status: int, body: str | None, verb: str, what: str, server: str
+    *, status: int, body: str | bytes | None, verb: str, what: str, server: str
 ) -> errors.CsiVmError:
     """The csi-vm error for an HTTP error answer; callers ``raise ... from err``."""
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
     reason, detail = _status_of(body)
     cls = _class_for(status, reason)
     message = f"{verb} {what} on {server} failed: HTTP {status}"
     if detail:
         message += f": {detail}"
     return cls(message, hint=_hint(status, verb=verb, what=what))
+
+
+def from_api_exception(err: Any, *, verb: str, what: str, server: str) -> errors.CsiVmError:
+    """The csi-vm error for the client's ApiException."""
+    # An ERROR event inside a watch stream reaches us as an ApiException that
+    # carries only the status and its "Reason: message" text, no body.
+    return from_status(
+        status=int(err.status or 0),
+        body=err.body or err.reason,
+        verb=verb,
+        what=what,
+        server=server,
+    )
 
 
 def from_transport(err: Exception, *, verb: str, what: str, server: str) -> errors.CsiVmError:

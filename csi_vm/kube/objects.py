@@ -1,34 +1,44 @@
-"""Any Kubernetes object by resource: get, list, create, patch, delete, watch.
+"""Any Kubernetes object by resource: get, list, create, replace, patch, delete, watch.
 
 The controller works on its own custom resources, Leases, Events, PVCs,
-VolumeSnapshots and Jobs; rather than one generated client class per kind,
-this module speaks the REST layout every resource shares
-(``/api/v1/...`` for the core group, ``/apis/GROUP/VERSION/...`` otherwise)
-through the one door of `csi_vm.kube.api.Api`, so timeouts, retries and error
-mapping stay in one place. Objects stay JSON mappings here; callers convert
-them into their own frozen models once.
+VolumeSnapshots and Jobs. Each verb is the kubernetes client's own method
+for that resource (`csi_vm.kube.methods`: CustomObjectsApi for CRDs, the
+typed API of each built-in kind), sent through the one door of
+`csi_vm.kube.api.Api`, so timeouts, retries and error mapping stay in one
+place; watches follow ``kubernetes.watch.Watch``. Objects stay JSON mappings
+here; callers convert them into their own frozen models once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3.exceptions
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 
 from csi_vm import errors
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import errors as kube_errors
+from csi_vm.kube import methods
 
 log = logging.getLogger("csi_vm.kube.objects")
 
 Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"
+#: The event type of a bookmark: how far a watch got, with no object change.
+BOOKMARK = "BOOKMARK"
+# Seconds a watch's connection may stay silent beyond the timeoutSeconds it
+# asked for, before the connection counts as dead.
+_WATCH_GRACE = 5
+# The client's Watch carries no annotations; a typed name keeps mypy --strict
+# on this module without blanket ignores.
+_Watch: Callable[..., Any] = k8s_watch.Watch
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,174 +54,114 @@ class Resource:
     def qualified(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
-    def path(self, namespace: str = "", name: str = "", subresource: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        parts = [base]
-        if self.namespaced and namespace:
-            parts.append(f"namespaces/{namespace}")
-        parts.append(self.plural)
-        parts.extend(p for p in (name, subresource) if p)
-        return "/".join(parts)
-
 
 @dataclasses.dataclass(frozen=True)
 class WatchEvent:
-    type: str  # ADDED, MODIFIED, DELETED (ERROR events are raised, never yielded)
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK (ERROR events are raised, never yielded)
     object: Json
+
+    @property
+    def version(self) -> str:
+        """The resourceVersion this event brings the watch to."""
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
 class Objects:
     """Generic object access over one `Api` connection."""
 
-    def __init__(self, api: kube_api.Api, *, timeout: float = kube_api.DEFAULT_TIMEOUT) -> None:
+    def __init__(self, api: kube_api.Api) -> None:
         self._api = api
-        self._timeout = timeout
+        self._methods = methods.Methods(api.api_client)
 
     @property
     def server(self) -> str:
         return self._api.server
 
     def get(self, res: Resource, name: str, *, namespace: str = "") -> Json:
-        return self._call("get", res, "GET", res.path(namespace, name))
+        call = self._methods.read(res, name, namespace=namespace)
+        return self._api.request("get", res.qualified, call)
 
     def list(self, res: Resource, *, namespace: str = "") -> tuple[list[Json], str]:
         """The objects and the list's resourceVersion (where a watch starts)."""
-        page = self._call("list", res, "GET", res.path(namespace))
-        version = str((page.get("metadata") or {}).get("resourceVersion") or "")
-        return list(page.get("items") or ()), version
+        return self._api.list_all(res.qualified, self._methods.list(res, namespace=namespace))
 
     def create(self, res: Resource, body: Json, *, namespace: str = "") -> Json:
-        return self._call("create", res, "POST", res.path(namespace), body=body)
+        call = functools.partial(self._methods.create(res, namespace=namespace), body=body)
+        return self._api.request("create", res.qualified, call)
 
     def replace(self, res: Resource, body: Json, *, namespace: str = "") -> Json:
         """PUT with the body's resourceVersion: a stale write fails with `errors.Busy`."""
         name = str(body["metadata"]["name"])
-        return self._call("update", res, "PUT", res.path(namespace, name), body=body, retry=False)
+        method = self._methods.replace(res, name, namespace=namespace)
+        return self._api.request("update", res.qualified, functools.partial(method, body=body),
+                                 retry=False)  # fmt: skip
 
     def patch(
         self, res: Resource, name: str, patch: Json, *, namespace: str = "", subresource: str = ""
     ) -> Json:
-        """A JSON merge patch (RFC 7386) of the object or of a subresource such as status."""
-        path = res.path(namespace, name, subresource)
-        return self._call("patch", res, "PATCH", path, body=patch, content_type=_MERGE_PATCH)
+        """A JSON merge patch (RFC 7386) of the object or of a subresource such as status.
+
+        A patch that carries metadata.resourceVersion is guarded: the server
+        refuses it with 409 Conflict (`errors.Busy`) once the object has
+        moved on, and it is not repeated blindly (the caller re-reads).
+        """
+        method = self._methods.patch(res, name, namespace=namespace, subresource=subresource)
+        call = functools.partial(method, body=patch, _content_type=_MERGE_PATCH)
+        guarded = bool((patch.get("metadata") or {}).get("resourceVersion"))
+        return self._api.request("patch", res.qualified, call, retry=not guarded)
 
     def delete(self, res: Resource, name: str, *, namespace: str = "") -> None:
+        # Background, as kubectl deletes: dependents go too (a Job's own
+        # default would orphan its Pods).
+        method = self._methods.delete(res, name, namespace=namespace)
+        call = functools.partial(method, propagation_policy="Background")
         # Already gone is what delete wants.
         with contextlib.suppress(errors.NotFound):
-            self._call("delete", res, "DELETE", res.path(namespace, name))
+            self._api.request("delete", res.qualified, call)
 
     def watch(
-        self, res: Resource, *, namespace: str = "", since: str, timeout: int = 60
+        self,
+        res: Resource,
+        *,
+        namespace: str = "",
+        since: str,
+        timeout: int = 60,
+        bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
         """Changes after resourceVersion ``since`` until the server ends the stream.
 
-        A 410 Gone (history compacted) surfaces as `errors.Rejected`: list again.
+        The server ends it after ``timeout`` seconds. With ``bookmarks`` the
+        server may also send `BOOKMARK` events (how far the stream got): a
+        later watch can start from them. A 410 Gone (history compacted) is
+        `kube_errors.Expired`: list again.
         """
-        query = {"watch": "true", "resourceVersion": since, "timeoutSeconds": str(timeout)}
-        response = self._send("GET", res.path(namespace), query=query, stream_timeout=timeout + 5)
-        if response.status >= 400:
-            raise self._error(response, verb="watch", res=res)
+        what = res.qualified
+        lister = self._methods.list(res, namespace=namespace)
+
+        def open_stream(**query: Any) -> Any:
+            # Watch adds watch=True and _preload_content=False; the door sends it.
+            query.pop("_preload_content", None)
+            call = functools.partial(lister, **query)
+            return self._api.open("watch", what, call, read_timeout=timeout + _WATCH_GRACE)
+
+        # "object": events keep the API's JSON, for built-in kinds and CRDs alike.
+        watcher = _Watch(return_type="object")
+        stream = watcher.stream(
+            open_stream,
+            resource_version=since,
+            timeout_seconds=timeout,
+            allow_watch_bookmarks=bookmarks,
+        )
         try:
-            yield from _events(response.response, res=res, server=self.server)
+            for event in stream:
+                yield WatchEvent(str(event["type"]), event["raw_object"])
+        except k8s.ApiException as err:
+            raise kube_errors.from_api_exception(
+                err, verb="watch", what=what, server=self.server
+            ) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise kube_errors.from_transport(
-                err, verb="watch", what=res.qualified, server=self.server
+                err, verb="watch", what=what, server=self.server
             ) from err
         finally:
-            response.response.release_conn()
-
-    # -- through the one door ------------------------------------------------
-
-    def _call(
-        self,
-        verb: str,
-        res: Resource,
-        method: str,
-        path: str,
-        *,
-        body: Json | None = None,
-        content_type: str = "application/json",
-        retry: bool = True,
-    ) -> Json:
-        def call(**_: Any) -> Any:
-            response = self._send(method, path, body=body, content_type=content_type)
-            data = response.read()
-            if response.status >= 400:
-                err = k8s.ApiException(status=response.status, reason=response.reason)
-                err.body = data.decode(errors="replace") if data else ""
-                raise err
-            return _Raw(data)
-
-        return self._api.request(verb, res.qualified, call, retry=retry)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: dict[str, str] | None = None,
-        body: Json | None = None,
-        content_type: str = "application/json",
-        stream_timeout: float | None = None,
-    ) -> Any:
-        client = self._api.api_client
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        method, url, headers, payload, post = client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        return client.call_api(
-            method,
-            url,
-            header_params=headers,
-            body=payload,
-            post_params=post,
-            _request_timeout=stream_timeout or self._timeout,
-        )
-
-    def _error(self, response: Any, *, verb: str, res: Resource) -> errors.CsiVmError:
-        data = response.read()
-        return kube_errors.from_status(
-            status=int(response.status),
-            body=data.decode(errors="replace") if data else "",
-            verb=verb,
-            what=res.qualified,
-            server=self.server,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Raw:
-    """What `Api` reads an answer from: its body bytes."""
-
-    data: bytes
-
-
-def _events(stream: Any, *, res: Resource, server: str) -> Iterator[WatchEvent]:
-    """Watch events from a stream of JSON lines."""
-    buffer = b""
-    for chunk in stream.stream(4096, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield _event(json.loads(line), res=res, server=server)
-    if buffer.strip():
-        yield _event(json.loads(buffer), res=res, server=server)
-
-
-def _event(data: Json, *, res: Resource, server: str) -> WatchEvent:
-    kind, obj = str(data.get("type") or ""), data.get("object") or {}
-    if kind == "ERROR":
-        raise kube_errors.from_status(
-            status=int(obj.get("code") or 500),
-            body=json.dumps(obj),
-            verb="watch",
-            what=res.qualified,
-            server=server,
-        )
-    return WatchEvent(kind, obj)
+            stream.close()  # a watch left early closes its connection now

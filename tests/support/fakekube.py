@@ -66,6 +66,7 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
+    content_type: str = ""
 
 
 @dataclasses.dataclass
@@ -201,7 +202,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         fake = self.server.fake
-        fake.requests.append(Request(method, url.path, query))
+        content_type = self.headers.get("Content-Type", "")
+        fake.requests.append(Request(method, url.path, query, content_type))
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             body = self._body(raw)
