@@ -1,26 +1,33 @@
 """List, then watch, one resource until told to stop: what every loop of csi-vm follows.
 
-The controller and the node agent both keep up with their objects this way.
-One pass lists every object and hands each over, then follows a watch from
-the list's resourceVersion. A watch ends after ``resync`` seconds and the next
-pass lists again: that picks up what changed without an event on the object
-itself (a child that made progress, a guest that crashed). A failed list or
-watch (a 410 Gone included) also means: wait a second, list again.
+The controller and the node agent both keep up with their objects this way,
+as client-go's reflector does. A list hands every object over and gives the
+resourceVersion a watch starts from; the watch runs in spans of at most
+`WATCH_SPAN` seconds, each resuming from the last version seen (an event's
+or a bookmark's), so ``stop`` is noticed within a span. Every ``resync``
+seconds the loop lists again: that picks up what changed without an event
+on the object itself (a child that made progress, a guest that crashed).
+A 410 Gone (the version is older than the server's history) lists again at
+once; any other failure waits a second and resumes the watch.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from csi_vm import errors
+from csi_vm.kube import errors as kube_errors
 from csi_vm.kube import objects
 
 log = logging.getLogger("csi_vm.kube.informer")
 
 #: called with the event type (ADDED for what a list found) and the object
 Handler = Callable[[str, objects.Json], None]
+#: Longest single watch request, in seconds: how late ``stop`` may be noticed.
+WATCH_SPAN = 10
 
 
 def sync(objs: objects.Objects, res: objects.Resource, *, namespace: str, handle: Handler) -> str:
@@ -39,15 +46,28 @@ def follow(
     resync: int,
     stop: threading.Event,
     handle: Handler,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """List and watch ``res`` until ``stop``; ``handle`` sees every object and change."""
+    version, listed = "", 0.0
     while not stop.is_set():
         try:
-            version = sync(objs, res, namespace=namespace, handle=handle)
-            for event in objs.watch(res, namespace=namespace, since=version, timeout=resync):
+            if not version or clock() - listed >= resync:
+                version, listed = sync(objs, res, namespace=namespace, handle=handle), clock()
+            span = int(max(1, min(WATCH_SPAN, resync - (clock() - listed))))
+            for event in objs.watch(
+                res, namespace=namespace, since=version, timeout=span, bookmarks=True
+            ):
+                version = event.version or version
+                if event.type != objects.BOOKMARK:
+                    handle(event.type, event.object)
                 if stop.is_set():
                     return
-                handle(event.type, event.object)
+        except kube_errors.Expired as err:
+            log.info("watch %s: %s; listing again", res.plural, err)
+            version = ""
         except errors.CsiVmError as err:
-            log.warning("watch %s: %s; listing again", res.plural, err)
+            log.warning(
+                "watch %s: %s; watching again from %s", res.plural, err, version or "a list"
+            )
             stop.wait(1.0)
