@@ -21,8 +21,9 @@ import uuid
 
 from csi_vm import errors
 from csi_vm.agent import disks, state
-from csi_vm.controller import kinds, quantity, reconcile_vm, status
+from csi_vm.controller import kinds, reconcile_vm, status
 from csi_vm.controller import models as crd
+from csi_vm.kube import quantity
 from launcher import domain, libvirt_conn
 
 log = logging.getLogger("csi_vm.agent")

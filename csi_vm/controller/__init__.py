@@ -15,7 +15,7 @@ Modules, from the outside in:
 - `storage`: the Kubernetes storage backend: PVCs with a dataSource,
   VolumeSnapshots, PVC resize, and the host-copy Job of the fallback rung;
   `placement` puts that Job on the node that can read its source.
-- `models`, `quantity`: typed views of the custom resources, sizes.
+- `models`: typed views of the custom resources.
 - `context`: what each reconciler gets, and the one place status is written.
 - `strategy`: the strategy for an operation on a StorageClass, read from its
   StorageCapabilityReport (whose plan comes from `capabilities.ladder`);

@@ -18,8 +18,9 @@ phase is the agent's: the controller sets it only while provisioning.
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, expand, kinds, quantity, status, storage, strategy
+from csi_vm.controller import context, expand, kinds, status, storage, strategy
 from csi_vm.controller import models as crd
+from csi_vm.kube import quantity
 
 Json = context.Json
 #: The condition that says whether the VM's node is known to the cluster.

@@ -18,9 +18,10 @@ import datetime
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, kinds, quantity, snapclass, storage
+from csi_vm.controller import context, kinds, snapclass, storage
 from csi_vm.controller import models as crd
 from csi_vm.kube import models as kube
+from csi_vm.kube import quantity
 
 Json = context.Json
 F = model.Feature

@@ -29,13 +29,13 @@ import pytest
 from csi_vm import errors
 from csi_vm.agent import run as agent_run
 from csi_vm.agent import state
-from csi_vm.controller import context, events, kinds, metrics, quantity
+from csi_vm.controller import context, events, kinds, metrics
 from csi_vm.controller import run as controller_run
 from csi_vm.csi import client as csi_client
 from csi_vm.csi import models, retry
 from csi_vm.flows import vmrun
 from csi_vm.kube import api as kube_api
-from csi_vm.kube import objects
+from csi_vm.kube import objects, quantity
 from launcher import domain, libvirt_conn
 from tests.support import driverproc, fakekube, libvirtnode
 from tests.support import vmobjects as v

@@ -1,4 +1,4 @@
-"""Pure parts of the controller: quantities, conditions, strategy fields."""
+"""Pure parts of the controller: conditions, strategy fields."""
 
 from __future__ import annotations
 
@@ -7,25 +7,10 @@ import datetime
 import pytest
 
 from capabilities import model
-from csi_vm import errors
-from csi_vm.controller import quantity, status
+from csi_vm.controller import status
 
 pytestmark = pytest.mark.timeout(10)
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [("1Gi", 2**30), ("500M", 500 * 10**6), ("1.5Gi", 3 * 2**29), ("4096", 4096), ("1e3", 1000)],
-    ids=["Gi", "M", "fraction", "plain", "exponent"],
-)
-def test_quantities(text: str, size: int) -> None:
-    assert quantity.to_bytes(text) == size
-
-
-def test_a_bad_quantity_says_what_is_expected() -> None:
-    with pytest.raises(errors.InvalidInput, match="such as 10Gi"):
-        quantity.to_bytes("ten gigs")
 
 
 def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
