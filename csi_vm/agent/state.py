@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from csi_vm import errors
-from csi_vm.controller import events, status
+from csi_vm.controller import events, status, status_write
 from csi_vm.controller import models as crd
 from csi_vm.kube import objects
 from launcher import domain, libvirt_conn
@@ -101,8 +101,13 @@ def peer_uris(explicit: dict[str, str], template: str) -> Callable[[str], str]:
 def write(
     agent: Agent, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
 ) -> Json:
-    """Patch ``obj``'s status; the agent reports, the generation stays the controller's."""
-    return status.write(agent.objs, res, obj, fields=fields, conditions=conditions, observed=False)
+    """Patch ``obj``'s status; the agent reports, the generation stays the controller's.
+
+    What the agent reports is true whatever else the status says, so after a
+    conflict the same fields and conditions go onto the object as it is now.
+    """
+    change = status_write.fixed(fields, conditions)
+    return status_write.write(agent.objs, res, obj, change=change, observed=False)
 
 
 def tell(agent: Agent, obj: Json, *, kind: str, reason: str, message: str, ok: bool) -> Json:

@@ -21,7 +21,9 @@ Modules, from the outside in:
   StorageCapabilityReport (whose plan comes from `capabilities.ladder`);
   `verify` tries a class's operations through the sidecars when asked.
 - `status`, `events`: conditions and Kubernetes Events naming the strategy
-  and the fallback reason.
+  and the fallback reason; `status_write`: status writes guarded by
+  resourceVersion, so the controller and the node agent never lose each
+  other's updates.
 - `metrics`: Prometheus metrics.
 
 Only `csi_vm.kube` talks to the API server; this package builds and reads

@@ -7,12 +7,19 @@ import datetime
 from collections.abc import Callable
 
 from capabilities import model
-from csi_vm.controller import events, metrics, status
+from csi_vm.controller import events, kinds, metrics, status, status_write
 from csi_vm.controller import models as crd
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import objects
 
 Json = objects.Json
+
+#: Phases only the node agent writes, by resource. Once the agent moved an
+#: object into one, a controller decision from an older read is not written.
+#: (A VM's phases are shared: `reconcile_vm` works its phase out again instead.)
+AGENT_PHASES: dict[objects.Resource, tuple[str, ...]] = {
+    kinds.MIGRATION: ("Running", "Succeeded", "Failed"),
+}
 
 
 def _utc_now() -> datetime.datetime:
@@ -35,8 +42,22 @@ class Context:
 def write_status(
     ctx: Context, res: objects.Resource, obj: Json, *, fields: Json, conditions: list[Json]
 ) -> Json:
-    """Patch ``obj``'s status with ``fields`` and merged ``conditions``."""
-    return status.write(ctx.objs, res, obj, fields=fields, conditions=conditions, observed=True)
+    """Patch ``obj``'s status with ``fields`` and merged ``conditions``; the object as written.
+
+    After a conflict the same fields and conditions go onto the object as it
+    is now, unless the node agent has taken it over since ``obj`` was read
+    (`AGENT_PHASES`): then nothing is written and `errors.Busy` says so.
+    """
+    phases = AGENT_PHASES.get(res, ())
+    change = status_write.unless_taken(obj, fields, conditions, phases=phases)
+    return update_status(ctx, res, obj, change=change)
+
+
+def update_status(
+    ctx: Context, res: objects.Resource, obj: Json, *, change: status_write.Change
+) -> Json:
+    """Patch ``obj``'s status with what ``change`` works out from the object as it is now."""
+    return status_write.write(ctx.objs, res, obj, change=change, observed=True)
 
 
 def announce_choice(ctx: Context, obj: Json, *, operation: str, choice: model.Choice) -> None:

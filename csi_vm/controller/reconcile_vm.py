@@ -54,13 +54,13 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         conditions.append(
             status.condition(NODE, ok=False, reason="NoNode", message=message, generation=gen)
         )
-    context.write_status(
-        ctx,
-        kinds.VM,
-        obj,
-        fields={"phase": _phase(obj, spec, bound=bound), "disks": disks},
-        conditions=conditions,
-    )
+
+    def change(now: Json) -> tuple[Json, list[Json]]:
+        return {"phase": _phase(now, spec, bound=bound), "disks": disks}, conditions
+
+    # The phase is the node agent's once it wrote one: worked out again from
+    # the object as it is when the write lands, not as this pass read it.
+    context.update_status(ctx, kinds.VM, obj, change=change)
 
 
 def assigned_node(obj: Json) -> str:

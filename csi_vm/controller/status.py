@@ -67,43 +67,6 @@ def tell(
     )
 
 
-def write(
-    objs: objects.Objects,
-    res: objects.Resource,
-    obj: objects.Json,
-    *,
-    fields: objects.Json,
-    conditions: list[objects.Json],
-    observed: bool,
-) -> objects.Json:
-    """Patch ``obj``'s status with ``fields`` and merged ``conditions``; skip a no-op.
-
-    ``observed``: also record the spec's generation as observed (what the
-    controller reconciles; the node agent only reports). A field set to None
-    is removed (merge patch). Conditions merge by type, so the controller
-    and the node agent keep each other's.
-    """
-    meta = crd.meta(obj)
-    old = obj.get("status") or {}
-    body = {**fields, "conditions": merged(list(old.get("conditions") or ()), conditions)}
-    if observed:
-        body["observedGeneration"] = meta.generation
-    if _unchanged(old, body):
-        # Nothing new: skip the write, so a pass caused by our own status
-        # update does not write (and trigger) again.
-        return obj
-    return objs.patch(
-        res, meta.name, {"status": body}, namespace=meta.namespace, subresource="status"
-    )
-
-
-def _unchanged(old: objects.Json, new: objects.Json) -> bool:
-    # A merge patch drops keys set to None, so None matches an absent key.
-    return all(old.get(key) == value for key, value in new.items() if value is not None) and all(
-        key not in old for key, value in new.items() if value is None
-    )
-
-
 def merged(old: list[objects.Json], new: list[objects.Json]) -> list[objects.Json]:
     """``old`` with ``new`` replacing same-type entries; a transition time moves only on change."""
     by_type = {str(c.get("type")): c for c in old}
