@@ -23,8 +23,8 @@ import math
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import kinds, placement, quantity, status
-from csi_vm.kube import objects
+from csi_vm.controller import kinds, placement, status
+from csi_vm.kube import objects, quantity
 
 Json = objects.Json
 
