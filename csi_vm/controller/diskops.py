@@ -8,10 +8,10 @@ names the fallback reason of every disk that did not go native.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from capabilities import model
-from csi_vm.controller import context, status, storage
+from csi_vm.controller import context, status, storage, strategy
 from csi_vm.kube import objects
 
 Json = objects.Json
@@ -52,14 +52,67 @@ def overall(results: list[DiskResult]) -> Progress:
 
 def combined(results: list[DiskResult]) -> model.Choice:
     """One choice that stands for all disks: native only if every disk is."""
-    strategies = sorted({r.choice.strategy for r in results}) or ["none"]
-    fallbacks = [f"{r.disk}: {r.choice.reason}" for r in results if not r.choice.native]
-    reasons = fallbacks or [f"{r.disk}: {r.choice.reason}" for r in results]
+    return _combine({r.disk: r.choice for r in results})
+
+
+def _combine(choices: dict[str, model.Choice]) -> model.Choice:
+    strategies = sorted({c.strategy for c in choices.values()}) or ["none"]
+    fallbacks = [f"{disk}: {c.reason}" for disk, c in choices.items() if not c.native]
+    reasons = fallbacks or [f"{disk}: {c.reason}" for disk, c in choices.items()]
     return model.Choice(
         strategy="+".join(strategies),
         native=not fallbacks,
         reason="; ".join(reasons) or "no disks",
     )
+
+
+def decide(
+    ctx: context.Context,
+    res: objects.Resource,
+    obj: Json,
+    *,
+    operation: str,
+    disks: Sequence[str],
+    choose: Callable[[str], model.Choice],
+) -> tuple[Json, dict[str, model.Choice]]:
+    """Each disk's strategy: the one ``obj``'s status records, else ``choose(disk)`` now.
+
+    New choices are written (and announced) before anything is made for
+    them, so every later pass takes the same ones, also after a controller
+    restart, whatever the report says by then. Returns ``obj`` as written.
+    """
+    kept = _recorded(obj)
+    choices = {disk: kept.get(disk) or choose(disk) for disk in disks}
+    if all(disk in kept for disk in disks):
+        return obj, choices
+    choice = _combine(choices)
+    context.announce_choice(ctx, obj, operation=operation, choice=choice)
+    picked = status.condition(
+        status.STRATEGY,
+        ok=True,
+        reason=choice.strategy,
+        message=choice.reason,
+        generation=int((obj.get("metadata") or {}).get("generation") or 1),
+    )
+    pending = Progress.PENDING.value
+    fields = {
+        "phase": pending,
+        **status.strategy_fields(operation, choice),
+        "disks": [
+            {"name": disk, "phase": pending, **status.strategy_fields(operation, c)}
+            for disk, c in choices.items()
+        ],
+    }
+    return context.write_status(ctx, res, obj, fields=fields, conditions=[picked]), choices
+
+
+def _recorded(obj: Json) -> dict[str, model.Choice]:
+    found = {}
+    for entry in strategy.for_this_spec(obj).get("disks") or ():
+        choice = strategy.recorded(entry)
+        if choice is not None:
+            found[str(entry.get("name"))] = choice
+    return found
 
 
 def conclude(

@@ -7,6 +7,11 @@ larger PVC ``<vm>-<disk>-<size>`` and a Job that copies the old one into it;
 once the copy is done the VM's disk is switched to the new claim, and only
 then is the old claim deleted, so a failure at any point leaves the VM on its
 old, intact disk.
+
+A copy is decided once: the first pass only records the strategy in the
+disk's ``resize`` status (phase Pending, or WaitingForStop while the VM
+runs), and the passes after take it from there, whatever the report says by
+then, so a copy is never abandoned half-way for a resize, or the reverse.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, node: st
 
     ``node``: the VM's node, where its holder Pod keeps ``claim`` published.
     """
-    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
+    kept = _recorded(vm, disk.name)
+    choice = kept or strategy.choose(
+        ctx.objs, storage_class=disk.storage_class, operation=OPERATION
+    )
     namespace = crd.meta(vm).namespace
     if choice.strategy == "csi-expand":
         ctx.objs.patch(kinds.PVC, claim, storage.resize(disk.size), namespace=namespace)
@@ -41,6 +49,8 @@ def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, node: st
             f"({choice.reason})",
         )
         return _resize(choice, "WaitingForStop")
+    if kept is None:
+        return _resize(choice, "Pending")  # recorded by this pass's status; copied by the next
     return _copy_to_larger(ctx, vm, disk, claim=claim, node=node, choice=choice)
 
 
@@ -116,11 +126,26 @@ def _tell(
         )
 
 
-def _old_phase(vm: Json, disk: str) -> str | None:
+def _old_resize(vm: Json, disk: str) -> Json:
     for entry in (vm.get("status") or {}).get("disks") or ():
         if entry.get("name") == disk:
-            return (entry.get("resize") or {}).get("phase")
-    return None
+            return dict(entry.get("resize") or {})
+    return {}
+
+
+def _old_phase(vm: Json, disk: str) -> str | None:
+    return _old_resize(vm, disk).get("phase")
+
+
+# A copy under way (or failed: it stays so, as its Job does). Requested and
+# Done are over for the controller, so a later, larger size is decided anew.
+_UNDER_WAY = ("Pending", "WaitingForStop", "Copying", "Failed")
+
+
+def _recorded(vm: Json, disk: str) -> model.Choice | None:
+    """The strategy of a resize of ``disk`` already under way, as its status records it."""
+    old = _old_resize(vm, disk)
+    return strategy.recorded(old) if old.get("phase") in _UNDER_WAY else None
 
 
 def _resize(choice: model.Choice, phase: str) -> Json:

@@ -8,6 +8,7 @@ those claims.
 
 from __future__ import annotations
 
+from capabilities import model
 from csi_vm import errors
 from csi_vm.controller import (
     context,
@@ -46,11 +47,23 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         context.refuse(ctx, kinds.CLONE, obj, reason="TargetExists", message=taken)
         return
     source_spec = crd.spec(source, crd.VMSpec)
+    classes = {d.name: d.storage_class for d in source_spec.disks}
+    obj, choices = diskops.decide(
+        ctx,
+        kinds.CLONE,
+        obj,
+        operation=OPERATION,
+        disks=list(classes),
+        choose=lambda disk: strategy.choose(
+            ctx.objs, storage_class=classes[disk], operation=OPERATION
+        ),
+    )
     owner = storage.owner_of(obj)
     results = [
         _disk(
             ctx,
             disk,
+            choice=choices[disk.name],
             source=spec.source,
             node=reconcile_vm.assigned_node(source),
             target_vm=spec.target,
@@ -80,13 +93,13 @@ def _disk(
     ctx: context.Context,
     disk: crd.Disk,
     *,
+    choice: model.Choice,
     source: str,
     node: str,
     target_vm: str,
     namespace: str,
     owner: Json,
 ) -> diskops.DiskResult:
-    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
     target = storage.Target(
         name=f"{target_vm}-{disk.name}",
         namespace=namespace,

@@ -77,19 +77,6 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             message=f"target node {spec.target_node} does not exist",
         )
         return
-    choices = [
-        strategy.choose(ctx.objs, storage_class=d.storage_class, operation=OPERATION)
-        for d in vm_spec.disks
-    ]
-    choice = _weakest(choices)
-    context.announce_choice(ctx, obj, operation=OPERATION, choice=choice)
-    cond = status.condition(
-        status.STRATEGY,
-        ok=True,
-        reason=choice.strategy,
-        message=choice.reason,
-        generation=meta.generation,
-    )
     source = reconcile_vm.assigned_node(vm)
     if source == spec.target_node:
         context.refuse(
@@ -100,6 +87,8 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             message=f"CsiVM {spec.vm} already runs on {source}",
         )
         return
+    obj, choice = _decide(ctx, obj, vm_spec)
+    cond = _chosen(choice, generation=meta.generation)
     if choice.native:
         disks = reconcile_vm.held_disks(ctx, vm)
         reconcile_vm.ensure_holder(ctx, vm, node=spec.target_node, disks=disks)
@@ -112,6 +101,37 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         **status.strategy_fields(OPERATION, choice),
     }
     context.write_status(ctx, kinds.MIGRATION, obj, fields=fields, conditions=[cond])
+
+
+def _decide(ctx: context.Context, obj: Json, vm_spec: crd.VMSpec) -> tuple[Json, model.Choice]:
+    """The strategy recorded in ``obj``'s status, else chosen now and recorded first.
+
+    Written before any holder or claim is made, so a pass after a report
+    changed (or after a restart) prepares the same kind of move.
+    """
+    kept = strategy.recorded(strategy.for_this_spec(obj))
+    if kept is not None:
+        return obj, kept
+    choice = _weakest(
+        [
+            strategy.choose(ctx.objs, storage_class=d.storage_class, operation=OPERATION)
+            for d in vm_spec.disks
+        ]
+    )
+    context.announce_choice(ctx, obj, operation=OPERATION, choice=choice)
+    fields = {"phase": "Pending", **status.strategy_fields(OPERATION, choice)}
+    cond = _chosen(choice, generation=crd.meta(obj).generation)
+    return context.write_status(ctx, kinds.MIGRATION, obj, fields=fields, conditions=[cond]), choice
+
+
+def _chosen(choice: model.Choice, *, generation: int) -> Json:
+    return status.condition(
+        status.STRATEGY,
+        ok=True,
+        reason=choice.strategy,
+        message=choice.reason,
+        generation=generation,
+    )
 
 
 def _release_holder(ctx: context.Context, obj: Json) -> None:

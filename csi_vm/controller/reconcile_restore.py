@@ -48,10 +48,26 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     if taken:
         context.refuse(ctx, kinds.RESTORE, obj, reason="TargetExists", message=taken)
         return
+    disks = {str(d["name"]): d for d in snap_status.get("disks") or ()}
+    obj, choices = diskops.decide(
+        ctx,
+        kinds.RESTORE,
+        obj,
+        operation=OPERATION,
+        disks=list(disks),
+        choose=lambda name: _choose(ctx, disks[name]),
+    )
     owner = storage.owner_of(obj)
     results = [
-        _disk(ctx, disk, target_vm=spec.target, namespace=meta.namespace, owner=owner)
-        for disk in snap_status.get("disks") or ()
+        _disk(
+            ctx,
+            disk,
+            choice=choices[name],
+            target_vm=spec.target,
+            namespace=meta.namespace,
+            owner=owner,
+        )
+        for name, disk in disks.items()
     ]
     like = crd.VMSpec.model_validate({"disks": []})
     diskops.conclude(
@@ -66,17 +82,26 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     )
 
 
+def _choose(ctx: context.Context, disk: Json) -> model.Choice:
+    sc = str(disk.get("storageClassName") or "")
+    planned = strategy.choose(ctx.objs, storage_class=sc, operation=OPERATION)
+    return _copied(planned) if disk.get("kind") == "PersistentVolumeClaim" else planned
+
+
 def _disk(
-    ctx: context.Context, disk: Json, *, target_vm: str, namespace: str, owner: Json
+    ctx: context.Context,
+    disk: Json,
+    *,
+    choice: model.Choice,
+    target_vm: str,
+    namespace: str,
+    owner: Json,
 ) -> diskops.DiskResult:
     name, size, sc = (
         str(disk["name"]),
         str(disk.get("size") or "1Gi"),
         str(disk.get("storageClassName") or ""),
     )
-    choice = strategy.choose(ctx.objs, storage_class=sc, operation=OPERATION)
-    if disk.get("kind") == "PersistentVolumeClaim":
-        choice = _copied(choice)
     target = storage.Target(
         name=f"{target_vm}-{name}",
         namespace=namespace,

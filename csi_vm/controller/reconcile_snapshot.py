@@ -7,6 +7,7 @@ consistent copy; the node agent quiesces running guests).
 
 from __future__ import annotations
 
+from capabilities import model
 from csi_vm import errors
 from csi_vm.controller import (
     context,
@@ -41,12 +42,24 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         )
         return
     vm_spec = crd.spec(vm, crd.VMSpec)
+    classes = {d.name: d.storage_class for d in vm_spec.disks}
+    obj, choices = diskops.decide(
+        ctx,
+        kinds.SNAPSHOT,
+        obj,
+        operation=OPERATION,
+        disks=list(classes),
+        choose=lambda disk: strategy.choose(
+            ctx.objs, storage_class=classes[disk], operation=OPERATION
+        ),
+    )
     owner = storage.owner_of(obj)
     node = reconcile_vm.assigned_node(vm)
     results = [
         _disk(
             ctx,
             disk,
+            choice=choices[disk.name],
             vm=spec.vm,
             node=node,
             snap=meta,
@@ -62,13 +75,13 @@ def _disk(
     ctx: context.Context,
     disk: crd.Disk,
     *,
+    choice: model.Choice,
     vm: str,
     node: str,
     snap: crd.Meta,
     snapshot_class: str,
     owner: Json,
 ) -> diskops.DiskResult:
-    choice = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
     target = storage.Target(
         name=f"{snap.name}-{disk.name}",
         namespace=snap.namespace,

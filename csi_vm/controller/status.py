@@ -99,6 +99,8 @@ def strategy_fields(operation: str, choice: model.Choice) -> objects.Json:
         # whether this is a fallback is a field of its own.
         "fallback": fallback,
         "fallbackReason": choice.reason if fallback else None,
+        # The whole choice, so later passes take it as made (`strategy.recorded`).
+        "strategyReason": choice.reason,
     }
 
 

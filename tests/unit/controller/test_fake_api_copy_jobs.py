@@ -75,7 +75,8 @@ def test_a_copy_to_a_larger_claim_runs_on_the_vms_node(
     _pass(ctx, kinds.VM, "web")
     grown = [{"name": "root", "size": "2Gi", "storageClassName": "fast"}]
     ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": grown}}, namespace=NS)
-    _pass(ctx, kinds.VM, "web")
+    _pass(ctx, kinds.VM, "web")  # records the strategy
+    _pass(ctx, kinds.VM, "web")  # copies
     job = _get(ctx, kinds.JOB, "web-root-2gi-copy")
     assert _pinned_to(job) == ["n1"]
     assert job["spec"]["activeDeadlineSeconds"] == storage.copy_deadline("2Gi")

@@ -76,7 +76,8 @@ def _written(fake: fakekube.FakeKube, ctx: context.Context) -> dict[str, dict[st
     grown = [{"name": "root", "size": "2Gi", "storageClassName": "fast"}]
     ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": grown}}, namespace=NS)
     _pass(ctx, kinds.VM, "db")
-    _pass(ctx, kinds.VM, "web")  # copying into a larger claim
+    _pass(ctx, kinds.VM, "web")  # the copy into a larger claim is decided
+    _pass(ctx, kinds.VM, "web")  # and started
     # Where a VM runs is the node agent's to write (csi_vm.agent.guests).
     vms = fake.store.resource(kinds.GROUP, kinds.VERSION, kinds.VM.plural)
     assert vms is not None

@@ -79,6 +79,7 @@ def _grow(fake: fakekube.FakeKube, ctx: context.Context) -> None:
         disks = [{"name": "root", "size": "5Gi", "storageClassName": sc}]
         fake.store.patch(_res(fake, "csivms"), v.NS, name, {"spec": {"disks": disks}})
         run.reconcile(ctx, kinds.VM, _read(fake, "csivms", name))
+        run.reconcile(ctx, kinds.VM, _read(fake, "csivms", name))  # a copy starts on the 2nd
     jobs = fake.store.resource("batch", "v1", "jobs")
     assert jobs is not None
     fake.store.patch(jobs, v.NS, "old-root-5gi-copy", {"status": {"succeeded": 1}})

@@ -89,6 +89,10 @@ def test_vm_disk_grows_by_copy_when_the_driver_cannot_expand(
     fake.add(v.report("fast", v.BASIC), v.vm("web"))
     _pass(ctx, kinds.VM, "web")
     _grow_to(ctx, "2Gi")
+    vm = _pass(ctx, kinds.VM, "web")  # the strategy is recorded before anything is made
+    assert vm["status"]["disks"][0]["resize"]["phase"] == "Pending"
+    with pytest.raises(errors.NotFound):
+        _get(ctx, kinds.PVC, "web-root-2gi")
     vm = _pass(ctx, kinds.VM, "web")
     resize = vm["status"]["disks"][0]["resize"]
     assert (resize["phase"], resize["strategy"]) == ("Copying", "copy-to-larger")
@@ -123,6 +127,7 @@ def test_a_failed_copy_leaves_the_vm_on_its_disk(
     fake.add(v.report("fast", v.BASIC), v.vm("web"))
     _pass(ctx, kinds.VM, "web")
     _grow_to(ctx, "2Gi")
+    _pass(ctx, kinds.VM, "web")
     _pass(ctx, kinds.VM, "web")
     _job_done(fake, "web-root-2gi-copy", ok=False)
     vm = _pass(ctx, kinds.VM, "web")

@@ -170,6 +170,7 @@ def _expansions(fake: fakekube.FakeKube, ctx: context.Context) -> None:
         ctx.objs.patch(kinds.VM, f"web-{sc}", {"spec": {"disks": disks}}, namespace=NS)
         vm = _pass(ctx, kinds.VM, f"web-{sc}")
         assert vm["status"]["disks"][0]["resize"]["strategy"] == strategy
+    _pass(ctx, kinds.VM, "web-basic")  # the copy, decided on the pass before, starts
     _done(fake, "web-basic-root-2gi-copy")
     _bind(fake, "web-basic-root-2gi", "2Gi")
     _pass(ctx, kinds.VM, "web-basic")
