@@ -12,7 +12,9 @@ onto the node its affinity names), the external-provisioner (CreateVolume
 for each claim once a Pod that uses it is scheduled, then Bound) and the
 kubelet (for each
 holder Pod on a node: NodeStage and NodePublish of its block volumes at the
-kubelet's paths, then the Pod Running; NodeUnpublish when it is deleted).
+kubelet's paths, the pod's volumeDevices entry made a symlink to the
+published device as a real kubelet makes it, then the Pod Running;
+NodeUnpublish when it is deleted).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ SC = "shared"
 LOCAL_SC = "local"
 QUICK = retry.RetryPolicy(attempts=2, first_delay=0.01, max_delay=0.02)
 _CSI = "kubernetes.io~csi"
+#: where a kubelet has CSI drivers publish Block claims, under its root dir
+_PUBLISH = pathlib.Path("plugins/kubernetes.io/csi/volumeDevices/publish")
 Obj = dict[str, Any]
 
 
@@ -64,7 +68,8 @@ class _Volume:
 class _Published:
     node: str
     volume: _Volume
-    target: pathlib.Path
+    target: pathlib.Path  # where the driver published the device
+    link: pathlib.Path  # the pod's entry, a symlink to target
 
 
 class Sim:
@@ -177,8 +182,9 @@ class Sim:
 
     def _publish(self, uid: str, node: str, pv: str) -> None:
         vol = self.volumes[pv]
-        target = self.kubelet / "pods" / uid / "volumeDevices" / _CSI / pv
+        target = self.kubelet / _PUBLISH / pv / uid
         target.parent.mkdir(parents=True, exist_ok=True)
+        link = self.kubelet / "pods" / uid / "volumeDevices" / _CSI / pv
         staging = self.kubelet / "plugins" / "staging" / node / pv
         cap = _capability(vol.sc)
         with self._client(vol.sc, node) as c:
@@ -190,10 +196,13 @@ class Sim:
                 vol.volume_id, target_path=str(target), capability=cap,
                 staging_path=str(staging) if stages else "",
             )  # fmt: skip
-        self.published[uid].append(_Published(node, vol, target))
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+        self.published[uid].append(_Published(node, vol, target, link))
 
     def _unpublish(self, uid: str) -> None:
         for done in self.published.pop(uid, []):
+            done.link.unlink(missing_ok=True)
             with self._client(done.volume.sc, done.node) as c:
                 c.node_unpublish(done.volume.volume_id, target_path=str(done.target))
 
