@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
-import threading
 
 import prometheus_client as prom
 import typer
 
+from csi_vm.cli import signals
 from csi_vm.controller import context, events, leader, metrics
 from csi_vm.controller import run as controller_run
 from csi_vm.kube import api as kube_api
@@ -68,12 +68,10 @@ def run_cmd(
         name=lease_name,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
-    stop = threading.Event()
+    controller = controller_run.Controller(ctx=ctx, namespace=namespace, resync=resync)
     try:
-        controller_run.run(
-            controller_run.Controller(ctx=ctx, namespace=namespace, resync=resync), elector, stop
-        )
-    except KeyboardInterrupt:
-        stop.set()
+        # SIGTERM (the kubelet stopping the pod) and SIGINT set the loop's
+        # stop event: it winds down and hands the Lease back before we exit.
+        signals.run_cancellable(lambda stop: controller_run.run(controller, elector, stop))
     finally:
         api.close()

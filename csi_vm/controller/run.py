@@ -1,11 +1,13 @@
 """The controller loop: lead through a Lease, then list, watch and reconcile.
 
 Each watched resource gets one thread that lists every object, reconciles
-it, then follows a watch from the list's resourceVersion. A watch ends after
-``resync`` seconds, and the next round lists again: that re-reconciles
-objects whose children (PVCs, VolumeSnapshots, Jobs) made progress without
-an event on the object itself. A 410 Gone from a watch means the same: list
-again. Losing the Lease stops the workers; only one replica writes.
+it, then follows a watch from the list's resourceVersion (`csi_vm.kube.informer`).
+Every ``resync`` seconds it lists again: that re-reconciles objects whose
+children (PVCs, VolumeSnapshots, Jobs) made progress without an event on the
+object itself. A 410 Gone from a watch also lists again. Losing the Lease
+stops the workers; only one replica writes. On stop
+(SIGTERM) the workers take nothing new, the reconciles under way finish, and
+the Lease is released, so another replica takes over at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from csi_vm.kube import informer, objects
 log = logging.getLogger("csi_vm.controller")
 
 Reconciler = Callable[[context.Context, objects.Json], None]
+#: How long a stopping leader waits for the reconciles under way before it
+#: releases the Lease: well inside a pod's default 30 s termination grace.
+QUIESCE_SECONDS = 15.0
 
 RECONCILERS: dict[objects.Resource, Reconciler] = {
     kinds.STORAGE_CLASS: reconcile_report.reconcile_class,
@@ -74,6 +79,9 @@ class Controller:
     ctx: context.Context
     namespace: str = ""  # "" watches every namespace
     resync: int = 30
+    # Reconciles under way, so a stopping leader can wait for them.
+    _idle: threading.Condition = dataclasses.field(default_factory=threading.Condition, init=False)
+    _running: int = dataclasses.field(default=0, init=False)
 
     def sync(self, res: objects.Resource) -> str:
         """Reconcile every object of ``res``; the list's resourceVersion."""
@@ -87,13 +95,30 @@ class Controller:
             namespace=self._ns(res),
             resync=self.resync,
             stop=stop,
-            handle=self._handler(res),
+            handle=self._handler(res, stop),
         )
 
-    def _handler(self, res: objects.Resource) -> informer.Handler:
+    def quiesce(self, timeout: float) -> bool:
+        """Wait until no reconcile is under way; False if one still is after ``timeout`` s."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
+    def _handler(
+        self, res: objects.Resource, stop: threading.Event | None = None
+    ) -> informer.Handler:
         def handle(kind: str, obj: objects.Json) -> None:
-            if kind != "DELETED":  # children go with it through their ownerReferences
+            if kind == "DELETED":  # children go with it through their ownerReferences
+                return
+            with self._idle:
+                if stop is not None and stop.is_set():
+                    return  # no longer leading: nothing new is started
+                self._running += 1
+            try:
                 reconcile(self.ctx, res, obj)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
 
         return handle
 
@@ -102,7 +127,7 @@ class Controller:
 
 
 def run(controller: Controller, elector: leader.Elector, stop: threading.Event) -> None:
-    """Lead, work while leading, and hand over on ``stop``."""
+    """Lead, work while leading, and hand the Lease back once ``stop`` is set (SIGTERM)."""
     try:
         while not stop.is_set():
             if elector.try_acquire():
@@ -123,11 +148,14 @@ def _lead(controller: Controller, elector: leader.Elector, stop: threading.Event
     ]
     for worker in workers:
         worker.start()
-    while not stop.is_set() and not lost.is_set():
-        stop.wait(leader.RENEW_SECONDS)
-        if not elector.try_acquire():
-            log.warning("%s lost the lease; stopping work", elector.identity)
-            break
-    lost.set()
-    for worker in workers:
-        worker.join(timeout=controller.resync + 5)
+    try:
+        while not stop.wait(leader.RENEW_SECONDS):
+            if not elector.try_acquire():
+                log.warning("%s lost the lease; stopping work", elector.identity)
+                break
+    finally:
+        # The workers end with their current watch span; what they reconcile
+        # now must finish before the Lease may go to another replica.
+        lost.set()
+        if not controller.quiesce(QUIESCE_SECONDS):
+            log.warning("reconciles still under way after %.0f s; stopping anyway", QUIESCE_SECONDS)

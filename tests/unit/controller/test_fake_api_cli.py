@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
+from csi_vm.controller import context, leader
 from tests.support import fakekube
 from tests.support import vmobjects as v
 from tests.unit.controller import conftest
@@ -52,7 +53,7 @@ def _vm_status(fake: fakekube.FakeKube) -> dict:  # type: ignore[type-arg]
 
 
 def test_controller_run_reconciles_serves_metrics_and_stops_cleanly(
-    fake: fakekube.FakeKube, tmp_path: pathlib.Path
+    fake: fakekube.FakeKube, ctx: context.Context, tmp_path: pathlib.Path
 ) -> None:
     fake.add(v.vm("web"))
     port = _free_port()
@@ -84,3 +85,7 @@ def test_controller_run_reconciles_serves_metrics_and_stops_cleanly(
     lease_res = next(r for r in conftest.EXTRA if r.plural == "leases")
     lease = fake.store.get(lease_res, "csi-vm", "csi-vm-controller")
     assert not lease["spec"].get("holderIdentity")  # handed back for a quick takeover
+    other = leader.Elector(
+        objs=ctx.objs, namespace="csi-vm", name="csi-vm-controller", identity="controller-1"
+    )
+    assert other.try_acquire()  # at once: no lease duration to wait out
