@@ -10,7 +10,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.controller import context, kinds, leader, run
-from tests.support import fakekube
+from tests.support import fakekube, fakekube_routes
 from tests.support import vmobjects as v
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
@@ -41,7 +41,7 @@ def test_watch_reconciles_objects_created_after_the_list(
         time.sleep(0.3)  # the first list is done; what follows arrives by watch
         fake.add(v.snapshot("s1", vm_name="web"))
         _wait(lambda: _status(ctx, kinds.SNAPSHOT, "s1").get("strategy") == "csi-snapshot")
-        watches = [r for r in fake.requests if r.query.get("watch") == "true"]
+        watches = [r for r in fake.requests if fakekube_routes.flag(r.query, "watch")]
         assert any(r.path.endswith("/csivmsnapshots") for r in watches)
     finally:
         stop.set()

@@ -10,7 +10,7 @@ from csi_vm import errors
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import errors as kube_errors
 from csi_vm.kube import objects
-from tests.support import fakekube
+from tests.support import fakekube, fakekube_routes
 from tests.support.fakekube_store import Resource
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
@@ -136,7 +136,7 @@ def test_fake_api_watch_opens_through_the_door(
     fake.fail_next(503, plural="persistentvolumeclaims")
     events = list(objs.watch(PVC, namespace=NS, since=since, timeout=1))
     assert [e.type for e in events] == ["ADDED"]  # retried after the 503
-    watches = [r for r in fake.requests if r.query.get("watch") in ("true", "True")]
+    watches = [r for r in fake.requests if fakekube_routes.flag(r.query, "watch")]
     assert len(watches) == 2
 
 
