@@ -1,0 +1,378 @@
+"""What the test cluster runs besides the chart under test.
+
+- the VolumeSnapshot and VolumeGroupSnapshot CRDs and the snapshot-controller,
+  from the pinned external-snapshotter release;
+- the local reference driver as a real CSI driver in two configurations,
+  each deployed the way CSI drivers are: the driver container with its
+  controller sidecars (provisioner, attacher, and resizer and snapshotter
+  only where the configuration offers the feature), registered with the
+  kubelet through the plugin-registration socket;
+- a StorageClass per configuration, for Block and Filesystem claims alike
+  (ext4 for the latter), and a VolumeSnapshotClass for the full one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from tests.support.cluster import gobuild, images, lab, layout, pins
+
+Say = Callable[[str], object]
+Json = dict[str, Any]
+NAMESPACE = "csi-vm-drivers"
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverConfiguration:
+    """One deployment of the local driver: its CSI name and what it leaves out."""
+
+    key: str
+    driver: str
+    without: tuple[str, ...]
+
+    @property
+    def snapshots(self) -> bool:
+        return "snapshot" not in self.without
+
+    @property
+    def expansion(self) -> bool:
+        return "expansion" not in self.without
+
+    @property
+    def storage_class(self) -> str:
+        return f"csi-vm-{self.key}"
+
+
+FULL = DriverConfiguration("full", "full.local.csi-vm.io", ())
+LITE = DriverConfiguration("lite", "lite.local.csi-vm.io", ("snapshot", "clone", "expansion"))
+DRIVERS = (FULL, LITE)
+SNAPSHOT_CLASS = "csi-vm-full"
+
+
+def install(where: layout.Layout, *, say: Say) -> None:
+    say("installing the snapshot CRDs and controller, and the local driver in two configurations")
+    crds = [f"--filename={crd}" for crd in sorted(_snapshot_crds().glob("*storage.k8s.io_*.yaml"))]
+    lab.kubectl(where, "apply", "--server-side", *crds, timeout=120)
+    lab.kubectl(where, "wait", "--for=condition=Established", "crd", "--all", "--timeout=120s")
+    docs = [*_snapshot_controller(), *_driver_common()]
+    for config in DRIVERS:
+        docs += _driver(where, config)
+    lab.kubectl(
+        where,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump_all(docs),
+    )
+    _wait_drivers(where, say=say)
+
+
+def _snapshot_crds() -> pathlib.Path:
+    client = gobuild.module_dir(pins.SNAPSHOT_CLIENT_MODULE, pins.SNAPSHOT_CLIENT_VERSION)
+    return client / "config" / "crd"
+
+
+def _meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> Json:
+    meta: Json = {
+        "name": name,
+        "labels": {"app.kubernetes.io/part-of": "csi-vm-test-cluster", **labels},
+    }
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> Json:
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+_RW = ["get", "list", "watch", "create", "update", "patch", "delete"]
+_RO = ["get", "list", "watch"]
+
+
+def _bind(name: str, role: str) -> list[Json]:
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(name, None),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+        },
+    ]
+
+
+def _snapshot_controller() -> list[Json]:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta("csi-vm-test-snapshot-controller", None),
+        "rules": [
+            _rule(
+                [""],
+                ["persistentvolumes", "persistentvolumeclaims"],
+                ["get", "list", "watch", "update", "patch"],
+            ),
+            _rule([""], ["events"], ["list", "watch", "create", "update", "patch"]),
+            _rule(["storage.k8s.io"], ["storageclasses"], _RO),
+            _rule(["snapshot.storage.k8s.io", "groupsnapshot.storage.k8s.io"], ["*"], _RW),
+            _rule(["coordination.k8s.io"], ["leases"], _RW),
+        ],
+    }
+    deployment = _deployment(
+        "snapshot-controller",
+        containers=[
+            {
+                "name": "snapshot-controller",
+                "image": images.SIDECARS,
+                "imagePullPolicy": "Never",
+                "command": [
+                    "/bin/snapshot-controller",
+                    "--v=2",
+                    "--feature-gates=CSIVolumeGroupSnapshot=true",
+                ],
+            }
+        ],
+        service_account="snapshot-controller",
+    )
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, None)},
+        role,
+        *_bind("snapshot-controller", "csi-vm-test-snapshot-controller"),
+        deployment,
+    ]
+
+
+def _deployment(name: str, *, containers: list[Json], service_account: str) -> Json:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"serviceAccountName": service_account, "containers": containers},
+            },
+        },
+    }
+
+
+def _driver_common() -> list[Json]:
+    """One ClusterRole for every sidecar of the drivers: what the sidecars document."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta("csi-vm-test-driver", None),
+        "rules": [
+            _rule([""], ["persistentvolumes"], _RW),
+            _rule([""], ["persistentvolumeclaims"], ["get", "list", "watch", "update", "patch"]),
+            _rule([""], ["persistentvolumeclaims/status"], ["update", "patch"]),
+            _rule([""], ["events"], ["list", "watch", "create", "update", "patch"]),
+            _rule([""], ["nodes", "pods"], _RO),
+            _rule(
+                ["storage.k8s.io"], ["storageclasses", "csinodes", "volumeattributesclasses"], _RO
+            ),
+            _rule(
+                ["storage.k8s.io"],
+                ["volumeattachments"],
+                ["get", "list", "watch", "update", "patch"],
+            ),
+            _rule(["storage.k8s.io"], ["volumeattachments/status"], ["patch"]),
+            _rule(["snapshot.storage.k8s.io", "groupsnapshot.storage.k8s.io"], ["*"], _RW),
+            _rule(["coordination.k8s.io"], ["leases"], _RW),
+        ],
+    }
+    return [role, *_bind("csi-driver", "csi-vm-test-driver")]
+
+
+def _sidecar(name: str, binary: str, *args: str) -> Json:
+    return {
+        "name": name,
+        "image": images.SIDECARS,
+        "imagePullPolicy": "Never",
+        "command": [f"/bin/{binary}", "--csi-address=/csi/csi.sock", "--v=2", *args],
+        "volumeMounts": [{"name": "socket-dir", "mountPath": "/csi"}],
+    }
+
+
+def driver_state_dir(where: layout.Layout, config: DriverConfiguration) -> pathlib.Path:
+    return where.state / "drivers" / config.key
+
+
+def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
+    name = f"driver-{config.key}"
+    plugin_dir = layout.KUBELET_DIR / "plugins" / config.driver
+    state = driver_state_dir(where, config)
+    command = [
+        "csi-vm",
+        "localdriver",
+        "--endpoint=unix:///csi/csi.sock",
+        f"--state-dir={state}",
+        "--node-id=$(NODE_NAME)",
+        f"--driver-name={config.driver}",
+        "--kubelet-registration-dir=/registration",
+        f"--kubelet-csi-endpoint={plugin_dir / 'csi.sock'}",
+    ]
+    if config.without:
+        command.append(f"--without={','.join(config.without)}")
+    driver = {
+        "name": "driver",
+        "image": f"{images.CSI_VM_REPO}:{lab.project_image_tag(where)}",
+        "imagePullPolicy": "Never",
+        "command": command,
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        # Loop devices, mounts into the kubelet's directories, block device
+        # nodes: a CSI node plugin needs the host, as every real one does.
+        "securityContext": {"privileged": True},
+        "volumeMounts": [
+            {"name": "socket-dir", "mountPath": "/csi"},
+            {"name": "registration", "mountPath": "/registration"},
+            {
+                "name": "kubelet",
+                "mountPath": str(layout.KUBELET_DIR),
+                "mountPropagation": "Bidirectional",
+            },
+            {"name": "dev", "mountPath": "/dev"},
+            # At the same path as on the host, so the loop devices' backing
+            # files carry host paths that `cluster down` can find.
+            {"name": "state", "mountPath": str(state)},
+        ],
+    }
+    sidecars = [
+        _sidecar(
+            "csi-provisioner",
+            "csi-provisioner",
+            "--feature-gates=Topology=true",
+            "--extra-create-metadata",
+            "--timeout=120s",
+            "--default-fstype=ext4",
+        ),
+        _sidecar("csi-attacher", "csi-attacher", "--timeout=120s"),
+    ]
+    if config.expansion:
+        sidecars.append(_sidecar("csi-resizer", "csi-resizer", "--timeout=120s"))
+    if config.snapshots:
+        sidecars.append(_sidecar("csi-snapshotter", "csi-snapshotter", "--timeout=120s"))
+    labels = {"app": name}
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(name),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "csi-driver",
+                    "containers": [driver, *sidecars],
+                    "volumes": [
+                        {
+                            "name": "socket-dir",
+                            "hostPath": {"path": str(plugin_dir), "type": "DirectoryOrCreate"},
+                        },
+                        {
+                            "name": "registration",
+                            "hostPath": {
+                                "path": str(layout.KUBELET_DIR / "plugins_registry"),
+                                "type": "DirectoryOrCreate",
+                            },
+                        },
+                        {
+                            "name": "kubelet",
+                            "hostPath": {"path": str(layout.KUBELET_DIR), "type": "Directory"},
+                        },
+                        {"name": "dev", "hostPath": {"path": "/dev", "type": "Directory"}},
+                        {
+                            "name": "state",
+                            "hostPath": {"path": str(state), "type": "DirectoryOrCreate"},
+                        },
+                    ],
+                },
+            },
+        },
+    }
+    docs: list[Json] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "CSIDriver",
+            "metadata": _meta(config.driver, None),
+            "spec": {
+                "attachRequired": True,
+                "podInfoOnMount": False,
+                "volumeLifecycleModes": ["Persistent"],
+                "fsGroupPolicy": "File",
+            },
+        },
+        daemonset,
+    ]
+    if config.snapshots:
+        docs.append(
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": _meta(SNAPSHOT_CLASS, None),
+                "driver": config.driver,
+                "deletionPolicy": "Delete",
+            }
+        )
+    docs.append(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": _meta(config.storage_class, None),
+            "provisioner": config.driver,
+            # Block claims ignore it; Filesystem claims get ext4.
+            "parameters": {"csi.storage.k8s.io/fstype": "ext4"},
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "allowVolumeExpansion": config.expansion,
+        }
+    )
+    return docs
+
+
+def _wait_drivers(where: layout.Layout, *, say: Say) -> None:
+    say("waiting for both drivers to register with the kubelet")
+    deadline = time.monotonic() + 300
+    wanted = {c.driver for c in DRIVERS}
+    while time.monotonic() < deadline:
+        done = lab.kubectl(
+            where,
+            "get",
+            "csinode",
+            layout.NODE,
+            "-o",
+            "jsonpath={.spec.drivers[*].name}",
+            check=False,
+        )
+        if wanted <= set(done.stdout.split()):
+            lab.kubectl(
+                where,
+                "-n",
+                NAMESPACE,
+                "rollout",
+                "status",
+                "deployment/snapshot-controller",
+                "--timeout=180s",
+                timeout=200,
+            )
+            return
+        time.sleep(2)
+    pods = lab.kubectl(where, "-n", NAMESPACE, "get", "pods", "-o", "wide", check=False).stdout
+    raise lab.ClusterError(f"the local drivers did not register with the kubelet in 300 s:\n{pods}")

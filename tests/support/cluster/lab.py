@@ -1,0 +1,278 @@
+"""`up`, `down`, `env` and `logs` of the one-node test cluster.
+
+`up` is idempotent: every step checks what is already there (cached
+binaries and images, certificates, running daemons) and only adds what is
+missing, then waits until the node is Ready. `down` stops everything and
+removes what the cluster made, and works after `up` was killed half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+from tests.support import helmbin
+from tests.support.cluster import components, daemons, gobuild, images, layout, pins, pki, teardown
+
+Say = Callable[[str], object]
+PROJECT = pathlib.Path(__file__).resolve().parents[3]
+# Started in this order, stopped in the reverse one.
+ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+)
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up: the message says what to look at."""
+
+
+def kube_bin() -> pathlib.Path:
+    return gobuild.bin_dir(pins.KUBE)
+
+
+def kubectl(
+    where: layout.Layout,
+    *args: str,
+    check: bool = True,
+    timeout: float = 120,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    cmd = [str(kube_bin() / "kubectl"), f"--kubeconfig={where.admin_kubeconfig}", *args]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input_text
+    )
+    if check and done.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done
+
+
+def env_lines(where: layout.Layout) -> list[str]:
+    helm_dir = helmbin.helm().parent
+    path = f"{kube_bin()}:{helm_dir}:{os.environ.get('PATH', '')}"
+    return [f"export KUBECONFIG={where.admin_kubeconfig}", f"export PATH={path}"]
+
+
+def up(where: layout.Layout | None = None, *, say: Say = print) -> layout.Layout:
+    where = where or layout.default()
+    _require_root()
+    where.logs.mkdir(parents=True, exist_ok=True)
+    build_log = where.logs / "build.log"
+    bins = gobuild.build_all(log=build_log, say=say)
+    helmbin.helm()
+    _pki(where)
+    _host_network(where)
+    _write_configs(where)
+    _control_plane(where, bins, say=say)
+    _node(where, bins, say=say)
+    _import_images(where, bins, log=build_log, say=say)
+    _wait_node_ready(where, say=say)
+    from tests.support.cluster import addons  # noqa: PLC0415 - needs the cluster up
+
+    addons.install(where, say=say)
+    say(f'cluster up: node {layout.NODE} Ready; eval "$(scripts/cluster env)" to use it')
+    return where
+
+
+def down(where: layout.Layout | None = None, *, say: Say = print) -> None:
+    where = where or layout.default()
+    _require_root()
+    teardown.run(where, order=ORDER, say=say)
+
+
+def logs(where: layout.Layout | None = None, *, name: str = "", lines: int = 40) -> str:
+    where = where or layout.default()
+    names = [name] if name else [*ORDER]
+    out = []
+    for one in names:
+        log = where.logs / f"{one}.log"
+        if not log.is_file():
+            out.append(f"==> {one}: no log at {log}")
+            continue
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"==> {log} <==\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise ClusterError("the test cluster runs kubelet and containerd: run it as root")
+    for tool in ("containerd", "runc", "iptables", "openssl", "debootstrap", "go"):
+        if not shutil.which(tool):
+            raise ClusterError(f"{tool} is missing: run scripts/setup first")
+
+
+def _pki(where: layout.Layout) -> None:
+    pki.make_ca(where.pki)
+    pki.make_service_account_keys(where.pki)
+    pki.make_server(
+        where.pki,
+        "apiserver",
+        names=[
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+        ],
+        addresses=[layout.NODE_IP, layout.API_SERVICE_IP, "127.0.0.1"],
+    )
+    where.config.mkdir(parents=True, exist_ok=True)
+    for identity in components.IDENTITIES:
+        pki.make_client(where.pki, identity)
+        pki.write_kubeconfig(
+            components.kubeconfig(where, identity),
+            pki=where.pki,
+            identity=identity,
+            server=where.server,
+        )
+
+
+def _host_network(where: layout.Layout) -> None:
+    """The pod bridge carrying the node's address, and the sysctls pods need."""
+    link = subprocess.run(["ip", "link", "show", layout.BRIDGE], capture_output=True, check=False)
+    if link.returncode != 0:
+        subprocess.run(["ip", "link", "add", layout.BRIDGE, "type", "bridge"], check=True)
+    addrs = subprocess.run(
+        ["ip", "-o", "addr", "show", "dev", layout.BRIDGE],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if f" {layout.NODE_IP}/" not in addrs:
+        subprocess.run(
+            ["ip", "addr", "add", f"{layout.NODE_IP}/{layout.NODE_PREFIX}", "dev", layout.BRIDGE],
+            check=True,
+        )
+    subprocess.run(["ip", "link", "set", layout.BRIDGE, "up"], check=True)
+    # Service traffic between pods on one bridge must pass kube-proxy's rules.
+    for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
+        with contextlib.suppress(OSError):
+            pathlib.Path("/proc/sys", key).write_text(value)
+
+
+def _write_configs(where: layout.Layout) -> None:
+    where.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+    (where.cni_conf_dir / "10-csi-vm-test.conflist").write_text(components.cni_config(where))
+    (where.config / "containerd.toml").write_text(components.containerd_config(where))
+    (where.config / "kubelet.yaml").write_text(components.kubelet_config(where))
+    (where.config / "kube-proxy.yaml").write_text(components.proxy_config(where))
+
+
+def _start(where: layout.Layout, name: str, argv: list[str]) -> None:
+    daemons.start(name, argv, run_dir=where.run, log_dir=where.logs)
+
+
+def _wait(
+    where: layout.Layout, name: str, what: str, ready: Callable[[], bool], timeout: float
+) -> None:
+    daemons.wait_for(what, ready, name=name, run_dir=where.run, log_dir=where.logs, timeout=timeout)
+
+
+def _control_plane(where: layout.Layout, bins: dict[str, pathlib.Path], *, say: Say) -> None:
+    kube = bins["kubernetes"]
+    say("starting etcd and the control plane")
+    _start(where, "etcd", components.etcd(bins["etcd"], where))
+    _wait(where, "etcd", "health", lambda: _http_ok(f"{layout.ETCD_CLIENT}/health"), 60)
+    _start(where, "kube-apiserver", components.apiserver(kube, where))
+    _wait(
+        where,
+        "kube-apiserver",
+        "readiness",
+        lambda: kubectl(where, "get", "--raw=/readyz", check=False, timeout=10).returncode == 0,
+        180,
+    )
+    _start(where, "kube-controller-manager", components.controller_manager(kube, where))
+    _start(where, "kube-scheduler", components.scheduler(kube, where))
+
+
+def _node(where: layout.Layout, bins: dict[str, pathlib.Path], *, say: Say) -> None:
+    kube = bins["kubernetes"]
+    say("starting containerd, the kubelet and kube-proxy")
+    _start(where, "containerd", components.containerd(where))
+    _wait(where, "containerd", "its socket", where.containerd_socket.is_socket, 60)
+    _start(where, "kubelet", components.kubelet(kube, where))
+    _start(where, "kube-proxy", components.proxy(kube, where))
+
+
+def ctr(where: layout.Layout, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ctr", f"--address={where.containerd_socket}", "-n", "k8s.io", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+def _import_images(
+    where: layout.Layout, bins: dict[str, pathlib.Path], *, log: pathlib.Path, say: Say
+) -> None:
+    project = images.csi_vm_archive(PROJECT, log=log, say=say)
+    tag = images.project_tag(project)
+    archives = {
+        images.PAUSE: images.pause_archive(log=log),
+        images.SIDECARS: images.sidecars_archive(bins, log=log),
+        f"{images.CSI_VM_REPO}:{tag}": project,
+    }
+    have = ctr(where, "images", "ls", "-q").stdout.split()
+    marker = where.state / "imported"
+    marker.mkdir(parents=True, exist_ok=True)
+    for ref, archive in archives.items():
+        stamp = marker / archive.name
+        if ref in have and stamp.is_file():
+            continue
+        say(f"importing {ref}")
+        done = ctr(where, "images", "import", str(archive))
+        if done.returncode != 0:
+            raise ClusterError(f"importing {ref} into containerd failed: {done.stderr.strip()}")
+        for old in marker.glob(f"{archive.name.split('-')[0]}-*"):
+            old.unlink()
+        stamp.write_text(ref)
+    (where.state / "project-image-tag").write_text(tag)
+
+
+def project_image_tag(where: layout.Layout) -> str:
+    """The tag of the project's images that `up` imported last."""
+    return (where.state / "project-image-tag").read_text().strip()
+
+
+def _wait_node_ready(where: layout.Layout, *, say: Say) -> None:
+    say(f"waiting for node {layout.NODE} to be Ready")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        done = kubectl(
+            where,
+            "get",
+            "node",
+            layout.NODE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            check=False,
+        )
+        if done.stdout.strip() == "True":
+            return
+        for name in ("kubelet", "containerd", "kube-apiserver"):
+            if not daemons.running(name, run_dir=where.run):
+                raise ClusterError(f"{name} exited: see {where.logs / f'{name}.log'}")
+        time.sleep(2)
+    raise ClusterError(
+        f"node {layout.NODE} not Ready after 300 s: see {where.logs / 'kubelet.log'}"
+    )
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return bool(answer.status == 200)
