@@ -49,7 +49,7 @@ def write_status(
     (`AGENT_PHASES`): then nothing is written and `errors.Busy` says so.
     """
     phases = AGENT_PHASES.get(res, ())
-    change = status_write.unless_taken(obj, fields, conditions, phases=phases)
+    change = status_write.unless_taken(obj, fields=fields, conditions=conditions, phases=phases)
     return update_status(ctx, res, obj, change=change)
 
 

@@ -42,7 +42,7 @@ def fixed(fields: Json, conditions: list[Json]) -> Change:
 
 
 def unless_taken(
-    obj: Json, fields: Json, conditions: list[Json], *, phases: Iterable[str]
+    obj: Json, *, fields: Json, conditions: list[Json], phases: Iterable[str]
 ) -> Change:
     """``fields`` and ``conditions``, unless the object moved into one of ``phases`` since ``obj``.
 
@@ -116,7 +116,10 @@ class _Attempt:
         wanted = self._change(self.current)
         if wanted is None:
             return None
-        body = _body(self.current, *wanted, generation=self._generation)
+        fields, conditions = wanted
+        body = _body(
+            self.current, fields=fields, conditions=conditions, generation=self._generation
+        )
         if body is None:
             return self.current
         patch: Json = {"status": body}
@@ -133,7 +136,7 @@ def _phase(obj: Json) -> object:
 
 
 def _body(
-    obj: Json, fields: Json, conditions: list[Json], *, generation: int | None
+    obj: Json, *, fields: Json, conditions: list[Json], generation: int | None
 ) -> Json | None:
     """The status patch that applies ``fields`` and ``conditions`` to ``obj``; None: no change."""
     old = obj.get("status") or {}

@@ -62,19 +62,21 @@ class Methods:
         self._custom_api = k8s.CustomObjectsApi(api_client)
 
     def read(self, res: Resource, name: str, *, namespace: str) -> Method:
-        return self._object("read", "get", res, name, namespace=namespace)
+        return self._object(res, name, core="read", custom="get", namespace=namespace)
 
     def replace(self, res: Resource, name: str, *, namespace: str) -> Method:
-        return self._object("replace", "replace", res, name, namespace=namespace)
+        return self._object(res, name, core="replace", custom="replace", namespace=namespace)
 
     def delete(self, res: Resource, name: str, *, namespace: str) -> Method:
-        return self._object("delete", "delete", res, name, namespace=namespace)
+        return self._object(res, name, core="delete", custom="delete", namespace=namespace)
 
     def patch(self, res: Resource, name: str, *, namespace: str, subresource: str = "") -> Method:
         if subresource not in ("", "status"):
             raise ValueError(f"no client method patches {res.plural}/{subresource}")
         suffix = f"_{subresource}" if subresource else ""
-        return self._object("patch", "patch", res, name, namespace=namespace, suffix=suffix)
+        return self._object(
+            res, name, core="patch", custom="patch", namespace=namespace, suffix=suffix
+        )
 
     def create(self, res: Resource, *, namespace: str) -> Method:
         if res.group:
@@ -94,19 +96,13 @@ class Methods:
     # -- method names ---------------------------------------------------------
 
     def _object(
-        self,
-        core_verb: str,
-        custom_verb: str,
-        res: Resource,
-        name: str,
-        *,
-        namespace: str,
-        suffix: str = "",
+        self, res: Resource, name: str, *, core: str, custom: str, namespace: str, suffix: str = ""
     ) -> Method:
+        """The method for one named object: ``core`` and ``custom`` are its verb in each API."""
         if res.group:
-            method = self._custom(custom_verb, res, namespace=namespace, suffix=suffix)
+            method = self._custom(custom, res, namespace=namespace, suffix=suffix)
         else:
-            method = self._core(core_verb, res, namespace=namespace, suffix=suffix)
+            method = self._core(core, res, namespace=namespace, suffix=suffix)
         return functools.partial(method, name=name)
 
     def _core(self, verb: str, res: Resource, *, namespace: str, suffix: str = "") -> Method:
