@@ -45,11 +45,17 @@ def write_status(
     """Patch ``obj``'s status with ``fields`` and merged ``conditions``; the object as written.
 
     After a conflict the same fields and conditions go onto the object as it
-    is now, unless the node agent has taken it over since ``obj`` was read
-    (`AGENT_PHASES`): then nothing is written and `errors.Busy` says so.
+    is now, unless it moved out of this pass's hands since ``obj`` was read:
+    the node agent took it over (`AGENT_PHASES`), or it finished (a pass from
+    an older watch event must not turn Ready into anything else). Then
+    nothing is written and `errors.Busy` says so.
     """
     phases = AGENT_PHASES.get(res, ())
-    change = status_write.unless_taken(obj, fields=fields, conditions=conditions, phases=phases)
+    taken = status_write.unless_taken(obj, fields=fields, conditions=conditions, phases=phases)
+
+    def change(now: Json) -> tuple[Json, list[Json]] | None:
+        return None if finished(now) and not finished(obj) else taken(now)
+
     return update_status(ctx, res, obj, change=change)
 
 

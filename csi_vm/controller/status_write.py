@@ -86,8 +86,8 @@ def write(
     if written is None:
         phase = _phase(attempt.current)
         raise errors.Busy(
-            f"status of {where} not written: another writer set phase {phase} since it was "
-            "read; the next pass decides from there"
+            f"status of {where} not written: its phase became {phase} after this pass read "
+            "it; the next pass decides from there"
         )
     return written
 

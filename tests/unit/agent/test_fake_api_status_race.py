@@ -126,7 +126,7 @@ def test_fake_api_a_controller_decision_is_void_once_the_agent_took_the_migratio
     state.write(agent, kinds.MIGRATION, obj, fields={"phase": "Running"},
                 conditions=[_cond("Ready", ok=False)])  # fmt: skip
 
-    with pytest.raises(errors.Busy, match="another writer set phase Running"):
+    with pytest.raises(errors.Busy, match="its phase became Running"):
         context.refuse(ctx, kinds.MIGRATION, obj, reason="VMNotFound", message="gone")
 
     mig = read(ctx, kinds.MIGRATION, "m1")
@@ -135,3 +135,17 @@ def test_fake_api_a_controller_decision_is_void_once_the_agent_took_the_migratio
     # Once it is the agent's, the controller's own later writes (from a fresh read) land.
     context.write_status(ctx, kinds.MIGRATION, mig, fields={}, conditions=[_cond("Switched")])
     assert "Switched" in _types(read(ctx, kinds.MIGRATION, "m1"))
+
+
+def test_fake_api_a_pass_from_an_older_event_leaves_a_finished_object_alone(
+    fake: fakekube.FakeKube, ctx: context.Context
+) -> None:
+    fake.add(v.snapshot("s1", vm_name="web"))
+    older = read(ctx, kinds.SNAPSHOT, "s1")  # as a watch event from before it finished
+    done = status.condition(status.READY, ok=True, reason="Succeeded", message="", generation=1)
+    context.write_status(ctx, kinds.SNAPSHOT, older, fields={"phase": "Ready"}, conditions=[done])
+
+    with pytest.raises(errors.Busy, match="its phase became Ready"):
+        context.refuse(ctx, kinds.SNAPSHOT, older, reason="VMNotFound", message="gone")
+
+    assert read(ctx, kinds.SNAPSHOT, "s1")["status"]["phase"] == "Ready"
