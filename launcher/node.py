@@ -23,14 +23,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from csi_vm import errors
+from csi_vm import diskfile, errors
 from csi_vm.csi import client, models
 from launcher import devices, domain, libvirt_conn, vmrecord
 
 log = logging.getLogger(__name__)
 
-#: name of the image file inside a filesystem volume
-IMAGE_NAME = "disk.img"
 #: how long stop waits for a guest to power off when asked nicely
 DEFAULT_GRACE_S = 30.0
 _MIB = 1 << 20
@@ -255,7 +253,7 @@ class Node:
                 source=device.node, target=disk.target, kind=domain.DiskKind.BLOCK,
                 readonly=disk.readonly,
             )  # fmt: skip
-        image = published / IMAGE_NAME
+        image = published / diskfile.IMAGE_NAME
         if not image.exists():
             _create_image(image, size=image_size)
         return domain.Disk(

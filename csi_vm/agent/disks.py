@@ -13,7 +13,7 @@ kubelet's publish path, plugins/kubernetes.io/csi/volumeDevices/publish/<pv>/<ui
 and the kubelet makes the pod's path an absolute symlink to it: the link
 resolves only where that directory is mounted at the host's path too.
 A filesystem volume holds the disk as one raw image file, named as the
-launcher names it on one machine (`launcher.node.IMAGE_NAME`).
+launcher names it on one machine (`csi_vm.diskfile.IMAGE_NAME`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import os
 import pathlib
 from collections.abc import Callable
 
-from csi_vm import errors
+from csi_vm import diskfile, errors
 from csi_vm.agent import state
 from csi_vm.controller import kinds, storage
 from csi_vm.controller import models as crd
 from csi_vm.flows import vmrun
-from launcher import devices, domain, migration, node
+from launcher import devices, domain, migration
 
 Json = state.Json
 _CSI = "kubernetes.io~csi"
@@ -53,7 +53,7 @@ class Published:
 
     @property
     def image(self) -> pathlib.Path:
-        return self.path if self.block else self.path / node.IMAGE_NAME
+        return self.path if self.block else self.path / diskfile.IMAGE_NAME
 
 
 def published(
@@ -124,7 +124,7 @@ def for_domain(agent: state.Agent, disk: Published) -> domain.Disk:
         return domain.Disk(source=device.node, target=disk.target, kind=domain.DiskKind.BLOCK)
     if not disk.image.is_file():
         raise NotPublished(
-            f"disk {disk.disk}: filesystem volume at {disk.path} holds no {node.IMAGE_NAME}",
+            f"disk {disk.disk}: filesystem volume at {disk.path} holds no {diskfile.IMAGE_NAME}",
             hint="import an image into the volume first",
         )
     return domain.Disk(source=disk.image, target=disk.target, kind=domain.DiskKind.FILE)

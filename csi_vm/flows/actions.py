@@ -15,16 +15,13 @@ import stat
 import time
 from typing import Any
 
-from csi_vm import errors, spec
+from csi_vm import diskfile, errors, spec
 from csi_vm.csi import models
 from csi_vm.flows import context, devcheck, diskio, migactions, vmactions
 
 log = logging.getLogger("csi_vm.flows")
 
 Data = dict[str, Any]
-
-#: a filesystem-mode volume holds the disk as this sparse image file
-IMAGE_NAME = "disk.img"
 
 _READY_WITHIN = 300.0  # seconds for a snapshot to become ready to use
 
@@ -245,7 +242,7 @@ def disk_path(target: str, mode: str) -> str:
     """Where a disk's bytes are on an attached volume."""
     if mode == spec.Mode.BLOCK:
         return target
-    return str(pathlib.Path(target) / IMAGE_NAME)
+    return str(pathlib.Path(target) / diskfile.IMAGE_NAME)
 
 
 def _make_image(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:

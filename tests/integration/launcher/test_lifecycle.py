@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from csi_vm import errors
+from csi_vm import diskfile, errors
 from csi_vm.csi import models
 from launcher import counter, domain, node
 
@@ -147,7 +147,7 @@ def test_counter_guest_runs_on_an_image_in_a_filesystem_volume(lab: Lab) -> None
     vm = dataclasses.replace(vm, disks=(node.VolumeDisk(volume_id=volume_id, capability=cap),))
 
     lab.node.start(vm)
-    image = lab.node.vm_dir(vm.name) / "disks" / "vda" / "publish" / node.IMAGE_NAME
+    image = lab.node.vm_dir(vm.name) / "disks" / "vda" / "publish" / diskfile.IMAGE_NAME
     try:
         first = wait_for_counter(image, above=0, within=BOOT_LIMIT_S)
         wait_for_counter(image, above=first, within=10)
