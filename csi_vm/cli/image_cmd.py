@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from csi_vm import errors, spec
 from csi_vm.cli import signals
 from csi_vm.copy import engine, model
 
@@ -59,6 +60,12 @@ def copy_cmd(
         "--target-zeroed",
         help="The target device reads as zeros (a fresh volume): skip zeroing its free ranges.",
     ),
+    min_size: str | None = typer.Option(
+        None,
+        "--min-size",
+        help="Make a target file at least this large, e.g. 10GiB: a copy into a larger disk, "
+        "whose part past the image reads as zeros. A device keeps its own size.",
+    ),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Parallel I/O threads."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what the copy would do, and write nothing."
@@ -77,6 +84,7 @@ def copy_cmd(
         overwrite=force,
         target_zeroed=target_zeroed,
         verify=verify,
+        min_size=_bytes(min_size, field="--min-size") if min_size else 0,
         workers=workers,
     )
     if dry_run:
@@ -87,6 +95,13 @@ def copy_cmd(
         typer.echo(summary(result))
     else:
         _emit(_result_dict(result), fmt=fmt)
+
+
+def _bytes(size: str, *, field: str) -> int:
+    try:
+        return spec.parse_size(size, field=field)
+    except ValueError as err:
+        raise errors.InvalidInput(str(err)) from err
 
 
 def summary(result: model.Result) -> str:

@@ -42,6 +42,8 @@ def convert(
             on_percent=lambda pct: meter.add(int(allocated * pct / 100) - meter.done),
             cancel=options.cancel,
         )
+        if options.output is model.Format.RAW:
+            out.extend_to(options.min_size)  # after qemu-img, which sets the length itself
         out.flush()
         copied = _allocated_bytes(out) if out.is_file else size
         checked = time.monotonic()

@@ -52,6 +52,9 @@ class Options:
     #: the target block device reads as zeros (a fresh CSI volume): skip zeroing it
     target_zeroed: bool = False
     verify: bool = False
+    #: a target file is made at least this long: a copy into a larger disk,
+    #: whose part past the image reads as zeros. A device keeps its own size.
+    min_size: int = 0
     #: parallel I/O threads; os.pread/pwrite and copy_file_range release the GIL
     workers: int = 4
     progress: Progress | None = None

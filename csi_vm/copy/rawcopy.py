@@ -1,8 +1,9 @@
 """Raw to raw: copy only the source's data, by the fastest method that works.
 
-The target keeps the source's logical size. A file target stays sparse: holes
-and all-zero blocks are never written. A block device target may hold old
-data, so by default the source's holes are zeroed on it (unmap-style where the
+The target keeps the source's logical size; a file is lengthened to
+``min_size`` when that is larger. A file target stays sparse: holes and
+all-zero blocks are never written. A block device target may hold old data,
+so by default the source's holes are zeroed on it (unmap-style where the
 device allows, see ``kernel.zero_device_range``) and pieces with data are
 written whole; only with ``target_zeroed`` (a fresh volume that reads as
 zeros) are holes and zero blocks skipped there too. Bytes of a larger device
@@ -47,6 +48,7 @@ def copy(
             except OSError as err:
                 doing = f"copying {src.path} to"
                 raise failures.translate(err, path=dst.path, doing=doing) from err
+            out.extend_to(options.min_size)
             out.flush()
             checked = time.monotonic()
             if options.verify:

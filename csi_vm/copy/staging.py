@@ -52,6 +52,16 @@ class Staged:
             raise failures.translate(err, path=self.dst.path, doing="flushing") from err
         self._flushed = True
 
+    def extend_to(self, size: int) -> None:
+        """Lengthen a target file to ``size`` bytes with a hole; a longer file or a device stays."""
+        if not self.is_file:
+            return
+        try:
+            if os.fstat(self.fd).st_size < size:
+                os.ftruncate(self.fd, size)
+        except OSError as err:
+            raise failures.translate(err, path=self.dst.path, doing="sizing") from err
+
     def commit(self) -> None:
         """Make the copy durable, then visible under the target's name."""
         if not self._flushed:

@@ -37,6 +37,15 @@ def test_copy_prints_one_summary_line(tmp_path: pathlib.Path) -> None:
     assert same_bytes(src, tmp_path / "dst.img", size=SIZE)
 
 
+def test_min_size_makes_a_larger_disk_file(tmp_path: pathlib.Path) -> None:
+    src = make_image(tmp_path / "src.img", size=SIZE, extents=3)
+    dst = tmp_path / "dst.img"
+    code, _, exc = _cli("copy", str(src), str(dst), "--verify", "--min-size", "64MiB")
+    assert (code, exc) == (0, None)
+    assert dst.stat().st_size == 64 * MiB
+    assert same_bytes(src, dst, size=SIZE)
+
+
 def test_json_report(tmp_path: pathlib.Path) -> None:
     src = make_image(tmp_path / "src.img", size=SIZE, extents=2)
     dst = str(tmp_path / "d.qcow2")
@@ -62,8 +71,9 @@ def test_dry_run_writes_nothing(tmp_path: pathlib.Path) -> None:
         ("missing", errors.NotFound, "does not exist"),
         ("exists", errors.AlreadyExists, "exists"),
         ("not-an-image", errors.InvalidInput, "not a multiple of 512"),
+        ("not-a-size", errors.InvalidInput, "--min-size 'lots' is not a size"),
     ],
-    ids=["missing-source", "target-exists", "not-an-image"],
+    ids=["missing-source", "target-exists", "not-an-image", "min-size-not-a-size"],
 )
 def test_clear_errors(
     tmp_path: pathlib.Path, setup: str, error: type[errors.CsiVmError], match: str
@@ -73,7 +83,8 @@ def test_clear_errors(
         src.write_bytes(b"not an image" if setup == "not-an-image" else bytes(4096))
     if setup == "exists":
         dst.write_bytes(b"keep me")
-    _, _, exc = _cli("copy", str(src), str(dst))
+    more = ["--min-size", "lots"] if setup == "not-a-size" else []
+    _, _, exc = _cli("copy", str(src), str(dst), *more)
     assert isinstance(exc, error)
     assert match in str(exc)
     assert "\n" not in str(exc)

@@ -68,6 +68,24 @@ def test_empty_image_copies_only_its_size(tmp_path: pathlib.Path) -> None:
     assert (tmp_path / "dst.img").stat().st_size == 64 * MiB
 
 
+@pytest.mark.parametrize(
+    ("min_size", "length"),
+    [(96 * MiB, 96 * MiB), (8 * MiB, 32 * MiB)],
+    ids=["a-larger-disk-gets-its-length", "a-longer-source-keeps-its-own"],
+)
+def test_a_target_file_is_at_least_min_size_long(
+    tmp_path: pathlib.Path, min_size: int, length: int
+) -> None:
+    src = make_image(tmp_path / "src.img", size=32 * MiB, extents=4)
+    dst = tmp_path / "dst.img"
+    options = model.Options(verify=True, min_size=min_size)
+    result = engine.copy(src, dst, options=options)
+    assert dst.stat().st_size == length
+    assert same_bytes(src, dst, size=32 * MiB)
+    assert dst.read_bytes()[32 * MiB :] == bytes(length - 32 * MiB)  # a hole: zeros
+    assert (result.verified, result.copied) == (True, 4 * MiB)
+
+
 def test_overwrite_keeps_the_old_mode(tmp_path: pathlib.Path) -> None:
     src = make_image(tmp_path / "src.img", size=8 * MiB, extents=2)
     dst = tmp_path / "dst.img"

@@ -36,6 +36,16 @@ def test_export_and_import_round_trip(tmp_path: pathlib.Path) -> None:
     assert back.stat().st_blocks <= src.stat().st_blocks * 1.05
 
 
+def test_an_import_into_a_larger_disk_file_gets_the_disks_length(tmp_path: pathlib.Path) -> None:
+    src = make_image(tmp_path / "src.img", size=SIZE, extents=6)
+    qcow = tmp_path / "disk.qcow2"
+    engine.copy(src, qcow, options=model.Options(output=model.Format.QCOW2))
+    disk = tmp_path / "disk.img"
+    engine.copy(qcow, disk, options=model.Options(verify=True, min_size=2 * SIZE))
+    assert disk.stat().st_size == 2 * SIZE
+    assert same_bytes(src, disk, size=SIZE)
+
+
 def test_import_onto_a_used_device(
     tmp_path: pathlib.Path, loop_device: Callable[..., pathlib.Path]
 ) -> None:
