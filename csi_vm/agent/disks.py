@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from csi_vm import diskfile, errors
 from csi_vm.agent import state
-from csi_vm.controller import kinds, storage
+from csi_vm.controller import kinds, storage, volumemode
 from csi_vm.controller import models as crd
 from csi_vm.flows import vmrun
 from launcher import devices, domain, migration
@@ -105,7 +105,7 @@ def _disk(
     volume = (pvc.get("spec") or {}).get("volumeName")
     if phase != "Bound" or not volume:
         raise NotPublished(f"disk {disk.name}: claim {claim} is {phase or 'Pending'}, not Bound")
-    block = (pvc.get("spec") or {}).get("volumeMode") == "Block"
+    block = volumemode.of_claim(pvc) is crd.VolumeMode.BLOCK
     pod_dir = agent.kubelet_dir / "pods" / pod_uid
     path = (
         pod_dir / "volumeDevices" / _CSI / volume

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from capabilities import model
 from csi_vm.controller import context, status, storage, strategy
+from csi_vm.controller import models as crd
 from csi_vm.kube import objects
 
 Json = objects.Json
@@ -27,6 +28,8 @@ class DiskResult:
     name: str
     size: str
     storage_class: str
+    #: of the disk's claim, and so of every claim made from this result
+    mode: crd.VolumeMode
     progress: Progress
     message: str = ""
 
@@ -37,6 +40,7 @@ class DiskResult:
             "objectName": self.name,
             "size": self.size,
             "storageClassName": self.storage_class,
+            "volumeMode": self.mode.value,
             "phase": self.progress.value,
             **status.strategy_fields(operation, self.choice),
         }

@@ -8,6 +8,8 @@ once the copy is done the VM's disk is switched to the new claim, and only
 then is the old claim deleted, so a failure at any point leaves the VM on its
 old, intact disk.
 
+The new claim of a copy keeps the old one's volumeMode.
+
 A copy is decided once: the first pass only records the strategy in the
 disk's ``resize`` status (phase Pending, or WaitingForStop while the VM
 runs), and the passes after take it from there, whatever the report says by
@@ -24,10 +26,19 @@ Json = context.Json
 OPERATION = "disk_expand"
 
 
-def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, node: str) -> Json:
+def grow(
+    ctx: context.Context,
+    vm: Json,
+    disk: crd.Disk,
+    *,
+    claim: str,
+    mode: crd.VolumeMode,
+    node: str,
+) -> Json:
     """The disk's ``resize`` status after one step towards ``disk.size``.
 
-    ``node``: the VM's node, where its holder Pod keeps ``claim`` published.
+    ``mode``: the volumeMode of ``claim``. ``node``: the VM's node, where its
+    holder Pod keeps ``claim`` published.
     """
     kept = _recorded(vm, disk.name)
     choice = kept or strategy.choose(
@@ -51,7 +62,7 @@ def grow(ctx: context.Context, vm: Json, disk: crd.Disk, *, claim: str, node: st
         return _resize(choice, "WaitingForStop")
     if kept is None:
         return _resize(choice, "Pending")  # recorded by this pass's status; copied by the next
-    return _copy_to_larger(ctx, vm, disk, claim=claim, node=node, choice=choice)
+    return _copy_to_larger(ctx, vm, disk, claim=claim, mode=mode, node=node, choice=choice)
 
 
 def _copy_to_larger(
@@ -60,6 +71,7 @@ def _copy_to_larger(
     disk: crd.Disk,
     *,
     claim: str,
+    mode: crd.VolumeMode,
     node: str,
     choice: model.Choice,
 ) -> Json:
@@ -71,8 +83,9 @@ def _copy_to_larger(
         storage_class=disk.storage_class,
         owner=storage.owner_of(vm),
         annotations=storage.explain(OPERATION, choice),
+        mode=mode,
     )
-    progress = vmobjects.host_copy(ctx, target, source_claim=claim, node=node)
+    progress = vmobjects.host_copy(ctx, target, source_claim=claim, source_mode=mode, node=node)
     if progress is storage.Progress.FAILED:
         _tell(
             ctx,

@@ -6,6 +6,7 @@ server; these models give the reconcilers typed fields and defaults.
 
 from __future__ import annotations
 
+import enum
 from typing import Any, TypeVar
 
 import pydantic
@@ -26,11 +27,22 @@ class Meta(Frozen):
     deletion_timestamp: str | None = pydantic.Field(default=None, alias="deletionTimestamp")
 
 
+class VolumeMode(enum.StrEnum):
+    """A claim's volumeMode, as the Kubernetes API spells it."""
+
+    #: the volume is the disk: a raw block device
+    BLOCK = "Block"
+    #: the disk is an image file in the volume's filesystem (`csi_vm.diskfile`)
+    FILESYSTEM = "Filesystem"
+
+
 class Disk(Frozen):
     name: str
     size: str = "1Gi"
     storage_class: str = pydantic.Field(default="", alias="storageClassName")
     claim: str = pydantic.Field(default="", alias="claimName")
+    #: of a claim the controller makes; a claim that exists keeps its own
+    volume_mode: VolumeMode = pydantic.Field(default=VolumeMode.BLOCK, alias="volumeMode")
 
     def claim_of(self, vm: str) -> str:
         """The PVC that holds this disk: given, or named after VM and disk."""

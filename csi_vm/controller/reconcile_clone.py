@@ -8,6 +8,8 @@ those claims.
 
 from __future__ import annotations
 
+import dataclasses
+
 from capabilities import model
 from csi_vm import errors
 from csi_vm.controller import (
@@ -19,6 +21,7 @@ from csi_vm.controller import (
     storage,
     strategy,
     vmobjects,
+    volumemode,
 )
 from csi_vm.controller import models as crd
 
@@ -100,6 +103,10 @@ def _disk(
     namespace: str,
     owner: Json,
 ) -> diskops.DiskResult:
+    claim_name = disk.claim_of(source)
+    mode = volumemode.of_source(
+        ctx.objs, claim=claim_name, namespace=namespace, fallback=disk.volume_mode
+    )
     target = storage.Target(
         name=f"{target_vm}-{disk.name}",
         namespace=namespace,
@@ -107,14 +114,16 @@ def _disk(
         storage_class=disk.storage_class,
         owner=owner,
         annotations=storage.explain(OPERATION, choice),
+        mode=mode,
     )
-    claim_name = disk.claim_of(source)
     if choice.strategy == "csi-clone":
         progress = _claim(ctx, target, storage.claim_source(claim_name))
     elif choice.strategy == "snapshot-restore":
         progress = _via_snapshot(ctx, target, source_claim=claim_name)
     else:
-        progress = vmobjects.host_copy(ctx, target, source_claim=claim_name, node=node)
+        progress = vmobjects.host_copy(
+            ctx, target, source_claim=claim_name, source_mode=mode, node=node
+        )
     return diskops.DiskResult(
         disk=disk.name,
         choice=choice,
@@ -122,6 +131,7 @@ def _disk(
         name=target.name,
         size=disk.size,
         storage_class=disk.storage_class,
+        mode=mode,
         progress=progress,
     )
 
@@ -134,14 +144,7 @@ def _claim(ctx: context.Context, target: storage.Target, source: Json) -> storag
 def _via_snapshot(
     ctx: context.Context, target: storage.Target, *, source_claim: str
 ) -> storage.Progress:
-    snap_target = storage.Target(
-        name=f"{target.name}-tmp",
-        namespace=target.namespace,
-        size=target.size,
-        storage_class=target.storage_class,
-        owner=target.owner,
-        annotations=target.annotations,
-    )
+    snap_target = dataclasses.replace(target, name=f"{target.name}-tmp")
     snap = storage.ensure(
         ctx.objs,
         kinds.VOLUME_SNAPSHOT,

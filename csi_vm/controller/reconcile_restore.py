@@ -2,16 +2,19 @@
 
 A disk snapshotted as a VolumeSnapshot is restored by csi-restore (a PVC
 whose dataSource is the snapshot); a disk snapshotted by host copy is a PVC
-already, and is copied into the new claim by a Job. A VolumeSnapshot on a
-driver that cannot restore from it cannot be read by a host copy either: that
-disk fails, and the status says why.
+already, and is copied into the new claim by a Job. Either way the new claim
+takes the volumeMode the snapshot recorded for the disk, which is the
+source's: the snapshot controller refuses to restore into the other mode,
+and the source may be gone by now. A VolumeSnapshot on a driver that cannot
+restore from it cannot be read by a host copy either: that disk fails, and
+the status says why.
 """
 
 from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects
+from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects, volumemode
 from csi_vm.controller import models as crd
 
 Json = context.Json
@@ -102,6 +105,7 @@ def _disk(
         str(disk.get("size") or "1Gi"),
         str(disk.get("storageClassName") or ""),
     )
+    mode = volumemode.recorded(disk)
     target = storage.Target(
         name=f"{target_vm}-{name}",
         namespace=namespace,
@@ -109,12 +113,13 @@ def _disk(
         storage_class=sc,
         owner=owner,
         annotations=storage.explain(OPERATION, choice),
+        mode=mode,
     )
     message = ""
     if disk.get("kind") == "PersistentVolumeClaim":
         # No VM holds a snapshot's copy: its volume's nodeAffinity places the Job.
         copied = str(disk["objectName"])
-        progress = vmobjects.host_copy(ctx, target, source_claim=copied, node="")
+        progress = vmobjects.host_copy(ctx, target, source_claim=copied, source_mode=mode, node="")
     elif choice.strategy == "csi-restore":
         source = storage.snapshot_source(str(disk["objectName"]))
         made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))
@@ -133,6 +138,7 @@ def _disk(
         name=target.name,
         size=size,
         storage_class=sc,
+        mode=mode,
         progress=progress,
         message=message,
     )

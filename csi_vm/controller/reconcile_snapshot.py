@@ -2,7 +2,8 @@
 
 csi-snapshot: a VolumeSnapshot per disk. host-copy: a new PVC per disk and
 a Job that copies the disk into it (the VM should be stopped or frozen for a
-consistent copy; the node agent quiesces running guests).
+consistent copy; the node agent quiesces running guests). Each disk's status
+records its claim's volumeMode, which a restore gives its new claim.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from csi_vm.controller import (
     storage,
     strategy,
     vmobjects,
+    volumemode,
 )
 from csi_vm.controller import models as crd
 
@@ -82,6 +84,10 @@ def _disk(
     snapshot_class: str,
     owner: Json,
 ) -> diskops.DiskResult:
+    source = disk.claim_of(vm)
+    mode = volumemode.of_source(
+        ctx.objs, claim=source, namespace=snap.namespace, fallback=disk.volume_mode
+    )
     target = storage.Target(
         name=f"{snap.name}-{disk.name}",
         namespace=snap.namespace,
@@ -89,15 +95,17 @@ def _disk(
         storage_class=disk.storage_class,
         owner=owner,
         annotations=storage.explain(OPERATION, choice),
+        mode=mode,
     )
-    source = disk.claim_of(vm)
     if choice.strategy == "csi-snapshot":
         chosen = snapclass.for_storage_class(ctx, disk.storage_class, asked=snapshot_class)
         body = storage.volume_snapshot(target, source_claim=source, snapshot_class=chosen)
         made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
         kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
     else:
-        progress = vmobjects.host_copy(ctx, target, source_claim=source, node=node)
+        progress = vmobjects.host_copy(
+            ctx, target, source_claim=source, source_mode=mode, node=node
+        )
         kind = "PersistentVolumeClaim"
     return diskops.DiskResult(
         disk=disk.name,
@@ -106,5 +114,6 @@ def _disk(
         name=target.name,
         size=disk.size,
         storage_class=disk.storage_class,
+        mode=mode,
         progress=progress,
     )

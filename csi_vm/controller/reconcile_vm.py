@@ -3,9 +3,9 @@
 The controller owns the storage side; the node agent (the DaemonSet,
 `csi_vm.agent`) starts and stops the guest through libvirt once its disks
 are bound. A disk with a claimName uses that PVC; otherwise the controller
-creates ``<vm>-<disk>``, ReadWriteMany when the class's plan migrates on a
-shared volume. Growing a disk (a larger ``size`` than its PVC requests) is
-`expand`'s.
+creates ``<vm>-<disk>`` in the disk's volumeMode, ReadWriteMany when the
+class's plan migrates on a shared volume. Growing a disk (a larger ``size``
+than its PVC holds, `volumemode.disk_bytes`) is `expand`'s.
 
 A VM runs on a node: ``status.nodeName`` while it runs there (the agent
 writes it), else ``spec.nodeName``. The controller makes a holder Pod on
@@ -18,7 +18,7 @@ phase is the agent's: the controller sets it only while provisioning.
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, expand, kinds, status, storage, strategy
+from csi_vm.controller import context, expand, kinds, status, storage, strategy, volumemode
 from csi_vm.controller import models as crd
 from csi_vm.kube import quantity
 
@@ -128,8 +128,7 @@ def held_disks(ctx: context.Context, obj: Json) -> list[storage.HeldDisk]:
 
 
 def _held(disk: crd.Disk, pvc: Json, *, vm: str) -> storage.HeldDisk:
-    # An absent volumeMode is Filesystem, the API's default.
-    block = (pvc.get("spec") or {}).get("volumeMode") == "Block"
+    block = volumemode.of_claim(pvc) is crd.VolumeMode.BLOCK
     return storage.HeldDisk(name=disk.name, claim=disk.claim_of(vm), block=block)
 
 
@@ -147,6 +146,7 @@ def _disk(
         storage_class=disk.storage_class,
         owner=owner,
         shared=shared,
+        mode=disk.volume_mode,
     )
     # A claim the user named is theirs to give; the VM does not need to own it.
     pvc = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target), foreign_ok=bool(disk.claim))
@@ -155,7 +155,8 @@ def _disk(
         "claimName": name,
         "phase": (pvc.get("status") or {}).get("phase") or "Pending",
     }
-    requested = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
-    if requested and quantity.to_bytes(disk.size) > quantity.to_bytes(str(requested)):
-        entry.update(expand.grow(ctx, obj, disk, claim=name, node=assigned_node(obj)))
+    held = volumemode.disk_bytes(pvc)
+    if held is not None and quantity.to_bytes(disk.size) > held:
+        mode = volumemode.of_claim(pvc)
+        entry.update(expand.grow(ctx, obj, disk, claim=name, mode=mode, node=assigned_node(obj)))
     return entry, _held(disk, pvc, vm=vm.name)

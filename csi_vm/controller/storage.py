@@ -6,8 +6,11 @@ the external-provisioner), a VolumeSnapshot (csi-snapshot, through the
 snapshot controller and external-snapshotter), a PVC whose dataSource is a
 VolumeSnapshot (csi-restore), a larger PVC request (csi-expand, through the
 external-resizer). The host-copy rung is a blank PVC plus a Job that copies
-block device to block device with `csi-vm image copy`, on the node that
-holds the source (`placement`) and within a deadline scaled to the disk.
+the disk with `csi-vm image copy`, on the node that holds the source
+(`placement`) and within a deadline scaled to the disk. A new claim takes
+the volumeMode of the one it comes from (`volumemode`); the Job reads and
+writes each end as its mode has it: a Block claim's device, a Filesystem
+claim's image file.
 
 Every object carries an ownerReference to the custom resource it serves, so
 deleting that resource lets the garbage collector clean up.
@@ -22,15 +25,19 @@ import hashlib
 import math
 
 from capabilities import model
-from csi_vm import errors
-from csi_vm.controller import kinds, placement, status
+from csi_vm import diskfile, errors
+from csi_vm.controller import kinds, placement, status, volumemode
+from csi_vm.controller import models as crd
 from csi_vm.kube import objects, quantity
 
 Json = objects.Json
 
-#: Where the copy Job sees the two volumes (raw block devices: VMs use block).
+#: Where the copy Job sees the two volumes: a Block claim as a device, a
+#: Filesystem claim mounted, its disk the image file at the root.
 SOURCE_DEVICE = "/dev/csi-vm/source"
 TARGET_DEVICE = "/dev/csi-vm/target"
+SOURCE_MOUNT = "/csi-vm/source"
+TARGET_MOUNT = "/csi-vm/target"
 # A failed copy is retried by the Job twice before the operation fails:
 # enough for a node that went away, few enough to surface a real error.
 _COPY_RETRIES = 2
@@ -65,6 +72,8 @@ class Target:
     #: ReadWriteMany: the class is shared across nodes, so a live migration
     #: publishes the same volume on the target (access modes are immutable)
     shared: bool = False
+    #: of a claim: the mode of the claim it comes from, or the disk's spec
+    mode: crd.VolumeMode = crd.VolumeMode.BLOCK
 
 
 #: Annotations on every object the backend makes, as CDI marks a clone that
@@ -93,14 +102,18 @@ def owner_of(obj: Json) -> Json:
 
 
 def claim(target: Target, *, data_source: Json | None = None) -> Json:
+    """A claim in ``target.mode`` for a disk of ``target.size`` (a Filesystem one asks for more)."""
     spec: Json = {
         "accessModes": ["ReadWriteMany" if target.shared else "ReadWriteOnce"],
-        "volumeMode": "Block",
-        "resources": {"requests": {"storage": target.size}},
+        "volumeMode": target.mode.value,
+        "resources": {"requests": {"storage": volumemode.request(target.size, target.mode)}},
         "storageClassName": target.storage_class,
     }
     if data_source:
         spec["dataSource"] = data_source
+    if target.mode is crd.VolumeMode.FILESYSTEM:
+        notes = {**target.annotations, volumemode.DISK_SIZE_ANNOTATION: target.size}
+        target = dataclasses.replace(target, annotations=notes)
     return _object("v1", "PersistentVolumeClaim", target, spec)
 
 
@@ -125,27 +138,76 @@ def copy_deadline(size: str) -> int:
     return COPY_FLOOR_SECONDS + (_COPY_RETRIES + 1) * per_attempt
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _End:
+    """One volume of a copy Job as its container sees it."""
+
+    volume: str
+    mode: crd.VolumeMode
+    device: str
+    mount: str
+    read_only: bool = False
+
+    @property
+    def disk(self) -> str:
+        """Where the disk's bytes are: the device, or the image file in the mounted filesystem."""
+        if self.mode is crd.VolumeMode.BLOCK:
+            return self.device
+        return f"{self.mount}/{diskfile.IMAGE_NAME}"
+
+
+def _volume_fields(ends: list[_End]) -> Json:
+    """The container's volumeDevices (Block ends) and volumeMounts (Filesystem ends)."""
+    fields: Json = {}
+    block = [e for e in ends if e.mode is crd.VolumeMode.BLOCK]
+    mounted = [e for e in ends if e.mode is not crd.VolumeMode.BLOCK]
+    if block:
+        fields["volumeDevices"] = [{"name": e.volume, "devicePath": e.device} for e in block]
+    if mounted:
+        fields["volumeMounts"] = [
+            {"name": e.volume, "mountPath": e.mount, **({"readOnly": True} if e.read_only else {})}
+            for e in mounted
+        ]
+    return fields
+
+
+def _copy_command(source: _End, dest: _End, *, size: str) -> list[str]:
+    """``csi-vm image copy`` from disk to disk, whatever the mode of each end.
+
+    A Filesystem target's image file does not exist yet: the copy creates it
+    as long as the disk (``size``), which is more than the source for a copy
+    into a larger claim, and never the size of the whole filesystem.
+    """
+    command = ["csi-vm", "image", "copy", "--verify", "--force"]
+    if dest.mode is crd.VolumeMode.FILESYSTEM:
+        command += ["--min-size", str(quantity.to_bytes(size))]
+    return [*command, source.disk, dest.disk]
+
+
 def copy_job(
     target: Target,
     *,
     source_claim: str,
+    source_mode: crd.VolumeMode,
     image: str,
     where: placement.Placement | None = None,
 ) -> Json:
-    """A Job that copies ``source_claim`` into the claim ``target.name``.
+    """A Job that copies the disk on ``source_claim`` into the claim ``target.name``.
 
-    ``where``: the node(s) that can reach the source; None lets the
-    scheduler choose. No ttlSecondsAfterFinished: the controller reads the
-    finished Job's result, and the Job goes with its owner.
+    ``source_mode``: the source claim's volumeMode (the target's is
+    ``target.mode``). ``where``: the node(s) that can reach the source; None
+    lets the scheduler choose. No ttlSecondsAfterFinished: the controller
+    reads the finished Job's result, and the Job goes with its owner.
     """
+    source = _End(
+        volume="source", mode=source_mode, device=SOURCE_DEVICE, mount=SOURCE_MOUNT, read_only=True
+    )
+    dest = _End(volume="target", mode=target.mode, device=TARGET_DEVICE, mount=TARGET_MOUNT)
     container = {
         "name": "copy",
         "image": image,
-        "command": ["csi-vm", "image", "copy", "--verify", "--force", SOURCE_DEVICE, TARGET_DEVICE],
-        "volumeDevices": [
-            {"name": "source", "devicePath": SOURCE_DEVICE},
-            {"name": "target", "devicePath": TARGET_DEVICE},
-        ],
+        "command": _copy_command(source, dest, size=target.size),
+        **_volume_fields([source, dest]),
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "2", "memory": "512Mi"},

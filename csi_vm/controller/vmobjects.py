@@ -27,16 +27,23 @@ def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str |
 
 
 def host_copy(
-    ctx: context.Context, target: storage.Target, *, source_claim: str, node: str
+    ctx: context.Context,
+    target: storage.Target,
+    *,
+    source_claim: str,
+    source_mode: crd.VolumeMode,
+    node: str,
 ) -> storage.Progress:
-    """A blank claim and the Job that fills it from ``source_claim``.
+    """A blank claim and the Job that fills it from ``source_claim`` (in ``source_mode``).
 
     ``node``: the node of the VM whose disk ``source_claim`` is, where its
     holder Pod publishes it; "" for a claim no VM holds (`placement`).
     """
     storage.ensure(ctx.objs, kinds.PVC, storage.claim(target))
     where = placement.of_source(ctx.objs, claim=source_claim, namespace=target.namespace, node=node)
-    body = storage.copy_job(target, source_claim=source_claim, image=ctx.image, where=where)
+    body = storage.copy_job(
+        target, source_claim=source_claim, source_mode=source_mode, image=ctx.image, where=where
+    )
     return storage.job_progress(storage.ensure(ctx.objs, kinds.JOB, body))
 
 
@@ -72,6 +79,7 @@ def ensure_vm(
                     "size": r.size,
                     "storageClassName": r.storage_class,
                     "claimName": r.name,
+                    "volumeMode": r.mode.value,
                 }
                 for r in results
             ],

@@ -22,8 +22,13 @@ def _own(kind: str, name: str, spec: Obj, *, namespace: str = NS) -> Obj:
     }
 
 
-def vm(name: str, *, sc: str = "fast", running: bool = False, size: str = "1Gi") -> Obj:
-    disks = [{"name": "root", "size": size, "storageClassName": sc}]
+def vm(
+    name: str, *, sc: str = "fast", running: bool = False, size: str = "1Gi", mode: str = ""
+) -> Obj:
+    """A stopped VM with one disk, root; ``mode``: its volumeMode, when given."""
+    disks: list[Obj] = [{"name": "root", "size": size, "storageClassName": sc}]
+    if mode:
+        disks[0]["volumeMode"] = mode
     return _own("CsiVM", name, {"running": running, "cpus": 1, "memory": "256Mi", "disks": disks})
 
 

@@ -24,8 +24,9 @@ def test_everything_the_controller_creates_validates(
     fake: fakekube.FakeKube, ctx: context.Context
 ) -> None:
     fake.add(v.report("fast", v.NATIVE), v.report("basic", v.BASIC))
-    fake.add(v.vm("web"), v.vm("old", sc="basic"))
+    fake.add(v.vm("web"), v.vm("old", sc="basic"), v.vm("files", sc="basic", mode="Filesystem"))
     fake.add(v.snapshot("s1", vm_name="old"), v.clone("c1", source="web", target="web2"))
+    fake.add(v.snapshot("s2", vm_name="files"))  # a copy Job that mounts its volumes
     assert leader.Elector(objs=ctx.objs, namespace="csi-vm", name="l", identity="me").try_acquire()
     for res in (kinds.VM, kinds.SNAPSHOT, kinds.CLONE):
         run.Controller(ctx=ctx).sync(res)
@@ -43,4 +44,4 @@ def test_everything_the_controller_creates_validates(
         for obj in fake.store.list_objects(res)[0]:
             kubernetes_validate.validate(obj, v.KUBERNETES, strict=True)
             checked += 1
-    assert checked >= 8  # PVCs (plain, with dataSource), Job, Events, Lease, holder Pod
+    assert checked >= 11  # PVCs (plain, with dataSource, Filesystem), Jobs, Events, Lease, Pod
