@@ -8,7 +8,8 @@ once the copy is done the VM's disk is switched to the new claim, and only
 then is the old claim deleted, so a failure at any point leaves the VM on its
 old, intact disk.
 
-The new claim of a copy keeps the old one's volumeMode.
+A Filesystem disk always grows by copy-to-larger (`_choose` says why). The
+new claim keeps the old one's volumeMode.
 
 A copy is decided once: the first pass only records the strategy in the
 disk's ``resize`` status (phase Pending, or WaitingForStop while the VM
@@ -24,6 +25,7 @@ from csi_vm.controller import models as crd
 
 Json = context.Json
 OPERATION = "disk_expand"
+_COPY = "copy-to-larger"
 
 
 def grow(
@@ -41,9 +43,7 @@ def grow(
     holder Pod keeps ``claim`` published.
     """
     kept = _recorded(vm, disk.name)
-    choice = kept or strategy.choose(
-        ctx.objs, storage_class=disk.storage_class, operation=OPERATION
-    )
+    choice = kept or _choose(ctx, disk, mode=mode)
     namespace = crd.meta(vm).namespace
     if choice.strategy == "csi-expand":
         ctx.objs.patch(kinds.PVC, claim, storage.resize(disk.size), namespace=namespace)
@@ -63,6 +63,30 @@ def grow(
     if kept is None:
         return _resize(choice, "Pending")  # recorded by this pass's status; copied by the next
     return _copy_to_larger(ctx, vm, disk, claim=claim, mode=mode, node=node, choice=choice)
+
+
+def _choose(ctx: context.Context, disk: crd.Disk, *, mode: crd.VolumeMode) -> model.Choice:
+    """The report's plan, but copy-to-larger for a Filesystem disk whatever the plan.
+
+    A Filesystem disk is the image file in its volume. Expanding the volume
+    grows the filesystem around the file (the kubelet's NodeExpandVolume, at
+    a time of the node's choosing, for some drivers only at the next mount),
+    never the file. Growing the file afterwards would take one more step
+    that waits for that, runs on the VM's node and must not race a running
+    guest. The copy into a larger claim makes the file at its new size in one
+    Job this module already runs and follows to the end, at the cost of a
+    stopped VM and one copy of the disk: the simplest way that is right on
+    every driver.
+    """
+    planned = strategy.choose(ctx.objs, storage_class=disk.storage_class, operation=OPERATION)
+    if mode is not crd.VolumeMode.FILESYSTEM or planned.strategy == _COPY:
+        return planned
+    return model.Choice(
+        strategy=_COPY,
+        native=False,
+        reason=f"a Filesystem disk is an image file, which expanding the volume does not "
+        f"grow; it is copied into a larger claim instead (the plan: {planned.strategy})",
+    )
 
 
 def _copy_to_larger(

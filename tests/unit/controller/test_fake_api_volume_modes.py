@@ -4,21 +4,27 @@ A VM disk in volumeMode Filesystem is the image file disk.img in its
 volume. Every claim made from such a disk (a snapshot's copy, a restore, a
 clone, a larger copy) must be a Filesystem claim too, large enough for the
 image and the filesystem around it, and every copy Job must mount it and
-copy the image file.
+copy the image file. A growth ends with the image file at its new size: the
+test runs the Job's own command on files standing in for the two volumes.
 """
 
 from __future__ import annotations
 
+import pathlib
+import random
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from csi_vm.cli import main
 from csi_vm.controller import context, kinds, run, volumemode
 from tests.support import fakekube
 from tests.support import vmobjects as v
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 NS = v.NS
+MiB = 1 << 20
 GiB = 1 << 30
 FS = "Filesystem"
 
@@ -210,3 +216,69 @@ def test_a_clone_of_a_filesystem_disk_makes_a_filesystem_claim(
     assert pvc["spec"]["dataSource"]["kind"] == source_kind
     # A clone asks for no less than its source: both hold a 1Gi disk.
     assert pvc["spec"]["resources"]["requests"]["storage"] == "1152Mi"
+
+
+def test_a_filesystem_disk_grows_into_an_image_file_of_the_new_size(
+    fake: fakekube.FakeKube, ctx: context.Context, tmp_path: pathlib.Path
+) -> None:
+    # The driver could expand the volume, but that would not grow the image file.
+    fake.add(v.report("fast", v.NATIVE), v.vm("web", mode=FS, size="64Mi"))
+    _pass(ctx, kinds.VM, "web")
+    _bound(fake, "web-root")
+    _grow(ctx, "128Mi")
+    vm = _pass(ctx, kinds.VM, "web")
+    resize = vm["status"]["disks"][0]["resize"]
+    assert (resize["phase"], resize["strategy"]) == ("Pending", "copy-to-larger")
+    assert "Filesystem disk is an image file" in resize["fallbackReason"]
+    assert _get(ctx, kinds.PVC, "web-root")["spec"]["resources"]["requests"]["storage"] == "192Mi"
+    _pass(ctx, kinds.VM, "web")
+    larger = _get(ctx, kinds.PVC, "web-root-128mi")
+    assert larger["spec"]["volumeMode"] == FS
+    assert larger["spec"]["resources"]["requests"]["storage"] == "256Mi"
+    job = _get(ctx, kinds.JOB, "web-root-128mi-copy")
+    old = _volumes(job, tmp_path)
+    data = _write_image(old["source"] / "disk.img", size=64 * MiB)
+    _run(job, tmp_path)
+    image = old["target"] / "disk.img"
+    assert image.stat().st_size == 128 * MiB
+    with image.open("rb") as grown:
+        assert grown.read(64 * MiB) == data
+        assert grown.read() == bytes(64 * MiB)
+    _job_done(fake, "web-root-128mi-copy")
+    _bound(fake, "web-root-128mi")
+    _pass(ctx, kinds.VM, "web")
+    vm = _pass(ctx, kinds.VM, "web")
+    assert vm["spec"]["disks"][0]["claimName"] == "web-root-128mi"
+    assert "resize" not in vm["status"]["disks"][0]  # the new claim holds the new size
+
+
+def _grow(ctx: context.Context, size: str) -> None:
+    disks = [{"name": "root", "size": size, "storageClassName": "fast", "volumeMode": FS}]
+    ctx.objs.patch(kinds.VM, "web", {"spec": {"disks": disks}}, namespace=NS)
+
+
+def _volumes(job: dict[str, Any], root: pathlib.Path) -> dict[str, pathlib.Path]:
+    """A directory under ``root`` for each volume the Job mounts: fresh, empty filesystems."""
+    found = {}
+    for mount in _container(job)["volumeMounts"]:
+        found[mount["name"]] = root / mount["mountPath"].lstrip("/")
+        found[mount["name"]].mkdir(parents=True)
+    return found
+
+
+def _write_image(path: pathlib.Path, *, size: int) -> bytes:
+    data = bytearray(size)
+    rng = random.Random(7)
+    for offset in (0, 17 * MiB, size - MiB):
+        data[offset : offset + MiB] = rng.randbytes(MiB)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def _run(job: dict[str, Any], root: pathlib.Path) -> None:
+    """Run the Job's command as its container would, its volumes under ``root``."""
+    command = _container(job)["command"]
+    assert command[:3] == ["csi-vm", "image", "copy"]
+    args = [f"{root}{arg}" if arg.startswith("/csi-vm/") else arg for arg in command[1:]]
+    result = CliRunner().invoke(main.app, args)
+    assert (result.exit_code, result.exception) == (0, None), result.output
