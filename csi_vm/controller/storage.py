@@ -208,6 +208,10 @@ def copy_job(
         "image": image,
         "command": _copy_command(source, dest, size=target.size),
         **_volume_fields([source, dest]),
+        # Root, not the image's user (65532): a Block claim's device node in
+        # the container is root's, and so is the top directory of a freshly
+        # made filesystem, where the copy creates the image file.
+        "securityContext": {"runAsUser": 0},
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "2", "memory": "512Mi"},

@@ -195,3 +195,8 @@ def test_each_end_is_a_device_or_a_mounted_image_file_by_its_mode(
     sized = ["--min-size", str(1 << 30)]
     assert (command[-4:-2] == sized) == (target is FILESYSTEM)
     assert "--min-size" not in command[:-4]
+
+
+def test_the_copy_runs_as_root_to_open_devices_and_write_into_fresh_filesystems() -> None:
+    job = storage.copy_job(_target(), source_claim="web-root", source_mode=BLOCK, image="x")
+    assert _pod(job)["containers"][0]["securityContext"] == {"runAsUser": 0}
