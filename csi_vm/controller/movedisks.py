@@ -4,8 +4,14 @@ A class that is not shared across nodes cannot publish the source's volume
 on the target. For such a CsiVMMigration (strategy ``storage-migration``) the
 controller makes, before handing over:
 
-- one new block claim per disk, ``<migration>-<disk>``, of the disk's size
-  and class, owned by the migration while it runs;
+- one new Block claim per disk, ``<migration>-<disk>``, of the disk's size
+  and class, owned by the migration while it runs. Block whatever the mode
+  of the disk's claim: the storage copy writes into what the target's qemu
+  opens, and a Block claim's device is there once published, while a
+  Filesystem claim would first need its image file made on the target node,
+  which nothing does yet (libvirt makes a missing file only inside one of
+  its storage pools). A class that offers only Filesystem claims cannot take
+  a storage migration for now;
 - the VM's holder Pod on the target, using those claims, so the target
   node's driver provisions and publishes them there.
 
@@ -44,7 +50,7 @@ def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
         name = claim_name(meta.name, disk.name)
         new = storage.Target(
             name=name, namespace=meta.namespace, size=disk.size,
-            storage_class=disk.storage_class, owner=owner,
+            storage_class=disk.storage_class, owner=owner, mode=crd.VolumeMode.BLOCK,
             annotations={storage.STRATEGY_ANNOTATION: f"live_migration/{STRATEGY}"},
         )  # fmt: skip
         storage.ensure(ctx.objs, kinds.PVC, storage.claim(new))
