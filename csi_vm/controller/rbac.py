@@ -27,10 +27,11 @@ CONTROLLER: tuple[Rule, ...] = (
     # run: list and watch each custom resource; reconcile_*: status and owned children;
     # expand: switch a VM disk to its larger copy (patch)
     _rule("csi-vm.io", "csivms", *_WATCHED, "create", "patch"),
+    # status_write: a status write that met a conflict reads the object again
     _rule("csi-vm.io", "csivmsnapshots", *_WATCHED),
-    _rule("csi-vm.io", "csivmrestores", "list", "watch"),
-    _rule("csi-vm.io", "csivmclones", "list", "watch"),
-    _rule("csi-vm.io", "csivmmigrations", "list", "watch"),
+    _rule("csi-vm.io", "csivmrestores", *_WATCHED),
+    _rule("csi-vm.io", "csivmclones", *_WATCHED),
+    _rule("csi-vm.io", "csivmmigrations", *_WATCHED),
     # reconcile_report: one report per StorageClass; strategy: read them
     _rule("csi-vm.io", "storagecapabilityreports", "get", "create"),
     _rule("csi-vm.io", "csivms/status", "patch"),

@@ -59,6 +59,7 @@ def _scenario(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     _verify(fake, ctx)
     _finish_snapshot_and_restore(fake, ctx)
     _finish_clone(fake, ctx)
+    _stale_first_writes(fake, ctx)
 
 
 def _verify(fake: fakekube.FakeKube, ctx: context.Context) -> None:
@@ -106,6 +107,25 @@ def _finish_clone(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     _bind(fake, "web2-root")
     run.reconcile(ctx, kinds.CLONE, _read(fake, "csivmclones", "c2"))
     assert _read(fake, "csivms", "web2")
+
+
+def _stale_first_writes(fake: fakekube.FakeKube, ctx: context.Context) -> None:
+    """A user edits each new object before the controller's first status write.
+
+    The write then meets 409 Conflict and reads the object again (get), as
+    on a real cluster where the controller and the agent write one object.
+    """
+    fake.add(v.restore("r2", snapshot_name="s1", target="web4"))
+    fake.add(v.clone("c3", source="web", target="web5"))
+    fake.add(v.migration("m2", vm_name="web", node="n2"))
+    for plural, res, name in (
+        ("csivmrestores", kinds.RESTORE, "r2"),
+        ("csivmclones", kinds.CLONE, "c3"),
+        ("csivmmigrations", kinds.MIGRATION, "m2"),
+    ):
+        stale = _read(fake, plural, name)
+        fake.store.patch(_res(fake, plural), v.NS, name, {"metadata": {"labels": {"edited": "yes"}}})
+        run.reconcile(ctx, res, stale)
 
 
 def _bind_to_local_volume(fake: fakekube.FakeKube, claim: str) -> None:
