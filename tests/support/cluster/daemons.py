@@ -43,19 +43,24 @@ def start(
         return pid
     log_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / f"{name}.log").open("ab") as log:
-        log.write(f"==== {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=dict(env) if env is not None else None,
-        )
-    (run_dir / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
-    return proc.pid
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        out.write(f"==== {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
+    # posix_spawn, not Popen: the daemon outlives this process, and a Popen
+    # object dropped while its child runs is reported as a leaked resource.
+    pid = os.posix_spawnp(
+        argv[0],
+        list(argv),
+        dict(env) if env is not None else dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    (run_dir / f"{name}.pid").write_text(f"{pid} {_start_time(pid)}\n")
+    return pid
 
 
 def running(name: str, *, run_dir: pathlib.Path) -> int | None:

@@ -41,6 +41,7 @@ def project_tag(archive: pathlib.Path) -> str:
     """The tag of the project's images in ``archive`` (csi-vm-<tag>.tar)."""
     return archive.stem.removeprefix("csi-vm-")
 
+
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # What the csi-vm image needs: Python with Debian's libvirt binding (the
@@ -243,12 +244,18 @@ def _atomic_archive(dest: pathlib.Path, **kw: object) -> None:
 
 def debian_rootfs(*, log: pathlib.Path, say: Say) -> pathlib.Path:
     """Debian 12 with IMAGE_PACKAGES, made once per package list."""
-    key = hashlib.sha256("\n".join((DEBIAN_SUITE, *IMAGE_PACKAGES)).encode()).hexdigest()[:12]
+    recipe = (DEBIAN_SUITE, *IMAGE_PACKAGES, _LIBVIRT_QEMU_CONF, "libvirt-qemu user")
+    key = hashlib.sha256("\n".join(recipe).encode()).hexdigest()[:12]
     root = images_dir() / f"debian-{key}"
     if (root / ".complete").is_file():
         return root
     say(f"making the Debian root filesystem for the csi-vm image ({len(IMAGE_PACKAGES)} packages)")
-    shutil.rmtree(root, ignore_errors=True)
+    for stale in images_dir().glob("debian-*"):
+        # An older recipe's root and layer: gigabytes nothing uses any more.
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink()
     root.mkdir(parents=True)
     _run(
         [
@@ -265,16 +272,37 @@ def debian_rootfs(*, log: pathlib.Path, say: Say) -> pathlib.Path:
     # No caches or package lists in an image; nothing runs apt there.
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         shutil.rmtree(root / junk, ignore_errors=True)
-    _libvirt_config(root)
+    _libvirt_config(root, log=log)
     (root / ".complete").write_text(key)
     return root
 
 
-def _libvirt_config(root: pathlib.Path) -> None:
+_LIBVIRT_QEMU_CONF = 'user = "root"\ngroup = "root"\nnamespaces = [ ]\nsecurity_driver = "none"\n'
+
+
+def _libvirt_config(root: pathlib.Path, *, log: pathlib.Path) -> None:
     # In a container there is no systemd and no per-VM user switching: qemu
     # runs as root inside the privileged libvirt container.
-    conf = root / "etc" / "libvirt" / "qemu.conf"
-    conf.write_text('user = "root"\ngroup = "root"\nnamespaces = [ ]\nsecurity_driver = "none"\n')
+    (root / "etc" / "libvirt" / "qemu.conf").write_text(_LIBVIRT_QEMU_CONF)
+    # libvirtd resolves its compiled-in default user before it reads
+    # qemu.conf, so the user must exist although qemu never runs as it.
+    chroot = ["chroot", str(root)]
+    _run([*chroot, "groupadd", "-r", "-f", "libvirt-qemu"], log=log, step="libvirt-qemu group")
+    _run(
+        [
+            *chroot,
+            "useradd",
+            "-r",
+            "-g",
+            "libvirt-qemu",
+            "-M",
+            "-s",
+            "/usr/sbin/nologin",
+            "libvirt-qemu",
+        ],
+        log=log,
+        step="libvirt-qemu user",
+    )
 
 
 def wheelhouse(project: pathlib.Path, *, log: pathlib.Path) -> pathlib.Path:
@@ -295,7 +323,9 @@ def csi_vm_archive(project: pathlib.Path, *, log: pathlib.Path, say: Say) -> pat
     """The csi-vm image: the Debian layer, then a layer with the project's virtualenv."""
     root = debian_rootfs(log=log, say=say)
     wheels = wheelhouse(project, log=log)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(root.name.encode())
+    # How the image is put together is part of what it is.
+    digest.update(pathlib.Path(__file__).read_bytes())
     for wheel in sorted(wheels.iterdir()):
         digest.update(wheel.name.encode())
         digest.update(_sha256(wheel).encode())
@@ -318,7 +348,8 @@ def csi_vm_archive(project: pathlib.Path, *, log: pathlib.Path, say: Say) -> pat
             "PATH=/opt/csi-vm/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         tags = [
-            Tag(f"{CSI_VM_REPO}:{project_tag(dest)}", env=env),
+            # As deploy/csi-vm.Dockerfile: the chart passes only arguments.
+            Tag(f"{CSI_VM_REPO}:{project_tag(dest)}", entrypoint=("csi-vm",), env=env),
             # What deploy/libvirt.Dockerfile starts: virtlogd, then libvirtd.
             Tag(
                 f"{LIBVIRT_REPO}:{project_tag(dest)}",
