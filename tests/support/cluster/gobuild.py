@@ -41,6 +41,14 @@ def built(program: pins.GoProgram) -> bool:
     return all((where / binary).is_file() for _, binary in program.packages)
 
 
+def go_binary() -> str:
+    """The go command: on PATH, or where this machine kind installs it."""
+    found = shutil.which("go") or "/usr/local/go/bin/go"
+    if not pathlib.Path(found).is_file():
+        raise BuildFailed("no Go toolchain: install Go 1.24 or newer to build the cluster")
+    return found
+
+
 def go_env() -> dict[str, str]:
     env = dict(os.environ)
     # Static binaries run in images that hold nothing but themselves.
@@ -53,7 +61,7 @@ def go_env() -> dict[str, str]:
 
 def _download(module: str, version: str) -> dict[str, str]:
     done = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        [go_binary(), "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True,
         text=True,
         env=go_env(),
@@ -152,7 +160,7 @@ def build(program: pins.GoProgram, *, log: pathlib.Path) -> pathlib.Path:
     # One package: name its binary; several: go names each after its package.
     single = len(program.packages) == 1
     out = staging / program.packages[0][1] if single else f"{staging}/"
-    cmd = ["go", "build", "-trimpath", "-ldflags", flags, "-o", str(out)]
+    cmd = [go_binary(), "build", "-trimpath", "-ldflags", flags, "-o", str(out)]
     cmd += [pkg for pkg, _ in program.packages]
     with log.open("a") as out:
         out.write(f"== {program.name} {program.version}: {' '.join(cmd)}\n")

@@ -107,7 +107,8 @@ def logs(where: layout.Layout | None = None, *, name: str = "", lines: int = 40)
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise ClusterError("the test cluster runs kubelet and containerd: run it as root")
-    for tool in ("containerd", "runc", "iptables", "openssl", "debootstrap", "go"):
+    gobuild.go_binary()
+    for tool in ("containerd", "runc", "iptables", "openssl", "debootstrap"):
         if not shutil.which(tool):
             raise ClusterError(f"{tool} is missing: run scripts/setup first")
 

@@ -120,17 +120,3 @@ SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/
 SNAPSHOT_CLIENT_VERSION = SNAPSHOTTER.version
 
 ALL: tuple[GoProgram, ...] = (KUBE, ETCD, PROVISIONER, ATTACHER, RESIZER, SNAPSHOTTER)
-
-# Debian packages the cluster runs as they are.
-DEBIAN_PACKAGES = (
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
-    "iptables",
-    "conntrack",
-    "ethtool",
-    "socat",
-    "ebtables",
-    "debootstrap",
-    "openssl",
-)
