@@ -54,7 +54,8 @@ CONTROLLER: tuple[Rule, ...] = (
     # events: what the controller did and why
     _rule("", "events", "create"),
     # reconcile_report: what the cluster declares per StorageClass
-    _rule("storage.k8s.io", "storageclasses", "list", "watch"),
+    # storage: a restore or clone on a WaitForFirstConsumer class binds at the VM's start
+    _rule("storage.k8s.io", "storageclasses", "get", "list", "watch"),
     _rule("storage.k8s.io", "csidrivers", "list"),
     _rule("storage.k8s.io", "csinodes", "list"),
     _rule("snapshot.storage.k8s.io", "volumesnapshotclasses", "list"),

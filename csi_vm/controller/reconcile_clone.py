@@ -138,7 +138,8 @@ def _disk(
 
 def _claim(ctx: context.Context, target: storage.Target, source: Json) -> storage.Progress:
     made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))
-    return storage.claim_progress(made)
+    waits = storage.first_consumer_binds(ctx.objs, target.storage_class)
+    return storage.claim_progress(made, first_consumer_binds=waits)
 
 
 def _via_snapshot(

@@ -123,7 +123,8 @@ def _disk(
     elif choice.strategy == "csi-restore":
         source = storage.snapshot_source(str(disk["objectName"]))
         made = storage.ensure(ctx.objs, kinds.PVC, storage.claim(target, data_source=source))
-        progress = storage.claim_progress(made)
+        waits = storage.first_consumer_binds(ctx.objs, sc)
+        progress = storage.claim_progress(made, first_consumer_binds=waits)
     else:
         progress = storage.Progress.FAILED
         message = (

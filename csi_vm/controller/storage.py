@@ -373,11 +373,31 @@ def _same_owner(found: Json, body: Json) -> bool:
     return bool(want & have)
 
 
-def claim_progress(pvc: Json) -> Progress:
+def claim_progress(pvc: Json, *, first_consumer_binds: bool = False) -> Progress:
+    """Where a claim the controller made stands.
+
+    ``first_consumer_binds``: the claim's class is WaitForFirstConsumer and
+    nothing of the controller's consumes the claim. Its volume (data source
+    included) is then made when a Pod first uses it, the VM's first start:
+    a Pending claim is all there is to wait for, as a KubeVirt restore
+    counts it. Picking a node to bind it now would be a scheduling decision
+    the VM's own Pod makes better.
+    """
     phase = (pvc.get("status") or {}).get("phase")
     if phase == "Bound":
         return Progress.READY
-    return Progress.FAILED if phase == "Lost" else Progress.PENDING
+    if phase == "Lost":
+        return Progress.FAILED
+    return Progress.READY if first_consumer_binds else Progress.PENDING
+
+
+def first_consumer_binds(objs: objects.Objects, storage_class: str) -> bool:
+    """True when claims of ``storage_class`` bind only once a Pod uses them."""
+    try:
+        sc = objs.get(kinds.STORAGE_CLASS, storage_class)
+    except errors.NotFound:
+        return False  # the claim reports the missing class itself
+    return bool(sc.get("volumeBindingMode") == "WaitForFirstConsumer")
 
 
 def snapshot_progress(snap: Json) -> Progress:

@@ -124,7 +124,9 @@ def _stale_first_writes(fake: fakekube.FakeKube, ctx: context.Context) -> None:
         ("csivmmigrations", kinds.MIGRATION, "m2"),
     ):
         stale = _read(fake, plural, name)
-        fake.store.patch(_res(fake, plural), v.NS, name, {"metadata": {"labels": {"edited": "yes"}}})
+        fake.store.patch(
+            _res(fake, plural), v.NS, name, {"metadata": {"labels": {"edited": "yes"}}}
+        )
         run.reconcile(ctx, res, stale)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.controller import context, kinds, run
-from tests.support import fakekube
+from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
@@ -223,6 +223,32 @@ def test_restore_native_claims_from_the_snapshot_then_makes_the_vm(
     vm = _get(ctx, kinds.VM, "web2")
     assert vm["spec"]["disks"][0]["claimName"] == "web2-root"
     assert _get(ctx, kinds.PVC, "web2-root")["metadata"]["ownerReferences"][0]["kind"] == "CsiVM"
+
+
+@pytest.mark.parametrize(
+    ("binding", "ready_before_bound"), [("WaitForFirstConsumer", True), ("Immediate", False)]
+)
+def test_restore_on_a_first_consumer_class_is_done_once_its_claim_waits_for_the_vm(
+    fake: fakekube.FakeKube, ctx: context.Context, binding: str, ready_before_bound: bool
+) -> None:
+    # Nothing consumes a stopped VM's restored claim: on a WaitForFirstConsumer
+    # class it binds, and the driver restores the data, at the VM's first start.
+    fake.add(kubeobjects.storage_class("fast", kubeobjects.CSI_VM_LOCAL, binding=binding))
+    _ready_snapshot(fake, ctx, v.NATIVE)
+    fake.add(v.restore("r1", snapshot_name="s1", target="web2"))
+    _pass(ctx, kinds.RESTORE, "r1")
+    restored = _pass(ctx, kinds.RESTORE, "r1")
+    assert _get(ctx, kinds.PVC, "web2-root").get("status", {}).get("phase") != "Bound"
+    assert (restored["status"]["phase"] == "Ready") is ready_before_bound
+    assert _exists(ctx, kinds.VM, "web2") is ready_before_bound
+
+
+def _exists(ctx: context.Context, res, name: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        _get(ctx, res, name)
+    except errors.NotFound:
+        return False
+    return True
 
 
 def test_restore_of_a_host_copied_snapshot_copies_again(
