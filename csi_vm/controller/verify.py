@@ -101,13 +101,19 @@ def _results(
             for f in (F.SNAPSHOT, F.RESTORE_FROM_SNAPSHOT, F.CLONE, F.EXPANSION_CONTROLLER)
         }
     snapshot = _snapshot(ctx, probe, late=late)
+    restore = _restore(ctx, probe, snapshot, late=late)
+    clone = _bound(
+        ctx, probe, f"{probe.source}-clone", storage.claim_source(probe.source), late=late
+    )
+    # Grown only once the others are settled: a clone must ask for at least
+    # its source's size and a restore for the snapshot's, so a source grown
+    # first makes both fail for a reason that is not the driver's.
+    settled = all(r is not None for r in (snapshot, restore, clone))
     return {
         F.SNAPSHOT: snapshot,
-        F.RESTORE_FROM_SNAPSHOT: _restore(ctx, probe, snapshot, late=late),
-        F.CLONE: _bound(
-            ctx, probe, f"{probe.source}-clone", storage.claim_source(probe.source), late=late
-        ),
-        F.EXPANSION_CONTROLLER: _grow(ctx, probe, source, late=late),
+        F.RESTORE_FROM_SNAPSHOT: restore,
+        F.CLONE: clone,
+        F.EXPANSION_CONTROLLER: _grow(ctx, probe, source, late=late) if settled else None,
     }
 
 

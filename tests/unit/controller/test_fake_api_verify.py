@@ -58,6 +58,12 @@ def _exists(ctx: context.Context, res, name: str) -> bool:  # type: ignore[no-un
     return True
 
 
+def _requested(ctx: context.Context, name: str) -> str:
+    return str(
+        ctx.objs.get(kinds.PVC, name, namespace=NS)["spec"]["resources"]["requests"]["storage"]
+    )
+
+
 def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
     cluster: fakekube.FakeKube, vctx: context.Context
 ) -> None:
@@ -73,14 +79,18 @@ def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
         {"phase": "Bound", "capacity": {"storage": "1Gi"}},
     )
     _pass(vctx, "gp3")
-    assert (
-        vctx.objs.get(kinds.PVC, PROBE, namespace=NS)["spec"]["resources"]["requests"]["storage"]
-        == "2Gi"
-    )
     clone = vctx.objs.get(kinds.PVC, f"{PROBE}-clone", namespace=NS)
     assert clone["spec"]["dataSource"] == {"kind": "PersistentVolumeClaim", "name": PROBE}
     _set(cluster, "snapshot.storage.k8s.io", "volumesnapshots", PROBE, {"readyToUse": True})
     _set(cluster, "", "persistentvolumeclaims", f"{PROBE}-clone", {"phase": "Bound"})
+    _pass(vctx, "gp3")
+    restore = vctx.objs.get(kinds.PVC, f"{PROBE}-restore", namespace=NS)
+    assert restore["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
+    # Not grown while a clone or restore still needs the source's first size.
+    assert _requested(vctx, PROBE) == "1Gi"
+    _set(cluster, "", "persistentvolumeclaims", f"{PROBE}-restore", {"phase": "Bound"})
+    _pass(vctx, "gp3")
+    assert _requested(vctx, PROBE) == "2Gi"
     _set(
         cluster,
         "",
@@ -88,10 +98,6 @@ def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
         PROBE,
         {"phase": "Bound", "capacity": {"storage": "2Gi"}},
     )
-    _pass(vctx, "gp3")
-    restore = vctx.objs.get(kinds.PVC, f"{PROBE}-restore", namespace=NS)
-    assert restore["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
-    _set(cluster, "", "persistentvolumeclaims", f"{PROBE}-restore", {"phase": "Bound"})
     status = _pass(vctx, "gp3")["status"]
     assert (status["verification"]["phase"], status["basis"]) == ("Done", "verified")
     for feature in ("snapshot", "restore_from_snapshot", "clone", "expansion_controller"):
