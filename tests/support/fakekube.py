@@ -240,12 +240,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # -- answers --------------------------------------------------------------
 
     def _watch(self, target: fakekube_routes.Target, query: dict[str, str]) -> None:
-        since = query.get("resourceVersion")
+        since = fakekube_routes.version_of(query, watch=True)
         timeout = min(float(query.get("timeoutSeconds") or WATCH_TIMEOUT), WATCH_TIMEOUT)
         events = self.server.fake.store.watch(
             target.res,
             namespace=target.namespace,
-            since=int(since) if since not in (None, "", "0") else None,
+            since=since,
             timeout=timeout,
             match=fakekube_routes.selector(query),
             bookmarks=fakekube_routes.flag(query, "allowWatchBookmarks"),

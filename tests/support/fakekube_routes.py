@@ -8,7 +8,9 @@ plural of namespaced resources, then an optional name and subresource.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import json
 from typing import Any
 
 from tests.support import fakekube_store
@@ -45,23 +47,69 @@ def apply(
 
 
 def list_page(store: fakekube_store.Store, target: Target, query: dict[str, str]) -> Obj:
-    """A list answer, paged by ``limit`` and ``continue`` as the real server pages."""
-    items, version = store.list_objects(
-        target.res, namespace=target.namespace, match=selector(query)
-    )
-    start = int(base64.urlsafe_b64decode(query["continue"])) if query.get("continue") else 0
+    """A list answer, paged by ``limit`` and ``continue`` as the real server pages.
+
+    A continue token holds the first page's version and the last key
+    served: later pages come from the objects as they were at that version.
+    """
+    version_of(query, watch=False)
+    res, match = target.res, selector(query)
+    if query.get("continue"):
+        version, after = _token(query["continue"])
+        items = store.list_at(res, version, namespace=target.namespace, match=match)
+        items = [i for i in items if _key(i) > after]
+    else:
+        items, version = store.list_objects(res, namespace=target.namespace, match=match)
     limit = int(query.get("limit") or 0) or len(items)
-    page = items[start : start + limit]
+    page, rest = items[:limit], items[limit:]
     meta: Obj = {"resourceVersion": str(version)}
-    if start + limit < len(items):
-        meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
-    res = target.res
+    if rest:
+        meta["continue"] = _encode(version, _key(page[-1]))
+        if match is None:  # the real server counts only what no selector filtered
+            meta["remainingItemCount"] = len(rest)
     return {
         "kind": f"{res.kind}List",
         "apiVersion": res.api_version,
         "metadata": meta,
         "items": page,
     }
+
+
+def version_of(query: dict[str, str], *, watch: bool) -> int | None:
+    """The request's resourceVersion; None for "" and "0" (from the current state).
+
+    The real server refuses one that is not a number: 400 for a list, but
+    500, with no reason, for a watch.
+    """
+    value = query.get("resourceVersion", "")
+    if value in ("", "0"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        detail = f'resourceVersion: Invalid value: "{value}": not a number'
+        if watch:
+            raise ApiError(500, "", detail) from None
+        raise ApiError(400, "BadRequest", f"invalid resource version: {detail}") from None
+
+
+def _key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _encode(version: int, after: str) -> str:
+    token = json.dumps({"rv": version, "start": after}).encode()
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def _token(value: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as err:
+        message = f"invalid continue token: continue key is not valid: {err}"
+        raise ApiError(400, "BadRequest", message) from None
 
 
 def target(store: fakekube_store.Store, parts: list[str]) -> Target | None:

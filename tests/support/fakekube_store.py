@@ -13,7 +13,11 @@ controller tests can reuse it. What it mimics of the real API server:
   stored one is a 409 Conflict (the precondition of optimistic concurrency);
   without one they apply to whatever is stored;
 - writes to the ``status`` subresource change only the status;
-- a watch that asked for bookmarks gets one before the server ends it.
+- list pages after the first are served from the first page's version;
+- a watch from "" starts with the current objects; with bookmarks, those
+  end with a BOOKMARK marked ``k8s.io/initial-events-end``, and a watch
+  longer than `BOOKMARK_LEAD` gets a BOOKMARK that long before its end
+  (the real server's usual timing, which its watch cache may vary).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from collections.abc import Iterator
 from typing import Any
 
 Obj = dict[str, Any]
+#: Seconds before a watch's end at which the real server sends its bookmark.
+BOOKMARK_LEAD = 2.0
+#: The annotation of the bookmark that ends a watch's initial events.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +65,18 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
 
     def status(self) -> Obj:
-        return {
+        answer: Obj = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "details": self.details,
-            "code": self.code,
         }
+        if self.reason:  # the real server leaves it out of some 500s
+            answer["reason"] = self.reason
+        if self.details:
+            answer["details"] = self.details
+        return {**answer, "code": self.code}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +96,9 @@ class Store:
         self._events: list[_Event] = []
         self._rv = 0
         self._compacted = 0  # watches from a version below this get 410 Gone
+        # The objects as they were at version _compacted: with the events
+        # after it, any later version can be rebuilt (for list pages).
+        self._base: dict[tuple[Resource, str, str], Obj] = {}
         self._closed = False
 
     # -- resources ------------------------------------------------------------
@@ -131,14 +144,36 @@ class Store:
     def list_objects(
         self, res: Resource, *, namespace: str = "", match: Any = None
     ) -> tuple[list[Obj], int]:
-        """Matching objects in (namespace, name) order, and the store's version."""
+        """Matching objects in list order (namespace/name), and the store's version."""
         with self._cond:
             found = [
                 copy.deepcopy(obj)
-                for (r, ns, _), obj in sorted(self._objects.items(), key=lambda kv: kv[0][1:])
+                for (r, ns, _), obj in sorted(self._objects.items(), key=_list_order)
                 if r == res and (not namespace or ns == namespace) and (match is None or match(obj))
             ]
             return found, self._rv
+
+    def list_at(
+        self, res: Resource, version: int, *, namespace: str = "", match: Any = None
+    ) -> list[Obj]:
+        """The matching objects as they were at ``version``, in list order."""
+        with self._cond:
+            if version < self._compacted:
+                raise ApiError(410, "Expired", _CONTINUE_TOO_OLD)
+            state = dict(self._base)
+            for event in self._events:
+                if event.rv > version:
+                    break
+                key = (event.resource, event.namespace, event.obj["metadata"]["name"])
+                if event.type == "DELETED":
+                    state.pop(key, None)
+                else:
+                    state[key] = event.obj
+            return [
+                copy.deepcopy(obj)
+                for (r, ns, _), obj in sorted(state.items(), key=_list_order)
+                if r == res and (not namespace or ns == namespace) and (match is None or match(obj))
+            ]
 
     # -- writes ---------------------------------------------------------------
 
@@ -229,34 +264,44 @@ class Store:
     ) -> Iterator[Obj]:
         """Watch events after version ``since``; None starts with the current objects.
 
-        With ``bookmarks``, a watch that runs to its timeout ends with a
-        BOOKMARK event at the store's version, as the real server sends one
-        shortly before it ends a watch that asked for them.
+        With ``bookmarks``, the current objects end with a BOOKMARK marked
+        `INITIAL_EVENTS_END`, and a watch longer than `BOOKMARK_LEAD` gets a
+        BOOKMARK at the store's version that long before its end. That is
+        the real server's usual answer; its watch cache decides, and may
+        send a bookmark earlier, or none (while it lags the version the
+        watch started from), so clients must not count on one.
         """
         deadline = time.monotonic() + timeout
         if since is None:
             current, since = self.list_objects(res, namespace=namespace, match=match)
             yield from ({"type": "ADDED", "object": obj} for obj in current)
+            if bookmarks:
+                yield {"type": "BOOKMARK", "object": _bookmark(res, since, initial_end=True)}
         elif since < self._compacted:
             yield {"type": "ERROR", "object": _gone(since, self._compacted)}
             return
+        lead = deadline - BOOKMARK_LEAD if bookmarks and timeout > BOOKMARK_LEAD else None
         position = since
         while True:
-            pending, now = self._wait_events(res, namespace, position, deadline)
-            if not pending:
-                if bookmarks and not self._closed:
-                    yield {"type": "BOOKMARK", "object": _bookmark(res, now)}
-                return
+            pending, now = self._wait_events(res, namespace, position, lead or deadline)
             for event in pending:
                 position = event.rv
                 if match is None or match(event.obj):
                     yield {"type": event.type, "object": copy.deepcopy(event.obj)}
+            if pending:
+                continue
+            if self._closed or lead is None:
+                return
+            lead = None
+            if now >= since:
+                yield {"type": "BOOKMARK", "object": _bookmark(res, now)}
 
     def compact(self) -> None:
         """Forget the event history, as etcd compaction does."""
         with self._cond:
             self._events.clear()
             self._compacted = self._rv
+            self._base = copy.deepcopy(self._objects)
 
     def close(self) -> None:
         """End every watch; the server is going away."""
@@ -324,6 +369,12 @@ class Store:
         self._cond.notify_all()
 
 
+def _list_order(item: tuple[tuple[Resource, str, str], Obj]) -> str:
+    # The real server lists in the order of its storage keys: namespace/name.
+    (_, namespace, name), _ = item
+    return f"{namespace}/{name}"
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
@@ -359,17 +410,22 @@ def _check_version(res: Resource, name: str, stored: Obj, sent: Obj) -> None:
         )
 
 
-def _bookmark(res: Resource, version: int) -> Obj:
+def _bookmark(res: Resource, version: int, *, initial_end: bool = False) -> Obj:
     # An object of the watched kind with nothing but the version set.
-    return {
-        "kind": res.kind,
-        "apiVersion": res.api_version,
-        "metadata": {"resourceVersion": str(version)},
-    }
+    meta: Obj = {"resourceVersion": str(version)}
+    if initial_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
 
 
 def _details(res: Resource, name: str) -> Obj:
     return {"name": name, "group": res.group, "kind": res.plural}
+
+
+_CONTINUE_TOO_OLD = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "Start a new list without the continue parameter."
+)
 
 
 def _gone(since: int, oldest: int) -> Obj:

@@ -213,7 +213,7 @@ def test_fake_api_status_put_replaces_only_status(client: k8s.ApiClient) -> None
     assert got["spec"]["source"]["persistentVolumeClaimName"] == "d"
 
 
-def test_fake_api_watch_that_asked_for_bookmarks_ends_with_one(
+def test_fake_api_watch_that_asked_for_bookmarks_gets_one_before_it_ends(
     fake: fakekube.FakeKube, client: k8s.ApiClient
 ) -> None:
     storage = k8s.StorageV1Api(client)
@@ -222,7 +222,7 @@ def test_fake_api_watch_that_asked_for_bookmarks_ends_with_one(
     stream = k8s_watch.Watch().stream(
         storage.list_storage_class,
         resource_version=since,
-        timeout_seconds=1,
+        timeout_seconds=3,  # longer than the 2 s before its end when the bookmark comes
         allow_watch_bookmarks=True,
     )
     events = [(e["type"], e["raw_object"]) for e in stream]
@@ -247,3 +247,20 @@ def test_fake_api_reads_booleans_as_the_real_server(
             assert (answer.status, first["type"]) == (code, "ADDED")  # a watch, not a list
     except urllib.error.HTTPError as err:
         assert err.code == code
+
+
+def test_fake_api_list_pages_come_from_the_first_pages_version(
+    fake: fakekube.FakeKube, client: k8s.ApiClient
+) -> None:
+    """As the real server's (the contract test checks that); a compacted version is gone."""
+    storage = k8s.StorageV1Api(client)
+    first = storage.list_csi_driver(limit=1)
+    fake.add(kubeobjects.csi_driver("zz.csi.example.com"))  # after the first page: not listed
+    rest = storage.list_csi_driver(limit=10, _continue=first.metadata._continue)
+    names = [d.metadata.name for d in first.items + rest.items]
+    assert names == sorted({kubeobjects.CSI_VM_LOCAL, kubeobjects.EBS, kubeobjects.NFS})
+    assert rest.metadata.resource_version == first.metadata.resource_version
+    fake.store.compact()
+    with pytest.raises(k8s.ApiException) as gone:
+        storage.list_csi_driver(limit=1, _continue=first.metadata._continue)
+    assert (gone.value.status, _reason(gone.value)) == (410, "Expired")
