@@ -9,12 +9,13 @@ removes what the cluster made, and works after `up` was killed half-way.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tests.support import helmbin
 from tests.support.cluster import components, daemons, gobuild, images, layout, pins, pki, teardown
@@ -63,8 +64,26 @@ def env_lines(where: layout.Layout) -> list[str]:
     return [f"export KUBECONFIG={where.admin_kubeconfig}", f"export PATH={path}"]
 
 
+@contextlib.contextmanager
+def _exclusive(say: Say) -> Iterator[None]:
+    """One `up` or `down` at a time on this machine: they share caches and daemons."""
+    root = gobuild.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "lab.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another scripts/cluster up or down on this machine")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(where: layout.Layout | None = None, *, say: Say = print) -> layout.Layout:
-    where = where or layout.default()
+    with _exclusive(say):
+        return _up(where or layout.default(), say=say)
+
+
+def _up(where: layout.Layout, *, say: Say) -> layout.Layout:
     _require_root()
     where.logs.mkdir(parents=True, exist_ok=True)
     build_log = where.logs / "build.log"
@@ -87,7 +106,8 @@ def up(where: layout.Layout | None = None, *, say: Say = print) -> layout.Layout
 def down(where: layout.Layout | None = None, *, say: Say = print) -> None:
     where = where or layout.default()
     _require_root()
-    teardown.run(where, order=ORDER, say=say)
+    with _exclusive(say):
+        teardown.run(where, order=ORDER, say=say)
 
 
 def logs(where: layout.Layout | None = None, *, name: str = "", lines: int = 40) -> str:

@@ -1,0 +1,103 @@
+"""Capability reports of the two driver configurations, made inside the cluster.
+
+Three views must agree with what each configuration really offers: the
+`csi-vm capabilities cluster` command run in a Pod under the controller's
+ServiceAccount (declarations only, then with a probe of the driver's node
+socket), and the StorageCapabilityReports the controller verifies through
+the sidecars.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.cluster import conftest
+from tests.support.cluster import addons, kubectl, lab, layout
+
+FULL, LITE = addons.FULL.storage_class, addons.LITE.storage_class
+OPS = ("vm_snapshot", "vm_restore", "vm_clone", "disk_expand")
+# What Kubernetes objects alone declare: nothing says a driver can clone.
+DECLARED = {
+    FULL: {
+        "vm_snapshot": "csi-snapshot",
+        "vm_restore": "csi-restore",
+        "vm_clone": "snapshot-restore",
+        "disk_expand": "csi-expand",
+    },
+    LITE: {
+        "vm_snapshot": "host-copy",
+        "vm_restore": "host-copy",
+        "vm_clone": "host-copy",
+        "disk_expand": "copy-to-larger",
+    },
+}
+VERIFIED = {FULL: {**DECLARED[FULL], "vm_clone": "csi-clone"}, LITE: DECLARED[LITE]}
+
+
+def _in_cluster(kube: kubectl.Kube, *args: str, probe_socket: str = "") -> dict[str, Any]:
+    """`csi-vm capabilities cluster -o json ARGS` in a Pod of the controller's account."""
+    name = "capabilities-cluster"
+    container: dict[str, Any] = {
+        "name": "report",
+        "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
+        "imagePullPolicy": "Never",
+        "args": ["capabilities", "cluster", "-o", "json", *args],
+    }
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": f"{conftest.RELEASE}-controller",
+            "containers": [container],
+        },
+    }
+    if probe_socket:
+        # The driver's node socket, as its node plugin serves it to the kubelet.
+        container["securityContext"] = {"runAsUser": 0}
+        container["volumeMounts"] = [{"name": "plugin", "mountPath": "/csi"}]
+        pod["spec"]["volumes"] = [{"name": "plugin", "hostPath": {"path": probe_socket}}]
+    ns = conftest.RELEASE_NAMESPACE
+    kube.run("-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=true")
+    kube.apply(pod, namespace=ns)
+    kube.wait_for(
+        "the capabilities Pod",
+        lambda: (
+            kube.get("pod", name, namespace=ns).get("status", {}).get("phase")
+            in ("Succeeded", "Failed")
+        ),
+        timeout=300,
+    )
+    out = kube.logs("-n", ns, name)
+    kube.run("-n", ns, "delete", "pod", name, "--wait=false")
+    return dict(json.loads(out))
+
+
+def _plans(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {
+        row["driver"]["label"]: {op: row["plan"][op]["strategy"] for op in OPS}
+        for row in report["rows"]
+        if row["driver"]["label"] in (FULL, LITE)
+    }
+
+
+def test_declared_report_from_inside_the_cluster(chart: kubectl.Kube) -> None:
+    assert _plans(_in_cluster(chart)) == DECLARED
+
+
+def test_a_probe_of_the_node_socket_verifies_what_objects_cannot_declare(
+    chart: kubectl.Kube,
+) -> None:
+    plugin = layout.KUBELET_DIR / "plugins" / addons.FULL.driver
+    report = _in_cluster(
+        chart, "--probe", f"{addons.FULL.driver}=unix:///csi/csi.sock", probe_socket=str(plugin)
+    )
+    full = next(r for r in report["rows"] if r["driver"]["label"] == FULL)
+    assert full["features"]["clone"]["verified"] is True, full["features"]["clone"]
+    assert _plans(report)[FULL] == VERIFIED[FULL]
+
+
+def test_reports_verified_through_the_sidecars(verified: dict[str, dict[str, str]]) -> None:
+    assert {sc: {op: plan[op] for op in OPS} for sc, plan in verified.items()} == VERIFIED
