@@ -1,16 +1,25 @@
 """A local fake of the Kubernetes API server, for tests only.
 
-No real API server can run on the test machines, so Kubernetes-facing code is
-tested against this: a stdlib HTTP server on 127.0.0.1 that speaks the REST
-shapes the kubernetes client uses (list, get, create, replace, merge patch,
-delete, ``?watch=true`` as a chunked stream of JSON lines, discovery under
-``/api`` and ``/apis``, Status objects for errors) over the generic in-memory
-store of `fakekube_store`; `fakekube_routes` reads paths, verbs and selectors.
+Kubernetes-facing unit tests run against this, fast and with no cluster: a
+stdlib HTTP server on 127.0.0.1 that speaks the REST shapes the kubernetes
+client uses (list, get, create, replace, merge patch, delete, ``?watch=true``
+as a chunked stream of JSON lines, discovery under ``/api`` and ``/apis``,
+Status objects for errors) over the generic in-memory store of
+`fakekube_store`; `fakekube_routes` reads paths, verbs and selectors.
 Tests that use it are marked ``fake`` and say so in their names.
 
 Faults a test can switch on: a bearer token the server insists on (401), a
 resource it forbids (403, as RBAC would), and injected HTTP errors for the
 next requests (transient 5xx, say).
+
+`FakeKube.install_crds` installs CustomResourceDefinitions as the real
+server serves them: schema, status subresource, pruning and defaulting.
+tests/integration/cluster/test_api_contract.py runs the same scenarios
+here and on a real API server, so where the two differ a test fails.
+What the fake leaves out on purpose: there is no garbage collector (an
+object whose owner is gone stays; a real cluster deletes it), no admission
+webhooks, no managedFields, no server-side apply, and deleting a namespace
+does not delete what is in it.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import fakekube_routes, fakekube_store
+from tests.support import fakekube_routes, fakekube_schema, fakekube_store
 from tests.support.fakekube_store import ApiError, Obj, Resource
 
 #: The identity the fake names in its RBAC refusals.
@@ -107,6 +116,18 @@ class FakeKube:
         self._server.shutdown()
         self._server.server_close()
 
+    def install_crds(self, *paths: pathlib.Path) -> list[Resource]:
+        """Serve the CRDs in these YAML files (or directories of them) as the real server would."""
+        files = [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
+        installed = []
+        for path in files:
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if doc and doc.get("kind") == "CustomResourceDefinition":
+                    installed.extend(crd_resources(doc))
+        for res in installed:
+            self.store.register(res)
+        return installed
+
     def add(self, *objects: Obj) -> None:
         for obj in objects:
             self.store.add(obj)
@@ -142,6 +163,26 @@ def running(**kwargs: Any) -> Iterator[FakeKube]:
         yield fake
     finally:
         fake.stop()
+
+
+def crd_resources(crd: Obj) -> list[Resource]:
+    """The resource each served version of a CRD document makes, with its schema."""
+    spec, names = crd["spec"], crd["spec"]["names"]
+    return [
+        Resource(
+            spec["group"],
+            version["name"],
+            names["plural"],
+            names["kind"],
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            status_subresource="status" in (version.get("subresources") or {}),
+            schema=fakekube_schema.Schema(
+                (version.get("schema") or {}).get("openAPIV3Schema") or {}
+            ),
+        )
+        for version in spec["versions"]
+        if version.get("served", True)
+    ]
 
 
 def write_kubeconfig(
@@ -235,7 +276,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if verb == "watch":
             self._watch(target, query)
             return
-        self._json(*fakekube_routes.apply(fake.store, verb, target, query, body))
+        answer = fakekube_routes.apply(fake.store, verb, target, query, body)
+        self._json(answer.code, answer.body, warnings=answer.warnings)
 
     # -- answers --------------------------------------------------------------
 
@@ -265,15 +307,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def _json(self, code: int, data: Obj) -> None:
-        self._send(code, json.dumps(data).encode(), "application/json")
+    def _json(self, code: int, data: Obj, *, warnings: tuple[str, ...] = ()) -> None:
+        self._send(code, json.dumps(data).encode(), "application/json", warnings=warnings)
 
     def _text(self, code: int, text: str) -> None:
         self._send(code, text.encode(), "text/plain; charset=utf-8")
 
-    def _send(self, code: int, payload: bytes, content_type: str) -> None:
+    def _send(
+        self, code: int, payload: bytes, content_type: str, *, warnings: tuple[str, ...] = ()
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        for warning in warnings:
+            # RFC 7234 warn-code 299 (miscellaneous persistent warning), agent "-".
+            self.send_header("Warning", f"299 - {json.dumps(warning)}")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

@@ -3,6 +3,10 @@
 The REST layout is the real server's: ``/api/v1/...`` for the core group,
 ``/apis/GROUP/VERSION/...`` for the others, ``namespaces/NS/`` before the
 plural of namespaced resources, then an optional name and subresource.
+
+A body for a resource with a CRD schema is pruned here, before the store
+sees it: the fields dropped become the answer's warnings, or a 400 when
+the client asked for ``fieldValidation=Strict``.
 """
 
 from __future__ import annotations
@@ -29,21 +33,46 @@ class Target:
     subresource: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    code: int
+    body: Obj
+    #: what the real server says in Warning headers (fields it dropped)
+    warnings: tuple[str, ...] = ()
+
+
 def apply(
     store: fakekube_store.Store, verb: str, target: Target, query: dict[str, str], body: Any
-) -> tuple[int, Obj]:
+) -> Answer:
     res, ns, name = target.res, target.namespace, target.name
     if verb == "list":
-        return 200, list_page(store, target, query)
+        return Answer(200, list_page(store, target, query))
     if verb == "get":
-        return 200, store.get(res, ns, name)
+        return Answer(200, store.get(res, ns, name))
+    if verb == "delete":
+        return Answer(200, store.delete(res, ns, name))
+    body, warnings = _pruned(res, body or {}, patch=verb == "patch", query=query)
     if verb == "create":
-        return 201, store.create(res, body or {}, namespace=ns)
+        return Answer(201, store.create(res, body, namespace=ns), warnings)
     if verb == "update":
-        return 200, store.replace(res, ns, name, body or {}, subresource=target.subresource)
-    if verb == "patch":
-        return 200, store.patch(res, ns, name, body or {}, subresource=target.subresource)
-    return 200, store.delete(res, ns, name)
+        written = store.replace(res, ns, name, body, subresource=target.subresource)
+    else:
+        written = store.patch(res, ns, name, body, subresource=target.subresource)
+    return Answer(200, written, warnings)
+
+
+def _pruned(
+    res: Resource, body: Obj, *, patch: bool, query: dict[str, str]
+) -> tuple[Obj, tuple[str, ...]]:
+    if res.schema is None:
+        return body, ()
+    pruned, dropped = res.schema.prune(body, patch=patch)
+    said = tuple(f'unknown field "{path}"' for path in dropped)
+    mode = query.get("fieldValidation") or "Warn"
+    if mode == "Strict" and said:
+        message = f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+        raise ApiError(400, "BadRequest", message + "strict decoding error: " + ", ".join(said))
+    return pruned, said if mode == "Warn" else ()
 
 
 def list_page(store: fakekube_store.Store, target: Target, query: dict[str, str]) -> Obj:

@@ -3,21 +3,28 @@
 Generic on purpose: any resource can be registered by group, version, plural
 and kind, and every registered resource gets list, get, create, replace,
 merge-patch, delete and watch with increasing resourceVersions, so later
-controller tests can reuse it. What it mimics of the real API server:
+controller tests can reuse it. What it mimics of the real API server
+(`fakekube_strategy` has what a write does to the object itself):
 
 - resourceVersion is one counter for the whole store; lists report it, and a
   watch from version N sees every change after N (410 Gone once compacted);
+- a write that changes nothing stores nothing: no new version, no event;
 - deleting an object that still has finalizers only sets deletionTimestamp;
   it disappears when a patch or replace empties its finalizers;
 - replace or merge patch with a metadata.resourceVersion other than the
   stored one is a 409 Conflict (the precondition of optimistic concurrency);
-  without one they apply to whatever is stored;
-- writes to the ``status`` subresource change only the status;
+  without one a patch applies to whatever is stored, and so does a replace
+  of a built-in kind (a custom resource's replace must carry one: 422);
+- an object breaking its CRD's schema is refused with 422 Invalid;
+- with `require_namespaces`, an object needs its Namespace (404 without);
 - list pages after the first are served from the first page's version;
 - a watch from "" starts with the current objects; with bookmarks, those
   end with a BOOKMARK marked ``k8s.io/initial-events-end``, and a watch
   longer than `BOOKMARK_LEAD` gets a BOOKMARK that long before its end
   (the real server's usual timing, which its watch cache may vary).
+
+It has no garbage collector: objects whose ownerReferences name a deleted
+owner stay, where a real cluster deletes them.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+
+from tests.support import fakekube_schema, fakekube_strategy
 
 Obj = dict[str, Any]
 #: Seconds before a watch's end at which the real server sends its bookmark.
@@ -46,6 +55,14 @@ class Resource:
     plural: str
     kind: str
     namespaced: bool
+    # How the resource is served, not which one it is: a test's own
+    # Resource("csi-vm.io", ...) names the registered one, and the store
+    # serves it as registered.
+    status_subresource: bool = dataclasses.field(default=False, compare=False)
+    #: the CRD's schema, for a resource installed from one; None for built-ins
+    schema: fakekube_schema.Schema | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def api_version(self) -> str:
@@ -100,6 +117,8 @@ class Store:
         # after it, any later version can be rebuilt (for list pages).
         self._base: dict[tuple[Resource, str, str], Obj] = {}
         self._closed = False
+        #: refuse objects in a namespace with no Namespace object (NamespaceLifecycle)
+        self.require_namespaces = False
 
     # -- resources ------------------------------------------------------------
 
@@ -178,16 +197,31 @@ class Store:
     # -- writes ---------------------------------------------------------------
 
     def add(self, obj: Obj) -> Obj:
-        """Create an object whose apiVersion and kind name a registered resource."""
+        """Create an object whose apiVersion and kind name a registered resource.
+
+        A test's seed: a status it carries is written through ``status``
+        after the create, as a controller would have written it.
+        """
         res = self.resource_of(obj)
-        return self.create(res, obj, namespace=obj.get("metadata", {}).get("namespace", ""))
+        namespace = obj.get("metadata", {}).get("namespace", "")
+        created = self.create(res, obj, namespace=namespace)
+        if not res.status_subresource or obj.get("status") is None:
+            return created
+        meta = created["metadata"]
+        seeded = {**created, "status": obj["status"]}
+        return self.replace(res, namespace, meta["name"], seeded, subresource="status")
 
     def create(self, res: Resource, obj: Obj, *, namespace: str = "") -> Obj:
-        obj = copy.deepcopy(obj)
-        meta = obj.setdefault("metadata", {})
-        name = meta.get("name") or _generated_name(meta)
+        res = self._served(res)
+        meta = obj.get("metadata") or {}
         namespace = namespace if res.namespaced else ""
+        if res.namespaced and meta.get("namespace") not in (None, "", namespace):
+            raise ApiError(400, "BadRequest", _NAMESPACE_MISMATCH)
+        obj = fakekube_strategy.for_create(res, obj)
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name") or _generated_name(res, meta)
         with self._cond:
+            self._check_namespace(res, namespace)
             if (res, namespace, name) in self._objects:
                 raise ApiError(
                     409,
@@ -195,12 +229,9 @@ class Store:
                     f'{res.qualified} "{name}" already exists',
                     _details(res, name),
                 )
-            meta.update(
-                name=name,
-                uid=str(uuid.uuid4()),
-                creationTimestamp=_now(),
-                generation=1,
-            )
+            meta.update(name=name)
+            _refuse_invalid(res, name, fakekube_strategy.causes(res, obj))
+            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
             if res.namespaced:
                 meta["namespace"] = namespace
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
@@ -210,32 +241,35 @@ class Store:
         self, res: Resource, namespace: str, name: str, obj: Obj, *, subresource: str = ""
     ) -> Obj:
         """Replace the object (PUT); for ``status``, only its status."""
+        res = self._served(res)
+        sent = (obj.get("metadata") or {}).get("name")
+        if sent not in (None, name):
+            message = f"the name of the object ({sent}) does not match the name on the URL ({name})"
+            raise ApiError(400, "BadRequest", message)
         with self._cond:
             old = self._existing(res, namespace, name)
+            if res.schema is not None and not (obj.get("metadata") or {}).get("resourceVersion"):
+                # A custom resource allows no unconditional update.
+                said = "metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+                message = f'{res.qualified} "{name}" is invalid: {said}'
+                raise ApiError(422, "Invalid", message, _details(res, name))
             _check_version(res, name, old, obj)
-            if subresource == "status":
-                new = copy.deepcopy(old)
-                new.pop("status", None)
-                if obj.get("status") is not None:
-                    new["status"] = copy.deepcopy(obj["status"])
-            else:
-                new = copy.deepcopy(obj)
-                new["metadata"] = {**old["metadata"], **new.get("metadata", {})}
+            new = fakekube_strategy.for_update(res, old, obj, subresource=subresource)
             return self._update(res, namespace, name, old, new)
 
     def patch(
         self, res: Resource, namespace: str, name: str, patch: Obj, *, subresource: str = ""
     ) -> Obj:
         """Apply a JSON merge patch (RFC 7386); for ``status``, only its status part."""
+        res = self._served(res)
         with self._cond:
             old = self._existing(res, namespace, name)
             # The server applies the patch, then checks the result's
             # resourceVersion against the stored one: a version in the patch
             # is a precondition.
             _check_version(res, name, old, patch)
-            if subresource == "status":
-                patch = {"status": patch.get("status", {})}
-            new = merge_patch(copy.deepcopy(old), patch)
+            merged = merge_patch(copy.deepcopy(old), patch)
+            new = fakekube_strategy.for_update(res, old, merged, subresource=subresource)
             return self._update(res, namespace, name, old, new)
 
     def delete(self, res: Resource, namespace: str, name: str) -> Obj:
@@ -329,6 +363,19 @@ class Store:
                     return pending, self._rv
                 self._cond.wait(remaining)
 
+    def _served(self, res: Resource) -> Resource:
+        """The registered resource ``res`` names, which says how it is served."""
+        with self._cond:
+            return self._resources.get((res.group, res.version, res.plural), res)
+
+    def _check_namespace(self, res: Resource, namespace: str) -> None:
+        if not (self.require_namespaces and res.namespaced):
+            return
+        if not any(r.plural == "namespaces" and not r.group and n == namespace
+                   for r, _, n in self._objects):  # fmt: skip
+            details = {"name": namespace, "kind": "namespaces"}
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found', details)
+
     def _existing(self, res: Resource, namespace: str, name: str) -> Obj:
         obj = self._objects.get((res, namespace if res.namespaced else "", name))
         if obj is None:
@@ -339,12 +386,11 @@ class Store:
 
     def _update(self, res: Resource, namespace: str, name: str, old: Obj, new: Obj) -> Obj:
         new["apiVersion"], new["kind"] = res.api_version, res.kind
-        for field in ("name", "namespace", "uid", "creationTimestamp"):
-            if field in old["metadata"]:
-                new["metadata"][field] = old["metadata"][field]
-        if new.get("spec") != old.get("spec"):
-            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         meta = new["metadata"]
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if new == old:
+            return copy.deepcopy(old)  # nothing changed: nothing is written
+        _refuse_invalid(res, name, fakekube_strategy.causes(res, new, old=old))
         if "deletionTimestamp" in meta and not meta.get("finalizers"):
             self._objects[(res, namespace, name)] = new
             return self._remove(res, namespace, name)
@@ -391,11 +437,29 @@ def merge_patch(target: Any, patch: Any) -> Any:
 _names = itertools.count(1)
 
 
-def _generated_name(meta: Obj) -> str:
+def _generated_name(res: Resource, meta: Obj) -> str:
     prefix = meta.get("generateName")
     if not prefix:
-        raise ApiError(400, "BadRequest", "name or generateName is required")
+        said = "Required value: name or generateName is required"
+        _refuse_invalid(
+            res, "", [fakekube_schema.Cause("FieldValueRequired", "metadata.name", said)]
+        )
     return f"{prefix}{next(_names):05x}"
+
+
+def _refuse_invalid(res: Resource, name: str, causes: list[fakekube_schema.Cause]) -> None:
+    """422 Invalid, worded as the real server words it, when there is anything to say."""
+    if not causes:
+        return
+    said = ", ".join(str(c) for c in causes)
+    listed = said if len(causes) == 1 else f"[{said}]"
+    group = f"{res.kind}.{res.group}" if res.group else res.kind
+    details = {
+        **_details(res, name),
+        "kind": res.kind,
+        "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes],
+    }
+    raise ApiError(422, "Invalid", f'{group} "{name}" is invalid: {listed}', details)
 
 
 def _check_version(res: Resource, name: str, stored: Obj, sent: Obj) -> None:
@@ -422,6 +486,9 @@ def _details(res: Resource, name: str) -> Obj:
     return {"name": name, "group": res.group, "kind": res.plural}
 
 
+_NAMESPACE_MISMATCH = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
 _CONTINUE_TOO_OLD = (
     "The provided continue parameter is too old to display a consistent list result. "
     "Start a new list without the continue parameter."
