@@ -60,6 +60,9 @@ def install_chart(kube: kubectl.Kube, *extra: str) -> None:
 
 
 def _helm_install(kube: kubectl.Kube, chart: pathlib.Path, extra: tuple[str, ...]) -> None:
+    # As the README's upgrade steps say: helm installs crds/ only the first
+    # time, so a newer chart's CRDs are applied before the upgrade.
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(chart / "crds"))
     kube.helm(
         "upgrade",
         "--install",
@@ -103,19 +106,25 @@ def verified(chart: kubectl.Kube) -> dict[str, dict[str, str]]:
     plans = {}
     for config in addons.DRIVERS:
         name = config.storage_class
-        chart.run(
-            "patch",
-            "storagecapabilityreport",
-            name,
-            "--type=merge",
-            "-p",
-            '{"spec":{"verify":true}}',
-        )
+        # Off, then on: a new generation, so this session's chart verifies
+        # afresh instead of keeping a verdict an earlier image reached.
+        for verify in ("false", "true"):
+            chart.run(
+                "patch",
+                "storagecapabilityreport",
+                name,
+                "--type=merge",
+                "-p",
+                f'{{"spec":{{"verify":{verify}}}}}',
+            )
 
         def done(name: str = name) -> dict[str, object] | None:
-            status = chart.get("storagecapabilityreport", name).get("status") or {}
-            phase = (status.get("verification") or {}).get("phase")
-            return status if phase == "Done" and status.get("basis") == "verified" else None
+            report = chart.get("storagecapabilityreport", name)
+            status = report.get("status") or {}
+            verification = status.get("verification") or {}
+            current = verification.get("generation") == report["metadata"]["generation"]
+            finished = current and verification.get("phase") == "Done"
+            return status if finished and status.get("basis") == "verified" else None
 
         status = chart.wait_for(
             f"verification of {name}",

@@ -102,7 +102,8 @@ class Kube:
         return self.run("describe", *args, check=False).stdout[-6000:]
 
     def logs(self, *args: str) -> str:
-        return self.run("logs", *args, check=False).stdout[-6000:]
+        """A container's whole output (for an explanation, cut it yourself)."""
+        return self.run("logs", *args, check=False).stdout
 
 
 def chart_dir() -> pathlib.Path:
