@@ -35,7 +35,7 @@ DECLARED = {
 VERIFIED = {FULL: {**DECLARED[FULL], "vm_clone": "csi-clone"}, LITE: DECLARED[LITE]}
 
 
-def _in_cluster(kube: kubectl.Kube, *args: str, probe_socket: str = "") -> dict[str, Any]:
+def _in_cluster(kube: kubectl.Kube, *args: str, plugin_dir: str = "") -> dict[str, Any]:
     """`csi-vm capabilities cluster -o json ARGS` in a Pod of the controller's account."""
     name = "capabilities-cluster"
     container: dict[str, Any] = {
@@ -54,11 +54,16 @@ def _in_cluster(kube: kubectl.Kube, *args: str, probe_socket: str = "") -> dict[
             "containers": [container],
         },
     }
-    if probe_socket:
-        # The driver's node socket, as its node plugin serves it to the kubelet.
+    if plugin_dir:
+        # The driver's plugin directory at the host's path: its socket, and
+        # room for the probe's volumes, which the driver publishes in its own
+        # container and the probe must see at the same path to read them.
         container["securityContext"] = {"runAsUser": 0}
-        container["volumeMounts"] = [{"name": "plugin", "mountPath": "/csi"}]
-        pod["spec"]["volumes"] = [{"name": "plugin", "hostPath": {"path": probe_socket}}]
+        container["env"] = [{"name": "TMPDIR", "value": plugin_dir}]
+        container["volumeMounts"] = [
+            {"name": "plugin", "mountPath": plugin_dir, "mountPropagation": "HostToContainer"}
+        ]
+        pod["spec"]["volumes"] = [{"name": "plugin", "hostPath": {"path": plugin_dir}}]
     ns = conftest.RELEASE_NAMESPACE
     kube.run("-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=true")
     kube.apply(pod, namespace=ns)
@@ -92,7 +97,7 @@ def test_a_probe_of_the_node_socket_verifies_what_objects_cannot_declare(
 ) -> None:
     plugin = layout.KUBELET_DIR / "plugins" / addons.FULL.driver
     report = _in_cluster(
-        chart, "--probe", f"{addons.FULL.driver}=unix:///csi/csi.sock", probe_socket=str(plugin)
+        chart, "--probe", f"{addons.FULL.driver}=unix://{plugin}/csi.sock", plugin_dir=str(plugin)
     )
     full = next(r for r in report["rows"] if r["driver"]["label"] == FULL)
     assert full["features"]["clone"]["verified"] is True, full["features"]["clone"]

@@ -184,10 +184,11 @@ def _host_network(where: layout.Layout) -> None:
 
 def _write_configs(where: layout.Layout) -> None:
     where.cni_conf_dir.mkdir(parents=True, exist_ok=True)
-    (where.cni_conf_dir / "10-csi-vm-test.conflist").write_text(components.cni_config(where))
-    (where.config / "containerd.toml").write_text(components.containerd_config(where))
-    (where.config / "kubelet.yaml").write_text(components.kubelet_config(where))
-    (where.config / "kube-proxy.yaml").write_text(components.proxy_config(where))
+    write = pki.write_if_changed
+    write(where.cni_conf_dir / "10-csi-vm-test.conflist", components.cni_config(where))
+    write(where.config / "containerd.toml", components.containerd_config(where))
+    write(where.config / "kubelet.yaml", components.kubelet_config(where))
+    write(where.config / "kube-proxy.yaml", components.proxy_config(where))
 
 
 def _start(where: layout.Layout, name: str, argv: list[str]) -> None:
@@ -260,7 +261,7 @@ def _import_images(
         for old in marker.glob(f"{archive.name.split('-')[0]}-*"):
             old.unlink()
         stamp.write_text(ref)
-    (where.state / "project-image-tag").write_text(tag)
+    pki.write_if_changed(where.state / "project-image-tag", tag)
 
 
 def project_image_tag(where: layout.Layout) -> str:

@@ -137,5 +137,19 @@ def write_kubeconfig(
         ],
         "current-context": "csi-vm-test",
     }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
+    write_if_changed(path, yaml.safe_dump(config), mode=0o600)
+
+
+def write_if_changed(path: pathlib.Path, text: str, *, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically, and only when its content changes.
+
+    Every `up` writes its files again while kubectl, helm or containerd of
+    another process may be reading them: a reader must see the old file or
+    the new one, never a half-written one.
+    """
+    if path.is_file() and path.read_text() == text:
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.chmod(mode)
+    partial.replace(path)
