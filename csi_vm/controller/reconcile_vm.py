@@ -13,41 +13,62 @@ that node which uses every claim of the VM, because the kubelet publishes a
 volume on a node only for a pod that uses it; the agent reads the
 published volumes under that pod's directory. Once the disks are bound the
 phase is the agent's: the controller sets it only while provisioning.
+
+A disk whose claim is not bound says why in the ``DisksReady`` condition
+when the controller can tell (`unbound`): a StorageClass that does not
+exist, or the Secret the class has its provisioner read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from csi_vm import errors
-from csi_vm.controller import context, expand, kinds, status, storage, strategy, volumemode
+from csi_vm.controller import (
+    context,
+    expand,
+    kinds,
+    status,
+    storage,
+    strategy,
+    unbound,
+    volumemode,
+)
 from csi_vm.controller import models as crd
 from csi_vm.kube import quantity
 
 Json = context.Json
 #: The condition that says whether the VM's node is known to the cluster.
 NODE = "NodeAssigned"
+#: The condition that says whether every disk's claim is bound, and if not why.
+DISKS = "DisksReady"
 #: Phases the node agent writes; the controller leaves them alone.
 AGENT_PHASES = ("Starting", "Running", "Stopped", "Failed")
 _MIGRATION = "live_migration"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _DiskState:
+    #: the disk's entry of status.disks
+    entry: Json
+    held: storage.HeldDisk
+    #: why its claim is not bound, when the controller can tell
+    why: unbound.Why | None = None
 
 
 def reconcile(ctx: context.Context, obj: Json) -> None:
     meta = crd.meta(obj)
     spec = crd.spec(obj, crd.VMSpec)
     owner = storage.owner_of(obj)
-    pairs = [_disk(ctx, obj, disk, vm=meta, owner=owner) for disk in spec.disks]
-    disks = [entry for entry, _ in pairs]
+    states = [
+        _disk(ctx, obj, disk, index=i, vm=meta, owner=owner) for i, disk in enumerate(spec.disks)
+    ]
+    disks = [s.entry for s in states]
     bound = all(d["phase"] == "Bound" for d in disks)
-    cond = status.condition(
-        "DisksReady",
-        ok=bound,
-        reason="Bound" if bound else "Pending",
-        message=", ".join(f"{d['name']}: {d['phase']}" for d in disks) or "no disks",
-        generation=meta.generation,
-    )
-    conditions = [cond]
+    conditions = [_disks_ready(ctx, obj, states, bound=bound)]
     node = assigned_node(obj)
     if node:
-        conditions.append(_hold(ctx, obj, node=node, disks=[held for _, held in pairs]))
+        conditions.append(_hold(ctx, obj, node=node, disks=[s.held for s in states]))
     elif spec.running:
         message = "spec.nodeName is empty: name the node the VM is to run on"
         gen = meta.generation
@@ -61,6 +82,21 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     # The phase is the node agent's once it wrote one: worked out again from
     # the object as it is when the write lands, not as this pass read it.
     context.update_status(ctx, kinds.VM, obj, change=change)
+
+
+def _disks_ready(ctx: context.Context, obj: Json, states: list[_DiskState], *, bound: bool) -> Json:
+    """The DisksReady condition; a claim that cannot bind as things stand also posts an Event."""
+    lines = []
+    for state in states:
+        line = f"{state.entry['name']}: {state.entry['phase']}"
+        lines.append(f"{line} ({state.why.message})" if state.why else line)
+    message = ", ".join(lines) or "no disks"
+    whys = [s.why for s in states if s.why]
+    reason = "Bound" if bound else (whys[0].reason if whys else "Pending")
+    if any(w.stuck for w in whys):
+        return status.tell(ctx.events, obj, kind=DISKS, reason=reason, message=message, ok=False)
+    gen = crd.meta(obj).generation
+    return status.condition(DISKS, ok=bound, reason=reason, message=message, generation=gen)
 
 
 def assigned_node(obj: Json) -> str:
@@ -133,8 +169,8 @@ def _held(disk: crd.Disk, pvc: Json, *, vm: str) -> storage.HeldDisk:
 
 
 def _disk(
-    ctx: context.Context, obj: Json, disk: crd.Disk, *, vm: crd.Meta, owner: Json
-) -> tuple[Json, storage.HeldDisk]:
+    ctx: context.Context, obj: Json, disk: crd.Disk, *, index: int, vm: crd.Meta, owner: Json
+) -> _DiskState:
     name = disk.claim_of(vm.name)
     shared = strategy.choose(
         ctx.objs, storage_class=disk.storage_class, operation=_MIGRATION
@@ -155,8 +191,12 @@ def _disk(
         "claimName": name,
         "phase": (pvc.get("status") or {}).get("phase") or "Pending",
     }
+    why = None
+    if entry["phase"] != "Bound":
+        field = "" if disk.claim else f"spec.disks[{index}].storageClassName"
+        why = unbound.waiting(ctx.objs, pvc, field=field)
     held = volumemode.disk_bytes(pvc)
     if held is not None and quantity.to_bytes(disk.size) > held:
         mode = volumemode.of_claim(pvc)
         entry.update(expand.grow(ctx, obj, disk, claim=name, mode=mode, node=assigned_node(obj)))
-    return entry, _held(disk, pvc, vm=vm.name)
+    return _DiskState(entry=entry, held=_held(disk, pvc, vm=vm.name), why=why)

@@ -53,6 +53,11 @@ def _job_done(fake: fakekube.FakeKube, name: str, *, ok: bool = True) -> None:
     fake.store.patch(res, NS, name, {"status": status}, subresource="status")
 
 
+def _fast_class() -> kubeobjects.Obj:
+    """The class of `v.vm`'s disk: without it the VM's status says the class is missing."""
+    return kubeobjects.storage_class("fast", kubeobjects.CSI_VM_LOCAL)
+
+
 def test_vm_gets_a_block_claim_owned_by_it(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     fake.add(v.vm("web"))
     vm = _pass(ctx, kinds.VM, "web")
@@ -86,7 +91,7 @@ def _grow_to(ctx: context.Context, size: str) -> None:
 def test_vm_disk_grows_by_copy_when_the_driver_cannot_expand(
     fake: fakekube.FakeKube, ctx: context.Context
 ) -> None:
-    fake.add(v.report("fast", v.BASIC), v.vm("web"))
+    fake.add(_fast_class(), v.report("fast", v.BASIC), v.vm("web"))
     _pass(ctx, kinds.VM, "web")
     _grow_to(ctx, "2Gi")
     vm = _pass(ctx, kinds.VM, "web")  # the strategy is recorded before anything is made
@@ -112,7 +117,7 @@ def test_vm_disk_grows_by_copy_when_the_driver_cannot_expand(
 def test_vm_disk_copy_waits_for_the_vm_to_stop(
     fake: fakekube.FakeKube, ctx: context.Context
 ) -> None:
-    fake.add(v.report("fast", v.BASIC), v.vm("web", running=True))
+    fake.add(_fast_class(), v.report("fast", v.BASIC), v.vm("web", running=True))
     _pass(ctx, kinds.VM, "web")
     _grow_to(ctx, "2Gi")
     for _ in range(2):  # one Event, however often it is reconciled
