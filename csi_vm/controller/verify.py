@@ -68,13 +68,16 @@ def advance(
 ) -> tuple[Json, Json | None]:
     """One step: the ``verification`` status, and the probe report once every result is in."""
     state = (report.get("status") or {}).get("verification") or {}
-    started = str(state.get("startedAt") or _stamp(ctx.clock()))
+    generation = crd.meta(report).generation
+    # A run for an earlier spec (finished, or cut short by a new one) does
+    # not start the clock of this one: its age would make every step late.
+    ongoing = state.get("phase") == "Running" and state.get("generation") == generation
+    started = str(state.get("startedAt")) if ongoing else _stamp(ctx.clock())
     probe = Probe(
         sc=sc, namespace=ctx.probe_namespace, owner=storage.owner_of(report), image=ctx.image
     )
     late = _age(ctx, started) > TIMEOUT
     results = _results(ctx, probe, late=late)
-    generation = crd.meta(report).generation
     if any(r is None for r in results.values()):
         return {"phase": "Running", "startedAt": started, "generation": generation}, None
     _clean(ctx, probe)

@@ -132,3 +132,23 @@ def test_nothing_is_made_unless_asked(cluster: fakekube.FakeKube, vctx: context.
     status = _pass(vctx, "gp3")["status"]
     assert "verification" not in status
     assert not _exists(vctx, kinds.PVC, PROBE)
+
+
+def test_a_new_verification_starts_its_own_clock(
+    cluster: fakekube.FakeKube, vctx: context.Context
+) -> None:
+    # Asked again long after a first run, the new run is not late at once.
+    now = [datetime.datetime(2026, 11, 28, 10, 0, tzinfo=datetime.UTC)]
+    ctx = dataclasses.replace(vctx, clock=lambda: now[0])
+    _ask(cluster, ctx, "nfs-csi")
+    _pass(ctx, "nfs-csi")
+    now[0] += datetime.timedelta(seconds=verify.TIMEOUT + 1)
+    assert _pass(ctx, "nfs-csi")["status"]["verification"]["phase"] == "Done"
+    now[0] += datetime.timedelta(hours=5)
+    res = cluster.store.resource(kinds.GROUP, kinds.VERSION, "storagecapabilityreports")
+    assert res is not None
+    for verify_now in (False, True):
+        cluster.store.patch(res, "", "nfs-csi", {"spec": {"verify": verify_now}})
+    status = _pass(ctx, "nfs-csi")["status"]
+    assert status["verification"]["phase"] == "Running"
+    assert status["verification"]["startedAt"] == "2026-11-28T15:05:01Z"
