@@ -42,7 +42,16 @@ def _in_cluster(kube: kubectl.Kube, *args: str, plugin_dir: str = "") -> dict[st
         "name": "report",
         "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
         "imagePullPolicy": "Never",
-        "args": ["capabilities", "cluster", "-o", "json", *args],
+        # The report alone on stdout: the CLI's warnings (a retried call) go
+        # to stderr, which Pod logs would mix in; shown only on failure.
+        "command": [
+            "sh",
+            "-c",
+            'csi-vm capabilities cluster -o json --output /tmp/report.json "$@" 2>/tmp/stderr'
+            " || { cat /tmp/stderr; exit 1; }; cat /tmp/report.json",
+            "report",
+            *args,
+        ],
     }
     pod: dict[str, Any] = {
         "apiVersion": "v1",
@@ -67,15 +76,14 @@ def _in_cluster(kube: kubectl.Kube, *args: str, plugin_dir: str = "") -> dict[st
     ns = conftest.RELEASE_NAMESPACE
     kube.run("-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=true")
     kube.apply(pod, namespace=ns)
-    kube.wait_for(
-        "the capabilities Pod",
-        lambda: (
-            kube.get("pod", name, namespace=ns).get("status", {}).get("phase")
-            in ("Succeeded", "Failed")
-        ),
-        timeout=300,
-    )
+
+    def finished() -> str | None:
+        phase = kube.get("pod", name, namespace=ns).get("status", {}).get("phase")
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    phase = kube.wait_for("the capabilities Pod", finished, timeout=300)
     out = kube.logs("-n", ns, name)
+    assert phase == "Succeeded", f"csi-vm capabilities cluster {' '.join(args)} failed:\n{out}"
     kube.run("-n", ns, "delete", "pod", name, "--wait=false")
     return dict(json.loads(out))
 
