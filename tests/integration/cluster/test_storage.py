@@ -82,6 +82,30 @@ def _claim(kube: kubectl.Kube, vm: str, namespace: str) -> str:
     return claim
 
 
+def _new_vm_from(
+    kube: kubectl.Kube,
+    namespace: str,
+    *,
+    kind: str,
+    spec: Json,
+    want: dict[str, str],
+    native_source: str,
+) -> None:
+    """Apply a restore or clone, wait for it, and compare the new VM's disk."""
+    name = kind.removeprefix("CsiVM").lower()
+    kube.apply(
+        {"apiVersion": API, "kind": kind, "metadata": {"name": name}, "spec": spec},
+        namespace=namespace,
+    )
+    done = _ready(kube, kind.lower(), name, namespace)
+    assert done["status"]["strategy"] == want[name], done["status"]
+    claim = _claim(kube, str(spec["targetVMName"]), namespace)
+    assert disks.read_disk(kube, namespace, claim)[1] == disks.expected_digest()
+    if native_source:
+        source = kube.get("pvc", claim, namespace=namespace)["spec"].get("dataSource") or {}
+        assert source.get("kind") == native_source, source
+
+
 @pytest.fixture(params=addons.DRIVERS, ids=lambda d: d.key)
 def config(request: pytest.FixtureRequest) -> addons.DriverConfiguration:
     return request.param  # type: ignore[no-any-return]
@@ -131,41 +155,15 @@ def test_stopped_vm_disk_operations(
     else:
         assert not kube.items("volumesnapshots", namespace=namespace)
 
-    # Restore into a new VM
-    kube.apply(
-        {
-            "apiVersion": API,
-            "kind": "CsiVMRestore",
-            "metadata": {"name": "restore"},
-            "spec": {"snapshotName": "snap", "targetVMName": "restored"},
-        },
-        namespace=namespace,
-    )
-    restore = _ready(kube, "csivmrestore", "restore", namespace)
-    assert restore["status"]["strategy"] == want["restore"], restore["status"]
-    restored = _claim(kube, "restored", namespace)
-    assert disks.read_disk(kube, namespace, restored)[1] == disks.expected_digest()
-    if native:
-        source = kube.get("pvc", restored, namespace=namespace)["spec"].get("dataSource") or {}
-        assert source.get("kind") == "VolumeSnapshot", source
-
-    # Clone
-    kube.apply(
-        {
-            "apiVersion": API,
-            "kind": "CsiVMClone",
-            "metadata": {"name": "clone"},
-            "spec": {"sourceVMName": "src", "targetVMName": "cloned"},
-        },
-        namespace=namespace,
-    )
-    clone = _ready(kube, "csivmclone", "clone", namespace)
-    assert clone["status"]["strategy"] == want["clone"], clone["status"]
-    cloned = _claim(kube, "cloned", namespace)
-    assert disks.read_disk(kube, namespace, cloned)[1] == disks.expected_digest()
-    if native:
-        source = kube.get("pvc", cloned, namespace=namespace)["spec"].get("dataSource") or {}
-        assert source.get("kind") == "PersistentVolumeClaim", source
+    # Restore into a new VM, then clone the source: each makes a VM whose
+    # disk must read as the imported image.
+    for kind, spec, made in (
+        ("CsiVMRestore", {"snapshotName": "snap", "targetVMName": "restored"}, "VolumeSnapshot"),
+        ("CsiVMClone", {"sourceVMName": "src", "targetVMName": "cloned"}, "PersistentVolumeClaim"),
+    ):
+        _new_vm_from(
+            kube, namespace, kind=kind, spec=spec, want=want, native_source=made if native else ""
+        )
 
     # Expand
     kube.run(
