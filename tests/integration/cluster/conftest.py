@@ -26,6 +26,10 @@ _HERE = os.path.dirname(__file__)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The crash-and-down test takes the cluster away and brings it back:
+    # after every other test that needs it.
+    last = [i for i in items if i.path.name == "test_down_and_up.py"]
+    items[:] = [i for i in items if i not in last] + last
     for item in items:
         if str(item.path).startswith(_HERE):
             item.add_marker(pytest.mark.cluster)

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 
 from tests.support.cluster import daemons, layout
@@ -31,12 +32,16 @@ def run(where: layout.Layout, *, order: Sequence[str], say: Say) -> None:
     _remove_containers(where)
     daemons.stop("containerd", run_dir=where.run)
     _kill_shims(where)
+    _kill_pod_processes()
     say("stopping the control plane")
     for name in reversed(order):
         daemons.stop(name, run_dir=where.run)
     say("unmounting and detaching what pods left")
     _unmount_under((layout.KUBELET_DIR, where.state, where.run))
+    # The drivers' volumes, and the kubelet's own loop devices that hold each
+    # published block volume's device open.
     _detach_loops(where.state)
+    _detach_loops(layout.KUBELET_DIR)
     _network()
     for path in (layout.KUBELET_DIR, where.state, where.run):
         shutil.rmtree(path, ignore_errors=True)
@@ -77,6 +82,45 @@ def _kill_shims(where: layout.Layout) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
+_CGROUPS = pathlib.Path("/sys/fs/cgroup")
+# The kubelet's cgroupfs driver puts every pod below this cgroup.
+_PODS = "kubepods"
+
+
+def _kill_pod_processes() -> None:
+    """SIGKILL what pods still run: after a crash no containerd is left to stop them.
+
+    A shim's death does not end its container; the kubelet's pod cgroups
+    still list every process of every pod. The emptied cgroups are removed.
+    """
+    tree = _CGROUPS / "pids" / _PODS
+    deadline = time.monotonic() + 20
+    while (pids := _procs(tree)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    for hierarchy in _CGROUPS.iterdir() if _CGROUPS.is_dir() else ():
+        root = hierarchy / _PODS
+        if root.is_dir():
+            for cgroup in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if cgroup.is_dir():
+                    with contextlib.suppress(OSError):
+                        cgroup.rmdir()
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+
+def _procs(tree: pathlib.Path) -> list[int]:
+    if not tree.is_dir():
+        return []
+    found: list[int] = []
+    for procs in tree.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in procs.read_text().split()]
+    return found
+
+
 def _mounts_under(roots: Sequence[pathlib.Path]) -> list[str]:
     found = []
     for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
@@ -97,14 +141,28 @@ def _unmount_under(roots: Sequence[pathlib.Path]) -> None:
 
 
 def _detach_loops(state: pathlib.Path) -> None:
-    """Loop devices the drivers in the cluster attached to images under ``state``."""
+    """Loop devices attached to files under ``state`` (by the drivers or the kubelet).
+
+    A device still held (a lazily unmounted bind of it, a dying process) is
+    only marked to clear itself: wait a little for it to go, asking again.
+    """
+    deadline = time.monotonic() + 20
+    while (held := _loops_under(state)) and time.monotonic() < deadline:
+        for name in held:
+            subprocess.run(["losetup", "-d", name], capture_output=True, check=False)
+        time.sleep(0.5)
+
+
+def _loops_under(state: pathlib.Path) -> list[str]:
     done = subprocess.run(
         ["losetup", "-n", "-O", "NAME,BACK-FILE", "-l"], capture_output=True, text=True, check=False
     )
+    found = []
     for line in done.stdout.splitlines():
         name, _, backing = line.strip().partition(" ")
         if backing.strip().startswith(f"{state}/"):
-            subprocess.run(["losetup", "-d", name], capture_output=True, check=False)
+            found.append(name)
+    return found
 
 
 def _network() -> None:
