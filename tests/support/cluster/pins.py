@@ -1,12 +1,13 @@
 """Every third-party program the test cluster runs, at one pinned release each.
 
-Kubernetes 1.34 is the newest release that still accepts containerd 1.x (the
-1.35 release notes call 1.35 the last) and runs on cgroup v1 without opting
-in; this machine kind has cgroup v1 only and Debian 12 ships containerd
-1.6.20, runc 1.1.5 and the CNI plugins 1.1.1, so those come from Debian and
-are not built. The kubernetes-csi sidecars are the releases the Go module
-proxy serves; each is built against its own go.mod, so their client-go being
-newer than the server is the ordinary version skew sidecars support.
+Kubernetes 1.34 is the newest release that runs on cgroup v1 without opting
+in (1.35's kubelet refuses unless failCgroupV1 is false, and 1.35 is the
+last release for containerd 1.x); this machine kind has cgroup v1 only and
+Debian 12 ships containerd 1.6.20, runc 1.1.5 and the CNI plugins 1.1.1, so
+those come from Debian and are not built. The kubernetes-csi sidecars are
+the releases the Go module proxy serves; each is built against its own
+go.mod, so their client-go being newer than the server is the ordinary
+version skew sidecars support.
 """
 
 from __future__ import annotations
