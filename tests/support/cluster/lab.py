@@ -85,6 +85,12 @@ def up(where: layout.Layout | None = None, *, say: Say = print) -> layout.Layout
 
 def _up(where: layout.Layout, *, say: Say) -> layout.Layout:
     _require_root()
+    if where.state.exists() and not any(daemons.running(n, run_dir=where.run) for n in ORDER):
+        # The machine was rebooted or every daemon killed (a stopped session):
+        # mounts, loop devices and containers of that cluster may linger, so
+        # start from a clean slate, as `down` after a crash leaves it.
+        say("an earlier cluster was not stopped: removing what it left first")
+        teardown.run(where, order=ORDER, say=say)
     where.logs.mkdir(parents=True, exist_ok=True)
     build_log = where.logs / "build.log"
     bins = gobuild.build_all(log=build_log, say=say)
