@@ -110,6 +110,28 @@ def decide(
     return context.write_status(ctx, res, obj, fields=fields, conditions=[picked]), choices
 
 
+def decide_by_class(
+    ctx: context.Context,
+    res: objects.Resource,
+    obj: Json,
+    *,
+    operation: str,
+    disks: Sequence[crd.Disk],
+) -> tuple[Json, dict[str, model.Choice]]:
+    """`decide`, each new choice the plan of the disk's StorageClass."""
+    classes = {d.name: d.storage_class for d in disks}
+    return decide(
+        ctx,
+        res,
+        obj,
+        operation=operation,
+        disks=list(classes),
+        choose=lambda disk: strategy.choose(
+            ctx.objs, storage_class=classes[disk], operation=operation
+        ),
+    )
+
+
 def _recorded(obj: Json) -> dict[str, model.Choice]:
     found = {}
     for entry in strategy.for_this_spec(obj).get("disks") or ():

@@ -19,7 +19,6 @@ from csi_vm.controller import (
     reconcile_vm,
     snapclass,
     storage,
-    strategy,
     vmobjects,
     volumemode,
 )
@@ -50,16 +49,8 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         context.refuse(ctx, kinds.CLONE, obj, reason="TargetExists", message=taken)
         return
     source_spec = crd.spec(source, crd.VMSpec)
-    classes = {d.name: d.storage_class for d in source_spec.disks}
-    obj, choices = diskops.decide(
-        ctx,
-        kinds.CLONE,
-        obj,
-        operation=OPERATION,
-        disks=list(classes),
-        choose=lambda disk: strategy.choose(
-            ctx.objs, storage_class=classes[disk], operation=OPERATION
-        ),
+    obj, choices = diskops.decide_by_class(
+        ctx, kinds.CLONE, obj, operation=OPERATION, disks=source_spec.disks
     )
     owner = storage.owner_of(obj)
     results = [

@@ -17,7 +17,6 @@ from csi_vm.controller import (
     reconcile_vm,
     snapclass,
     storage,
-    strategy,
     vmobjects,
     volumemode,
 )
@@ -44,16 +43,8 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         )
         return
     vm_spec = crd.spec(vm, crd.VMSpec)
-    classes = {d.name: d.storage_class for d in vm_spec.disks}
-    obj, choices = diskops.decide(
-        ctx,
-        kinds.SNAPSHOT,
-        obj,
-        operation=OPERATION,
-        disks=list(classes),
-        choose=lambda disk: strategy.choose(
-            ctx.objs, storage_class=classes[disk], operation=OPERATION
-        ),
+    obj, choices = diskops.decide_by_class(
+        ctx, kinds.SNAPSHOT, obj, operation=OPERATION, disks=vm_spec.disks
     )
     owner = storage.owner_of(obj)
     node = reconcile_vm.assigned_node(vm)
