@@ -91,8 +91,10 @@ def server(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[S
             with kube_api.connect(kubeconfig_file=config, policy=QUICK) as api:
                 yield from _in_namespace("fake", api, forget=fake.store.compact)
         return
-    where = request.getfixturevalue("cluster")
-    with kube_api.connect(kubeconfig_file=where.admin_kubeconfig, policy=QUICK) as api:
+    # The chart's CRDs must be served: a fresh cluster has none until the
+    # chart is installed, and this file may run before any other that needs it.
+    kube = request.getfixturevalue("chart")
+    with kube_api.connect(kubeconfig_file=kube.where.admin_kubeconfig, policy=QUICK) as api:
         yield from _in_namespace("real", api, forget=lambda: None)
 
 
