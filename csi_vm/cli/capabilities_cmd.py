@@ -65,7 +65,8 @@ def probe_cmd(
     Without --declared-only, the probe creates tiny volumes (1 MiB) named
     csi-vm-probe-*, stages and publishes them on the node endpoints (needs root),
     and always removes them, also on SIGINT/SIGTERM. After a kill -9 run
-    `csi-vm capabilities cleanup`.
+    `csi-vm capabilities cleanup`. Exit code 4 when the driver could not be
+    probed (the report still says why).
     """
     target = probe.Target(
         label=endpoint,
@@ -103,7 +104,11 @@ def matrix_cmd(
         None, "--output", help="Write the report to this file."
     ),
 ) -> None:
-    """Probe many drivers in parallel; a driver that fails or hangs becomes a row with its error."""
+    """Probe many drivers in parallel; a driver that fails or hangs becomes a row with its error.
+
+    The report is written in full either way; the exit code is 4 when any
+    driver could not be probed, so scripts notice a driver that is down.
+    """
     targets = _targets(endpoint, config_file)
     options = probe.Options(
         declared_only=declared_only, journal_dir=paths.probe_journals(), budget=budget
@@ -112,7 +117,7 @@ def matrix_cmd(
         lambda cancel: matrix.run(targets, options, cancel=cancel)
     )
     output.emit(report, fmt=fmt, path=output_file)
-    _finish(interrupted=interrupted, failed=False)
+    _finish(interrupted=interrupted, failed=any(row.error for row in report.rows))
 
 
 @app.command("catalogue")
