@@ -1,14 +1,19 @@
 """Reports for the capability renderer and schema tests.
 
-The catalogue report is built from the shared driver list, which lives beside
-the repository (``../shared/data``), not inside it. The synthetic reports cover
-what a catalogue never has: verified results, mismatches, inferred sharing,
-failed probes and hostile driver text.
+The catalogue report is built from ``data/drivers-table.md``, a driver table
+the project writes itself in the public list's format, with invented rows that
+are irregular in every way the parser copes with. The public list of CSI
+drivers is not the project's text: it lives beside the repository
+(``../shared/data``, or where ``CSI_VM_PUBLIC_DRIVER_LIST`` points), and the
+tests of its own figures skip, naming the file, where it is absent. The
+synthetic reports cover what a catalogue never has: verified results,
+mismatches, inferred sharing, failed probes and hostile driver text.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +25,13 @@ F = model.Feature
 R = model.FeatureResult
 
 REPO = Path(__file__).resolve().parents[3]
-DRIVER_LIST = REPO.parent / "shared" / "data" / "csi-drivers-2024-11.md"
+DRIVER_TABLE = Path(__file__).resolve().parent / "data" / "drivers-table.md"
+PUBLIC_LIST = Path(
+    os.environ.get(
+        "CSI_VM_PUBLIC_DRIVER_LIST",
+        REPO.parent / "shared" / "data" / "csi-drivers-2024-11.md",
+    )
+)
 
 HOSTILE = '<script>alert("x")</script> | **bold** [link](http://evil.example) & `tick`'
 
@@ -31,14 +42,32 @@ def fixed_clock() -> datetime.datetime:
 
 @pytest.fixture(scope="session")
 def driver_list_text() -> str:
-    if not DRIVER_LIST.is_file():
-        pytest.fail(f"shared driver list missing: expected {DRIVER_LIST} beside the repository")
-    return DRIVER_LIST.read_text(encoding="utf-8")
+    """The project's own driver table: invented rows, the public list's format."""
+    return DRIVER_TABLE.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
 def catalogue_report(driver_list_text: str) -> model.MatrixReport:
     return catalogue.report(driver_list_text, clock=fixed_clock)
+
+
+@pytest.fixture(scope="session")
+def public_list_text() -> str:
+    """The public CSI driver list, for tests of its own figures.
+
+    A clone of the repository has no ``../shared``; those tests skip there.
+    """
+    if not PUBLIC_LIST.is_file():
+        pytest.skip(
+            f"public CSI driver list {PUBLIC_LIST} not found: it is kept beside the "
+            "repository, not in it (set CSI_VM_PUBLIC_DRIVER_LIST to its path)"
+        )
+    return PUBLIC_LIST.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def public_report(public_list_text: str) -> model.MatrixReport:
+    return catalogue.report(public_list_text, clock=fixed_clock)
 
 
 def _report(

@@ -182,8 +182,8 @@ def test_testdriver_mapping_of_a_verified_report(limited: model.DriverReport) ->
 
 def test_testdriver_mapping_of_catalogue_rows(catalogue_report: model.MatrixReport) -> None:
     rows = {row.driver.label: row for row in catalogue_report.rows}
-    ebs, _ = testdriver.capabilities(rows["AWS Elastic Block Storage"])
-    assert ebs == {
+    acorn, _ = testdriver.capabilities(rows["Acorn Block"])
+    assert acorn == {
         "persistence": True,
         "block": True,
         "snapshotDataSource": True,
@@ -192,10 +192,10 @@ def test_testdriver_mapping_of_catalogue_rows(catalogue_report: model.MatrixRepo
         "controllerExpansion": True,
         "topology": False,
     }
-    nfs, _ = testdriver.capabilities(rows["NFS"])
+    nfs, _ = testdriver.capabilities(rows["Birch NFS"])
     assert nfs["RWX"] is True and nfs["multipods"] is True
-    vault, _ = testdriver.capabilities(rows["Vault"])
-    assert vault["persistence"] is False
+    secrets, _ = testdriver.capabilities(rows["Juniper Secrets"])
+    assert secrets["persistence"] is False
 
 
 def test_testdriver_failed_probe_claims_nothing(matrix: model.MatrixReport) -> None:
