@@ -1,13 +1,15 @@
 """What the driver advertises, as CSI enum names, from its feature switches.
 
 A switched-off feature vanishes from these lists; a feature advertised
-broken stays in them (that is the point of --advertise-broken).
+broken stays in them (that is the point of --advertise-broken). A feature
+served but undeclared on purpose (--fault undeclared-*) is taken out last.
 Volume expansion is advertised ONLINE only: in CSI, ONLINE already covers
 offline expansion, and OFFLINE would forbid expanding published volumes.
 """
 
 from __future__ import annotations
 
+from csi_vm.localdriver import fault_switches
 from csi_vm.localdriver.config import DriverConfig, Feature
 
 
@@ -19,11 +21,13 @@ def plugin_services(config: DriverConfig) -> list[str]:
         services.append("GROUP_CONTROLLER_SERVICE")
     if config.offers(Feature.SNAPSHOT):
         services.append("SNAPSHOT_METADATA_SERVICE")
-    return services
+    return fault_switches.declared(config, services)
 
 
 def volume_expansion(config: DriverConfig) -> str | None:
-    return "ONLINE" if config.offers(Feature.EXPANSION) else None
+    if config.offers(Feature.EXPANSION) and fault_switches.declared(config, ["ONLINE"]):
+        return "ONLINE"
+    return None
 
 
 def controller_rpcs(config: DriverConfig) -> list[str]:
@@ -45,7 +49,7 @@ def controller_rpcs(config: DriverConfig) -> list[str]:
         rpcs.append("CLONE_VOLUME")
     if config.offers(Feature.EXPANSION):
         rpcs.append("EXPAND_VOLUME")
-    return rpcs
+    return fault_switches.declared(config, rpcs)
 
 
 def node_rpcs(config: DriverConfig) -> list[str]:
@@ -54,10 +58,10 @@ def node_rpcs(config: DriverConfig) -> list[str]:
         rpcs.insert(0, "STAGE_UNSTAGE_VOLUME")
     if config.offers(Feature.EXPANSION):
         rpcs.append("EXPAND_VOLUME")
-    return rpcs
+    return fault_switches.declared(config, rpcs)
 
 
 def group_rpcs(config: DriverConfig) -> list[str]:
     if config.offers(Feature.GROUP_SNAPSHOT):
-        return ["CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"]
+        return fault_switches.declared(config, ["CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"])
     return []

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from csi_vm import errors
+from csi_vm.localdriver import fault_switches
 
 
 class Feature(enum.StrEnum):
@@ -90,6 +91,8 @@ class DriverConfig:
     log_level: str = "INFO"
     kubelet: KubeletRegistration | None = None
     driver_name: str = DEFAULT_DRIVER_NAME
+    #: TEST ONLY: the lies --fault switched on (see `fault_switches`)
+    faults: frozenset[fault_switches.Fault] = frozenset()
 
     def offers(self, feature: Feature) -> bool:
         """True when the feature is switched on (it may still be advertised broken)."""
@@ -144,6 +147,14 @@ def _build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FEATURE[,...]",
         help="TEST ONLY: keep FEATURE in the capabilities but make its RPCs fail",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[,...]",
+        help="TEST ONLY: answer like a misbehaving driver, e.g. expand-no-grow; "
+        "known: " + ", ".join(f.value for f in fault_switches.Fault),
     )
     parser.add_argument("--log-level", default="INFO", choices=list(logging.getLevelNamesMapping()))
     kubelet = parser.add_argument_group(
@@ -209,6 +220,7 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
         log_level=str(ns.log_level),
         kubelet=_kubelet_registration(ns, endpoint, name=driver_name),
         driver_name=driver_name,
+        faults=fault_switches.parse(ns.fault),
     )
 
 

@@ -9,7 +9,16 @@ import pathlib
 import stat
 
 from csi_vm import errors
-from csi_vm.localdriver import limits, lookup, model, nodeprep, nodestate, policy, requests
+from csi_vm.localdriver import (
+    fault_switches,
+    limits,
+    lookup,
+    model,
+    nodeprep,
+    nodestate,
+    policy,
+    requests,
+)
 from csi_vm.localdriver.config import Feature
 from csi_vm.localdriver.context import Context
 
@@ -42,10 +51,19 @@ class _Known:
 
 def _known_path(ctx: Context, volume_id: str, volume_path: str) -> _Known:
     limits.require_id(volume_id, field="volume_id")
-    path = nodeprep.host_path(ctx, volume_path, "volume_path")
+    if not volume_path:
+        raise errors.InvalidInput("volume_path is required and must not be empty")
     node = ctx.config.node_id
     with ctx.db.read() as cur:
+        # An unknown volume is NOT_FOUND whatever the path says.
         vol = lookup.volume(cur, volume_id)
+        if not os.path.isabs(volume_path):
+            # Stage and publish take absolute paths only, so no volume is at a
+            # relative one: CSI's NOT_FOUND for "not at this volume_path".
+            raise errors.NotFound(
+                f"volume_path: volume {volume_id} is not staged or published at {volume_path!r}"
+            )
+        path = nodeprep.host_path(ctx, volume_path, "volume_path")
         target = nodestate.get_target(cur, node_id=node, path=str(path))
         staging = nodestate.get_staging(cur, volume_id=volume_id, node_id=node)
     if target and target.volume_id == volume_id:
@@ -106,6 +124,8 @@ def expand(ctx: Context, req: requests.NodeExpand) -> int:
     known = _known_path(ctx, req.volume_id, req.volume_path)
     image = ctx.images.volume_path(known.volume.volume_id)
     size = os.stat(image).st_size
+    if not fault_switches.grows(ctx.config):
+        return max(size, req.capacity.required if req.capacity else 0)
     if req.capacity and req.capacity.required > size:
         raise errors.OutOfRange(
             f"capacity_range: required_bytes {req.capacity.required} is more than the "

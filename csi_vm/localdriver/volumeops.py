@@ -7,7 +7,16 @@ import logging
 import os
 
 from csi_vm import errors
-from csi_vm.localdriver import attachstate, catalog, limits, lookup, model, policy, requests
+from csi_vm.localdriver import (
+    attachstate,
+    catalog,
+    fault_switches,
+    limits,
+    lookup,
+    model,
+    policy,
+    requests,
+)
 from csi_vm.localdriver.config import Feature
 from csi_vm.localdriver.context import Context
 
@@ -77,6 +86,9 @@ def expand(ctx: Context, req: requests.ExpandVolume) -> tuple[int, bool]:
         )
         if wanted - vol.size > ctx.images.free_bytes():
             raise errors.OutOfRange(f"capacity_range: not enough free space to grow to {wanted}")
+        if not fault_switches.grows(ctx.config):
+            log.warning("--fault expand-no-grow: answering %d bytes, growing nothing", wanted)
+            return wanted, node_needed
         image = ctx.images.volume_path(vol.volume_id)
         ctx.images.grow(image, wanted)
         with ctx.db.transaction() as cur:

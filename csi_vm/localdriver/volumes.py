@@ -24,6 +24,7 @@ from csi_vm.localdriver import (
     attachstate,
     catalog,
     extents,
+    fault_switches,
     faults,
     limits,
     lookup,
@@ -165,10 +166,10 @@ def _make(
     vol = _record(ctx, req, size=size)
     live = [req.source.object_id] if req.source and req.source.kind == "volume" else []
     with ctx.images.create(ctx.images.volume_path(vol.volume_id)) as image:
-        if source_path:
+        if source_path and req.source and fault_switches.copies_source(ctx.config, req.source.kind):
             with quiesce.quiesced(ctx, live):
                 _copy_from(source_path, image.fd)
-        os.ftruncate(image.fd, size)
+        os.ftruncate(image.fd, fault_switches.image_size(ctx.config, size))
         ctx.hooks.reached("volume-temp")
         image.commit_file()
         ctx.hooks.reached("volume-renamed")

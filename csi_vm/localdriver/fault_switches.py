@@ -1,0 +1,105 @@
+"""TEST ONLY: make the local driver misbehave the way some real drivers do.
+
+Each switch (`--fault NAME`, repeatable) makes one kind of lie, so that the
+probe and the flows can be tested against it:
+
+    undeclared-FEATURE  serve the feature's RPCs but leave them out of the
+                        capabilities (FEATURE: snapshot, clone, expansion,
+                        group-snapshot, stage-unstage, modify, stats)
+    expand-no-grow      Controller/NodeExpandVolume answer success and the new
+                        size, but the image and its device keep their size
+    clone-blank         CreateVolume from a volume answers ready, with no data
+    snapshot-blank      CreateSnapshot answers ready, with no data (so every
+                        volume restored from it is blank)
+    oversize            volumes are created 1 MiB smaller than the size they
+                        report: the device holds less than the answer says
+
+Production code asks one question per switch here and otherwise reads as if
+switches did not exist. With no --fault, every question answers "behave".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from csi_vm import errors
+
+if TYPE_CHECKING:
+    from csi_vm.localdriver.config import DriverConfig
+
+
+class Fault(enum.StrEnum):
+    UNDECLARED_SNAPSHOT = "undeclared-snapshot"
+    UNDECLARED_CLONE = "undeclared-clone"
+    UNDECLARED_EXPANSION = "undeclared-expansion"
+    UNDECLARED_GROUP_SNAPSHOT = "undeclared-group-snapshot"
+    UNDECLARED_STAGE_UNSTAGE = "undeclared-stage-unstage"
+    UNDECLARED_MODIFY = "undeclared-modify"
+    UNDECLARED_STATS = "undeclared-stats"
+    EXPAND_NO_GROW = "expand-no-grow"
+    CLONE_BLANK = "clone-blank"
+    SNAPSHOT_BLANK = "snapshot-blank"
+    OVERSIZE = "oversize"
+
+
+#: capability names each undeclared-* switch takes out of the answers
+_HIDDEN: dict[Fault, frozenset[str]] = {
+    Fault.UNDECLARED_SNAPSHOT: frozenset(
+        {"CREATE_DELETE_SNAPSHOT", "LIST_SNAPSHOTS", "GET_SNAPSHOT", "SNAPSHOT_METADATA_SERVICE"}
+    ),
+    Fault.UNDECLARED_CLONE: frozenset({"CLONE_VOLUME"}),
+    # ONLINE is the plugin's expansion type, EXPAND_VOLUME the controller and node bits.
+    Fault.UNDECLARED_EXPANSION: frozenset({"EXPAND_VOLUME", "ONLINE"}),
+    Fault.UNDECLARED_GROUP_SNAPSHOT: frozenset(
+        {"GROUP_CONTROLLER_SERVICE", "CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT"}
+    ),
+    Fault.UNDECLARED_STAGE_UNSTAGE: frozenset({"STAGE_UNSTAGE_VOLUME"}),
+    Fault.UNDECLARED_MODIFY: frozenset({"MODIFY_VOLUME"}),
+    Fault.UNDECLARED_STATS: frozenset({"GET_VOLUME_STATS"}),
+}
+
+#: how much smaller than its reported size an `oversize` image is
+OVERSIZE_BYTES = 1024 * 1024
+
+
+def parse(values: Iterable[str]) -> frozenset[Fault]:
+    """Parse repeated, comma-separated --fault values."""
+    found: set[Fault] = set()
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                found.add(Fault(item))
+            except ValueError:
+                known = ", ".join(f.value for f in Fault)
+                raise errors.InvalidInput(
+                    f"--fault {item!r}: unknown fault", hint=f"known faults: {known}"
+                ) from None
+    return frozenset(found)
+
+
+def declared(config: DriverConfig, names: list[str]) -> list[str]:
+    """Capability names as answered: without those an undeclared-* switch hides."""
+    hidden: set[str] = set()
+    for fault in config.faults:
+        hidden |= _HIDDEN.get(fault, frozenset())
+    return [name for name in names if name not in hidden]
+
+
+def grows(config: DriverConfig) -> bool:
+    """False under expand-no-grow: answer the expansion, change nothing."""
+    return Fault.EXPAND_NO_GROW not in config.faults
+
+
+def copies_source(config: DriverConfig, kind: str) -> bool:
+    """False when a clone (kind "volume") or a snapshot's copy is to be left blank."""
+    blank = Fault.CLONE_BLANK if kind == "volume" else Fault.SNAPSHOT_BLANK
+    return blank not in config.faults
+
+
+def image_size(config: DriverConfig, size: int) -> int:
+    """The bytes a new image really gets for a volume recorded (and answered) as `size`."""
+    if Fault.OVERSIZE in config.faults:
+        return max(size - OVERSIZE_BYTES, OVERSIZE_BYTES)
+    return size
