@@ -27,6 +27,8 @@ _SAME, _DIFFERENT = 0, 1
 #: "-p" progress lines: "    (42.00/100%)\r"
 _PERCENT = re.compile(r"\((\d+(?:\.\d+)?)/100%\)")
 _CORRUPT = 2
+#: qcow2's default cluster size, for an `info` that does not name it
+_DEFAULT_CLUSTER = 65536
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,12 +46,17 @@ class QemuImg:
     def inspect(self, path: pathlib.Path, *, file_size: int) -> Info:
         """Check a qcow2 image and return its sizes; InvalidInput if it is unusable."""
         report = self._check(path)
-        end = int(report.get("image-end-offset", 0))
-        if end > file_size:
-            raise errors.InvalidInput(
-                f"{path} is a truncated qcow2 image: {file_size} bytes, it needs {end}"
-            )
         info = self._json(["info", "-f", "qcow2", "--output=json", str(path)], path, ok=(0,))
+        end = int(report.get("image-end-offset", 0))
+        # image-end-offset is the end of the last allocated cluster, but the
+        # file may stop inside it: qemu-img writes its tables (the L1 table of
+        # a fresh `qemu-img create` image) without padding to a whole cluster.
+        cluster = int(info.get("cluster-size", _DEFAULT_CLUSTER))
+        if end - cluster >= file_size:
+            raise errors.InvalidInput(
+                f"{path} is a truncated qcow2 image: {file_size} bytes, it needs "
+                f"more than {end - cluster}"
+            )
         data = info.get("format-specific", {}).get("data", {})
         if info.get("backing-filename") or data.get("data-file"):
             raise errors.InvalidInput(

@@ -6,6 +6,7 @@ import gzip
 import os
 import pathlib
 import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -78,6 +79,16 @@ def test_truncated_qcow2_is_refused(tmp_path: pathlib.Path, keep: int) -> None:
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "out.img").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.qcow2", "src.img"]
+
+
+def test_an_empty_qcow2_from_qemu_img_create_is_imported(tmp_path: pathlib.Path) -> None:
+    """Its L1 table ends the file mid-cluster: that is whole, not truncated."""
+    qcow = tmp_path / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow), "16M"], check=True)
+    out = tmp_path / "out.img"
+    result = engine.copy(qcow, out, options=model.Options())
+    assert (result.source_format, result.size) == (model.Format.QCOW2, 16 * MiB)
+    assert out.stat().st_size == 16 * MiB and not any(out.read_bytes())
 
 
 def test_something_else_is_refused(tmp_path: pathlib.Path) -> None:

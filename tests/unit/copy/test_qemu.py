@@ -52,6 +52,14 @@ def test_inspect_returns_sizes() -> None:
     assert runner.calls[0] == ["qemu-img", "check", "-f", "qcow2", "--output=json", str(IMG)]
 
 
+def test_a_file_that_ends_inside_its_last_cluster_is_whole() -> None:
+    """qemu-img leaves the last table unpadded: a fresh image ends mid-cluster."""
+    check = {**GOOD_CHECK, "image-end-offset": 4 * 65536}
+    runner = FakeRunner({"check": _ok(check), "info": _ok({**GOOD_INFO, "cluster-size": 65536})})
+    info = qemu.QemuImg(runner=runner).inspect(IMG, file_size=3 * 65536 + 8)
+    assert info.virtual_size == 1 << 30
+
+
 def test_leaked_clusters_are_accepted() -> None:
     runner = FakeRunner({"check": _ok({**GOOD_CHECK, "leaks": 3}, rc=3), "info": _ok(GOOD_INFO)})
     assert qemu.QemuImg(runner=runner).inspect(IMG, file_size=1000).virtual_size == 1 << 30
@@ -66,9 +74,13 @@ def test_leaked_clusters_are_accepted() -> None:
             1000,
             "not a usable qcow2 image: Could not open 'x': qcow2 header too short",
         ),
-        (_ok(GOOD_CHECK), 999, "truncated qcow2 image: 999 bytes, it needs 1000"),
+        (
+            _ok({**GOOD_CHECK, "image-end-offset": 5 * 65536}),
+            4 * 65536,
+            "truncated qcow2 image: 262144 bytes, it needs more than 262144",
+        ),
     ],
-    ids=["corruptions", "unreadable", "shorter-than-its-end"],
+    ids=["corruptions", "unreadable", "short-of-its-last-cluster"],
 )
 def test_inspect_refuses_damaged_images(
     check: process.Completed, file_size: int, match: str
