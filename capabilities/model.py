@@ -65,6 +65,15 @@ class FeatureResult(Frozen):
     evidence: str = ""
     seconds: float = 0.0
 
+    @property
+    def undeclared(self) -> bool:
+        """Works, undeclared: the driver answers the feature but does not declare it.
+
+        Kubernetes sidecars never call an undeclared RPC, and nothing promises
+        it keeps working, so plans use it only where the operator asserts it.
+        """
+        return self.declared is False and self.verified is True
+
     def works(self, *, trust_declared: bool) -> bool:
         """Whether a plan may rely on this feature."""
         if self.verified is not None:

@@ -197,8 +197,11 @@ def _warnings(features: dict[model.Feature, model.FeatureResult]) -> list[str]:
     for feature, result in features.items():
         if result.declared is True and result.verified is False:
             warnings.append(f"{feature}: declared but failed: {result.evidence}")
-        elif result.declared is False and result.verified is True:
-            warnings.append(f"{feature}: works but is not declared")
+        elif result.undeclared:
+            warnings.append(
+                f"{feature}: works, undeclared: the driver answers it but does not declare it; "
+                f"plans use it only where the config asserts it (assert: [{feature}])"
+            )
     return warnings
 
 

@@ -47,11 +47,12 @@ class Cell:
 
 
 LEGEND = (
-    ("✓v", "works: verified by a probe that used the feature"),
-    ("✗v", "does not work: a probe tried it and it failed or was refused"),
-    ("✓d / ✗d", "declared (or not) by the driver or the driver list; not tested"),
+    ("✓v", "works: a probe used the feature and saw its effect on the node"),
+    ("✗v", "does not work: a probe tried it and it failed, was refused or had no effect"),
+    ("✓d / ✗d", "declared (or not) by the driver or the driver list; no verification ran"),
     ("✓i / ✗i", "inferred from other evidence, e.g. sharing judged from topology"),
-    ("!", "declared one way, verified the other: see the warnings"),
+    ("✗v!", "declared but does not work: see the warnings"),
+    ("✓v!", "works, undeclared: plans use it only where the config asserts it"),
     ("?", "unknown: not attempted, with the reason in the evidence"),
 )
 

@@ -17,75 +17,64 @@ import logging
 import signal
 import sys
 import types
+from typing import TYPE_CHECKING
 
 import click
-import typer
-from rich.console import Console
 
 from csi_vm import errors
-from csi_vm.cli import (
-    agent_cmd,
-    capabilities_cmd,
-    controller_cmd,
-    disk_cmd,
-    image_cmd,
-    localdriver_cmd,
-    quickstart_cmd,
-    run_cmd,
-    vm_cmd,
-)
+from csi_vm.cli import registry
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from rich.console import Console
+
+HELP = (
+    "Give VM disks snapshot, restore, clone, expansion and live migration on any CSI "
+    "driver: natively where the driver can, through a host-side fallback where it cannot.\n\n"
+    "Start with csi-vm quickstart, then csi-vm capabilities probe --endpoint EP "
+    "on your own driver."
+)
+# \b keeps click from reflowing the table into a paragraph.
+EPILOG = "\b\n" + __doc__.split("\n\n", 1)[1].rstrip() if __doc__ else None
+
+
+class _State:
+    debug = False
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"csi-vm {registry.version()}")
+        ctx.exit()
+
+
+@click.group(
     name="csi-vm",
-    help=(
-        "Give VM disks snapshot, restore, clone, expansion and live migration on any CSI "
-        "driver: natively where the driver can, through a host-side fallback where it cannot.\n\n"
-        "Start with `csi-vm quickstart`, then `csi-vm capabilities probe --endpoint EP` "
-        "on your own driver."
-    ),
+    cls=registry.LazyGroup,
+    help=HELP,
+    epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="markdown",
-    epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    context_settings={"max_content_width": 100},
 )
-app.add_typer(capabilities_cmd.app, name="capabilities")
-for _name in ("start", "stop", "status", "console"):
-    vm_cmd.app.command(_name)(getattr(run_cmd, _name))
-app.add_typer(vm_cmd.app, name="vm")
-app.add_typer(controller_cmd.app, name="controller")
-app.add_typer(agent_cmd.app, name="node-agent")
-app.add_typer(disk_cmd.disk_app, name="disk")
-app.add_typer(disk_cmd.snap_app, name="snapshot")
-app.add_typer(image_cmd.app, name="image")
-app.command("clone")(vm_cmd.clone)
-app.command("resume")(vm_cmd.resume)
-app.command("migrate")(run_cmd.migrate)
-app.command(
-    "localdriver",
-    context_settings={
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-        "help_option_names": [],
-    },
-    add_help_option=False,
-)(localdriver_cmd.localdriver)
-app.command("quickstart")(quickstart_cmd.quickstart)
-
-_stderr = Console(stderr=True, highlight=False)
-
-
-@app.callback()
-def _main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each CSI call and retry."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of unexpected errors."),
-) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Log each CSI call and retry.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Print the version of csi-vm and exit.",
+)
+def app(verbose: bool, debug: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     _State.debug = debug
 
 
-class _State:
-    debug = False
+@app.command("version")
+def version() -> None:
+    """Print the version of csi-vm."""
+    click.echo(f"csi-vm {registry.version()}")
 
 
 def run() -> None:
@@ -93,25 +82,22 @@ def run() -> None:
     # SIGTERM ends csi-vm like Ctrl-C does: through the same cleanup paths.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        # Without standalone mode click hands back the code of typer.Exit
-        # instead of exiting: pass it on.
-        code = app(standalone_mode=False)
+        # Without standalone mode click hands back the exit code of a
+        # command instead of exiting: pass it on.
+        code = app.main(
+            args=global_options_first(sys.argv[1:]), prog_name="csi-vm", standalone_mode=False
+        )
         if isinstance(code, int) and code:
             sys.exit(code)
     except errors.CsiVmError as err:
-        _stderr.print(f"[bold red]error:[/] {err.message}", markup=True, soft_wrap=True)
-        if err.hint:
-            _stderr.print(f"[dim]hint: {err.hint}[/]", markup=True, soft_wrap=True)
+        _print_error(err)
         sys.exit(err.exit_code)
-    except typer.Exit as done:
+    except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except typer.Abort:
-        _stderr.print("interrupted")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        _stderr.print("interrupted")
-        sys.exit(130)
-    except Exception as err:  # click's usage errors carry their own exit code
+    except Exception as err:  # usage errors carry their own exit code
         _usage_or_crash(err)
     finally:
         # The work is done and cleaned up; a signal during interpreter
@@ -120,20 +106,52 @@ def run() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def global_options_first(args: list[str]) -> list[str]:
+    """`--debug` anywhere before `--` moves to the front, where csi-vm itself reads it.
+
+    Errors tell users to run again with --debug; they add it at the end of
+    the command they ran, as kubectl and helm let them.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a != "--debug"]
+    moved = ["--debug"] if len(head) < end else []
+    return [*moved, *head, *args[end:]]
+
+
 def _terminate(signum: int, frame: types.FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _usage_or_crash(err: Exception) -> None:
+def _stderr() -> Console:
+    from rich.console import Console  # noqa: PLC0415 - rich costs start-up: on errors only
 
-    # typer 0.2x carries its own copy of click, whose usage errors are not
-    # click's classes: without the second check they were reported as crashes.
+    return Console(stderr=True, highlight=False)
+
+
+def _print_error(err: errors.CsiVmError) -> None:
+    stderr = _stderr()
+    stderr.print(f"[bold red]error:[/] {err.message}", markup=True, soft_wrap=True)
+    if err.hint:
+        stderr.print(f"[dim]hint: {err.hint}[/]", markup=True, soft_wrap=True)
+
+
+def _usage_or_crash(err: Exception) -> None:
+    # Sub-commands run on typer, whose copy of click has usage errors, Exit
+    # and Abort classes of its own: they are recognised by name, because
+    # importing typer here would cost every command its start-up time.
+    kind = registry.typer_error_kind(err)
+    if kind == "exit":
+        sys.exit(int(getattr(err, "exit_code", 0)))
+    if kind == "abort":
+        click.echo("interrupted", err=True)
+        sys.exit(130)
     show = getattr(err, "show", None)
-    if isinstance(err, (click.ClickException, typer.TyperException)) and callable(show):
+    if (isinstance(err, click.ClickException) or kind == "usage") and callable(show):
         show()
         sys.exit(int(getattr(err, "exit_code", 2)))
     if _State.debug:
         raise err
-    _stderr.print(f"[bold red]internal error:[/] {type(err).__name__}: {err}")
-    _stderr.print("[dim]run again with --debug for the traceback, and please report it[/]")
+    stderr = _stderr()
+    stderr.print(f"[bold red]internal error:[/] {type(err).__name__}: {err}")
+    stderr.print("[dim]run again with --debug for the traceback, and please report it[/]")
     sys.exit(1)

@@ -15,7 +15,7 @@ import random
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from csi_vm.cli import main
 from csi_vm.controller import context, kinds, run, volumemode
