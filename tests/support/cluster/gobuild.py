@@ -10,6 +10,7 @@ so they are pinned to the published module of the same release instead.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pathlib
@@ -173,6 +174,19 @@ def build(program: pins.GoProgram, *, log: pathlib.Path) -> pathlib.Path:
     return target
 
 
+def ensure(program: pins.GoProgram) -> pathlib.Path:
+    """`build` for callers outside `scripts/cluster up`, one at a time per program.
+
+    Test sessions and scripts/check may ask for the same program at once; the
+    lock keeps them from writing one bin.partial together.
+    """
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f"{program.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build(program, log=root / f"{program.name}-build.log")
+
+
 def build_all(*, log: pathlib.Path, say: object = print) -> dict[str, pathlib.Path]:
     """Every pinned program, built or taken from the cache."""
     found: dict[str, pathlib.Path] = {}
@@ -184,7 +198,27 @@ def build_all(*, log: pathlib.Path, say: object = print) -> dict[str, pathlib.Pa
     return found
 
 
+def main(names: list[str]) -> int:
+    """Build the named host tools (pins.TOOLS), or with no names the whole cluster."""
+    if not names:
+        cache_root().mkdir(parents=True, exist_ok=True)
+        build_all(log=cache_root() / "build.log")
+        return 0
+    tools = {program.name: program for program in pins.TOOLS}
+    if unknown := [name for name in names if name not in tools]:
+        print(
+            f"error: unknown tool {', '.join(unknown)}: choose from {', '.join(tools)}",
+            file=sys.stderr,
+        )
+        return 2
+    for name in names:
+        try:
+            print(f"{name}: {ensure(tools[name])}", flush=True)
+        except BuildFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
 if __name__ == "__main__":
-    cache_root().mkdir(parents=True, exist_ok=True)
-    build_all(log=cache_root() / "build.log")
-    sys.exit(0)
+    sys.exit(main(sys.argv[1:]))

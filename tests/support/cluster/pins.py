@@ -1,4 +1,4 @@
-"""Every third-party program the test cluster runs, at one pinned release each.
+"""Every third-party program the test cluster and the tests run, one pinned release each.
 
 Kubernetes 1.34 is the newest release that runs on cgroup v1 without opting
 in (1.35's kubelet refuses unless failCgroupV1 is false, and 1.35 is the
@@ -121,3 +121,19 @@ SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/
 SNAPSHOT_CLIENT_VERSION = SNAPSHOTTER.version
 
 ALL: tuple[GoProgram, ...] = (KUBE, ETCD, PROVISIONER, ATTACHER, RESIZER, SNAPSHOTTER)
+
+# The kubernetes-csi conformance suite, run by the tests against the local
+# driver on the host. It is no part of the cluster, so it is in TOOLS, not
+# ALL: scripts/check builds it (a minute, then cached like the rest) and the
+# sanity tests build it on first use when run alone.
+_CSI_TEST_VERSION = "v5.6.0"
+CSI_SANITY = GoProgram(
+    name="csi-sanity",
+    module="github.com/kubernetes-csi/csi-test/v5",
+    version=_CSI_TEST_VERSION,
+    packages=(("github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity", "csi-sanity"),),
+    # What `csi-sanity -version` prints; the upstream release build sets it too.
+    ldflags=(f"-X main.VERSION={_CSI_TEST_VERSION}",),
+)
+
+TOOLS: tuple[GoProgram, ...] = (CSI_SANITY,)
