@@ -140,8 +140,8 @@ def _check_members(group: model.GroupSnapshot, snapshot_ids: tuple[str, ...]) ->
 def delete(ctx: Context, group_id: str, snapshot_ids: tuple[str, ...]) -> None:
     policy.require(ctx.config, Feature.GROUP_SNAPSHOT, rpc="DeleteVolumeGroupSnapshot")
     limits.require_id(group_id, field="group_snapshot_id")
-    if not snapshot_ids:
-        raise errors.InvalidInput("snapshot_ids is required and must not be empty")
+    # A group that is gone is deleted, whatever the list says: an empty
+    # snapshot_ids is refused (_check_members) only for a group that exists.
     if not limits.is_known_shape(group_id, kind="group"):
         return
     with ctx.locks.hold(exclusive=[f"group:{group_id}"], what=f"group snapshot {group_id}"):

@@ -463,6 +463,27 @@ CASES: dict[str, Case] = {
         Code.NOT_FOUND,
         "volume_path",
     ),
+    # Nothing is ever staged or published at a relative path: NOT_FOUND, as
+    # csi-sanity expects, and an unknown volume is NOT_FOUND before the path.
+    "stats-relative-path": Case(
+        lambda w: w.n.NodeGetVolumeStats(
+            pb.NodeGetVolumeStatsRequest(volume_id=w.volume_id, volume_path="some/path")
+        ),
+        Code.NOT_FOUND,
+        "volume_path",
+    ),
+    "node-expand-missing-volume-relative-path": Case(
+        lambda w: w.n.NodeExpandVolume(
+            pb.NodeExpandVolumeRequest(volume_id=MISSING_VOL, volume_path="some/path")
+        ),
+        Code.NOT_FOUND,
+        "volume_id",
+    ),
+    "stats-empty-path": Case(
+        lambda w: w.n.NodeGetVolumeStats(pb.NodeGetVolumeStatsRequest(volume_id=w.volume_id)),
+        Code.INVALID_ARGUMENT,
+        "volume_path",
+    ),
     # --- group snapshots and snapshot metadata -----------------------------------------
     "group-empty-name": Case(
         lambda w: w.stubs.group.CreateVolumeGroupSnapshot(
