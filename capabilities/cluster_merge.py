@@ -8,6 +8,10 @@ allowVolumeExpansion cannot grow, and without a VolumeSnapshotClass for the
 driver Kubernetes takes no CSI snapshots, whatever the driver itself can do.
 The row still shows what the probe verified, but the plan is made as if the
 gated feature were missing, and a warning says how to open the gate.
+
+The driver's own declarations are a gate too: the sidecars never call an RPC
+the driver does not declare, so a feature that works, undeclared, is kept
+out of the plan whatever the cluster objects say.
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ def merge(
             f"{probed.driver.name!r}, not {sc.provisioner!r}",
         )
     features = {f: _feature(cluster[f], probed.features.get(f)) for f in model.Feature}
-    for_plan = {f: _gated(f, features[f], cluster[f]) for f in model.Feature}
+    for_plan = {
+        f: _gated(f, features[f], cluster[f], probed.features.get(f)) for f in model.Feature
+    }
     warnings = [f"driver: {w}" for w in probed.warnings]
     warnings += _gate_warnings(cluster, probed, sc)
     warnings += _broken_declarations(cluster, probed)
@@ -80,9 +86,11 @@ def _feature(cluster: R, driver: R | None) -> R:
     )
 
 
-def _gated(feature: model.Feature, merged: R, cluster: R) -> R:
+def _gated(feature: model.Feature, merged: R, cluster: R, driver: R | None) -> R:
     if feature in _GATES and cluster.declared is False:
         return R(declared=False, evidence=merged.evidence)
+    if driver is not None and driver.undeclared:
+        return merged.model_copy(update={"declared": False})
     return merged
 
 

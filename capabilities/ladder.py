@@ -128,7 +128,9 @@ def plan(
     """Pick a strategy per VM operation.
 
     ``trust_declared`` is for declared-only reports (nothing was tested); a
-    verified result always wins over a declaration. Cross-node sharing is only
+    verified result always wins over a declaration, except that a feature
+    that works but is not declared is used only when asserted (sidecars on
+    Kubernetes gate on declarations). Cross-node sharing is only
     trusted when verified or explicitly asserted by the operator: migrating
     without a storage copy over storage that is not really shared corrupts
     the guest's disk.
@@ -154,7 +156,9 @@ def _choose(
                 native=rung.native,
                 reason=_reason(rung, features, asserted, missing_notes),
             )
-        missing_notes.append(f"{rung.strategy} needs {', '.join(missing)}")
+        missing_notes.append(
+            f"{rung.strategy} needs {', '.join(_why(f, features) for f in missing)}"
+        )
     # The last rung of a ladder needs nothing but basic volumes; reaching here
     # means even that failed (for disk_import: neither block nor filesystem).
     return model.Choice(
@@ -175,6 +179,8 @@ def _usable(
     result = features.get(feature)
     if result is None:
         return False
+    if result.undeclared:
+        return False
     if feature is F.MULTI_NODE_SHARED:
         return result.verified is True
     if feature is F.FILESYSTEM and trust_declared and result.verified is None:
@@ -182,6 +188,23 @@ def _usable(
         # in the public list offers it: unknown is taken as yes until tested.
         return True
     return result.works(trust_declared=trust_declared)
+
+
+def usable(
+    feature: model.Feature,
+    features: Mapping[model.Feature, model.FeatureResult],
+    *,
+    asserted: frozenset[model.Feature] = frozenset(),
+) -> bool:
+    """Whether a flow may rely on a feature of a verified report (as `plan` decides)."""
+    return _usable(feature, features, False, asserted)
+
+
+def _why(feature: model.Feature, features: Mapping[model.Feature, model.FeatureResult]) -> str:
+    result = features.get(feature)
+    if result is not None and result.undeclared:
+        return f"{feature} (works, undeclared: assert it in the config to use it)"
+    return str(feature)
 
 
 def _reason(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capabilities import model
+from capabilities import dataio, model
 from capabilities.checks import context
 from csi_vm import errors
 from csi_vm.csi import models
@@ -108,6 +108,7 @@ def offline_expansion(ctx: context.Context) -> None:
         vol = ctx.session.volume(
             "expand-offline", size=ctx.size, capability=context.capability(mode)
         )
+        before = _node_size(ctx, vol.volume_id, mode) if mode is M.FILESYSTEM else ctx.size
         try:
             result = ctx.session.controller.expand_volume(vol.volume_id, size=2 * ctx.size)
         except errors.Unsupported as err:
@@ -118,14 +119,64 @@ def offline_expansion(ctx: context.Context) -> None:
             # FAILED_PRECONDITION here means online-only expansion.
             ctx.results.set(F.EXPANSION_OFFLINE, False, f"unpublished volume not expanded: {err}")
             return
-        grown = result.capacity_bytes >= 2 * ctx.size
-        evidence = f"unpublished volume grown from {ctx.size} to {result.capacity_bytes} bytes"
+        grown, evidence = _seen_grown(
+            ctx, vol.volume_id, mode, answered=result.capacity_bytes, before=before
+        )
         ctx.results.set(F.EXPANSION_CONTROLLER, grown, evidence)
         ctx.results.set(F.EXPANSION_OFFLINE, grown, evidence)
         ctx.session.remove("volume", vol.volume_id)
 
 
+def _node_size(ctx: context.Context, volume_id: str, mode: M, *, expand_to: int = 0) -> int | None:
+    """The size the first node sees (after NodeExpandVolume when `expand_to`); None without one."""
+    node = ctx.first_node
+    if node is None:
+        return None
+    cap = context.capability(mode)
+    staging, target = ctx.attach(node, volume_id=volume_id, capability=cap)
+    node_expands = ctx.declared.has_node(models.NodeCapability.EXPAND_VOLUME)
+    if expand_to and mode is M.FILESYSTEM and node_expands:
+        ctx.session.nodes[node].node_expand(
+            volume_id, volume_path=target, size=expand_to, staging_path=staging, capability=cap
+        )
+    seen = dataio.size_of(target, mode=mode)
+    ctx.session.remove("publish", volume_id)
+    ctx.session.remove("stage", volume_id)
+    return seen
+
+
+def _seen_grown(
+    ctx: context.Context, volume_id: str, mode: M, *, answered: int, before: int | None
+) -> tuple[bool | None, str]:
+    """Did the expansion reach the node? Publish the volume and measure what it shows.
+
+    A driver may answer the new capacity and leave the device as it was: only
+    the size the node sees proves the growth: a device's exact size, or for a
+    filesystem (whose metadata hides the device size) growth over `before`.
+    """
+    said = f"ControllerExpandVolume answered {answered} bytes"
+    if answered < 2 * ctx.size:
+        return False, f"{said}, less than the {2 * ctx.size} asked for"
+    seen = _node_size(ctx, volume_id, mode, expand_to=answered)
+    if seen is None or before is None:
+        return None, f"{said}; the device was not checked: {ctx.node_reason}"
+    node = ctx.first_node
+    ok = seen >= answered if mode is M.BLOCK else seen > before
+    verdict = "" if ok else ": the expansion did not reach the device"
+    return ok, f"{said}; {node} sees {seen} bytes{verdict}"
+
+
 def modify(ctx: context.Context) -> None:
+    if not ctx.modify_parameters:
+        # Which parameters are mutable is driver specific, and CSI requires
+        # some: a call without them would be refused whatever the driver can
+        # do, and a refused call must never read as a tick.
+        ctx.results.set(
+            F.MODIFY_VOLUME,
+            None,
+            "not attempted: set modify_parameters in the config to verify ControllerModifyVolume",
+        )
+        return
     data = ctx.data_volume()
     with ctx.results.attempt(F.MODIFY_VOLUME):
         if data is None:
@@ -143,16 +194,7 @@ def modify(ctx: context.Context) -> None:
             ctx.results.set(F.MODIFY_VOLUME, False, str(err))
             return
         except errors.Rejected as err:
-            # Which parameters are mutable is driver specific; without them a
-            # refusal says nothing about the RPC itself.
-            if not ctx.modify_parameters:
-                ctx.results.set(
-                    F.MODIFY_VOLUME,
-                    None,
-                    "driver wants specific mutable parameters "
-                    f"(set modify_parameters in the config): {err}",
-                )
-                return
-            raise
+            ctx.results.set(F.MODIFY_VOLUME, False, f"ControllerModifyVolume refused: {err}")
+            return
         given = ", ".join(sorted(ctx.modify_parameters)) or "no parameters"
         ctx.results.set(F.MODIFY_VOLUME, True, f"ControllerModifyVolume accepted ({given})")

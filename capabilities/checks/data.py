@@ -38,6 +38,9 @@ def _publish_and_check(ctx: context.Context, node: str, mode: M, feature: F) -> 
     target = ctx.session.publish(
         node, volume_id=vol.volume_id, capability=cap, staging_path=staging
     )
+    if short := _short_device(vol, target, mode):
+        ctx.results.set(feature, False, f"{mode} volume published on {node}: {short}")
+        return
     token = _token("io")
     dataio.write(target, mode=mode, token=token)
     if not dataio.holds(target, mode=mode, token=token):
@@ -99,6 +102,10 @@ def snapshot_restore(ctx: context.Context) -> None:
         expected = old if data is not None else None
         ok, evidence = _new_volume_holds(ctx, "restore", source, data, expected)
         ctx.results.set(F.RESTORE_FROM_SNAPSHOT, ok, evidence)
+        if not ok:
+            # A snapshot's data can only be read by restoring it: one whose
+            # restore lacks the data is of no use, whichever of the two lied.
+            ctx.results.set(F.SNAPSHOT, False, f"snapshot ready, but restored: {evidence}")
 
 
 def clone(ctx: context.Context) -> None:
@@ -138,6 +145,8 @@ def _new_volume_holds(
             f"(data not checked: {ctx.node_reason or 'no data volume'})",
         )
     _, target = ctx.attach(node, volume_id=vol.volume_id, capability=data.capability)
+    if short := _short_device(vol, target, mode):
+        return False, f"new volume {vol.volume_id}: {short}"
     if dataio.holds(target, mode=mode, token=expected):
         return (
             True,
@@ -146,6 +155,19 @@ def _new_volume_holds(
     if dataio.holds(target, mode=mode, token=data.token):
         return False, "new volume holds data written after the snapshot: not a point-in-time copy"
     return False, "new volume does not hold the source's data"
+
+
+def _short_device(vol: models.Volume, target: str, mode: M) -> str:
+    """Why the published device holds less than the volume's answered size, or "".
+
+    Only a block device shows its exact size; a filesystem's metadata hides it.
+    """
+    if mode is not M.BLOCK:
+        return ""
+    seen = dataio.size_of(target, mode=mode)
+    if seen >= vol.capacity_bytes:
+        return ""
+    return f"the driver answered {vol.capacity_bytes} bytes, the node sees a {seen}-byte device"
 
 
 def snapshot_metadata(ctx: context.Context) -> None:
@@ -186,9 +208,7 @@ def online_expansion(ctx: context.Context) -> None:
             ctx.results.set(F.EXPANSION_ONLINE, False, str(err))
             ctx.results.set(F.EXPANSION_NODE, None, "not attempted: no controller expansion")
             return
-        ctx.results.set(
-            F.EXPANSION_CONTROLLER, True, f"published volume grown to {result.capacity_bytes} bytes"
-        )
+        node_expanded = False
         if result.node_expansion_required or ctx.declared.has_node(
             models.NodeCapability.EXPAND_VOLUME
         ):
@@ -199,15 +219,19 @@ def online_expansion(ctx: context.Context) -> None:
                 staging_path=data.staging,
                 capability=data.capability,
             )
-            ctx.results.set(F.EXPANSION_NODE, True, f"NodeExpandVolume on {node}")
+            node_expanded = True
         else:
             ctx.results.set(F.EXPANSION_NODE, False, "driver asked for no node expansion")
         seen = dataio.size_of(data.target, mode=data.capability.mode)
         # A filesystem reports less than its device (metadata), so for mounts
         # the test is growth, for devices the exact size.
         ok = seen > before if data.capability.mode is M.FILESYSTEM else seen >= new_size
-        ctx.results.set(
-            F.EXPANSION_ONLINE,
-            ok,
-            f"node sees {before} -> {seen} bytes after growing to {new_size} while published",
+        evidence = (
+            f"ControllerExpandVolume answered {result.capacity_bytes} bytes; node sees "
+            f"{before} -> {seen} bytes after growing to {new_size} while published"
         )
+        ctx.results.set(F.EXPANSION_ONLINE, ok, evidence)
+        if node_expanded:
+            ctx.results.set(F.EXPANSION_NODE, ok, f"NodeExpandVolume on {node}: {evidence}")
+        if ctx.results.get(F.EXPANSION_CONTROLLER) is None:
+            ctx.results.set(F.EXPANSION_CONTROLLER, ok, evidence)

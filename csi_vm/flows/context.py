@@ -7,7 +7,7 @@ import pathlib
 import threading
 from collections.abc import Callable
 
-from capabilities import model, probe
+from capabilities import ladder, model, probe
 from csi_vm import config, errors
 from csi_vm.csi import client as csi_client
 from csi_vm.csi import models
@@ -100,8 +100,9 @@ class Env:
         return self.report(driver).plan
 
     def works(self, driver: str, feature: model.Feature) -> bool:
-        result = self.report(driver).features.get(feature)
-        return bool(result and result.verified)
+        """Verified, and declared or asserted: what the plan itself would rely on."""
+        asserted = frozenset(model.Feature(f) for f in self.driver(driver).asserted)
+        return ladder.usable(feature, self.report(driver).features, asserted=asserted)
 
     def attach_dir(self, flow_id: str, seq: int) -> pathlib.Path:
         return self.state_dir / "attach" / flow_id / str(seq)

@@ -11,8 +11,8 @@ probe and the flows can be tested against it:
     clone-blank         CreateVolume from a volume answers ready, with no data
     snapshot-blank      CreateSnapshot answers ready, with no data (so every
                         volume restored from it is blank)
-    oversize            volumes are created 1 MiB smaller than the size they
-                        report: the device holds less than the answer says
+    oversize            volumes are created an eighth smaller than the size
+                        they report: the device holds less than the answer says
 
 Production code asks one question per switch here and otherwise reads as if
 switches did not exist. With no --fault, every question answers "behave".
@@ -60,8 +60,9 @@ _HIDDEN: dict[Fault, frozenset[str]] = {
     Fault.UNDECLARED_STATS: frozenset({"GET_VOLUME_STATS"}),
 }
 
-#: how much smaller than its reported size an `oversize` image is
-OVERSIZE_BYTES = 1024 * 1024
+#: an `oversize` image lacks this share of its reported size (even the smallest
+#: volume, 1 MiB, then shows a device too small)
+OVERSIZE_SHARE = 8
 
 
 def parse(values: Iterable[str]) -> frozenset[Fault]:
@@ -101,5 +102,5 @@ def copies_source(config: DriverConfig, kind: str) -> bool:
 def image_size(config: DriverConfig, size: int) -> int:
     """The bytes a new image really gets for a volume recorded (and answered) as `size`."""
     if Fault.OVERSIZE in config.faults:
-        return max(size - OVERSIZE_BYTES, OVERSIZE_BYTES)
+        return size - size // OVERSIZE_SHARE
     return size

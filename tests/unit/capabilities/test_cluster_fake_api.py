@@ -404,6 +404,18 @@ def test_fake_api_cluster_declaration_the_probe_refutes(kubeconfig: pathlib.Path
     )
 
 
+def test_fake_api_works_undeclared_stays_out_of_the_plan(kubeconfig: pathlib.Path) -> None:
+    """The class allows expansion, but the resizer never calls what the driver does not declare."""
+    inventory = _inventory(kubeconfig)
+    quiet = _probe_report(
+        K.EBS, expansion_controller=R(declared=False, verified=True, evidence="grown")
+    )
+    row = _rows(cluster.report(inventory, probed={K.EBS: quiet}))["gp3"]
+    assert row.features[F.EXPANSION_CONTROLLER].verified is True
+    assert row.plan["disk_expand"].strategy == "copy-to-larger"
+    assert "works, undeclared" in row.plan["disk_expand"].reason
+
+
 # -- schema and CLI -----------------------------------------------------------------
 
 
@@ -429,7 +441,7 @@ def test_fake_api_cli_prints_json_report(
     monkeypatch.setenv("CSI_VM_STATE_DIR", str(tmp_path / "state"))
     out = tmp_path / "report.json"
     result = CliRunner().invoke(
-        _cli(), ["--kubeconfig", str(kubeconfig), "-o", "json", "--output", str(out)]
+        _cli(), ["--kubeconfig", str(kubeconfig), "-o", "json", "--output-file", str(out)]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -446,7 +458,7 @@ def test_fake_api_cli_bad_probe_option(kubeconfig: pathlib.Path) -> None:
 def test_cli_help_names_every_option() -> None:
     result = CliRunner().invoke(_cli(), ["--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
-    for option in ("--kubeconfig", "--context", "--probe", "--declared-only", "--output"):
+    for option in ("--kubeconfig", "--context", "--probe", "--declared-only", "--output-file"):
         assert option in result.output
 
 

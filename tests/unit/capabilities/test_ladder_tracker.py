@@ -78,6 +78,20 @@ def test_sharing_needs_verification_or_assertion(result: model.FeatureResult) ->
     assert "asserted" in asserted["live_migration"].reason
 
 
+@pytest.mark.parametrize("trust_declared", [False, True], ids=["verified", "declared-only"])
+def test_works_undeclared_is_used_only_when_asserted(trust_declared: bool) -> None:
+    feats = {F.EXPANSION_CONTROLLER: model.FeatureResult(declared=False, verified=True)}
+    choice = ladder.plan(feats, trust_declared=trust_declared)["disk_expand"]
+    assert choice.strategy == "copy-to-larger"
+    assert "works, undeclared: assert it in the config" in choice.reason
+    asserted = frozenset({F.EXPANSION_CONTROLLER})
+    assert ladder.plan(feats, trust_declared=trust_declared, asserted=asserted)[
+        "disk_expand"
+    ].strategy == ("csi-expand")
+    assert not ladder.usable(F.EXPANSION_CONTROLLER, feats)
+    assert ladder.usable(F.EXPANSION_CONTROLLER, feats, asserted=asserted)
+
+
 def test_journal_pending_lists_unremoved_objects_newest_first(tmp_path: pathlib.Path) -> None:
     journal = tracker.Journal(tmp_path, endpoint="unix:///x.sock", run_id="r1")
     first = journal.name("a")
