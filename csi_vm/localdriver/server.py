@@ -81,6 +81,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or until `stop` is set by an embedding caller)."""
     stop = stop or threading.Event()
+    if config.endpoint.socket_path is not None:
+        # Before the state dir is opened: a second start of a running driver
+        # must not sweep, claim or clean up anything of the first one's.
+        sockets.clear_stale(config.endpoint.socket_path, option="--endpoint")
     ctx = context.open_context(config)
     try:
         # Exit unwinds in reverse: the kubelet loses the registration socket
@@ -119,6 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(config)
     except errors.CsiVmError as err:
-        log.error("%s", err)
+        print(f"csi-vm localdriver: error: {err}", file=sys.stderr)
         return err.exit_code
     return 0

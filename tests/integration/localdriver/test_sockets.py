@@ -52,3 +52,30 @@ def test_a_live_drivers_csi_socket_is_never_taken(
             stubs.close()
     finally:
         first.stop()
+
+
+def test_a_second_start_of_a_running_driver_touches_nothing(tmp_path: pathlib.Path) -> None:
+    """The same command line twice: the second exits with one line, the first serves on."""
+    first = driverproc.start_driver(tmp_path / "driver")
+    try:
+        identity = first.socket_path.stat().st_ino
+        # A file of the first driver's that a start-up would clear (a pause
+        # marker): the second must leave its state dir alone.
+        marker = first.state_dir / "paused-at-volume-temp"
+        marker.write_text("1\n")
+        done = driverproc.run_to_exit(first.args)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"csi-vm localdriver: error: --endpoint: another process is serving on "
+            f"{first.socket_path} (stop it first, or give this driver another socket path)"
+        ]
+        assert marker.exists(), "the second start cleared the first driver's state dir"
+        assert first.socket_path.stat().st_ino == identity
+        stubs = csi.connect(first.endpoint)
+        try:
+            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
+        finally:
+            stubs.close()
+    finally:
+        marker.unlink(missing_ok=True)
+        first.stop()
