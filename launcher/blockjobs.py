@@ -15,10 +15,9 @@ from typing import Any
 from xml.etree import ElementTree
 from xml.sax import saxutils
 
-import libvirt
-
 from csi_vm import errors
 from launcher import libvirt_conn
+from launcher.libvirt_conn import libvirt
 
 log = logging.getLogger(__name__)
 

@@ -26,15 +26,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from xml.etree import ElementTree
-
-import libvirt
-import libvirt_qemu
 
 from csi_vm import errors
 
@@ -61,7 +59,31 @@ def _quiet(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; ours are raised instead."""
 
 
-libvirt.registerErrorHandler(_quiet, None)
+@functools.cache
+def _load() -> Any:
+    import libvirt  # noqa: PLC0415 - see _OnFirstUse
+
+    libvirt.registerErrorHandler(_quiet, None)
+    return libvirt
+
+
+class _OnFirstUse:
+    """The libvirt module, imported when first used.
+
+    Only the commands that run VMs talk to libvirt, but the flows import this
+    module for all of them: importing libvirt here would add its load time to
+    every command.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_load(), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(_load())
+
+
+#: `libvirt` for this package: attribute access imports the real module
+libvirt: Any = _OnFirstUse()
 
 
 def _codes(*names: str) -> frozenset[int]:
@@ -69,27 +91,29 @@ def _codes(*names: str) -> frozenset[int]:
     return frozenset(int(getattr(libvirt, n)) for n in names if hasattr(libvirt, n))
 
 
-_BY_CODE: tuple[tuple[frozenset[int], type[errors.CsiVmError]], ...] = (
-    (_codes("VIR_ERR_NO_DOMAIN", "VIR_ERR_NO_DOMAIN_SNAPSHOT", "VIR_ERR_NO_DOMAIN_BACKUP"),
-     errors.NotFound),
-    (_codes("VIR_ERR_DOM_EXIST"), errors.AlreadyExists),
-    (_codes("VIR_ERR_XML_ERROR", "VIR_ERR_XML_DETAIL", "VIR_ERR_INVALID_ARG"),
-     errors.InvalidInput),
-    (_codes("VIR_ERR_OPERATION_INVALID"), errors.Rejected),
-    (_codes("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED",
-            "VIR_ERR_ARGUMENT_UNSUPPORTED", "VIR_ERR_CONFIG_UNSUPPORTED"),
-     errors.Unsupported),
-    (_codes("VIR_ERR_OPERATION_TIMEOUT"), errors.Busy),
-    (_codes("VIR_ERR_NO_CONNECT", "VIR_ERR_RPC", "VIR_ERR_AGENT_UNRESPONSIVE"),
-     errors.Unreachable),
-)  # fmt: skip
+@functools.cache
+def _by_code() -> tuple[tuple[frozenset[int], type[errors.CsiVmError]], ...]:
+    return (
+        (_codes("VIR_ERR_NO_DOMAIN", "VIR_ERR_NO_DOMAIN_SNAPSHOT", "VIR_ERR_NO_DOMAIN_BACKUP"),
+         errors.NotFound),
+        (_codes("VIR_ERR_DOM_EXIST"), errors.AlreadyExists),
+        (_codes("VIR_ERR_XML_ERROR", "VIR_ERR_XML_DETAIL", "VIR_ERR_INVALID_ARG"),
+         errors.InvalidInput),
+        (_codes("VIR_ERR_OPERATION_INVALID"), errors.Rejected),
+        (_codes("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED",
+                "VIR_ERR_ARGUMENT_UNSUPPORTED", "VIR_ERR_CONFIG_UNSUPPORTED"),
+         errors.Unsupported),
+        (_codes("VIR_ERR_OPERATION_TIMEOUT"), errors.Busy),
+        (_codes("VIR_ERR_NO_CONNECT", "VIR_ERR_RPC", "VIR_ERR_AGENT_UNRESPONSIVE"),
+         errors.Unreachable),
+    )  # fmt: skip
 
 
 def map_error(err: libvirt.libvirtError, *, what: str) -> errors.CsiVmError:
     """The csi-vm error for a libvirt error; callers `raise ... from err`."""
     code = err.get_error_code()
     message = f"{what}: {err.get_error_message() or err}"
-    for codes, cls in _BY_CODE:
+    for codes, cls in _by_code():
         if code in codes:
             return cls(message)
     if err.get_error_domain() == libvirt.VIR_FROM_RPC:
@@ -108,7 +132,9 @@ class DomainState(enum.StrEnum):
     PMSUSPENDED = "pmsuspended"
 
 
-_STATES = {int(getattr(libvirt, f"VIR_DOMAIN_{s.name}")): s for s in DomainState}
+@functools.cache
+def _states() -> dict[int, DomainState]:
+    return {int(getattr(libvirt, f"VIR_DOMAIN_{s.name}")): s for s in DomainState}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +152,7 @@ class DomainStatus:
         return self.state == DomainState.CRASHED or self.reason in ("crashed", "failed")
 
 
+@functools.cache
 def _reason_names() -> dict[tuple[DomainState, int], str]:
     """libvirt's per-state reason codes by name, e.g. (SHUTOFF, 3) -> "crashed"."""
     names = {}
@@ -135,9 +162,6 @@ def _reason_names() -> dict[tuple[DomainState, int], str]:
             if name.startswith(prefix) and name != f"{prefix}LAST":
                 names[state, int(getattr(libvirt, name))] = name.removeprefix(prefix).lower()
     return names
-
-
-_REASONS = _reason_names()
 
 
 def _open_handle(uri: str, *, wait_s: float) -> Any:
@@ -304,8 +328,8 @@ class Connection:
 
     def status(self, name: str) -> DomainStatus:
         state, reason = self.call(name, "state", "state")
-        known = _STATES.get(int(state), DomainState.NOSTATE)
-        return DomainStatus(known, _REASONS.get((known, int(reason)), f"reason-{reason}"))
+        known = _states().get(int(state), DomainState.NOSTATE)
+        return DomainStatus(known, _reason_names().get((known, int(reason)), f"reason-{reason}"))
 
     def xml_desc(self, name: str, *, migratable: bool = False) -> str:
         """The domain's XML; `migratable` gives the form a migration destination takes."""
@@ -343,6 +367,9 @@ class Connection:
 
         libvirt marks the domain "tainted: custom-monitor"; nothing else changes.
         """
+
+        _load()  # libvirt first: its error handler is set there
+        import libvirt_qemu  # noqa: PLC0415 - see _OnFirstUse
 
         def once() -> Any:
             return self._call(

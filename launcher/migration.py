@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
-import libvirt
-
 from csi_vm import errors
 from launcher import libvirt_conn
+from launcher.libvirt_conn import libvirt
 
 log = logging.getLogger(__name__)
 
