@@ -7,11 +7,9 @@ import sys
 
 import typer
 
-from capabilities import cluster as cluster_mod
 from capabilities import probe as probe_mod
 from csi_vm import errors
 from csi_vm.cli import output, paths, signals
-from csi_vm.kube import api as kube_api
 
 FORMAT_HELP = "Report format: table, json, yaml, markdown, html or testdriver."
 
@@ -59,6 +57,10 @@ def cluster(
     --probe fills in the rest by probing the driver's socket, which without
     --declared-only creates (and removes) tiny test volumes.
     """
+    # The Kubernetes client takes most of a second to import: only this command needs it.
+    from capabilities import cluster as cluster_mod  # noqa: PLC0415
+    from csi_vm.kube import api as kube_api  # noqa: PLC0415
+
     targets = _targets(probe)
     options = probe_mod.Options(declared_only=declared_only, journal_dir=paths.probe_journals())
     with kube_api.connect(kubeconfig_file=kubeconfig, context=context) as api:
