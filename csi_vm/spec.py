@@ -5,7 +5,7 @@
     memory_mib: 256
     disks:
       - name: root
-        size: 64MiB
+        size: 64Mi                 # a Kubernetes quantity: Mi/Gi binary, M/G decimal
         driver: local-full         # a driver name from the config file
         mode: block                # block or filesystem
         source:                    # optional; blank when absent
@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import enum
 import pathlib
-import re
 from typing import Any
 
 import pydantic
 import yaml
 
-from csi_vm import config, errors
+from csi_vm import config, errors, sizes
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 #: the largest disk csi-vm accepts: far beyond any test, far below int64 limits
 MAX_DISK_BYTES = 64 * 1024**4
 
@@ -37,18 +34,21 @@ class Mode(enum.StrEnum):
     FILESYSTEM = "filesystem"
 
 
-def parse_size(value: object, *, field: str = "size") -> int:
-    """Bytes from 1048576, '64MiB', '1G', '512M' (binary units)."""
+def parse_size(value: object, *, field: str = "size", notes: list[str] | None = None) -> int:
+    """Bytes from 1048576 or a Kubernetes quantity ('64Mi', '20G' = 20 x 1000^3).
+
+    A note on an ambiguous spelling ('20GB') goes into `notes`, for the
+    command to show.
+    """
     if isinstance(value, bool):
-        raise ValueError(f"{field} must be a size like 64MiB, not a boolean")
+        raise ValueError(f"{field} must be a size like 64Mi, not a boolean")
     if isinstance(value, int):
         number = value
     else:
-        match = _SIZE.match(str(value))
-        if match is None:
-            raise ValueError(f"{field} {value!r} is not a size like 64MiB, 10G or 1048576")
-        unit = (match.group(2) or "").upper()[:1]
-        number = int(match.group(1)) * _UNITS[unit]
+        size = sizes.parse(str(value), field=field)
+        number = size.bytes
+        if size.note is not None and notes is not None:
+            notes.append(size.note)
     if number <= 0:
         raise ValueError(f"{field} must be larger than 0")
     if number > MAX_DISK_BYTES:
@@ -102,8 +102,9 @@ class DiskSpec(pydantic.BaseModel):
 
     @pydantic.field_validator("size", mode="before")
     @classmethod
-    def _size(cls, value: Any) -> int:
-        return parse_size(value)
+    def _size(cls, value: Any, info: pydantic.ValidationInfo) -> int:
+        notes = info.context.get("notes") if isinstance(info.context, dict) else None
+        return parse_size(value, notes=notes)
 
 
 class VMSpec(pydantic.BaseModel):
@@ -136,8 +137,11 @@ class VMSpec(pydantic.BaseModel):
         raise errors.NotFound(f"VM {self.name!r} has no disk {name!r} (disks: {known})")
 
 
-def load(path: pathlib.Path) -> VMSpec:
-    """Read and validate a VM spec file; relative image paths are resolved against it."""
+def load(path: pathlib.Path, *, notes: list[str] | None = None) -> VMSpec:
+    """Read and validate a VM spec file; relative image paths are resolved against it.
+
+    Notes on ambiguous sizes go into `notes`.
+    """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
@@ -147,7 +151,7 @@ def load(path: pathlib.Path) -> VMSpec:
     if not isinstance(data, dict):
         raise errors.InvalidInput(f"{path}: a VM spec is a mapping with name and disks")
     try:
-        spec = VMSpec.model_validate(data)
+        spec = VMSpec.model_validate(data, context={"notes": notes})
     except pydantic.ValidationError as err:
         raise errors.InvalidInput(f"{path}: {config.describe(err)}") from err
     return _resolve_images(spec, base=path.parent)

@@ -26,23 +26,61 @@ def test_examples_validate() -> None:
     [
         (1048576, 1048576),
         ("64MiB", 64 << 20),
-        ("1G", 1 << 30),
-        ("512 K", 512 << 10),
+        ("64Mi", 64 << 20),
+        ("1G", 10**9),
+        ("20Gi", 20 << 30),
+        ("512 k", 512_000),
         ("2TiB", 2 << 40),
+        ("1.5Gi", 3 << 29),
+        ("0.5k", 500),
     ],
-    ids=["int", "MiB", "G", "K-space", "TiB"],
+    ids=["int", "MiB", "Mi", "G-decimal", "Gi-binary", "k-space", "TiB", "fraction", "half-k"],
 )
-def test_sizes(value: object, size: int) -> None:
-    assert spec.parse_size(value) == size
+def test_sizes_are_kubernetes_quantities(value: object, size: int) -> None:
+    notes: list[str] = []
+    assert spec.parse_size(value, notes=notes) == size
+    assert notes == []
+
+
+def test_ambiguous_gb_is_decimal_with_a_note() -> None:
+    notes: list[str] = []
+    assert spec.parse_size("20GB", notes=notes) == 20 * 10**9
+    assert notes == [
+        "size '20GB' is read as decimal (G = 1000^3, as in Kubernetes): "
+        "20000000000 bytes; write 20Gi for powers of 1024"
+    ]
+
+
+def test_a_spec_file_hands_back_the_note(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "vm.yaml"
+    disk = {"name": "root", "size": "2MB", "driver": "local"}
+    path.write_text(yaml.safe_dump({"name": "vm1", "disks": [disk]}))
+    notes: list[str] = []
+    assert spec.load(path, notes=notes).disks[0].size == 2_000_000
+    assert len(notes) == 1 and "'2MB' is read as decimal" in notes[0]
 
 
 @pytest.mark.parametrize(
-    "value",
-    [0, -1, "0MiB", "ten", "1.5G", "65TiB", True, "1PiB"],
-    ids=["zero", "negative", "zero-unit", "word", "fraction", "too-big", "bool", "unknown-unit"],
-)
-def test_bad_sizes(value: object) -> None:
-    with pytest.raises(ValueError):
+    ("value", "needle"),
+    [
+        (0, "larger than 0"),
+        (-1, "larger than 0"),
+        ("0MiB", "larger than 0"),
+        ("ten", "is not a size"),
+        ("65TiB", "64 TiB"),
+        (True, "boolean"),
+        ("1PiB", "64 TiB"),
+        ("3XB", "unknown unit 'XB'"),
+        ("512m", "milli"),
+        ("10gi", "unknown unit 'gi'"),
+    ],
+    ids=[
+        "zero", "negative", "zero-unit", "word", "too-big", "bool", "PiB-too-big",
+        "unknown-unit", "milli", "lowercase-gi",
+    ],
+)  # fmt: skip
+def test_bad_sizes(value: object, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
         spec.parse_size(value)
 
 
