@@ -1,0 +1,58 @@
+"""Option types in `--help` as people read them: TEXT, PATH, NUMBER, a|b|c.
+
+typer shows each option's Python annotation (`<list[str]>`, `<float range>`,
+`<bool>` on a flag). Here a flag shows no type, a repeatable option says so,
+choices are listed and the rest read as click's own help always has.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# typer's label (without its angle brackets) -> the word shown instead
+_WORDS = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "NUMBER",
+    "int range": "INTEGER",
+    "float range": "NUMBER",
+    "path": "PATH",
+    "file": "FILE",
+    "directory": "DIRECTORY",
+    "bool": "BOOLEAN",
+}
+_LIST = re.compile(r"^list\[(.*)\]$")
+
+
+def readable(label: str) -> str:
+    """`<list[str]>` -> `TEXT (repeatable)`, `<float range>` -> `NUMBER`, choices kept."""
+    bare = label.removeprefix("<").removesuffix(">")
+    repeated = _LIST.match(bare)
+    inner = repeated.group(1) if repeated else bare
+    word = _WORDS.get(inner, inner)
+    return f"{word} (repeatable)" if repeated else word
+
+
+def install() -> None:
+    """Show readable types in the help of every typer command from now on."""
+    from typer import core  # noqa: PLC0415 - loaded with the command, never at start-up
+
+    for cls in (core.TyperOption, core.TyperArgument):
+        if getattr(cls, "_csi_vm_readable", False):
+            continue
+        original = cls.display_type_rich
+        cls.display_type_rich = _wrap(original)  # type: ignore[method-assign]
+        setattr(cls, "_csi_vm_readable", True)  # noqa: B010 - a mark on typer's class
+
+
+def _wrap(original: Any) -> Any:
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False):
+            return None  # a flag takes no value: a type would only confuse
+        if self.metavar:
+            return str(self.metavar)
+        label = original(self, ctx)
+        return None if label is None else readable(str(label))
+
+    return display_type_rich
