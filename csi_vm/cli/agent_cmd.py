@@ -121,7 +121,8 @@ def run_cmd(
     initrd: pathlib.Path | None = typer.Option(None, "--initrd", help="Its initramfs."),
     cmdline: str = typer.Option("", "--cmdline", help="Its kernel command line."),
 ) -> None:
-    logging.getLogger("csi_vm.agent").setLevel(logging.INFO)
+    for logger in ("csi_vm.agent", "csi_vm.retry"):  # a service logs its retries
+        logging.getLogger(logger).setLevel(logging.INFO)
     boot = _boot(kernel, initrd, cmdline)
     peers = state.peer_uris(_peers(peer_uri), peer_uri_template)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,6 @@ from capabilities import probe as probe_mod
 from csi_vm import errors
 from csi_vm.cli import output, paths, signals
 
-FORMAT_HELP = "Report format: table, json, yaml, markdown, html or testdriver."
-
 
 def cluster(
     kubeconfig: pathlib.Path | None = typer.Option(
@@ -41,12 +39,8 @@ def cluster(
         "--declared-only",
         help="Probes only read what the drivers declare; nothing is created on the storage.",
     ),
-    fmt: output.Format = typer.Option(
-        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
-    ),
-    output_file: pathlib.Path | None = typer.Option(
-        None, "--output", help="Write the report to this file instead of standard output."
-    ),
+    fmt: output.Format = output.format_option(),
+    output_file: pathlib.Path | None = output.file_option(),
 ) -> None:
     """Report what each StorageClass of a Kubernetes cluster offers VM disks.
 
@@ -56,6 +50,10 @@ def cluster(
     operation. Kubernetes objects declare only part of a driver's features;
     --probe fills in the rest by probing the driver's socket, which without
     --declared-only creates (and removes) tiny test volumes.
+
+    Example:
+
+        csi-vm capabilities cluster --context prod -o html --output-file cluster.html
     """
     # The Kubernetes client takes most of a second to import: only this command needs it.
     from capabilities import cluster as cluster_mod  # noqa: PLC0415

@@ -47,7 +47,12 @@ def run_cmd(
     ),
     resync: int = typer.Option(30, "--resync", min=1, help="Seconds between full re-lists."),
 ) -> None:
-    """Lead through a Lease, then reconcile csi-vm's custom resources until stopped."""
+    """Lead through a Lease, then reconcile csi-vm's custom resources until stopped.
+
+    Example (the chart's Deployment runs it so):
+
+        csi-vm controller run --lease-namespace csi-vm --metrics-port 9090
+    """
     api = kube_api.connect(kubeconfig_file=kubeconfig)
     objs = objects.Objects(api)
     meters = metrics.Metrics()

@@ -156,7 +156,7 @@ def snap_list(
     db: pathlib.Path | None = DB,
 ) -> None:
     """List snapshots (of one VM, or all)."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_snapshots(env.store, vm)
     if fmt is not Output.TABLE:
         vmenv.emit([_snap_dict(s) for s in found], fmt=fmt)
@@ -175,7 +175,7 @@ def snap_show(
     name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
 ) -> None:
     """Show one snapshot and the CSI objects behind it."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         snap = records.get_snapshot(env.store, name)
     vmenv.emit(_snap_dict(snap), fmt=Output.YAML if fmt is Output.TABLE else fmt)
 

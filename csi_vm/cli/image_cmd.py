@@ -22,7 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from csi_vm import errors, spec
+from csi_vm import errors, sizes, spec
 from csi_vm.cli import signals
 from csi_vm.copy import engine, model
 
@@ -33,6 +33,8 @@ app = typer.Typer(
 
 
 class Report(enum.StrEnum):
+    """-o/--output of a copy: one line for people, the figures for scripts."""
+
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
@@ -63,14 +65,19 @@ def copy_cmd(
     min_size: str | None = typer.Option(
         None,
         "--min-size",
-        help="Make a target file at least this large, e.g. 10GiB: a copy into a larger disk, "
-        "whose part past the image reads as zeros. A device keeps its own size.",
+        help="Make a target file at least this large: a copy into a larger disk, "
+        "whose part past the image reads as zeros. A device keeps its own size. " + sizes.HELP,
     ),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Parallel I/O threads."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what the copy would do, and write nothing."
     ),
-    fmt: Report = typer.Option(Report.TABLE, "--output-format", "-o", help="table, json or yaml."),
+    fmt: Report = typer.Option(
+        Report.TABLE,
+        "--output",
+        "-o",
+        help="table (one line, the default), json or yaml (sizes in bytes).",
+    ),
 ) -> None:
     """Copy only the data of an image, keeping the target sparse.
 
@@ -78,6 +85,10 @@ def copy_cmd(
     supports it, else in-kernel copy (copy_file_range), else read/write; qcow2
     in or out goes through qemu-img. The target is flushed before the command
     reports success; a target file appears only when complete.
+
+    Example:
+
+        csi-vm image copy root.qcow2 /dev/vg0/web-root --force --target-zeroed
     """
     options = model.Options(
         output=output,
@@ -98,19 +109,23 @@ def copy_cmd(
 
 
 def _bytes(size: str, *, field: str) -> int:
+    notes: list[str] = []
     try:
-        return spec.parse_size(size, field=field)
+        value = spec.parse_size(size, field=field, notes=notes)
     except ValueError as err:
         raise errors.InvalidInput(str(err)) from err
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    return value
 
 
 def summary(result: model.Result) -> str:
     """One line: what moved, how, how fast."""
-    speed = f"{_size(int(result.throughput))}/s"  # of the copy, without verification
+    speed = f"{sizes.binary(int(result.throughput))}/s"  # of the copy, without verification
     checked = ", verified" if result.verified else ""
     return (
-        f"copied {_size(result.copied)} ({_size(result.allocated)} allocated of "
-        f"{_size(result.size)}) from {result.source} to {result.target} as "
+        f"copied {sizes.binary(result.copied)} ({sizes.binary(result.allocated)} allocated of "
+        f"{sizes.binary(result.size)}) from {result.source} to {result.target} as "
         f"{result.target_format} by {result.method} in {result.seconds:.2f} s, {speed}{checked}"
     )
 
@@ -192,18 +207,9 @@ def _emit(data: dict[str, Any], *, fmt: Report) -> None:
     else:
         src, dst = data["source"], data["target"]
         typer.echo(
-            f"source:  {src['path']} ({src['kind']}, {src['format']}, {_size(data['size'])})"
+            f"source:  {src['path']} ({src['kind']}, {src['format']}, {sizes.binary(data['size'])})"
         )
         state = "exists, overwritten" if dst["exists"] else "new"
         typer.echo(f"target:  {dst['path']} ({dst['kind']}, {dst['format']}, {state})")
         typer.echo(f"method:  {' then '.join(data['methods'])} (first that works)")
         typer.echo(f"zeroing: {data['zeroing']}")
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"

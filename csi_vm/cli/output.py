@@ -1,10 +1,15 @@
-"""Writing a report to the terminal or a file, in the format asked for."""
+"""Writing a report to the terminal or a file, in the format asked for.
+
+Every report command takes the same two options: `-o/--output FORMAT`
+names the format, as in kubectl, and `--output-file PATH` where to write it.
+"""
 
 from __future__ import annotations
 
 import enum
 import pathlib
 
+import typer
 from rich.console import Console
 
 from capabilities import model, render
@@ -15,9 +20,27 @@ class Format(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    NAME = "name"
     MARKDOWN = "markdown"
     HTML = "html"
     TESTDRIVER = "testdriver"
+
+
+FORMAT_HELP = (
+    "Report format: table (the default), json, yaml, name (a driver/LABEL line per driver), "
+    "markdown, html, or testdriver (a Kubernetes external-storage test driver file)."
+)
+FILE_HELP = "Write the report to this file instead of standard output."
+
+
+def format_option() -> Format:
+    """-o/--output FORMAT, the same on every report command."""
+    return typer.Option(Format.TABLE, "--output", "-o", help=FORMAT_HELP)  # type: ignore[no-any-return]
+
+
+def file_option() -> pathlib.Path | None:
+    """--output-file PATH: where the report goes."""
+    return typer.Option(None, "--output-file", metavar="PATH", help=FILE_HELP)  # type: ignore[no-any-return]
 
 
 def emit(
@@ -29,7 +52,7 @@ def emit(
     if fmt is Format.TABLE and path is None:
         render.table.show(report, Console())
         return
-    text = render.render(report, fmt.value)
+    text = _names(report) if fmt is Format.NAME else render.render(report, fmt.value)
     if path is None:
         print(text)
         return
@@ -37,3 +60,8 @@ def emit(
         path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     except OSError as err:
         raise errors.InvalidInput(f"cannot write report to {path}: {err}") from err
+
+
+def _names(report: model.DriverReport | model.MatrixReport) -> str:
+    rows = report.rows if isinstance(report, model.MatrixReport) else [report]
+    return "\n".join(f"driver/{row.driver.label}" for row in rows)

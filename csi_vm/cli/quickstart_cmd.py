@@ -37,6 +37,10 @@ def quickstart(
 
     Needs root: the local driver uses loop devices and mounts. Exits non-zero if
     any step failed.
+
+    Example:
+
+        sudo csi-vm quickstart --keep
     """
     if os.geteuid() != 0:
         raise errors.Rejected(

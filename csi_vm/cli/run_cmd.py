@@ -64,7 +64,7 @@ def status(
     name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
 ) -> None:
     """Where a VM runs and in which state; a crashed VM is reported (exit code 5)."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         got = vmrun.status(env, vm_name=name)
     _show(got, fmt=fmt)
     if got.problem:
@@ -78,7 +78,7 @@ def console(
     db: pathlib.Path | None = DB,
 ) -> None:
     """Print the VM's serial console log."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         path = vmrun.console(env, vm_name=name)
     text = path.read_text(errors="replace").splitlines()
     typer.echo("\n".join(text[-lines:] if lines else text))
@@ -91,12 +91,13 @@ def _show(status: vmrun.Status, *, fmt: Output) -> None:
         "state": status.state,
         "reason": status.reason,
         "problem": status.problem,
-        "console": str(status.console),
+        "console": str(status.console) if status.console else None,
     }
     if fmt is not Output.TABLE:
         vmenv.emit(data, fmt=fmt)
         return
-    line = f"{status.vm} on {status.node}: {status.state} ({status.reason})"
+    where = f" on {status.node}" if status.node else ""
+    line = f"{status.vm}{where}: {status.state} ({status.reason})"
     vmenv.console.print(line + (f" [red]{status.problem}[/]" if status.problem else ""))
 
 

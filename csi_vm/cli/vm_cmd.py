@@ -45,7 +45,7 @@ def create(
 @app.command("list")
 def list_(fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
     """List VMs with their disks, and the node each running VM runs on."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_vms(env.store)
         nodes = {run.vm: run.node for run in running.list_all(env.store)}
     if fmt is not Output.TABLE:
@@ -66,7 +66,7 @@ def show(
     name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
 ) -> None:
     """Show one VM: spec, disks and the CSI volumes behind them."""
-    with vmenv.environment(cfg, db, quiet=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         vm = records.get_vm(env.store, name)
     vmenv.emit(_vm_dict(vm), fmt=Output.YAML if fmt is Output.TABLE else fmt)
 
@@ -120,13 +120,16 @@ def clone(
 def resume(cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
     """Finish or roll back operations interrupted by a crash (every command does this first)."""
     with vmenv.environment(cfg, db, quiet=True, resume=False) as env:
-        left = engine.resume(env)
+        got = engine.settle(env, retry_pending=True)
         recent = journal.recent(env.store, limit=5)
-    vmenv.console.print(f"{len(left)} interrupted operations handled")
-    for line in left:
+    vmenv.console.print(f"{len(got.done)} interrupted operations handled")
+    for line in got.done:
         vmenv.console.print(f"  {line}")
     for flow in recent:
         vmenv.console.print(f"  {flow.kind} {flow.id} of {flow.vm}: {flow.state} {flow.error}")
+    if got.failed is not None:
+        # Still pending (its driver does not answer): the exit code says so.
+        raise got.failed
 
 
 def _vm_dict(vm: records.VM) -> dict[str, object]:

@@ -13,6 +13,7 @@ import platformdirs
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -62,18 +63,33 @@ def environment(
     *,
     quiet: bool = False,
     resume: bool = True,
+    read_only: bool = False,
 ) -> Iterator[context.Env]:
-    """An Env with interrupted flows already finished or rolled back."""
+    """An Env with interrupted flows already finished or rolled back.
+
+    A `read_only` command only warns about unfinished flows: what it reads
+    must not wait on a driver that an unrelated flow needs.
+    """
     cfg = config.load(config_path(cfg_file))
     store = db.Store(db_path(db_file))
     with _progress(quiet) as progress:
         env = context.Env(cfg=cfg, store=store, state_dir=paths.state_dir(), progress=progress)
         try:
-            for line in engine.resume(env) if resume else []:
-                err_console.print(f"[yellow]resumed:[/] {line}")
+            if read_only:
+                _warn_pending(engine.waiting(env))
+            elif resume:
+                got = engine.settle(env, retry_pending=False)
+                for line in got.done:
+                    err_console.print(f"[yellow]resumed:[/] {escape(line)}", soft_wrap=True)
+                _warn_pending(got.pending)
             yield env
         finally:
             env.close()
+
+
+def _warn_pending(lines: list[str]) -> None:
+    for line in lines:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -80,7 +80,9 @@ def _logger(what: str, policy: RetryPolicy) -> Callable[[tenacity.RetryCallState
         delay = state.next_action.sleep if state.next_action else 0.0
         outcome = state.outcome
         reason = outcome.exception() if outcome is not None else None
-        log.warning(
+        # INFO, not WARNING: a retry that then succeeds needs no action, and
+        # one that fails ends in an error that says the same; `-v` shows them.
+        log.info(
             "%s: attempt %d/%d failed (%s), retrying in %.1f s",
             what,
             state.attempt_number,

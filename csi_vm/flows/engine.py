@@ -10,10 +10,16 @@ including steps whose intent was written but whose answer never came. After
 `commit`, the remaining `after` steps are rolled forward: they only remove
 what is no longer needed. `resume` applies the same two rules to flows whose
 process died.
+
+A step that cannot be undone or finished because its driver does not answer
+leaves the flow pending (`Pending`, exit code 4): the journal keeps it, with
+one line saying why, and only `csi-vm resume` tries it again. Any other
+failure to undo a step stops everything (`errors.DataSafetyError`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +41,25 @@ log = logging.getLogger("csi_vm.flows")
 CRASH_ENV = "CSI_VM_CRASH_AT"
 
 Data = dict[str, Any]
+
+
+class Pending(errors.Unreachable):
+    """A step of a rollback or roll-forward could not reach its driver; the
+    flow is left in the journal for `csi-vm resume`."""
+
+    def __init__(self, message: str, *, hint: str, reach: str) -> None:
+        super().__init__(message, hint=hint)
+        #: what did not answer, e.g. "driver 'local'"
+        self.reach = reach
+
+
+@dataclasses.dataclass
+class Resumed:
+    """What a resume did: lines for the user, and the first failure if any."""
+
+    done: list[str] = dataclasses.field(default_factory=list)
+    pending: list[str] = dataclasses.field(default_factory=list)
+    failed: Pending | None = None
 
 
 class Flow:
@@ -62,9 +87,12 @@ class Flow:
             # left is tidying up, which `resume` finishes.
             log.warning("flow %s: cleanup after commit failed: %s", self.id, reason)
             return
-        log.warning("flow %s failed (%s): rolling back", self.id, reason)
+        # The error the command ends with says it; -v shows the progress.
+        log.info("flow %s failed (%s): rolling back", self.id, reason)
         try:
             rollback(self.env, self.id)
+        except Pending as err:
+            raise _pending_after(exc, err, flow_id=self.id) from exc
         except errors.DataSafetyError as err:
             # Say why the flow failed first: the rollback's own failure is
             # often a consequence of it (a full disk, a driver still down).
@@ -118,6 +146,23 @@ class Flow:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _pending_after(exc: BaseException | None, err: Pending, *, flow_id: str) -> Pending:
+    """The error of a flow that failed and could not be rolled back for now."""
+    if isinstance(exc, errors.Transient):
+        # The same outage most likely stopped both: say its text once.
+        hint = (
+            f"flow {flow_id} is left pending: its rollback could not reach {err.reach} "
+            "either; run `csi-vm resume` once it answers"
+        )
+        return Pending(exc.message, hint=_join(exc.hint, hint), reach=err.reach)
+    reason = str(exc) if exc is not None else "flow ended without committing"
+    return Pending(f"{reason}; then {err.message}", hint=err.hint or "", reach=err.reach)
+
+
+def _join(*hints: str | None) -> str:
+    return "; ".join(h for h in hints if h)
+
+
 def rollback(env: context.Env, flow_id: str) -> None:
     """Undo every step of a flow, newest first; a step that cannot be undone stops it."""
     for step in reversed(journal.steps(env.store, flow_id)):
@@ -125,6 +170,8 @@ def rollback(env: context.Env, flow_id: str) -> None:
             continue
         try:
             actions.undo(env, step.action, step.data)
+        except errors.Transient as err:
+            raise _left_pending(env, flow_id, step, err, what="rollback") from err
         except errors.CsiVmError as err:
             raise errors.DataSafetyError(
                 f"cannot roll back step {step.seq} ({step.action}) of flow {flow_id}: {err}",
@@ -135,23 +182,80 @@ def rollback(env: context.Env, flow_id: str) -> None:
 def roll_forward(env: context.Env, flow_id: str) -> None:
     for step in journal.steps(env.store, flow_id):
         if step.action.startswith("after:") and not step.done:
-            actions.do(
-                env, step.action.removeprefix("after:"), step.data, flow_id=flow_id, seq=step.seq
-            )
+            try:
+                actions.do(
+                    env, step.action.removeprefix("after:"), step.data, flow_id=flow_id,
+                    seq=step.seq,
+                )  # fmt: skip
+            except errors.Transient as err:
+                raise _left_pending(env, flow_id, step, err, what="finishing") from err
             journal.finish_step(env.store, flow_id=flow_id, seq=step.seq, data=step.data)
 
 
+def _left_pending(
+    env: context.Env, flow_id: str, step: journal.Step, err: errors.CsiVmError, *, what: str
+) -> Pending:
+    """Record in the journal that the flow waits for `csi-vm resume`, and say so."""
+    driver = step.data.get("driver")
+    reach = f"driver {driver!r}" if driver else "the service it needs"
+    why = f"its {what} could not reach {reach} (step {step.seq}, {step.action})"
+    journal.mark_pending(env.store, flow_id=flow_id, error=why)
+    return Pending(
+        f"{what} of flow {flow_id} is pending: step {step.seq} ({step.action}) "
+        f"could not reach {reach}: {err.message}",
+        hint=f"run `csi-vm resume` once {reach} answers",
+        reach=reach,
+    )
+
+
 def resume(env: context.Env) -> list[str]:
-    """Finish or roll back every flow whose process died; returns what was done."""
-    done = []
+    """Finish or roll back every flow whose process died, pending ones too;
+    returns what was done, raises the first failure after trying them all."""
+    got = settle(env, retry_pending=True)
+    if got.failed is not None:
+        raise got.failed
+    return got.done
+
+
+def settle(env: context.Env, *, retry_pending: bool) -> Resumed:
+    """Finish or roll back the flows whose process died.
+
+    A flow whose driver does not answer is left pending, not an error of the
+    caller; without `retry_pending` a flow already pending is only listed, so
+    an outage costs one wait, not one per command.
+    """
+    got = Resumed()
     for flow in journal.interrupted(env.store):
-        journal.adopt(env.store, flow.id)
-        if flow.state == journal.COMMITTED:
-            roll_forward(env, flow.id)
-            journal.end(env.store, flow_id=flow.id, state=journal.DONE)
-            done.append(f"completed {flow.kind} {flow.id} of VM {flow.vm}")
-        else:
-            rollback(env, flow.id)
-            journal.end(env.store, flow_id=flow.id, state=journal.ROLLED_BACK, error="interrupted")
-            done.append(f"rolled back {flow.kind} {flow.id} of VM {flow.vm}")
-    return done
+        if flow.pending and not retry_pending:
+            got.pending.append(pending_line(flow))
+            continue
+        try:
+            got.done.append(_resume_one(env, flow))
+        except Pending as err:
+            got.pending.append(f"{err.message} ({err.hint})")
+            got.failed = got.failed or err
+    return got
+
+
+def _resume_one(env: context.Env, flow: journal.FlowRow) -> str:
+    journal.adopt(env.store, flow.id)
+    if flow.state == journal.COMMITTED:
+        roll_forward(env, flow.id)
+        journal.end(env.store, flow_id=flow.id, state=journal.DONE)
+        return f"completed {flow.kind} {flow.id} of VM {flow.vm}"
+    rollback(env, flow.id)
+    journal.end(env.store, flow_id=flow.id, state=journal.ROLLED_BACK, error="interrupted")
+    return f"rolled back {flow.kind} {flow.id} of VM {flow.vm}"
+
+
+def waiting(env: context.Env) -> list[str]:
+    """One line per flow that waits for `csi-vm resume`; changes nothing."""
+    return [pending_line(flow) for flow in journal.interrupted(env.store)]
+
+
+def pending_line(flow: journal.FlowRow) -> str:
+    why = flow.error if flow.pending else "its process ended before it did"
+    return (
+        f"{flow.kind} flow {flow.id} of VM {flow.vm!r} is unfinished: {why}; "
+        "run `csi-vm resume` to finish or roll it back"
+    )

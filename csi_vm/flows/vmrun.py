@@ -42,7 +42,7 @@ class Status:
     state: str  # libvirt's state, or "gone"
     reason: str
     problem: str | None  # why a VM recorded as running is not, if it is not
-    console: pathlib.Path
+    console: pathlib.Path | None  # None while it is not running
 
 
 def target(index: int) -> str:
@@ -103,8 +103,13 @@ def stop(env: context.Env, *, vm_name: str, grace_s: float = 30.0) -> running.Ru
 
 
 def status(env: context.Env, *, vm_name: str) -> Status:
-    run = running.get(env.store, vm_name)
-    vm = records.get_vm(env.store, vm_name)
+    vm = records.get_vm(env.store, vm_name)  # an unknown VM is an error, exit 2
+    run = running.find(env.store, vm_name)
+    if run is None:
+        # A VM that is not running is an answer, as `virsh domstate` gives it.
+        return Status(
+            vm=vm_name, node="", state="shut off", reason="not started", problem=None, console=None
+        )
     with vmactions.launcher(env, node_name=run.node, driver=one_driver(vm)) as on:
         try:
             got = on.status(vm_name)

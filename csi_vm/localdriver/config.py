@@ -118,10 +118,26 @@ def parse_features(values: Iterable[str], *, option: str) -> frozenset[Feature]:
     return frozenset(found)
 
 
+_EXAMPLE = """example:
+  csi-vm localdriver --endpoint unix:///run/csi-vm/local.sock \\
+      --state-dir /var/lib/csi-vm/local --node-id node-a --without snapshot,clone"""
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """Prints the example as written: reflowed, it would break options at their hyphens."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text == _EXAMPLE:
+            return text
+        return super()._fill_text(text, width, indent)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csi-vm localdriver",
         description="Local reference CSI driver: sparse image files, loop devices, SQLite state.",
+        epilog=_EXAMPLE,
+        formatter_class=_ExampleFormatter,
     )
     parser.add_argument("--endpoint", required=True, help="unix:///path/x.sock or tcp://H:P")
     parser.add_argument("--state-dir", required=True, type=pathlib.Path)
@@ -140,7 +156,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="several instances (different --node-id) share one state dir: simulated "
         "network storage, volumes are not pinned to a node",
     )
-    parser.add_argument("--without", action="append", default=[], metavar="FEATURE[,...]")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="FEATURE[,...]",
+        help="switch features off, as many production drivers lack them; repeat or "
+        "separate by commas. FEATURE: " + ", ".join(f.value for f in Feature),
+    )
     parser.add_argument(
         "--advertise-broken",
         action="append",

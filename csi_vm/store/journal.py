@@ -3,7 +3,9 @@
 A flow writes each step as an intent row *before* doing it and marks it done
 after. A flow is `running` until its commit transaction flips it to
 `committed` together with the VM records, then `done`. A `running` flow whose
-process is gone is rolled back; a `committed` one is rolled forward.
+process is gone is rolled back; a `committed` one is rolled forward. When
+that cannot be done (its driver does not answer), the flow keeps its state
+and records why in `error`: it is pending, and only `csi-vm resume` retries it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class FlowRow:
     state: str
     pid: int
     error: str
+
+    @property
+    def pending(self) -> bool:
+        """Unfinished, and a resume of it already failed: only `csi-vm resume` retries it."""
+        return self.state in (RUNNING, COMMITTED) and bool(self.error)
 
 
 class _Stale(errors.Busy):
@@ -87,13 +94,16 @@ def _begin_once(store: db.Store, *, flow_id: str, kind: str, vm: str, args: dict
 
 def _take_lock(cur: sqlite3.Cursor, *, vm: str, flow_id: str) -> None:
     row = cur.execute(
-        "SELECT l.flow, l.pid, f.kind FROM vm_locks l"
+        "SELECT l.flow, l.pid, f.kind, f.error FROM vm_locks l"
         " LEFT JOIN flows f ON f.id = l.flow WHERE l.vm = ?",
         (vm,),
     ).fetchone()
-    if row is not None and not _alive(row["pid"]):
+    # A pending flow may be held by this very process (it tried to resume
+    # it): waiting for it would never end.
+    if row is not None and (row["error"] or not _alive(row["pid"])):
+        why = f": {row['error']}" if row["error"] else ""
         raise _Stale(
-            f"VM {vm!r} has an interrupted {row['kind'] or 'flow'} {row['flow']}",
+            f"VM {vm!r} has an interrupted {row['kind'] or 'flow'} {row['flow']}{why}",
             hint="run `csi-vm resume` to finish or roll it back",
         )
     if row is not None:
@@ -122,6 +132,15 @@ def finish_step(store: db.Store, *, flow_id: str, seq: int, data: dict[str, Any]
         cur.execute(
             "UPDATE flow_steps SET done = 1, data = ? WHERE flow = ? AND seq = ?",
             (json.dumps(data), flow_id, seq),
+        )
+
+
+def mark_pending(store: db.Store, *, flow_id: str, error: str) -> None:
+    """Record why finishing or rolling back a flow failed; it stays unfinished."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE flows SET updated = ?, error = ? WHERE id = ?",
+            (time.time(), error[:1000], flow_id),
         )
 
 

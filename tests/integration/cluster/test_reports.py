@@ -47,7 +47,7 @@ def _in_cluster(kube: kubectl.Kube, *args: str, plugin_dir: str = "") -> dict[st
         "command": [
             "sh",
             "-c",
-            'csi-vm capabilities cluster -o json --output /tmp/report.json "$@" 2>/tmp/stderr'
+            'csi-vm capabilities cluster -o json --output-file /tmp/report.json "$@" 2>/tmp/stderr'
             " || { cat /tmp/stderr; exit 1; }; cat /tmp/report.json",
             "report",
             *args,

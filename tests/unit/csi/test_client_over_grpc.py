@@ -73,7 +73,7 @@ def test_transient_codes_are_retried(
     ep, identity, _ = server
     identity.failures = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED]
     policy = retry.RetryPolicy(attempts=4, first_delay=0.01)
-    with caplog.at_level(logging.WARNING), client.Client(ep, policy=policy) as c:
+    with caplog.at_level(logging.INFO), client.Client(ep, policy=policy) as c:
         assert c.plugin_info().name == "scripted.csi.test"
     assert identity.calls == 3
     assert "attempt 2/4 failed" in caplog.text

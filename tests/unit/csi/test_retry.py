@@ -37,7 +37,7 @@ def test_transient_failures_are_retried_with_growing_delays(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     flaky, slept = Flaky(2), list[float]()
-    with caplog.at_level(logging.WARNING, logger="csi_vm.retry"):
+    with caplog.at_level(logging.INFO, logger="csi_vm.retry"):
         assert retry.call(flaky, what="Probe", policy=POLICY, sleep=slept.append) == "answer"
     assert flaky.calls == 3
     assert slept == [0.2, 0.4]
