@@ -21,8 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMAT_HELP = "Report format: table, json, yaml, markdown, html or testdriver."
-
 
 @app.command("probe")
 def probe_cmd(
@@ -48,17 +46,14 @@ def probe_cmd(
         [],
         "--assert",
         help="Treat a feature as present without testing it "
-        "(e.g. multi_node_shared for storage you know is shared).",
+        "(e.g. multi_node_shared for storage you know is shared); repeat for several. "
+        "Features: " + ", ".join(f.value for f in model.Feature) + ".",
     ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, help="Deadline of each CSI call, in seconds."
     ),
-    fmt: output.Format = typer.Option(
-        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
-    ),
-    output_file: pathlib.Path | None = typer.Option(
-        None, "--output", help="Write the report to this file instead of standard output."
-    ),
+    fmt: output.Format = output.format_option(),
+    output_file: pathlib.Path | None = output.file_option(),
 ) -> None:
     """Probe one driver.
 
@@ -67,6 +62,10 @@ def probe_cmd(
     and always removes them, also on SIGINT/SIGTERM. After a kill -9 run
     `csi-vm capabilities cleanup`. Exit code 4 when the driver could not be
     probed (the report still says why).
+
+    Example:
+
+        csi-vm capabilities probe -e unix:///run/csi/csi.sock -o html --output-file report.html
     """
     target = probe.Target(
         label=endpoint,
@@ -97,14 +96,14 @@ def matrix_cmd(
     budget: float = typer.Option(
         120.0, "--budget", min=1.0, help="Time limit of each driver's probe, in seconds."
     ),
-    fmt: output.Format = typer.Option(
-        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
-    ),
-    output_file: pathlib.Path | None = typer.Option(
-        None, "--output", help="Write the report to this file."
-    ),
+    fmt: output.Format = output.format_option(),
+    output_file: pathlib.Path | None = output.file_option(),
 ) -> None:
     """Probe many drivers in parallel; a driver that fails or hangs becomes a row with its error.
+
+    Example:
+
+        csi-vm capabilities matrix --config examples/config.yaml -o markdown
 
     The report is written in full either way; the exit code is 4 when any
     driver could not be probed, so scripts notice a driver that is down.
@@ -125,14 +124,15 @@ def catalogue_cmd(
     file: pathlib.Path = typer.Argument(
         ..., help="The public CSI driver list (markdown, as in the kubernetes-csi docs)."
     ),
-    fmt: output.Format = typer.Option(
-        output.Format.TABLE, "--output-format", "-o", help=FORMAT_HELP
-    ),
-    output_file: pathlib.Path | None = typer.Option(
-        None, "--output", help="Write the report to this file."
-    ),
+    fmt: output.Format = output.format_option(),
+    output_file: pathlib.Path | None = output.file_option(),
 ) -> None:
-    """Read the public driver list into the report schema, with ecosystem totals."""
+    """Read the public driver list into the report schema, with ecosystem totals.
+
+    Example:
+
+        csi-vm capabilities catalogue drivers.md -o json --output-file catalogue.json
+    """
     output.emit(catalogue_mod.report_from_file(file), fmt=fmt, path=output_file)
 
 
@@ -145,7 +145,12 @@ def cleanup_cmd(
         ..., "--endpoint", "-e", help="The controller endpoint a probe ran against."
     ),
 ) -> None:
-    """Remove what an interrupted or killed probe left on a driver."""
+    """Remove what an interrupted or killed probe left on a driver.
+
+    Example:
+
+        csi-vm capabilities cleanup -e unix:///run/csi/csi.sock
+    """
     result = cleanup.run(endpoint, journal_dir=paths.probe_journals())
     for line in result.removed:
         typer.echo(f"removed {line}")

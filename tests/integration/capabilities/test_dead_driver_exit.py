@@ -76,7 +76,7 @@ def test_matrix_of_live_drivers_exits_0(
 def test_probe_of_a_dead_driver_exits_4(dead: str, tmp_path: pathlib.Path) -> None:
     out = tmp_path / "report.html"
     done = _cli(
-        ["probe", "-e", dead, "--declared-only", "-o", "html", "--output", str(out)], tmp_path
+        ["probe", "-e", dead, "--declared-only", "-o", "html", "--output-file", str(out)], tmp_path
     )
     assert done.returncode == DID_NOT_ANSWER, done.stderr
     # The report is written all the same, with the error shown.
