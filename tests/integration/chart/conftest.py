@@ -11,9 +11,11 @@ import yaml
 from tests.support import helmbin
 
 CHART = pathlib.Path(__file__).resolve().parents[3] / "charts" / "csi-vm"
+#: The defaults and the driver name, which the chart refuses to guess.
+DEFAULTS = pathlib.Path(__file__).resolve().with_name("defaults-values.yaml")
 #: Values sets every check runs on: the defaults and the chart's ci/ files.
-VALUES = {
-    "defaults": None,
+VALUES: dict[str, pathlib.Path] = {
+    "defaults": DEFAULTS,
     **{p.stem: p for p in sorted((CHART / "ci").glob("*.yaml"))},
 }
 

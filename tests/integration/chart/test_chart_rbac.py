@@ -35,7 +35,7 @@ def _granted(obj: dict[str, Any]) -> set[Grant]:
 
 
 def _role(helm: pathlib.Path, kind: str, suffix: str) -> dict[str, Any]:
-    objects = chart.render(helm, None)
+    objects = chart.render(helm, chart.DEFAULTS)
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(suffix))
 
 
@@ -58,7 +58,7 @@ def test_chart_grants_exactly_what_the_code_calls(
 
 
 def test_no_wildcards_and_no_cluster_admin(helm: pathlib.Path) -> None:
-    for obj in chart.render(helm, None):
+    for obj in chart.render(helm, chart.DEFAULTS):
         if obj["kind"] in ("ClusterRole", "Role"):
             for rule in obj["rules"]:
                 for field in ("apiGroups", "resources", "verbs"):
@@ -68,7 +68,7 @@ def test_no_wildcards_and_no_cluster_admin(helm: pathlib.Path) -> None:
 
 
 def test_the_node_agent_is_bound_to_its_own_role_only(helm: pathlib.Path) -> None:
-    objects = chart.render(helm, None)
+    objects = chart.render(helm, chart.DEFAULTS)
     ds = next(o for o in objects if o["kind"] == "DaemonSet")
     assert ds["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
     node_sa = ds["spec"]["template"]["spec"]["serviceAccountName"]
@@ -123,6 +123,6 @@ def test_the_edit_role_writes_the_user_facing_kinds_and_never_status(helm: pathl
 
 
 def test_rbac_create_false_renders_no_role_at_all(helm: pathlib.Path) -> None:
-    objects = chart.render(helm, None, "--set", "rbac.create=false")
+    objects = chart.render(helm, chart.DEFAULTS, "--set", "rbac.create=false")
     rbac_kinds = {"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"}
     assert not [o["metadata"]["name"] for o in objects if o["kind"] in rbac_kinds]

@@ -8,6 +8,7 @@ custom resources against their CRD's openAPIV3Schema with jsonschema.
 from __future__ import annotations
 
 import copy
+import json
 import pathlib
 from typing import Any
 
@@ -86,7 +87,7 @@ def test_node_mounts_the_kubelet_dirs_of_the_values(helm: pathlib.Path) -> None:
 
 
 def test_controller_runs_the_controller_with_leader_election(helm: pathlib.Path) -> None:
-    deploy = next(o for o in chart.render(helm, None) if o["kind"] == "Deployment")
+    deploy = next(o for o in chart.render(helm, chart.DEFAULTS) if o["kind"] == "Deployment")
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["controller", "run"]
     assert "--lease-name=csi-vm-controller" in container["args"]
@@ -96,7 +97,7 @@ def test_controller_runs_the_controller_with_leader_election(helm: pathlib.Path)
 def test_helm_test_hook_probes_declared_only(helm: pathlib.Path) -> None:
     hooks = [
         o
-        for o in chart.render(helm, None)
+        for o in chart.render(helm, chart.DEFAULTS)
         if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
     ]
     assert len(hooks) == 1
@@ -141,3 +142,67 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or (spec if obj["kind"] == "Pod" else {})
     return list(pod.get("containers") or ())
+
+
+def _pod_specs(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The node DaemonSet's pod spec and the `helm test` Pod's spec."""
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    hook = next(
+        o for o in objects if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    )
+    return ds["spec"]["template"]["spec"], hook["spec"]
+
+
+def test_helm_test_pod_schedules_and_pulls_like_the_node_pods(
+    helm: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    }
+    extra = tmp_path / "affinity.yaml"
+    extra.write_text(yaml.safe_dump({"node": {"affinity": affinity}}))
+    objects = chart.render(helm, chart.VALUES["custom-kubelet-values"], "-f", str(extra))
+    node, test = _pod_specs(objects)
+    deploy = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert test["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert test["imagePullSecrets"] == node["imagePullSecrets"] == deploy["imagePullSecrets"]
+    assert test["nodeSelector"] == node["nodeSelector"] == {"csi-vm.io/vm-host": "true"}
+    assert test["tolerations"] == node["tolerations"]
+    assert test["tolerations"][0]["key"] == "dedicated"
+    assert test["affinity"] == node["affinity"] == affinity
+
+
+def test_controller_takes_its_affinity(helm: pathlib.Path) -> None:
+    affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    objects = chart.render(
+        helm, chart.DEFAULTS, "--set-json", f"controller.affinity={json.dumps(affinity)}"
+    )
+    deploy = next(o for o in objects if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["affinity"] == affinity
+    node, _ = _pod_specs(objects)
+    assert "affinity" not in node
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [(n, v) for n, v in VALUES if n != "minimal-values"],
+    ids=[n for n in IDS if n != "minimal-values"],
+)
+def test_driver_directory_is_mounted_never_created(
+    helm: pathlib.Path, name: str, values: pathlib.Path
+) -> None:
+    # A wrong name must not leave a directory on every node: the driver makes it.
+    for spec in _pod_specs(chart.render(helm, values)):
+        plugin = next(v for v in spec["volumes"] if v["name"] == "plugin")
+        assert plugin["hostPath"]["type"] == "Directory"
+        assert plugin["hostPath"]["path"].endswith("/plugins/" + _driver(values))
+
+
+def _driver(values: pathlib.Path) -> str:
+    return str(yaml.safe_load(values.read_text())["node"]["csiDriverName"])

@@ -326,3 +326,31 @@ def test_edit_role_creates_csivms_but_not_their_status(chart: kubectl.Kube, name
     assert patched.returncode != 0 and "forbidden" in patched.stderr.lower(), patched.stderr
     assert not _can(kube, user, "patch", "csivmsnapshots.csi-vm.io", "--subresource=status",
                     "-n", namespace)  # fmt: skip
+
+
+def test_helm_test_probes_the_nodes_driver(chart: kubectl.Kube) -> None:
+    # The test Pod mounts the driver's node socket read-only and reads its
+    # declarations, on a node where the node pods run.
+    _pods(chart, "node")
+    done = chart.helm("test", conftest.RELEASE, "-n", NS, "--logs", "--timeout", "300s")
+    assert "Phase:          Succeeded" in done.stdout or "Phase: Succeeded" in done.stdout, (
+        done.stdout
+    )
+    driver = yaml.safe_load((kubectl.chart_dir() / conftest.VALUES).read_text())["node"]
+    assert driver["csiDriverName"] in done.stdout, done.stdout
+
+
+def test_install_without_a_driver_name_is_refused_and_leaves_nothing(
+    chart: kubectl.Kube, namespace: str
+) -> None:
+    release = f"nodriver-{uuid.uuid4().hex[:6]}"
+    done = chart.helm(
+        "install", release, str(kubectl.chart_dir()), "-n", namespace, "--skip-crds", check=False
+    )
+    assert done.returncode != 0
+    assert "node.csiDriverName is required" in done.stderr, done.stderr
+    # helm 4 lists releases in every status, failed ones too.
+    listed = chart.helm("list", "-q", "-n", namespace).stdout.split()
+    assert release not in listed
+    assert chart.items("pods,daemonsets,serviceaccounts", namespace=namespace, selector=(
+        f"app.kubernetes.io/instance={release}")) == []  # fmt: skip
