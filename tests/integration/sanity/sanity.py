@@ -33,7 +33,7 @@ class Outcome:
         )
 
 
-def run(binary: pathlib.Path, endpoint: str, work: pathlib.Path) -> Outcome:
+def run(binary: pathlib.Path, endpoint: str, work: pathlib.Path, *, access_type: str) -> Outcome:
     work.mkdir(parents=True, exist_ok=True)
     mutable = work / "mutable-parameters.yaml"
     mutable.write_text(MUTABLE_PARAMETERS)
@@ -44,6 +44,7 @@ def run(binary: pathlib.Path, endpoint: str, work: pathlib.Path) -> Outcome:
             f"-csi.endpoint={endpoint}",
             f"-csi.mountdir={work / 'target'}",
             f"-csi.stagingdir={work / 'staging'}",
+            f"-csi.testvolumeaccesstype={access_type}",
             f"-csi.testvolumesize={VOLUME_SIZE}",
             f"-csi.testvolumeexpandsize={EXPANDED_SIZE}",
             f"-csi.testvolumemutableparameters={mutable}",
