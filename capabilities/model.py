@@ -112,6 +112,8 @@ class DriverReport(Frozen):
     warnings: list[str] = []
     error: str | None = None
     seconds: float = 0.0
+    # ISO 8601 time the probe finished; None in rows made without a probe.
+    generated_at: str | None = None
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

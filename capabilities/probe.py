@@ -7,6 +7,7 @@ report with its error, so a matrix of many drivers always completes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 import pathlib
@@ -71,7 +72,10 @@ def run(
         controller.close()
         for node in nodes.values():
             node.close()
-    return report.model_copy(update={"seconds": round(time.monotonic() - started, 3)})
+    finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return report.model_copy(
+        update={"seconds": round(time.monotonic() - started, 3), "generated_at": finished}
+    )
 
 
 def _probe(

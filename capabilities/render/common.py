@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 
 from capabilities import catalogue, ladder, model
 
@@ -91,9 +92,28 @@ def totals(report: Report) -> model.EcosystemTotals | None:
 
 
 def title(report: Report) -> str:
+    """Whose report and when: the driver's CSI name (its label until known), not its socket."""
+    when: str | None = report.generated_at
     if isinstance(report, model.MatrixReport):
-        return f"csi-vm capability {report.kind}: {len(report.rows)} drivers"
-    return f"csi-vm capabilities of {report.driver.label} ({report.mode})"
+        head = f"csi-vm capability {report.kind} of {len(report.rows)} drivers"
+    else:
+        head = f"csi-vm capabilities of {driver_name(report)}"
+    return f"{head}, {stamp(when)}" if when else head
+
+
+def driver_name(report: model.DriverReport) -> str:
+    return report.driver.name or report.driver.label
+
+
+def stamp(iso: str) -> str:
+    """An ISO 8601 time as "2024-11-06 12:00 UTC"; text that is not one is shown as it is."""
+    try:
+        when = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is None:
+        return when.strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def cell(result: model.FeatureResult | None) -> Cell:
