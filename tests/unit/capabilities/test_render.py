@@ -110,14 +110,20 @@ def test_html_is_self_contained(any_report: Report) -> None:
     assert text.startswith("<!DOCTYPE html>")
     assert "<style>" in text
     assert not re.search(r"<(script|link|img|iframe|object|embed)\b", text, re.IGNORECASE)
-    assert not re.search(r"(src|href)\s*=", text, re.IGNORECASE)
+    assert not re.search(r"src\s*=", text, re.IGNORECASE)
+    # Links only to places on the page itself, each of which exists.
+    targets = re.findall(r'href\s*=\s*"([^"]*)"', text, re.IGNORECASE)
+    assert targets, "the legend links to the full key"
+    for target in targets:
+        assert target.startswith("#") and f'id="{target[1:]}"' in text, target
     assert "url(" not in text and "@import" not in text
 
 
-def test_html_legend_explains_bases(matrix: model.MatrixReport) -> None:
+def test_html_key_explains_bases(matrix: model.MatrixReport) -> None:
     text = html_page.render(matrix)
-    for word in ("Legend", "verified", "declared", "inferred", "fallback"):
-        assert word in text
+    key = text[text.index('<h2 id="key">') :]
+    for word in ("verified", "declared", "inferred", "fallback"):
+        assert word in key
 
 
 def test_html_escapes_driver_text(hostile: model.DriverReport) -> None:
