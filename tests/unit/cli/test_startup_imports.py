@@ -1,0 +1,77 @@
+"""Each command imports only what it uses: no Kubernetes client, libvirt or
+jsonschema for commands that never talk to a cluster, a VM or a schema.
+
+The real `csi-vm` runs in a subprocess under ``python -X importtime``, which
+names every module the process imported, whenever it was imported.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+HEAVY = frozenset({"kubernetes", "libvirt", "jsonschema"})
+#: what `csi-vm --help` and `version` must do without: the group is plain click
+FRAMEWORK = frozenset({"typer", "pydantic", "rich"})
+
+
+def _imported(args: list[str], tmp: pathlib.Path) -> set[str]:
+    """The top-level names of every module `csi-vm ARGS` imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "csi_vm", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "CSI_VM_STATE_DIR": str(tmp / "state")},
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert lines, "python -X importtime printed nothing"
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+
+
+def _files(tmp: pathlib.Path) -> dict[str, str]:
+    config = tmp / "config.yaml"
+    config.write_text("drivers: {}\n")
+    image = tmp / "small.raw"
+    image.write_bytes(b"\1" * 4096)
+    return {"config": str(config), "db": str(tmp / "csi-vm.db"), "image": str(image)}
+
+
+@pytest.mark.parametrize(
+    ("args", "forbidden"),
+    [
+        (["--help"], HEAVY | FRAMEWORK),
+        (["version"], HEAVY | FRAMEWORK),
+        (["vm", "--help"], HEAVY),
+        (["vm", "list", "--config", "{config}", "--db", "{db}"], HEAVY),
+        (["disk", "--help"], HEAVY),
+        (["snapshot", "--help"], HEAVY),
+        (["clone", "--help"], HEAVY),
+        (["resume", "--help"], HEAVY),
+        (["migrate", "--help"], HEAVY),
+        (["capabilities", "--help"], HEAVY),
+        (["capabilities", "probe", "--help"], HEAVY),
+        (["capabilities", "cluster", "--help"], HEAVY),
+        (["image", "copy", "{image}", "{image}.copy", "--dry-run"], HEAVY),
+        (["quickstart", "--help"], HEAVY),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_command_leaves_out_what_it_does_not_use(
+    args: list[str], forbidden: frozenset[str], tmp_path: pathlib.Path
+) -> None:
+    filled = [arg.format(**_files(tmp_path)) for arg in args]
+    assert sorted(_imported(filled, tmp_path) & forbidden) == []
+
+
+def test_the_check_sees_imports_a_command_makes(tmp_path: pathlib.Path) -> None:
+    # The controller runs against a cluster: it does import the client, so
+    # an empty intersection above means the module was not imported.
+    assert "kubernetes" in _imported(["controller", "--help"], tmp_path)
