@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+import csi_vm
+
 #: the name typer is imported under; its classes are looked up there, never imported
 _TYPER = "typer"
 
@@ -190,10 +192,8 @@ class LazyGroup(click.Group):
 
 
 def version() -> str:
-    """The installed package's version."""
-    from importlib import metadata  # noqa: PLC0415 - only `version` needs it
-
-    return metadata.version("csi-vm")
+    """The package's version."""
+    return csi_vm.__version__
 
 
 def typer_error_kind(err: BaseException) -> str | None:

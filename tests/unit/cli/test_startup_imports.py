@@ -10,8 +10,11 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+import tomllib
 
 import pytest
+
+import csi_vm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -75,3 +78,13 @@ def test_the_check_sees_imports_a_command_makes(tmp_path: pathlib.Path) -> None:
     # The controller runs against a cluster: it does import the client, so
     # an empty intersection above means the module was not imported.
     assert "kubernetes" in _imported(["controller", "--help"], tmp_path)
+
+
+def test_the_version_is_the_one_pyproject_releases() -> None:
+    pyproject = pathlib.Path(__file__).parents[3] / "pyproject.toml"
+    released = tomllib.loads(pyproject.read_text())["project"]["version"]
+    assert csi_vm.__version__ == released
+    done = subprocess.run(
+        [sys.executable, "-m", "csi_vm", "version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == f"csi-vm {released}\n"
