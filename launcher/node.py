@@ -22,10 +22,15 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from csi_vm import diskfile, errors
-from csi_vm.csi import client, models
+from csi_vm.csi import models
 from launcher import devices, domain, libvirt_conn, vmrecord
+
+if TYPE_CHECKING:
+    # Only a type here: the caller brings the client, and with it gRPC.
+    from csi_vm.csi import client
 
 log = logging.getLogger(__name__)
 

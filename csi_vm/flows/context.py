@@ -6,12 +6,15 @@ import dataclasses
 import pathlib
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from capabilities import ladder, model, probe
+from capabilities import ladder, model
 from csi_vm import config, errors
-from csi_vm.csi import client as csi_client
 from csi_vm.csi import models
 from csi_vm.store import db, records
+
+if TYPE_CHECKING:
+    from csi_vm.csi import client as csi_client
 
 #: progress(what, done_bytes, total_bytes)
 Progress = Callable[[str, int, int], None]
@@ -57,6 +60,10 @@ class Env:
     def _client(self, endpoint: str, drv: config.DriverConfig, name: str) -> csi_client.Client:
         # One client per driver and endpoint: two drivers behind one endpoint
         # may carry different secrets.
+        # gRPC and the probe are imported where a flow first talks to a
+        # driver: commands that only read the store start without them.
+        from csi_vm.csi import client as csi_client  # noqa: PLC0415
+
         key = (endpoint, name)
         with self._lock:
             client = self._clients.get(key)
@@ -76,6 +83,8 @@ class Env:
             report = model.DriverReport.model_validate_json(cached)
             self._reports[driver] = report
             return report
+        from capabilities import probe  # noqa: PLC0415 - see _client
+
         drv = self.driver(driver)
         target = probe.Target(
             label=driver,
