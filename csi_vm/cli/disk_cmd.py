@@ -8,13 +8,12 @@ import enum
 import pathlib
 
 import typer
-from rich.table import Table
 
-from csi_vm import errors, spec
-from csi_vm.cli import vmenv
-from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT
+from csi_vm import errors, sizes, spec
+from csi_vm.cli import tables, vmenv
+from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT, NO_HEADERS
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import diskops, disks, online, plans, snapshots, vms
+from csi_vm.flows import diskops, online, plans, snapshots, vms
 from csi_vm.store import records, running
 
 disk_app = typer.Typer(
@@ -33,11 +32,12 @@ class ImageFormat(enum.StrEnum):
 
 @disk_app.command("import")
 def import_(
-    vm: str,
-    disk: str,
-    image: pathlib.Path,
+    vm: str = typer.Argument(..., help="The VM."),
+    disk: str = typer.Argument(..., help="The disk, by its name in the VM spec."),
+    image: pathlib.Path = typer.Argument(..., help="A raw or qcow2 image file."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
@@ -45,6 +45,10 @@ def import_(
 
     The image goes into a new volume that replaces the old one only when
     complete: a failed import changes nothing.
+
+    Example:
+
+        csi-vm disk import web-1 root ./root.qcow2 --dry-run
     """
     with vmenv.environment(cfg, db) as env:
         if dry_run:
@@ -57,20 +61,24 @@ def import_(
             )
         else:
             plan = diskops.import_image(env, vm=vm, disk=disk, image=image)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 @disk_app.command("export")
 def export(
-    vm: str,
-    disk: str,
-    file: pathlib.Path,
+    vm: str = typer.Argument(..., help="The VM."),
+    disk: str = typer.Argument(..., help="The disk, by its name in the VM spec."),
+    file: pathlib.Path = typer.Argument(..., help="The image file to write."),
     image_format: ImageFormat = typer.Option(
         ImageFormat.RAW, "--format", help="raw (sparse) or qcow2."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+
+    Example:
+
+        csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
@@ -93,18 +101,27 @@ def export(
 
 
 @disk_app.command("expand")
+    no_headers: bool = NO_HEADERS,
 def expand(
-    vm: str,
-    disk: str,
-    size: str = typer.Argument(..., help="New size, e.g. 20GiB or 1073741824."),
+    vm: str = typer.Argument(..., help="The VM."),
+    disk: str = typer.Argument(..., help="The disk, by its name in the VM spec."),
+    size: str = typer.Argument(..., help="The new size. " + sizes.HELP),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Grow a disk: CSI expansion, else a copy into a new, larger volume (switched atomically)."""
+    """Grow a disk: CSI expansion, else a copy into a new, larger volume (switched atomically).
+
+    Example:
+
+        csi-vm disk expand web-1 root 20Gi --dry-run
+    for note in notes:
+        vmenv.err_console.print(f"note: {note}", markup=False)
+    """
+    notes: list[str] = []
     try:
-        new_size = spec.parse_size(size)
+        new_size = spec.parse_size(size, notes=notes)
     except ValueError as err:
         raise errors.InvalidInput(str(err)) from err
     with vmenv.environment(cfg, db) as env:
@@ -116,27 +133,36 @@ def expand(
             _, plan = diskops.plan_expand(env, vm=vm, disk=disk, size=new_size)
         else:
             plan = diskops.expand(env, vm=vm, disk=disk, size=new_size)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 @snap_app.command("create")
 def snap_create(
-    vm: str,
+    vm: str = typer.Argument(..., help="The VM to snapshot."),
     name: str | None = typer.Option(
         None, "--name", help="Snapshot name (default: VM name and time)."
     ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Snapshot every disk of a VM (online while it runs: frozen by its guest agent, if any)."""
+    """Snapshot every disk of a VM (online while it runs: frozen by its guest agent, if any).
+
+    Example:
+
+        csi-vm snapshot create web-1 --name before-upgrade
+    """
     with vmenv.environment(cfg, db) as env:
+        if dry_run:  # the name's checks too: a dry run refuses what the real one would
+            snapshots.checked_name(env, vm=vm, name=name)
         if running.find(env.store, vm) is not None:
             plan = online.plan_snapshot(env, records.get_vm(env.store, vm))
             if not dry_run:
                 result = online.snapshot(env, vm_name=vm, name=name)
-                detail = f"as {result.snapshot.name}, online, {result.consistency}"
+                name = result.snapshot.name
+                detail = f"as {name}, online, {result.consistency}"
                 plan = dataclasses.replace(result.plan, detail=detail)
         elif dry_run:
             plan = snapshots.plan_create(env, records.get_vm(env.store, vm))
@@ -145,53 +171,105 @@ def snap_create(
             plan = plans.Plan(
                 operation=plan.operation, vm=plan.vm, disks=plan.disks, detail=f"as {snap.name}"
             )
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    if fmt is Output.NAME and name is not None:
+        vmenv.names([("snapshot", name)])
+        return
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 @snap_app.command("list")
 def snap_list(
-    vm: str | None = typer.Argument(None),
+    vm: str | None = typer.Argument(None, help="Only the snapshots of this VM."),
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
+    no_headers: bool = NO_HEADERS,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """List snapshots (of one VM, or all)."""
+    """List snapshots (of one VM, or all).
+
+    Example:
+
+        csi-vm snapshot list web-1 -o name
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_snapshots(env.store, vm)
-    if fmt is not Output.TABLE:
-        vmenv.emit([_snap_dict(s) for s in found], fmt=fmt)
-        return
-    table = Table(title=f"{len(found)} snapshots", title_justify="left")
-    for column in ("name", "vm", "created", "disks"):
-        table.add_column(column)
-    for s in found:
-        disks = ", ".join(f"{d.disk} ({d.strategy})" for d in s.disks)
-        table.add_row(s.name, s.vm, _when(s.created), disks)
-    vmenv.console.print(table)
+    _show_snaps(found, fmt=fmt, no_headers=no_headers, title=f"{len(found)} snapshots")
 
 
 @snap_app.command("show")
 def snap_show(
-    name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+    name: str = typer.Argument(..., help="The snapshot's name."),
+    fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
 ) -> None:
-    """Show one snapshot and the CSI objects behind it."""
+    """Show one snapshot: its row of `snapshot list`; -o yaml or json for the CSI objects behind it.
+
+    Example:
+
+        csi-vm snapshot show before-upgrade -o yaml
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         snap = records.get_snapshot(env.store, name)
-    vmenv.emit(_snap_dict(snap), fmt=Output.YAML if fmt is Output.TABLE else fmt)
+    if not fmt.tabular and fmt is not Output.NAME:
+        vmenv.emit(_snap_dict(snap), fmt=fmt)
+        return
+    _show_snaps([snap], fmt=fmt, no_headers=no_headers, title=f"snapshot {name}")
+
+
+SNAP_COLUMNS = (
+    tables.Column("name"),
+    tables.Column("vm"),
+    tables.Column("created"),
+    tables.Column("disks"),
+    tables.Column("size", wide=True),
+    tables.Column("objects", wide=True),
+)
+
+
+def _show_snaps(
+    found: list[records.Snapshot], *, fmt: Output, no_headers: bool, title: str
+) -> None:
+    if fmt is Output.NAME:
+        vmenv.names([("snapshot", s.name) for s in found])
+        return
+    if not fmt.tabular:
+        vmenv.emit([_snap_dict(s) for s in found], fmt=fmt)
+        return
+    rows = [
+        (
+            s.name,
+            s.vm,
+            _when(s.created),
+            ", ".join(f"{d.disk} ({d.strategy})" for d in s.disks),
+            sizes.binary(sum(d.size for d in s.disks)),
+            ", ".join(f"{d.disk}={d.object_id}" for d in s.disks),
+        )
+        for s in found
+    ]
+    layout = fmt.layout(no_headers=no_headers)
+    tables.show(vmenv.console, columns=SNAP_COLUMNS, rows=rows, layout=layout, title=title)
 
 
 @snap_app.command("restore")
 def snap_restore(
-    name: str,
+    name: str = typer.Argument(..., help="The snapshot to restore."),
     as_vm: str | None = typer.Option(
         None, "--as", help="Restore into a new VM of this name instead of in place."
     ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
+    no_headers: bool = NO_HEADERS,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Restore a snapshot, in place (the old volumes are retired after success) or as a new VM."""
+    """Restore a snapshot, in place (the old volumes are retired after success) or as a new VM.
+
+    Example:
+
+        csi-vm snapshot restore before-upgrade --as web-1-old
+    """
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             snap = records.get_snapshot(env.store, name)
@@ -203,28 +281,38 @@ def snap_restore(
             )
         else:
             plan = vms.restore(env, snapshot=name, as_vm=as_vm)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 @snap_app.command("delete")
 def snap_delete(
-    name: str,
+    name: str = typer.Argument(..., help="The snapshot to delete."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Delete a snapshot and the CSI snapshots or volumes behind it."""
+    """Delete a snapshot and the CSI snapshots or volumes behind it.
+
+    Example:
+
+        csi-vm snapshot delete before-upgrade
+    """
     with vmenv.environment(cfg, db) as env:
         snap = records.get_snapshot(env.store, name)
         if not dry_run:
             snapshots.delete(env, name=name)
-    _report("delete snapshot", _snap_dict(snap), fmt=fmt, dry_run=dry_run)
+    _report("delete snapshot", _snap_dict(snap), fmt=fmt, dry_run=dry_run, kind="snapshot")
 
 
-def _report(what: str, result: dict[str, object], *, fmt: Output, dry_run: bool) -> None:
+def _report(
+    what: str, result: dict[str, object], *, fmt: Output, dry_run: bool, kind: str = "vm"
+) -> None:
     """A one-object result: a line for people, the object for scripts."""
-    if fmt is not Output.TABLE:
+    if fmt is Output.NAME:
+        vmenv.names([(kind, str(result.get("name") or result.get("vm")))])
+        return
+    if not fmt.tabular:
         vmenv.emit({"operation": what, "dry_run": dry_run, **result}, fmt=fmt)
         return
     subject = result.get("name") or f"{result.get('vm')}/{result.get('disk')}"

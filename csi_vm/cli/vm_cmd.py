@@ -5,10 +5,9 @@ from __future__ import annotations
 import pathlib
 
 import typer
-from rich.table import Table
 
-from csi_vm import config, spec
-from csi_vm.cli import vmenv
+from csi_vm import config, sizes, spec
+from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
 from csi_vm.flows import engine, online, vms
 from csi_vm.store import journal, records, running
@@ -19,7 +18,8 @@ app = typer.Typer(
 
 CFG = typer.Option(None, "--config", "-c", help=CONFIG_HELP)
 DB = typer.Option(None, "--db", help=DB_HELP)
-FMT = typer.Option(Output.TABLE, "--output-format", "-o", help="table, json or yaml.")
+FMT = typer.Option(Output.TABLE, "--output", "-o", help=vmenv.OUTPUT_HELP)
+NO_HEADERS = typer.Option(False, "--no-headers", help=vmenv.NO_HEADERS_HELP)
 DRY = typer.Option(
     False, "--dry-run", help="Print the plan (strategy per disk and why) and change nothing."
 )
@@ -32,59 +32,126 @@ def create(
     ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Create a VM's disks as CSI volumes: blank, from an image, a snapshot or another VM's disk."""
-    vm_spec = spec.load(file)
+    """Create a VM's disks as CSI volumes: blank, from an image, a snapshot or another VM's disk.
+
+    Disk sizes are Kubernetes quantities: 64Mi and 20Gi are powers of 1024,
+    20G is 20 x 1000^3 (20GB is read the same way, with a note).
+
+    Example:
+
+        csi-vm vm create -f examples/vm.yaml --dry-run
+    """
+    notes: list[str] = []
+    vm_spec = spec.load(file, notes=notes)
+    for note in notes:
+        vmenv.err_console.print(f"note: {note}", markup=False)
     with vmenv.environment(cfg, db) as env:
         plan = vms.plan_create(env, vm_spec) if dry_run else vms.create(env, vm_spec)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 @app.command("list")
-def list_(fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
-    """List VMs with their disks, and the node each running VM runs on."""
+def list_(
+    fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
+    """List VMs with their disks, and the node each running VM runs on.
+
+    Example:
+
+        csi-vm vm list -o wide
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_vms(env.store)
         nodes = {run.vm: run.node for run in running.list_all(env.store)}
-    if fmt is not Output.TABLE:
-        vmenv.emit([{**_vm_dict(vm), "running_on": nodes.get(vm.name)} for vm in found], fmt=fmt)
-        return
-    table = Table(title=f"{len(found)} VMs", title_justify="left")
-    for column in ("name", "running on", "vcpus", "memory", "disks"):
-        table.add_column(column)
-    for vm in found:
-        disks = ", ".join(f"{d.name} ({_size(d.size)} {d.mode} on {d.driver})" for d in vm.disks)
-        where = nodes.get(vm.name, "-")
-        table.add_row(vm.name, where, str(vm.spec.vcpus), f"{vm.spec.memory_mib} MiB", disks)
-    vmenv.console.print(table)
+    _show_vms(found, nodes, fmt=fmt, no_headers=no_headers, title=f"{len(found)} VMs")
 
 
 @app.command("show")
 def show(
-    name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+    name: str = typer.Argument(..., help="The VM's name."),
+    fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
 ) -> None:
-    """Show one VM: spec, disks and the CSI volumes behind them."""
+    """Show one VM: its row of `vm list`; -o yaml or json for spec, disks and CSI volumes.
+
+    Example:
+
+        csi-vm vm show web-1 -o yaml
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         vm = records.get_vm(env.store, name)
-    vmenv.emit(_vm_dict(vm), fmt=Output.YAML if fmt is Output.TABLE else fmt)
+        run = running.find(env.store, name)
+    nodes = {name: run.node} if run is not None else {}
+    if not fmt.tabular and fmt is not Output.NAME:
+        vmenv.emit({**_vm_dict(vm), "running_on": nodes.get(name)}, fmt=fmt)
+        return
+    _show_vms([vm], nodes, fmt=fmt, no_headers=no_headers, title=f"VM {name}")
+
+
+VM_COLUMNS = (
+    tables.Column("name"),
+    tables.Column("running on"),
+    tables.Column("vcpus"),
+    tables.Column("memory"),
+    tables.Column("disks"),
+    tables.Column("volumes", wide=True),
+)
+
+
+def _show_vms(
+    found: list[records.VM], nodes: dict[str, str], *, fmt: Output, no_headers: bool, title: str
+) -> None:
+    if fmt is Output.NAME:
+        vmenv.names([("vm", vm.name) for vm in found])
+        return
+    if not fmt.tabular:
+        vmenv.emit([{**_vm_dict(vm), "running_on": nodes.get(vm.name)} for vm in found], fmt=fmt)
+        return
+    rows = [
+        (
+            vm.name,
+            nodes.get(vm.name, "-"),
+            str(vm.spec.vcpus),
+            sizes.binary(vm.spec.memory_mib * 1024 * 1024),
+            ", ".join(
+                f"{d.name} ({sizes.binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks
+            ),
+            ", ".join(f"{d.name}={d.volume_id}" for d in vm.disks),
+        )
+        for vm in found
+    ]
+    layout = fmt.layout(no_headers=no_headers)
+    tables.show(vmenv.console, columns=VM_COLUMNS, rows=rows, layout=layout, title=title)
 
 
 @app.command("delete")
 def delete(
-    name: str,
+    name: str = typer.Argument(..., help="The VM to delete."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Delete a VM and its volumes (its snapshots are kept: restore them with --as)."""
+    """Delete a VM and its volumes (its snapshots are kept: restore them with --as).
+
+    Example:
+
+        csi-vm vm delete web-1 --dry-run
+    """
     with vmenv.environment(cfg, db) as env:
         vm = records.get_vm(env.store, name)
         if not dry_run:
             vms.delete(env, name=name)
-    if fmt is not Output.TABLE:
+    if not fmt.tabular:
         vmenv.emit({"operation": "delete", "dry_run": dry_run, **_vm_dict(vm)}, fmt=fmt)
         return
     volumes = ", ".join(d.volume_id for d in vm.disks)
@@ -103,12 +170,17 @@ def clone(
     """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk.
 
     A running VM is cloned from an online snapshot, taken and removed on the way.
+    no_headers: bool = NO_HEADERS,
     """
     config.require_name(target, what="VM name")
     with vmenv.environment(cfg, db) as env:
         if running.find(env.store, source) is not None:
             plan = online.plan_snapshot(env, records.get_vm(env.store, source))
             if not dry_run:
+
+    Example:
+
+        csi-vm clone web-1 web-2 --dry-run
                 plan = online.clone(env, source=source, target=target)
         elif dry_run:
             plan = vms.plan_clone(env, source=source, target=target)
@@ -118,7 +190,12 @@ def clone(
 
 
 def resume(cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
-    """Finish or roll back operations interrupted by a crash (every command does this first)."""
+    """Finish or roll back operations interrupted by a crash (every command does this first).
+
+    Example:
+
+        csi-vm resume
+    """
     with vmenv.environment(cfg, db, quiet=True, resume=False) as env:
         got = engine.settle(env, retry_pending=True)
         recent = journal.recent(env.store, limit=5)
@@ -148,11 +225,3 @@ def _vm_dict(vm: records.VM) -> dict[str, object]:
             for d in vm.disks
         ],
     }
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:g} {unit}" if unit == "B" else f"{n:.4g} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)

@@ -15,10 +15,10 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.text import Text
 
 from csi_vm import config
-from csi_vm.cli import paths
+from csi_vm.cli import paths, tables
 from csi_vm.flows import context, engine, plans
 from csi_vm.store import db
 
@@ -28,14 +28,33 @@ CONFIG_HELP = (
 )
 DB_HELP = "metadata store (SQLite; default: $CSI_VM_DB, else the user data dir's csi-vm.db)."
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a message is one line however narrow the terminal or pipe.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Output(enum.StrEnum):
+    """-o/--output: the same names and meanings as kubectl's."""
+
     TABLE = "table"
+    WIDE = "wide"
     JSON = "json"
     YAML = "yaml"
+    NAME = "name"
+
+    @property
+    def tabular(self) -> bool:
+        return self in (Output.TABLE, Output.WIDE)
+
+    def layout(self, *, no_headers: bool) -> tables.Layout:
+        return tables.Layout(wide=self is Output.WIDE, headers=not no_headers)
+
+
+OUTPUT_HELP = (
+    "table (the default), wide (more columns), json or yaml (sizes in bytes), "
+    "or name (KIND/NAME lines, as kubectl prints them)."
+)
+NO_HEADERS_HELP = "Print tables without the header line (and title)."
 
 
 def config_path(given: pathlib.Path | None) -> pathlib.Path:
@@ -117,24 +136,59 @@ def _progress(quiet: bool) -> Iterator[context.Progress]:
         yield update
 
 
-def show_plan(plan: plans.Plan, *, fmt: Output, dry_run: bool) -> None:
-    if fmt is not Output.TABLE:
+def show_plan(plan: plans.Plan, *, fmt: Output, dry_run: bool, no_headers: bool = False) -> None:
+    if fmt is Output.NAME:
+        names([("vm", plan.vm)])
+        return
+    if not fmt.tabular:
         emit({"dry_run": dry_run, **plan.as_dict()}, fmt=fmt)
         return
     title = f"{'plan' if dry_run else 'done'}: {plan.operation} {plan.vm}" + (
         f" {plan.detail}" if plan.detail else ""
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("disk", "driver", "strategy", "why"):
-        table.add_column(column, overflow="fold")
-    for d in plan.disks:
-        style = "green" if d.strategy.startswith("csi") else "yellow"
-        table.add_row(d.disk, d.driver, f"[{style}]{d.strategy}[/]", d.reason)
-    console.print(table)
+    rows = [
+        (
+            d.disk,
+            d.driver,
+            Text(d.strategy, style="green" if d.strategy.startswith("csi") else "yellow"),
+            d.reason,
+            plan.vm,
+            plan.operation,
+        )
+        for d in plan.disks
+    ]
+    tables.show(
+        console,
+        columns=PLAN_COLUMNS,
+        rows=rows,
+        layout=fmt.layout(no_headers=no_headers),
+        title=title,
+    )
 
 
-def emit(data: object, *, fmt: Output) -> None:
-    if fmt is Output.YAML:
+PLAN_COLUMNS = (
+    tables.Column("disk"),
+    tables.Column("driver"),
+    tables.Column("strategy"),
+    tables.Column("why"),
+    tables.Column("vm", wide=True),
+    tables.Column("operation", wide=True),
+)
+
+
+def names(objects: list[tuple[str, str]]) -> None:
+    """-o name: one KIND/NAME line per object, as `kubectl get -o name` prints."""
+    for kind, name in objects:
+        typer.echo(f"{kind}/{name}")
+
+
+def emit(data: object, *, fmt: Output, kind: str = "vm") -> None:
+    """json, yaml or name of `data`; a table is the caller's to print."""
+    if fmt is Output.NAME and isinstance(data, dict):
+        names([(kind, str(data.get("name") or data.get("vm")))])
+    elif fmt is Output.NAME and isinstance(data, list):
+        names([(kind, str(item.get("name") or item.get("vm"))) for item in data])
+    elif fmt is Output.YAML:
         typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
         typer.echo(json.dumps(data, indent=2, default=str))
