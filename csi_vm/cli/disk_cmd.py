@@ -13,7 +13,7 @@ from csi_vm import errors, sizes, spec
 from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT, NO_HEADERS
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import diskops, online, plans, snapshots, vms
+from csi_vm.flows import diskops, disks, online, plans, snapshots, vms
 from csi_vm.store import records, running
 
 disk_app = typer.Typer(
@@ -75,16 +75,16 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
-
-    Example:
-
-        csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
     """Write a disk's content to an image file.
 
     The file is written under a temporary name and renamed when complete.
+
+    Example:
+
+        csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     """
     with vmenv.environment(cfg, db) as env:
         d = records.get_vm(env.store, vm).disk(disk)
@@ -101,13 +101,13 @@ def export(
 
 
 @disk_app.command("expand")
-    no_headers: bool = NO_HEADERS,
 def expand(
     vm: str = typer.Argument(..., help="The VM."),
     disk: str = typer.Argument(..., help="The disk, by its name in the VM spec."),
     size: str = typer.Argument(..., help="The new size. " + sizes.HELP),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
@@ -116,14 +116,14 @@ def expand(
     Example:
 
         csi-vm disk expand web-1 root 20Gi --dry-run
-    for note in notes:
-        vmenv.err_console.print(f"note: {note}", markup=False)
     """
     notes: list[str] = []
     try:
         new_size = spec.parse_size(size, notes=notes)
     except ValueError as err:
         raise errors.InvalidInput(str(err)) from err
+    for note in notes:
+        vmenv.err_console.print(f"note: {note}", markup=False)
     with vmenv.environment(cfg, db) as env:
         if running.find(env.store, vm) is not None:  # the VM runs: grow it under the guest
             plan = online.plan_expand(env, vm=vm, disk=disk, size=new_size)
@@ -181,8 +181,8 @@ def snap_create(
 def snap_list(
     vm: str | None = typer.Argument(None, help="Only the snapshots of this VM."),
     fmt: Output = FMT,
-    cfg: pathlib.Path | None = CFG,
     no_headers: bool = NO_HEADERS,
+    cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
     """List snapshots (of one VM, or all).
@@ -260,8 +260,8 @@ def snap_restore(
     ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
-    cfg: pathlib.Path | None = CFG,
     no_headers: bool = NO_HEADERS,
+    cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
     """Restore a snapshot, in place (the old volumes are retired after success) or as a new VM.

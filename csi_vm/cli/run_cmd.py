@@ -15,7 +15,7 @@ from csi_vm.flows import vmrun
 
 
 def start(
-    name: str,
+    name: str = typer.Argument(..., help="The VM's name."),
     node: str = typer.Option("", "--node", "-n", help="Node to run on (default: this node)."),
     kernel: pathlib.Path | None = typer.Option(None, help="Boot this kernel directly."),
     initrd: pathlib.Path | None = typer.Option(None, help="Initramfs for --kernel."),
@@ -27,7 +27,12 @@ def start(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Start a VM: publish its disks on the node, define and start its libvirt domain."""
+    """Start a VM: publish its disks on the node, define and start its libvirt domain.
+
+    Example:
+
+        csi-vm vm start web-1 --node node-b
+    """
     boot = _boot(kernel=kernel, initrd=initrd, cmdline=cmdline, counter_guest=counter_guest)
     with vmenv.environment(cfg, db) as env:
         status = vmrun.start(env, vm_name=name, node=node, boot=boot)
@@ -49,21 +54,34 @@ def _boot(
 
 
 def stop(
-    name: str,
+    name: str = typer.Argument(..., help="The VM's name."),
     grace: float = typer.Option(30.0, help="Seconds to wait for the guest to power off."),
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Stop a VM (power off, then force), unpublish and unstage its disks."""
+    """Stop a VM (power off, then force), unpublish and unstage its disks.
+
+    Example:
+
+        csi-vm vm stop web-1 --grace 60
+    """
     with vmenv.environment(cfg, db) as env:
         run = vmrun.stop(env, vm_name=name, grace_s=grace)
     vmenv.console.print(f"stopped {name} on {run.node}")
 
 
 def status(
-    name: str, fmt: Output = FMT, cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB
+    name: str = typer.Argument(..., help="The VM's name."),
+    fmt: Output = FMT,
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
 ) -> None:
-    """Where a VM runs and in which state; a crashed VM is reported (exit code 5)."""
+    """Where a VM runs and in which state; a crashed VM is reported (exit code 5).
+
+    Example:
+
+        csi-vm vm status web-1 -o json
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         got = vmrun.status(env, vm_name=name)
     _show(got, fmt=fmt)
@@ -72,12 +90,17 @@ def status(
 
 
 def console(
-    name: str,
+    name: str = typer.Argument(..., help="The VM's name."),
     lines: int = typer.Option(40, "--lines", "-l", help="Show the last N lines (0: all)."),
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Print the VM's serial console log."""
+    """Print the VM's serial console log.
+
+    Example:
+
+        csi-vm vm console web-1 --lines 100
+    """
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         path = vmrun.console(env, vm_name=name)
     text = path.read_text(errors="replace").splitlines()
@@ -93,7 +116,7 @@ def _show(status: vmrun.Status, *, fmt: Output) -> None:
         "problem": status.problem,
         "console": str(status.console) if status.console else None,
     }
-    if fmt is not Output.TABLE:
+    if not fmt.tabular:
         vmenv.emit(data, fmt=fmt)
         return
     where = f" on {status.node}" if status.node else ""
@@ -102,7 +125,7 @@ def _show(status: vmrun.Status, *, fmt: Output) -> None:
 
 
 def migrate(
-    name: str,
+    name: str = typer.Argument(..., help="The VM's name."),
     to: str = typer.Option(..., "--to", help="The node to move the VM to."),
     bandwidth: int = typer.Option(
         0, "--bandwidth", help="Limit the copy to this many MiB/s (0: no limit)."
@@ -125,13 +148,17 @@ def migrate(
     without copying them; otherwise its disks are copied into new volumes on
     the target while it runs, and the old ones are retired after success.
     A cold migration (the VM stopped meanwhile) happens only with --allow-downtime.
+
+    Example:
+
+        csi-vm migrate web-1 --to node-b --dry-run
     """
     with vmenv.environment(cfg, db) as env:
         result = migrate_flow.migrate(
             env, vm_name=name, to=to, bandwidth_mib_s=bandwidth,
             allow_downtime=allow_downtime, cold=cold,
         )  # fmt: skip
-    if fmt is not Output.TABLE:
+    if not fmt.tabular:
         vmenv.emit(result.as_dict(), fmt=fmt)
         return
     vmenv.console.print(

@@ -164,23 +164,23 @@ def clone(
     target: str = typer.Argument(..., help="Name of the new VM."),
     dry_run: bool = DRY,
     fmt: Output = FMT,
+    no_headers: bool = NO_HEADERS,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
     """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk.
 
     A running VM is cloned from an online snapshot, taken and removed on the way.
-    no_headers: bool = NO_HEADERS,
+
+    Example:
+
+        csi-vm clone web-1 web-2 --dry-run
     """
     config.require_name(target, what="VM name")
     with vmenv.environment(cfg, db) as env:
         if running.find(env.store, source) is not None:
             plan = online.plan_snapshot(env, records.get_vm(env.store, source))
             if not dry_run:
-
-    Example:
-
-        csi-vm clone web-1 web-2 --dry-run
                 plan = online.clone(env, source=source, target=target)
         elif dry_run:
             plan = vms.plan_clone(env, source=source, target=target)
