@@ -186,7 +186,7 @@ def clone(
             plan = vms.plan_clone(env, source=source, target=target)
         else:
             plan = vms.clone(env, source=source, target=target)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run)
+    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
 def resume(cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
