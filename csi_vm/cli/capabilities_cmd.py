@@ -78,8 +78,19 @@ def probe_cmd(
     report, interrupted = signals.run_cancellable(
         lambda cancel: probe.run(target, options, cancel=cancel)
     )
+    if report.error is not None and not interrupted and _for_people(fmt, output_file):
+        # Nothing could be probed: a table of "not attempted" rows would
+        # repeat this one error in every row.
+        raise errors.Unreachable(
+            f"cannot probe {endpoint}: {report.error}",
+            hint="start the driver or correct --endpoint; -o json gives the report anyway",
+        )
     output.emit(report, fmt=fmt, path=output_file)
     _finish(interrupted=interrupted, failed=report.error is not None)
+
+
+def _for_people(fmt: output.Format, path: pathlib.Path | None) -> bool:
+    return fmt is output.Format.TABLE and path is None
 
 
 @app.command("matrix")

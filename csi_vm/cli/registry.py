@@ -154,6 +154,10 @@ def _no_options() -> None:
     """csi-vm"""
 
 
+#: the exit status of an interrupted command (csi_vm/cli/main.py's table)
+_INTERRUPTED = 130
+
+
 class LazyCommand(click.Command):
     """A stand-in for one sub-command: takes the rest of the line unparsed."""
 
@@ -171,6 +175,9 @@ class LazyCommand(click.Command):
         code = command.main(
             args=[self.entry.name, *ctx.args], prog_name=prog, standalone_mode=False
         )
+        if code == _INTERRUPTED:
+            # typer turns Ctrl-C (and so SIGTERM) into a silent Exit(130).
+            click.echo("interrupted", err=True)
         # Without standalone mode typer hands back its Exit's code: make it
         # click's, so that click's own main (standalone or not) passes it on.
         if isinstance(code, int) and code:
