@@ -14,6 +14,7 @@ from rich.console import Console
 
 from capabilities import model, render
 from csi_vm import errors
+from csi_vm.cli import tables
 
 
 class Format(enum.StrEnum):
@@ -50,7 +51,7 @@ def emit(
     path: pathlib.Path | None,
 ) -> None:
     if fmt is Format.TABLE and path is None:
-        render.table.show(report, Console())
+        tables.print_renderable(Console(), render.table.renderable(report))
         return
     text = _names(report) if fmt is Format.NAME else render.render(report, fmt.value)
     if path is None:

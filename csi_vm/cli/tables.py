@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -54,18 +54,54 @@ def show(
 
 
 def plain_lines(
-    heads: Sequence[str], rows: Sequence[Sequence[Cell]], *, headers: bool
+    heads: Sequence[str], rows: Sequence[Sequence[Cell]], *, headers: bool, upper: bool = True
 ) -> list[str]:
-    """Left-aligned columns padded with spaces: no boxes, no colour, no wrapping."""
+    """Left-aligned columns padded with spaces: no boxes, no colour, no wrapping.
+
+    Headers are upper case, as kubectl prints them, unless they are names
+    (`upper=False`: a report's columns may be drivers).
+    """
     text = [[_plain(c) for c in row] for row in rows]
     if headers:
-        text.insert(0, [h.upper() for h in heads])
+        text.insert(0, [h.upper() if upper else h for h in heads])
     if not text:
         return []
     widths = [max(len(row[i]) for row in text) for i in range(len(heads))]
     return [
         _GAP.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in text
     ]
+
+
+def print_renderable(console: Console, renderable: RenderableType) -> None:
+    """A renderer's rich tables: as drawn on a terminal, as plain columns in a pipe."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    for line in plain_renderable(renderable):
+        console.out(line, highlight=False)
+
+
+def plain_renderable(renderable: RenderableType) -> list[str]:
+    """Text of tables, texts and groups of them, without boxes or wrapping."""
+    if isinstance(renderable, Group):
+        lines: list[str] = []
+        for part in renderable.renderables:
+            lines += plain_renderable(part)
+        return lines
+    if isinstance(renderable, Table):
+        heads = [_plain(_cell(c.header)) for c in renderable.columns]
+        columns = [[_cell(cell) for cell in c.cells] for c in renderable.columns]
+        rows = [list(row) for row in zip(*columns, strict=True)]
+        title = [_plain(_cell(renderable.title))] if renderable.title else []
+        body = plain_lines(heads, rows, headers=renderable.show_header, upper=False)
+        return ["", *title, *body]
+    return _cell(renderable).plain.splitlines()
+
+
+def _cell(value: object) -> Text:
+    if isinstance(value, Text):
+        return value
+    return Text.from_markup(value) if isinstance(value, str) else Text(str(value))
 
 
 def _boxed(

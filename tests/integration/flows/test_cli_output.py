@@ -183,3 +183,17 @@ def test_gb_reads_as_decimal_with_a_note(lab: Lab) -> None:
     assert "note: size '8MB' is read as decimal" in done.stderr
     assert "8000000 bytes; write 8Mi for powers of 1024" in done.stderr
     assert json.loads(done.stdout)["dry_run"] is True
+
+
+def test_a_piped_report_is_plain_columns_too(lab: Lab) -> None:
+    probe = ["capabilities", "probe", "-e", lab.driver.endpoint, "--declared-only"]
+    done = _run(lab.cli_env(), *probe)
+    assert done.returncode == 0, done.stderr
+    assert not BOX & set(done.stdout)
+    lines = done.stdout.splitlines()
+    assert lines[lines.index("Plan") + 1].split() == ["operation", "strategy", "why"]
+    # A row of the plan is one line, its reason whole, past 80 columns.
+    (row,) = [line for line in lines if line.startswith("vm_clone ")]
+    assert row.endswith("(clone declared)") and len(row) > 80
+    screen = _run_on_tty(lab.cli_env(), *probe, columns=160)
+    assert "━" in screen or "─" in screen

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from rich.console import Console
+from rich.console import Console, Group
+from rich.table import Table
 from rich.text import Text
 
 from csi_vm import sizes
@@ -42,6 +43,22 @@ def test_wide_adds_columns_and_never_wraps() -> None:
 
 def test_no_headers() -> None:
     assert _piped(tables.Layout(headers=False)).splitlines() == ["web-1   64 MiB", "db      1 GiB"]
+
+
+def test_a_renderers_tables_become_plain_lines() -> None:
+    table = Table(title="Plan")
+    table.add_column("operation")
+    table.add_column("unix:///run/a.sock")
+    table.add_row("vm_clone", Text("csi-clone", style="green"))
+    lines = tables.plain_renderable(Group(Text("report of a", style="bold"), table))
+    # Column names of a report can be drivers: kept as written.
+    assert lines == [
+        "report of a",
+        "",
+        "Plan",
+        "operation   unix:///run/a.sock",
+        "vm_clone    csi-clone",
+    ]
 
 
 @pytest.mark.parametrize(
