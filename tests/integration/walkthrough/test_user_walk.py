@@ -357,11 +357,16 @@ def driver_down(user: User, fast: LocalDriver) -> str:
     assert failed.stdout == ""
     said = failed.stderr.strip().splitlines()
     assert [line for line in said if line.startswith("error:")] == said[:1], failed.stderr
+    assert len(said) <= 2, failed.stderr  # the error, and a hint
     assert fast.endpoint in said[0] and "UNAVAILABLE" in said[0], failed.stderr
     assert failed.stderr.count("UNAVAILABLE") == 1, failed.stderr
     assert "csi-vm resume" in failed.stderr, failed.stderr
     flow = re.search(r"flow (snapshot-\w+)", failed.stderr)
     assert flow, failed.stderr
+    # Asking the driver itself gives the same answer, as briefly.
+    probed = user.run("capabilities", "probe", "-e", fast.endpoint, code=NO_ANSWER)
+    assert probed.stdout == ""
+    assert probed.stderr.startswith("error:") and len(probed.stderr.splitlines()) <= 2, probed
 
     # Reading the inventory does not wait on the dead driver: it warns.
     listed = user.run("vm", "list")
