@@ -142,6 +142,12 @@ def snap_create(
     name: str | None = typer.Option(
         None, "--name", help="Snapshot name (default: VM name and time)."
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Restore each CSI snapshot once and compare every block with its disk "
+        "(default: a sample).",
+    ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     no_headers: bool = NO_HEADERS,
@@ -167,7 +173,7 @@ def snap_create(
         elif dry_run:
             plan = snapshots.plan_create(env, records.get_vm(env.store, vm))
         else:
-            snap, plan = snapshots.create(env, vm_name=vm, name=name)
+            snap, plan = snapshots.create(env, vm_name=vm, name=name, verify=verify)
             plan = plans.Plan(
                 operation=plan.operation, vm=plan.vm, disks=plan.disks, detail=f"as {snap.name}"
             )

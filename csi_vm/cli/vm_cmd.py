@@ -162,6 +162,11 @@ def delete(
 def clone(
     source: str = typer.Argument(..., help="The VM to clone (it is only read)."),
     target: str = typer.Argument(..., help="Name of the new VM."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Compare every block of each CSI-cloned disk with its source (default: a sample).",
+    ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
     no_headers: bool = NO_HEADERS,
@@ -185,7 +190,7 @@ def clone(
         elif dry_run:
             plan = vms.plan_clone(env, source=source, target=target)
         else:
-            plan = vms.clone(env, source=source, target=target)
+            plan = vms.clone(env, source=source, target=target, verify=verify)
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from csi_vm import diskfile, errors, spec
 from csi_vm.csi import models
-from csi_vm.flows import context, devcheck, diskio, migactions, vmactions
+from csi_vm.flows import context, devcheck, diskio, effects, migactions, vmactions
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -347,3 +347,4 @@ _DO.update(vmactions.DO)
 _UNDO.update(vmactions.UNDO)
 _DO.update(migactions.DO)
 _UNDO.update(migactions.UNDO)
+_DO.update(effects.DO)  # read-only looks at volumes: nothing to undo

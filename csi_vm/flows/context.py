@@ -106,12 +106,19 @@ class Env:
         return report
 
     def plan(self, driver: str) -> dict[str, model.Choice]:
-        return self.report(driver).plan
+        # Made anew from the kept report: `assert:` in the config may have
+        # changed since the probe.
+        return ladder.plan(
+            self.report(driver).features, trust_declared=False, asserted=self._asserted(driver)
+        )
 
     def works(self, driver: str, feature: model.Feature) -> bool:
         """Verified, and declared or asserted: what the plan itself would rely on."""
-        asserted = frozenset(model.Feature(f) for f in self.driver(driver).asserted)
-        return ladder.usable(feature, self.report(driver).features, asserted=asserted)
+        features = self.report(driver).features
+        return ladder.usable(feature, features, asserted=self._asserted(driver))
+
+    def _asserted(self, driver: str) -> frozenset[model.Feature]:
+        return frozenset(model.Feature(f) for f in self.driver(driver).asserted)
 
     def attach_dir(self, flow_id: str, seq: int) -> pathlib.Path:
         return self.state_dir / "attach" / flow_id / str(seq)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
-from csi_vm import errors, spec
-from csi_vm.flows import context, diskio, engine, plans, steps
+from csi_vm import errors
+from csi_vm.flows import context, diskio, engine, plans, steps, verify
 from csi_vm.store import records, running
 
 
@@ -32,30 +33,47 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
     d, plan = plan_expand(env, vm=vm, disk=disk, size=size)
     with engine.Flow(env, kind="expand", vm=vm, args={"disk": disk, "size": size}) as flow:
         if plan.strategy(disk) == "csi-expand":
-            flow.run(
-                "expand_volume",
-                {"driver": d.driver, "volume_id": d.volume_id, "size": size, "mode": d.mode.value},
-            )
-            if d.mode is spec.Mode.FILESYSTEM:
-                att = steps.attach(flow, _vol(d))
-                steps.make_image(flow, att, size=size)
-                steps.detach(flow, att)
-            flow.commit(
-                lambda cur: records.replace_disk_volume(
-                    cur, vm=vm, disk=disk, volume_id=d.volume_id, size=size
+            short = _expand_in_place(flow, d, size=size)
+            if not short:
+                flow.commit(
+                    lambda cur: records.replace_disk_volume(
+                        cur, vm=vm, disk=disk, volume_id=d.volume_id, size=size
+                    )
                 )
-            )
-        else:
-            new = steps.host_copy(
-                flow, what=f"grow-{disk}", src=_vol(d), driver=d.driver, size=size, mode=d.mode
-            )
-            flow.commit(
-                lambda cur: records.replace_disk_volume(
-                    cur, vm=vm, disk=disk, volume_id=new.volume_id, size=size
-                ),
-                after=[steps.retire(_vol(d))],
-            )
+                return plan
+            # An expansion cannot be undone: the volume may count as grown in
+            # the driver. The disk moves to a new volume the node sees whole.
+            records.forget_caps(env.store, d.driver)
+            plan = _fallen_back(plan, disk, why=short)
+        new = steps.host_copy(
+            flow, what=f"grow-{disk}", src=_vol(d), driver=d.driver, size=size, mode=d.mode
+        )
+        flow.commit(
+            lambda cur: records.replace_disk_volume(
+                cur, vm=vm, disk=disk, volume_id=new.volume_id, size=size
+            ),
+            after=[steps.retire(_vol(d))],
+        )
     return plan
+
+
+def _expand_in_place(flow: engine.Flow, d: records.Disk, *, size: int) -> str:
+    """Expand through CSI and look at the result; why the node does not show it, or ""."""
+    answer = flow.run(
+        "expand_volume",
+        {"driver": d.driver, "volume_id": d.volume_id, "size": size, "mode": d.mode.value},
+    )
+    short = verify.growth(flow, _vol(d), size=size).shortfall(size)
+    if short:
+        return f"ControllerExpandVolume answered {answer['capacity']} bytes, but {short}"
+    return ""
+
+
+def _fallen_back(plan: plans.Plan, disk: str, *, why: str) -> plans.Plan:
+    p = plan.disks[0]
+    reason = f"{why}; expansions cannot be undone, so the disk was copied into a new, larger volume"
+    fallen = dataclasses.replace(p, strategy="copy-to-larger", reason=reason)
+    return dataclasses.replace(plan, disks=(fallen,))
 
 
 def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -> plans.Plan:

@@ -1,9 +1,14 @@
-"""Making one disk from another: restore from a snapshot, clone from a disk."""
+"""Making one disk from another: restore from a snapshot, clone from a disk.
+
+A native clone or restore is looked at before it counts (see `verify`): a
+clone must hold its source's data (sampled; every block with `full`), a
+restored volume at least the whole disk.
+"""
 
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.flows import context, engine, plans, steps
+from csi_vm.flows import context, engine, plans, steps, verify
 from csi_vm.store import records
 
 After = list[tuple[str, dict[str, object]]]
@@ -22,7 +27,7 @@ def restore_plan(env: context.Env, sd: records.SnapshotDisk) -> plans.DiskPlan:
 
 def restore(flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what: str) -> steps.Vol:
     if strategy == "csi-restore":
-        return steps.new_volume(
+        new = steps.new_volume(
             flow,
             what=what,
             driver=sd.driver,
@@ -30,6 +35,8 @@ def restore(flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what:
             mode=sd.mode,
             source_snapshot_id=sd.object_id,
         )
+        verify.whole(flow, new, what=what, answer="the volume restored")
+        return new
     if strategy == "host-copy" and sd.strategy == "host-copy":
         src = steps.Vol(driver=sd.driver, volume_id=sd.object_id, mode=sd.mode, size=sd.size)
         return steps.host_copy(
@@ -47,14 +54,21 @@ def clone_plan(env: context.Env, disk: records.Disk) -> plans.DiskPlan:
 
 
 def clone(
-    flow: engine.Flow, disk: records.Disk, *, strategy: str, what: str, after: After
+    flow: engine.Flow,
+    disk: records.Disk,
+    *,
+    strategy: str,
+    what: str,
+    after: After,
+    full: bool = False,
 ) -> steps.Vol:
     """A new volume with the disk's content; the source is only read.
 
     A temporary snapshot (snapshot-restore) is removed after the commit.
     """
+    src = steps.Vol(driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size)
     if strategy == "csi-clone":
-        return steps.new_volume(
+        new = steps.new_volume(
             flow,
             what=what,
             driver=disk.driver,
@@ -62,6 +76,8 @@ def clone(
             mode=disk.mode,
             source_volume_id=disk.volume_id,
         )
+        verify.same_data(flow, src=src, new=new, what=what, answer="the clone ready", full=full)
+        return new
     if strategy == "snapshot-restore":
         data = {
             "driver": disk.driver,
@@ -70,7 +86,7 @@ def clone(
         }
         snap_id = flow.run("create_snapshot", data)["snapshot_id"]
         after.append(("delete_snapshot", {"driver": disk.driver, "snapshot_id": snap_id}))
-        return steps.new_volume(
+        new = steps.new_volume(
             flow,
             what=what,
             driver=disk.driver,
@@ -78,7 +94,9 @@ def clone(
             mode=disk.mode,
             source_snapshot_id=snap_id,
         )
-    src = steps.Vol(driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size)
+        answer = "a snapshot and a volume restored from it"
+        verify.same_data(flow, src=src, new=new, what=what, answer=answer, full=full)
+        return new
     return steps.host_copy(
         flow, what=what, src=src, driver=disk.driver, size=disk.size, mode=disk.mode
     )

@@ -102,11 +102,13 @@ def host_copy(
     src_att = attach(flow, src)
     dst_att = attach(flow, dst)
     make_image(flow, dst_att, size=size)
-    # The sizes let the copy check that both ends are still their volumes.
+    # The sizes let the copy check that both ends are still their volumes. The
+    # target is checked for the source's size: a copy onto an image file leaves
+    # it that long, and the make_image below gives a larger target its size.
     flow.run(
         "copy",
         {"src": src_att.path, "dst": dst_att.path, "what": f"{flow.vm}: {what}",
-         "src_size": src.size, "size": size},
+         "src_size": src.size, "size": src.size},
     )  # fmt: skip
     make_image(flow, dst_att, size=size)  # a larger target keeps its full size
     detach(flow, dst_att)

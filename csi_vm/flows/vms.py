@@ -114,7 +114,8 @@ def plan_clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
     )
 
 
-def clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
+def clone(env: context.Env, *, source: str, target: str, verify: bool = False) -> plans.Plan:
+    """`verify`: compare every block of a native clone with its source, not a sample."""
     running.require_stopped(env.store, source, what="an offline clone (use the online one)")
     plan = plan_clone(env, source=source, target=target)
     vm = records.get_vm(env.store, source)
@@ -123,7 +124,12 @@ def clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
     with engine.Flow(env, kind="clone", vm=source, args={"target": target}) as flow:
         made = [
             disks.clone(
-                flow, d, strategy=plan.strategy(d.name), what=f"{target}-{d.name}", after=after
+                flow,
+                d,
+                strategy=plan.strategy(d.name),
+                what=f"{target}-{d.name}",
+                after=after,
+                full=verify,
             )
             for d in vm.disks
         ]

@@ -247,6 +247,12 @@ def cached_caps(store: db.Store, driver: str) -> str | None:
     return None if row is None else str(row["report"])
 
 
+def forget_caps(store: db.Store, driver: str) -> None:
+    """Drop a driver's cached report: it was found wrong, the next plan probes afresh."""
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM driver_caps WHERE driver = ?", (driver,))
+
+
 def save_caps(store: db.Store, driver: str, report_json: str) -> None:
     with store.transaction() as cur:
         cur.execute(

@@ -48,8 +48,11 @@ class Lab:
         }
 
 
-def make_lab(tmp: pathlib.Path, *, without: tuple[str, ...] = ()) -> Lab:
-    drv = driverproc.start_driver(tmp / "driver", without=without)
+def make_lab(
+    tmp: pathlib.Path, *, without: tuple[str, ...] = (), faults: tuple[str, ...] = ()
+) -> Lab:
+    extra = [arg for fault in faults for arg in ("--fault", fault)]
+    drv = driverproc.start_driver(tmp / "driver", without=without, extra_args=extra)
     cfg_file = tmp / "config.yaml"
     cfg_file.write_text(
         yaml.safe_dump({"node": "node-a", "drivers": {"local": {"endpoint": drv.endpoint}}})
@@ -70,8 +73,8 @@ def make_lab(tmp: pathlib.Path, *, without: tuple[str, ...] = ()) -> Lab:
 def lab_factory(tmp_path: pathlib.Path) -> Iterator[object]:
     labs: list[Lab] = []
 
-    def factory(without: tuple[str, ...] = ()) -> Lab:
-        lab = make_lab(tmp_path / f"lab{len(labs)}", without=without)
+    def factory(without: tuple[str, ...] = (), faults: tuple[str, ...] = ()) -> Lab:
+        lab = make_lab(tmp_path / f"lab{len(labs)}", without=without, faults=faults)
         labs.append(lab)
         return lab
 

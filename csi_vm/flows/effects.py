@@ -1,0 +1,150 @@
+"""Believe effects, not answers: what a native CSI operation did, as this node sees it.
+
+Some drivers answer an expansion and leave the device as it was, or answer a
+clone ready and hand back a blank volume. Each native operation of a flow is
+therefore followed by a look at the volume published on this node:
+
+    measure   the size the node sees: the device's size (for a filesystem
+              volume, of the device under it where there is one) and, for a
+              filesystem, the filesystem's size
+    require   a new volume holds at least the disk: device, or image file
+    compare   a new volume against its source: the size, then a sample of
+              blocks spread over the whole disk (every block with `full`)
+
+`compare` raises `EffectMissing` (an OperationFailed: the flow rolls back) and
+forgets the driver's cached capability report, so the next operation probes
+the driver afresh and takes the fallback the probe then finds.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from csi_vm import diskfile, errors, spec
+from csi_vm.flows import context, devcheck, vmactions
+from csi_vm.store import records
+
+Data = dict[str, Any]
+
+#: bytes read at each sampled place: one block of every device in use
+SAMPLE_BYTES = 4096
+#: at most this many places are sampled, at least this far apart; 64 KiB
+#: strides meet every allocated extent of a disk up to 256 MiB
+MAX_SAMPLES = 4096
+MIN_STRIDE = 64 * 1024
+#: chunk of a full compare
+FULL_CHUNK = 4 * 1024 * 1024
+
+
+class EffectMissing(errors.OperationFailed):
+    """A driver answered success, but the node does not show the effect."""
+
+
+def device_size(path: str, mode: str) -> int | None:
+    """The size of the device a disk is on; None for a filesystem not on a block device (NFS)."""
+    if mode == spec.Mode.BLOCK:
+        return devcheck.size_of(path)
+    dev = os.stat(pathlib.Path(path).parent).st_dev
+    sysfs = pathlib.Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/size")
+    try:
+        return int(sysfs.read_text()) * 512  # sysfs counts 512-byte sectors
+    except (OSError, ValueError):
+        return None
+
+
+def filesystem_size(path: str) -> int:
+    """The size of the filesystem holding a disk's image file."""
+    st = os.statvfs(pathlib.Path(path).parent)
+    return st.f_blocks * st.f_frsize
+
+
+def offsets(size: int) -> list[int]:
+    """Where a sampled compare reads: evenly spread, first and last block included."""
+    if size <= 0:
+        return []
+    stride = max(MIN_STRIDE, -(-size // MAX_SAMPLES))
+    places = list(range(0, size, stride))
+    last = max(size - SAMPLE_BYTES, 0)
+    if places[-1] != last:
+        places.append(last)
+    return places
+
+
+def first_difference(src: str, dst: str, *, size: int, full: bool) -> int | None:
+    """The first offset where `dst` differs from `src` in the compared range, or None."""
+    with open(src, "rb", buffering=0) as a, open(dst, "rb", buffering=0) as b:
+        if full:
+            return _full(a.fileno(), b.fileno(), size)
+        for offset in offsets(size):
+            length = min(SAMPLE_BYTES, size - offset)
+            if os.pread(a.fileno(), length, offset) != os.pread(b.fileno(), length, offset):
+                return offset
+    return None
+
+
+def _full(a: int, b: int, size: int) -> int | None:
+    for offset in range(0, size, FULL_CHUNK):
+        length = min(FULL_CHUNK, size - offset)
+        left, right = os.pread(a, length, offset), os.pread(b, length, offset)
+        if left != right:
+            # a short read (a device smaller than `size`) differs where it ends
+            pairs = enumerate(zip(left, right, strict=False))
+            return offset + next((i for i, (x, y) in pairs if x != y), min(len(left), len(right)))
+    return None
+
+
+def _measure(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    path, mode = data["path"], data["mode"]
+    found: Data = {"device": device_size(path, mode)}
+    if mode == spec.Mode.FILESYSTEM:
+        found["filesystem"] = filesystem_size(path)
+    return found
+
+
+def _measure_vm_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    """`measure` for a running VM's disk, where the launcher published it on its node."""
+    with vmactions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+        entry = on.disk_record(data["vm"], data["target"])
+    path = entry.publish_path
+    if not entry.block:
+        path = str(pathlib.Path(path) / diskfile.IMAGE_NAME)
+    return _measure(env, {"path": path, "mode": data["mode"]}, flow_id, seq)
+
+
+def _require(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    have, size = devcheck.size_of(data["path"]), data["size"]
+    if have < size:
+        _missing(env, data, f"{data['what']}: the new volume holds {have} bytes, the disk {size}")
+    return {}
+
+
+def _compare(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    what, size = data["what"], data["size"]
+    have = devcheck.size_of(data["dst"])
+    if have < size:
+        _missing(env, data, f"{what}: the new volume holds {have} bytes, the disk {size}")
+    full = bool(data.get("full"))
+    at = first_difference(data["src"], data["dst"], size=size, full=full)
+    if at is not None:
+        how = "compared in full" if full else "sampled"
+        _missing(env, data, f"{what}: the new volume differs from its source at byte {at} ({how})")
+    return {"compared": "full" if full else f"{len(offsets(size))} samples"}
+
+
+def _missing(env: context.Env, data: Data, message: str) -> None:
+    records.forget_caps(env.store, data["driver"])
+    raise EffectMissing(
+        f"{message}: driver {data['driver']!r} answered {data['answer']} but did not do it",
+        hint="the flow rolls back; the next operation probes the driver again and takes "
+        "the fallback, so retry it",
+    )
+
+
+DO = {
+    "measure": _measure,
+    "measure_vm_disk": _measure_vm_disk,
+    "require": _require,
+    "compare": _compare,
+}

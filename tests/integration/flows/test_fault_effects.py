@@ -1,0 +1,258 @@
+"""Disk flows against a local driver that lies (--fault): fall back, or fail with one line.
+
+A flow never reports success on a device that does not show it, and never
+leaves a volume or snapshot behind. Data is checked byte for byte.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from csi_vm import config, errors, spec
+from csi_vm.flows import context, diskops, effects, snapshots, vms
+from csi_vm.store import db, records
+from tests.integration.flows.conftest import MIB, Lab, pattern_image
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SIZE = 8 * MIB
+
+
+def _vm(lab: Lab, name: str, mode: spec.Mode = spec.Mode.BLOCK) -> bytes:
+    image = lab.tmp / f"{name}.raw"
+    data = pattern_image(image, size=SIZE, seed=len(name))
+    disk = {"name": "root", "size": SIZE, "driver": "local", "mode": mode.value}
+    disk["source"] = {"image": str(image)}
+    vms.create(lab.env, spec.VMSpec.model_validate({"name": name, "disks": [disk]}))
+    return data
+
+
+def _export(lab: Lab, vm: str) -> bytes:
+    out = lab.tmp / f"export-{vm}.raw"
+    out.unlink(missing_ok=True)
+    diskops.export(lab.env, vm=vm, disk="root", file=out, fmt="raw")
+    return out.read_bytes()
+
+
+def _asserting(lab: Lab, *features: str) -> context.Env:
+    """The lab's environment with a config that asserts `features` for the driver."""
+    cfg = {
+        "node": "node-a",
+        "drivers": {"local": {"endpoint": lab.driver.endpoint, "assert": list(features)}},
+    }
+    lab.config_file.write_text(yaml.safe_dump(cfg))
+    lab.env = _fresh(lab)
+    return lab.env
+
+
+@pytest.mark.parametrize("mode", [spec.Mode.BLOCK, spec.Mode.FILESYSTEM], ids=str)
+def test_expansion_without_growth_falls_back_to_a_copy(
+    mode: spec.Mode, lab_factory: Callable[..., Lab]
+) -> None:
+    lab = lab_factory(faults=("expand-no-grow",))
+    before = lab.inventory()
+    # The probe catches this driver: the plan copies from the start.
+    want = _vm(lab, "vm1", mode)
+    plan = diskops.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
+    assert plan.disks[0].strategy == "copy-to-larger"
+    grown = _export(lab, "vm1")
+    assert len(grown) == 2 * SIZE and grown[:SIZE] == want and not any(grown[SIZE:])
+    vms.delete(lab.env, name="vm1")
+    assert lab.inventory() == before
+
+
+def test_expansion_that_did_not_reach_the_node_is_copied_and_says_why(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """A report that trusted the expansion (probed before the driver started lying)."""
+    lab = lab_factory()
+    before = lab.inventory()
+    want = _vm(lab, "vm1")
+    assert lab.env.plan("local")["disk_expand"].strategy == "csi-expand"
+    lab.driver.args += ["--fault", "expand-no-grow"]
+    lab.driver.restart()
+    plan = diskops.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
+    choice = plan.disks[0]
+    assert choice.strategy == "copy-to-larger"
+    assert "ControllerExpandVolume answered" in choice.reason
+    assert f"the node sees a {SIZE}-byte device" in choice.reason
+    assert "cannot be undone" in choice.reason
+    disk = records.get_vm(lab.env.store, "vm1").disk("root")
+    assert disk.size == 2 * SIZE
+    grown = _export(lab, "vm1")
+    assert len(grown) == 2 * SIZE and grown[:SIZE] == want
+    # The stale report was dropped: the next plan comes from a fresh probe.
+    assert records.cached_caps(lab.env.store, "local") is None
+    vms.delete(lab.env, name="vm1")
+    assert lab.inventory() == before
+
+
+def _lie_after_probe(lab: Lab, fault: str) -> None:
+    """Probe the honest driver (the cached report trusts it), then make it lie."""
+    lab.env.report("local")
+    lab.driver.args += ["--fault", fault]
+    lab.driver.restart()
+
+
+def test_blank_clone_is_rolled_back_with_one_clear_error(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory()
+    _vm(lab, "vm1")
+    before = lab.inventory()
+    _lie_after_probe(lab, "clone-blank")
+    with pytest.raises(effects.EffectMissing) as caught:
+        vms.clone(lab.env, source="vm1", target="vm2")
+    message = str(caught.value)
+    assert "vm1: vm2-root: the new volume differs from its source at byte" in message
+    assert "answered the clone ready but did not do it" in message
+    assert "retry it" in message
+    assert records.find_vm(lab.env.store, "vm2") is None
+    assert lab.inventory() == before
+    # The retry probes afresh, finds clones blank and restores a snapshot instead.
+    lab.env = _fresh(lab)
+    plan = vms.clone(lab.env, source="vm1", target="vm2")
+    assert plan.disks[0].strategy == "snapshot-restore"
+    assert _export(lab, "vm2") == _export(lab, "vm1")
+
+
+def _fresh(lab: Lab) -> context.Env:
+    """A new process's view: no report kept in memory, the store as it is."""
+    lab.env.close()
+    return context.Env(
+        cfg=config.load(lab.config_file), store=db.Store(lab.db_file), state_dir=lab.state_dir
+    )
+
+
+def test_blank_snapshot_is_rolled_back_with_one_clear_error(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory()
+    want = _vm(lab, "vm1")
+    before = lab.inventory()
+    _lie_after_probe(lab, "snapshot-blank")
+    with pytest.raises(effects.EffectMissing) as caught:
+        snapshots.create(lab.env, vm_name="vm1", name="s1")
+    assert "snapshot of root: the new volume differs from its source" in str(caught.value)
+    assert "answered the snapshot ready" in str(caught.value)
+    assert records.find_snapshot(lab.env.store, "s1") is None
+    assert lab.inventory() == before
+    lab.env = _fresh(lab)
+    _, plan = snapshots.create(lab.env, vm_name="vm1", name="s1")
+    assert plan.disks[0].strategy == "host-copy"
+    vms.restore(lab.env, snapshot="s1", as_vm="vm2")
+    assert _export(lab, "vm2") == want
+
+
+def test_restore_smaller_than_the_disk_is_rolled_back(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory()
+    _vm(lab, "vm1")
+    snapshots.create(lab.env, vm_name="vm1", name="s1")
+    before = lab.inventory()
+    lab.driver.args += ["--fault", "oversize"]
+    lab.driver.restart()
+    with pytest.raises(effects.EffectMissing) as caught:
+        vms.restore(lab.env, snapshot="s1", as_vm="vm2")
+    assert f"the new volume holds {SIZE - SIZE // 8} bytes, the disk {SIZE}" in str(caught.value)
+    assert records.find_vm(lab.env.store, "vm2") is None
+    assert lab.inventory() == before
+
+
+def test_block_disk_on_a_driver_whose_devices_are_short_is_refused(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(faults=("oversize",))
+    before = lab.inventory()
+    with pytest.raises(errors.Unsupported, match="driver 'local' has no block volumes"):
+        _vm(lab, "vm1")
+    assert lab.inventory() == before
+    want = _vm(lab, "vm2", spec.Mode.FILESYSTEM)  # filesystem disks fit with room to spare
+    assert _export(lab, "vm2") == want
+
+
+@pytest.mark.parametrize(
+    ("fault", "feature", "run", "fallback", "native"),
+    [
+        ("undeclared-expansion", "expansion_controller", "expand", "copy-to-larger", "csi-expand"),
+        ("undeclared-clone", "clone", "clone", "snapshot-restore", "csi-clone"),
+        ("undeclared-snapshot", "snapshot", "snapshot", "host-copy", "csi-snapshot"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.startswith("undeclared") else "",
+)
+def test_undeclared_feature_is_used_only_when_asserted(
+    fault: str,
+    feature: str,
+    run: str,
+    fallback: str,
+    native: str,
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(faults=(fault,))
+    _vm(lab, "vm1")
+    assert _strategy(lab.env, run, target="a") == fallback
+    env = _asserting(lab, feature)
+    assert _strategy(env, run, target="b") == native
+
+
+def _strategy(env: context.Env, run: str, *, target: str) -> str:
+    if run == "expand":
+        size = records.get_vm(env.store, "vm1").disk("root").size + SIZE
+        return diskops.expand(env, vm="vm1", disk="root", size=size).disks[0].strategy
+    if run == "clone":
+        return vms.clone(env, source="vm1", target=f"vm-{target}").disks[0].strategy
+    _, plan = snapshots.create(env, vm_name="vm1", name=f"s-{target}")
+    return plan.disks[0].strategy
+
+
+def test_a_sample_misses_what_a_full_compare_finds(tmp_path: pathlib.Path) -> None:
+    """--verify compares every byte; the sample reads spread blocks only."""
+    src, dst = tmp_path / "src.raw", tmp_path / "dst.raw"
+    pattern_image(src, size=SIZE, seed=7)
+    data = bytearray(src.read_bytes())
+    hidden = effects.MIN_STRIDE + effects.SAMPLE_BYTES + 5  # between two sampled blocks
+    data[hidden] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    assert effects.first_difference(str(src), str(dst), size=SIZE, full=False) is None
+    assert effects.first_difference(str(src), str(dst), size=SIZE, full=True) == hidden
+    data[0] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    assert effects.first_difference(str(src), str(dst), size=SIZE, full=False) == 0
+
+
+def _cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "csi_vm", *args],
+        env=lab.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "args", "answer"),
+    [
+        ("clone-blank", ("clone", "vm1", "vm2", "--verify"), "the clone ready"),
+        ("snapshot-blank", ("snapshot", "create", "vm1", "--verify"), "the snapshot ready"),
+    ],
+    ids=["clone", "snapshot"],
+)
+def test_cli_says_one_line_when_the_driver_lied(
+    fault: str, args: tuple[str, ...], answer: str, lab_factory: Callable[..., Lab]
+) -> None:
+    lab = lab_factory()
+    _vm(lab, "vm1")
+    _lie_after_probe(lab, fault)
+    lab.env.close()
+    before = lab.inventory()
+    done = _cli(lab, *args)
+    assert done.returncode == errors.OperationFailed.exit_code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"answered {answer} but did not do it" in done.stderr
+    assert "compared in full" in done.stderr
+    assert lab.inventory() == before
