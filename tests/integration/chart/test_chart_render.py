@@ -179,7 +179,9 @@ def test_helm_test_pod_schedules_and_pulls_like_the_node_pods(
 
 
 def test_controller_takes_its_affinity(helm: pathlib.Path) -> None:
-    affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    affinity: dict[str, Any] = {
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}
+    }
     objects = chart.render(
         helm, chart.DEFAULTS, "--set-json", f"controller.affinity={json.dumps(affinity)}"
     )
