@@ -35,7 +35,11 @@ def readable(label: str) -> str:
 
 
 def install() -> None:
-    """Show readable types in the help of every typer command from now on."""
+    """Show readable types in the help of every typer command from now on.
+
+    Positional arguments read as click and man pages write them: `VM DISK
+    [SIZE]`, where typer writes `{vm} {disk}`.
+    """
     from typer import core  # noqa: PLC0415 - loaded with the command, never at start-up
 
     for cls in (core.TyperOption, core.TyperArgument):
@@ -44,6 +48,17 @@ def install() -> None:
         original = cls.display_type_rich
         cls.display_type_rich = _wrap(original)  # type: ignore[method-assign]
         setattr(cls, "_csi_vm_readable", True)  # noqa: B010 - a mark on typer's class
+    core.TyperArgument.display_name_raw = property(_argument_name)  # type: ignore[method-assign,assignment]
+    core.TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
+
+def _argument_name(self: Any) -> str:
+    return str(self.metavar) if self.metavar is not None else str(self.name).upper()
+
+
+def _usage_name(self: Any) -> str:
+    name = _argument_name(self) + ("..." if self.nargs != 1 else "")
+    return name if self.required else f"[{name}]"
 
 
 def _wrap(original: Any) -> Any:

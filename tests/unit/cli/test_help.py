@@ -66,6 +66,16 @@ def test_every_positional_argument_is_described(path: list[str], root: object) -
             assert param.help, f"csi-vm {' '.join(path)}: argument {param.name} has no help"
 
 
+def test_positional_arguments_read_as_in_man_pages() -> None:
+    usage = {
+        " ".join(p): next(line for line in _help(r, p).splitlines() if "Usage:" in line)
+        for p, r in LEAVES
+    }
+    assert "csi-vm disk expand [OPTIONS] VM DISK SIZE" in usage["disk expand"]
+    assert "csi-vm snapshot list [OPTIONS] [VM]" in usage["snapshot list"]
+    assert not any("{" in line for line in usage.values()), usage
+
+
 @pytest.mark.parametrize(
     ("label", "shown"),
     [
