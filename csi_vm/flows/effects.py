@@ -110,6 +110,8 @@ def _measure_vm_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Da
     path = entry.publish_path
     if not entry.block:
         path = str(pathlib.Path(path) / diskfile.IMAGE_NAME)
+    if not os.path.exists(path):
+        return {"device": None}  # published on another machine: nothing to see from here
     return _measure(env, {"path": path, "mode": data["mode"]}, flow_id, seq)
 
 

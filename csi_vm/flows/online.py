@@ -10,6 +10,8 @@ listed, restored and deleted like an offline snapshot.
 Expansion: CSI controller + node expansion, then `blockResize` so the guest
 sees the new size. Without CSI expansion: a block copy into a new, larger
 volume and pivot; after the commit `blockResize` and the old volume retired.
+A CSI expansion the VM's node does not show takes the block copy too (an
+expansion cannot be undone), and the plan says why.
 """
 
 from __future__ import annotations
@@ -19,7 +21,18 @@ import sqlite3
 import time
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import actions, context, engine, plans, snapshots, steps, vmactions, vmrun, vms
+from csi_vm.flows import (
+    actions,
+    context,
+    engine,
+    plans,
+    snapshots,
+    steps,
+    verify,
+    vmactions,
+    vmrun,
+    vms,
+)
 from csi_vm.store import records, running
 from launcher import blockjobs, libvirt_conn
 
@@ -180,24 +193,29 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
     args = {"disk": disk, "size": size, "node": run.node}
     with engine.Flow(env, kind="online-expand", vm=vm, args=args) as flow:
         if plan.strategy(disk) == "csi-expand":
-            _expand_in_place(flow, d, run=run, target=target, size=size)
-            flow.commit(lambda cur: _resize_record(cur, d, volume_id=d.volume_id, size=size))
-        else:
-            new, entry = _copy_to_larger(flow, d, run=run, target=target, size=size)
-            old_entry = _record_entry(env, run, d, target)
-            # The pivot is the switch: until the commit a rollback copies the
-            # disk back onto the old volume, which only works at the old size;
-            # so the guest is shown the new size after the commit.
-            resize = {"vm": run.domain, "node": run.node, "target": target, "size": size}
-            flow.commit(
-                lambda cur: _resize_record(cur, d, volume_id=new.volume_id, size=size),
-                after=[
-                    ("block_resize", resize),
-                    ("adopt_disk", {**_on(run, d), "entry": entry}),
-                    ("release_disk", {**_on(run, d), "entry": old_entry}),
-                    steps.retire(_vol(d)),
-                ],
-            )
+            short = _expand_in_place(flow, d, run=run, target=target, size=size)
+            if not short:
+                flow.commit(lambda cur: _resize_record(cur, d, volume_id=d.volume_id, size=size))
+                return plan
+            records.forget_caps(env.store, d.driver)
+            why = f"{short}; expansions cannot be undone, so a block copy into a new volume"
+            fallen = dataclasses.replace(plan.disks[0], strategy="block-copy", reason=why)
+            plan = dataclasses.replace(plan, disks=(fallen,))
+        new, entry = _copy_to_larger(flow, d, run=run, target=target, size=size)
+        old_entry = _record_entry(env, run, d, target)
+        # The pivot is the switch: until the commit a rollback copies the
+        # disk back onto the old volume, which only works at the old size;
+        # so the guest is shown the new size after the commit.
+        resize = {"vm": run.domain, "node": run.node, "target": target, "size": size}
+        flow.commit(
+            lambda cur: _resize_record(cur, d, volume_id=new.volume_id, size=size),
+            after=[
+                ("block_resize", resize),
+                ("adopt_disk", {**_on(run, d), "entry": entry}),
+                ("release_disk", {**_on(run, d), "entry": old_entry}),
+                steps.retire(_vol(d)),
+            ],
+        )
     return plan
 
 
@@ -211,7 +229,8 @@ def _resize_record(cur: sqlite3.Cursor, d: records.Disk, *, volume_id: str, size
 
 def _expand_in_place(
     flow: engine.Flow, d: records.Disk, *, run: running.Running, target: str, size: int
-) -> None:
+) -> str:
+    """Expand through CSI; why the VM's node does not show it, or "" (then the guest sees it)."""
     data = {"driver": d.driver, "volume_id": d.volume_id, "size": size, "mode": d.mode.value}
     result = flow.run("expand_volume", data)
     if result.get("node_expansion") or d.mode is spec.Mode.FILESYSTEM:
@@ -220,7 +239,16 @@ def _expand_in_place(
             {**_on(run, d), "target": target, "volume_id": d.volume_id, "mode": d.mode.value,
              "volume_size": actions.volume_size(size, d.mode.value)},
         )  # fmt: skip
+    seen = flow.run("measure_vm_disk", {**_on(run, d), "target": target, "mode": d.mode.value})
+    growth = verify.Growth(
+        device=seen.get("device"),
+        filesystem=seen.get("filesystem"),
+        wanted=actions.volume_size(size, d.mode.value),
+    )
+    if short := growth.shortfall(size):
+        return f"ControllerExpandVolume answered {result['capacity']} bytes, but {short}"
     flow.run("block_resize", {"vm": run.domain, "node": run.node, "target": target, "size": size})
+    return ""
 
 
 def _copy_to_larger(
