@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import jsonschema
@@ -18,7 +21,7 @@ import pytest
 import yaml
 
 from tests.integration.chart import conftest as chart
-from tests.support import vmobjects
+from tests.support import driverproc, vmobjects
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -208,3 +211,56 @@ def test_driver_directory_is_mounted_never_created(
 
 def _driver(values: pathlib.Path) -> str:
     return str(yaml.safe_load(values.read_text())["node"]["csiDriverName"])
+
+
+def _csi_vm(
+    args: list[str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    assert args[0] == "csi-vm", args
+    return subprocess.run(
+        [sys.executable, "-m", "csi_vm", *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_node_agent_command_line_parses(helm: pathlib.Path) -> None:
+    # The chart and the CLI change apart: a flag renamed in one breaks the
+    # other only on a cluster. `--help` stops at an unknown command or option.
+    node, _ = _pod_specs(chart.render(helm, chart.DEFAULTS))
+    launcher = next(c for c in node["containers"] if c["name"] == "launcher")
+    done = _csi_vm([*launcher["command"], "--help"])
+    assert done.returncode == 0, done.stderr
+
+
+def test_readiness_and_helm_test_probes_follow_the_driver(
+    helm: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The chart's probe command lines, run as written against a real driver:
+    they pass while it answers and fail once it is gone."""
+    node, test = _pod_specs(chart.render(helm, chart.DEFAULTS))
+    launcher = next(c for c in node["containers"] if c["name"] == "launcher")
+    lines = {
+        "readiness": list(launcher["readinessProbe"]["exec"]["command"]),
+        "helm test": ["csi-vm", *test["containers"][0]["args"]],
+    }
+    driver = driverproc.start_driver(tmp_path / "driver")
+    env = {**os.environ, "CSI_VM_STATE_DIR": str(tmp_path / "state")}
+
+    def at_driver(line: list[str]) -> list[str]:
+        # The pods see the node plugin's socket at /csi/csi.sock.
+        return [driver.endpoint if a == "unix:///csi/csi.sock" else a for a in line]
+
+    try:
+        for what, line in lines.items():
+            assert "unix:///csi/csi.sock" in line, (what, line)
+            done = _csi_vm(at_driver(line), env=env)
+            assert done.returncode == 0, f"{what}: {done.stderr}"
+    finally:
+        driver.stop()
+    for what, line in lines.items():
+        done = _csi_vm(at_driver(line), env=env)
+        assert done.returncode == 4, f"{what}: {done.returncode} {done.stderr}"
