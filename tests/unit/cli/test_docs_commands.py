@@ -97,3 +97,13 @@ def test_quoted_command_parses(args: tuple[str, ...]) -> None:
     )
     assert done.returncode == 0, f"{QUOTED[args]}\n{done.stderr}"
     assert "Usage:" in done.stdout or "usage:" in done.stdout, done.stdout
+
+
+def test_troubleshooting_explains_every_exit_code() -> None:
+    from csi_vm.cli import main  # noqa: PLC0415 - only this test needs the CLI's table
+
+    assert main.__doc__ is not None
+    documented = re.findall(r"^\s+(\d+)\s{2,}\S", main.__doc__, re.MULTILINE)
+    page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    explained = re.findall(r"^\| (\d+) \|", page, re.MULTILINE)
+    assert documented and explained == documented
