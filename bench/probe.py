@@ -3,7 +3,10 @@
 Prints, for the same machine and run:
   - the median of a full verified probe and of a declared-only probe, each as a
     ratio against the baseline "one GetPluginInfo round trip" and against the
-    targets (2 s verified, 100 ms declared-only);
+    targets (2 s verified, 100 ms declared-only); the verified probe includes
+    the effect checks (the node's view of an offline expansion, device sizes
+    against answered sizes, a snapshot judged by its restore), whose share of
+    it is printed too;
   - a matrix of 8 local drivers probed in parallel, as a ratio against the
     slowest of the same 8 probes run one at a time (target <= 1.5).
 
@@ -71,7 +74,11 @@ def _run(base: pathlib.Path, drivers: list[driverproc.DriverProcess], runs: int)
         c.plugin_info()
         rtt = statistics.median(_timed(c.plugin_info) for _ in range(50))
     target = probe.Target(label="local", endpoint=first.endpoint)
-    verified = [_timed(lambda: _check(probe.run(target, _options(base)))) for _ in range(runs)]
+    reports: list[model.DriverReport] = []
+    verified = [
+        _timed(lambda: reports.append(_check(probe.run(target, _options(base)))))
+        for _ in range(runs)
+    ]
     declared = [
         _timed(lambda: _check(probe.run(target, _options(base, declared_only=True))))
         for _ in range(runs)
@@ -85,6 +92,14 @@ def _run(base: pathlib.Path, drivers: list[driverproc.DriverProcess], runs: int)
     print(
         f"declared-only probe, median of {runs}      {med_d * 1000:8.1f} ms  "
         f"= {med_d / rtt:7.1f}x baseline, {med_d / 0.1:.2f}x the 100 ms target"
+    )
+    # The offline expansion check now publishes the grown volume to measure it.
+    effect = statistics.median(
+        r.features[model.Feature.EXPANSION_CONTROLLER].seconds for r in reports
+    )
+    print(
+        f"  of which offline expansion + node check {effect * 1000:8.1f} ms  "
+        f"= {effect / med_v:.0%} of the verified probe"
     )
 
     targets = [probe.Target(label=f"d{i}", endpoint=d.endpoint) for i, d in enumerate(drivers)]
@@ -137,9 +152,10 @@ def _cpu_seconds(drivers: list[driverproc.DriverProcess]) -> float:
     return total
 
 
-def _check(report: model.DriverReport) -> None:
+def _check(report: model.DriverReport) -> model.DriverReport:
     if report.error:
         raise SystemExit(f"probe failed: {report.error}")
+    return report
 
 
 if __name__ == "__main__":
