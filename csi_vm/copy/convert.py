@@ -44,7 +44,7 @@ def convert(
         )
         if options.output is model.Format.RAW:
             out.extend_to(options.min_size)  # after qemu-img, which sets the length itself
-        out.flush()
+        out.flush(for_verify=options.verify)
         copied = _allocated_bytes(out) if out.is_file else size
         checked = time.monotonic()
         if options.verify:

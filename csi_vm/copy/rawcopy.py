@@ -12,6 +12,7 @@ past the image's end are not touched.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import time
@@ -49,7 +50,7 @@ def copy(
                 doing = f"copying {src.path} to"
                 raise failures.translate(err, path=dst.path, doing=doing) from err
             out.extend_to(options.min_size)
-            out.flush()
+            out.flush(for_verify=options.verify)
             checked = time.monotonic()
             if options.verify:
                 if options.before_verify is not None:
@@ -109,7 +110,19 @@ def _transfer(
         meter.add(size)
         return size
     pieces = plan.split(extents, piece=PIECE)
-    return pool.run(pieces, copier.copy, options=options, meter=meter, on_queue=copier.prefetch)
+    # The read-ahead advice blocks while the kernel queues the reads (about
+    # 10 ms an 8 MiB piece on a virtual disk): given from the thread that
+    # hands out pieces it held back the workers, and the copy took 1.4x as
+    # long. A thread of its own gives it; advice that fails costs only speed.
+    ahead = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+
+    def advise(piece: plan.Extent) -> None:
+        ahead.submit(copier.prefetch, piece)
+
+    try:
+        return pool.run(pieces, copier.copy, options=options, meter=meter, on_queue=advise)
+    finally:
+        ahead.shutdown(wait=True, cancel_futures=True)
 
 
 def _zero_holes(fd: int, holes: list[plan.Extent], *, options: model.Options) -> None:
