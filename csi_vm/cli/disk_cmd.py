@@ -13,7 +13,7 @@ from csi_vm import errors, sizes, spec
 from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT, NO_HEADERS
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import diskops, disks, online, plans, snapshots, vms
+from csi_vm.flows import diskops, online, plans, snapshots, vms
 from csi_vm.store import records, running
 
 disk_app = typer.Typer(
@@ -52,13 +52,7 @@ def import_(
     """
     with vmenv.environment(cfg, db) as env:
         if dry_run:
-            d = records.get_vm(env.store, vm).disk(disk)
-            plan = plans.Plan(
-                operation="import",
-                vm=vm,
-                disks=(plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_import"),),
-                detail=str(image),
-            )
+            _, plan = diskops.plan_import(env, vm=vm, disk=disk, image=image)
         else:
             plan = diskops.import_image(env, vm=vm, disk=disk, image=image)
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
@@ -87,7 +81,7 @@ def export(
         csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     """
     with vmenv.environment(cfg, db) as env:
-        d = records.get_vm(env.store, vm).disk(disk)
+        d = diskops.check_export(env, vm=vm, disk=disk, file=file, force=force)
         if not dry_run:
             diskops.export(env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force)
     result: dict[str, object] = {
@@ -278,13 +272,7 @@ def snap_restore(
     """
     with vmenv.environment(cfg, db) as env:
         if dry_run:
-            snap = records.get_snapshot(env.store, name)
-            plan = plans.Plan(
-                operation="restore",
-                vm=as_vm or snap.vm,
-                disks=tuple(disks.restore_plan(env, sd) for sd in snap.disks),
-                detail=f"from {name}",
-            )
+            plan = vms.plan_restore(env, snapshot=name, as_vm=as_vm)
         else:
             plan = vms.restore(env, snapshot=name, as_vm=as_vm)
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)

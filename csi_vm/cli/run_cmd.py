@@ -8,7 +8,7 @@ import typer
 
 from csi_vm import errors
 from csi_vm.cli import vmenv
-from csi_vm.cli.vm_cmd import CFG, DB, FMT
+from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT
 from csi_vm.cli.vmenv import Output
 from csi_vm.flows import migrate as migrate_flow
 from csi_vm.flows import vmrun
@@ -23,6 +23,7 @@ def start(
     counter_guest: bool = typer.Option(
         False, "--counter-guest", help="Boot the test guest that writes a counter to its disk."
     ),
+    dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
@@ -35,6 +36,9 @@ def start(
     """
     boot = _boot(kernel=kernel, initrd=initrd, cmdline=cmdline, counter_guest=counter_guest)
     with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            vmenv.show_plan(vmrun.plan_start(env, vm_name=name, node=node), fmt=fmt, dry_run=True)
+            return
         status = vmrun.start(env, vm_name=name, node=node, boot=boot)
     _show(status, fmt=fmt)
 
@@ -56,6 +60,7 @@ def _boot(
 def stop(
     name: str = typer.Argument(..., help="The VM's name."),
     grace: float = typer.Option(30.0, help="Seconds to wait for the guest to power off."),
+    dry_run: bool = DRY,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
@@ -66,6 +71,10 @@ def stop(
         csi-vm vm stop web-1 --grace 60
     """
     with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            plan = vmrun.plan_stop(env, vm_name=name)
+            vmenv.show_plan(plan, fmt=Output.TABLE, dry_run=True)
+            return
         run = vmrun.stop(env, vm_name=name, grace_s=grace)
     vmenv.console.print(f"stopped {name} on {run.node}")
 
@@ -138,6 +147,7 @@ def migrate(
     cold: bool = typer.Option(
         False, "--cold", help="Migrate cold (stopped) outright; needs --allow-downtime."
     ),
+    dry_run: bool = DRY,
     fmt: Output = FMT,
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
@@ -154,6 +164,12 @@ def migrate(
         csi-vm migrate web-1 --to node-b --dry-run
     """
     with vmenv.environment(cfg, db) as env:
+        if dry_run:
+            plan = migrate_flow.plan(
+                env, vm_name=name, to=to, allow_downtime=allow_downtime, cold=cold
+            )
+            vmenv.show_plan(plan, fmt=fmt, dry_run=True)
+            return
         result = migrate_flow.migrate(
             env, vm_name=name, to=to, bandwidth_mib_s=bandwidth,
             allow_downtime=allow_downtime, cold=cold,

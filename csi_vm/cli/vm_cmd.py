@@ -149,6 +149,7 @@ def delete(
     """
     with vmenv.environment(cfg, db) as env:
         vm = records.get_vm(env.store, name)
+        running.require_stopped(env.store, name, what="deleting it")  # --dry-run refuses too
         if not dry_run:
             vms.delete(env, name=name)
     if not fmt.tabular:

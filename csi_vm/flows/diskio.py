@@ -38,8 +38,13 @@ def copy(src: str, dst: str, *, what: str, progress: Progress, verify: bool = Fa
 
 
 def import_image(image: str, dst: str, *, size: int, progress: Progress) -> int:
+    # min_size: an image smaller than a filesystem-mode disk would otherwise
+    # replace its image file with a shorter one (a device keeps its size).
     options = model.Options(
-        overwrite=True, target_zeroed=True, progress=_reporter(f"import {image}", progress)
+        overwrite=True,
+        target_zeroed=True,
+        min_size=size,
+        progress=_reporter(f"import {image}", progress),
     )
     return engine.copy(pathlib.Path(image), pathlib.Path(dst), options=options).copied
 

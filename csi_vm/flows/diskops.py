@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from csi_vm import errors
+from csi_vm import errors, spec
 from csi_vm.flows import context, diskio, engine, plans, steps, verify
 from csi_vm.store import records, running
 
@@ -76,9 +76,10 @@ def _fallen_back(plan: plans.Plan, disk: str, *, why: str) -> plans.Plan:
     return dataclasses.replace(plan, disks=(fallen,))
 
 
-def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -> plans.Plan:
-    """Replace a disk's content with an image, through a new volume: a failed
-    import leaves the old content untouched."""
+def plan_import(
+    env: context.Env, *, vm: str, disk: str, image: pathlib.Path
+) -> tuple[records.Disk, plans.Plan]:
+    """Every check of an import, and its plan; changes nothing (what --dry-run runs)."""
     running.require_stopped(env.store, vm, what="an import")
     d = records.get_vm(env.store, vm).disk(disk)
     info = diskio.inspect(image)
@@ -87,8 +88,24 @@ def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -
             f"image {image} holds {info.virtual_size} bytes, more than disk {vm}/{disk} ({d.size})",
             hint=f"expand the disk first: csi-vm disk expand {vm} {disk} {info.virtual_size}",
         )
-    p = plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_import")
-    plan = plans.Plan(operation="import", vm=vm, disks=(p,), detail=f"{info.format} image {image}")
+    if d.mode is spec.Mode.FILESYSTEM:
+        # The disk's mode decides, not the driver's best: it stays an image file.
+        p = plans.DiskPlan(
+            disk=disk,
+            driver=d.driver,
+            strategy="filesystem-image",
+            reason="the disk is in filesystem mode: an image file on a filesystem volume",
+        )
+    else:
+        p = plans.disk_plan(env, disk=disk, driver=d.driver, operation="disk_import")
+    detail = f"{info.format} image {image}"
+    return d, plans.Plan(operation="import", vm=vm, disks=(p,), detail=detail)
+
+
+def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -> plans.Plan:
+    """Replace a disk's content with an image, through a new volume: a failed
+    import leaves the old content untouched."""
+    d, plan = plan_import(env, vm=vm, disk=disk, image=image)
     with engine.Flow(env, kind="import", vm=vm, args={"disk": disk, "image": str(image)}) as flow:
         new = steps.new_volume(
             flow, what=f"import-{disk}", driver=d.driver, size=d.size, mode=d.mode
@@ -109,14 +126,22 @@ def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -
     return plan
 
 
-def export(
-    env: context.Env, *, vm: str, disk: str, file: pathlib.Path, fmt: str, force: bool = False
-) -> None:
+def check_export(
+    env: context.Env, *, vm: str, disk: str, file: pathlib.Path, force: bool
+) -> records.Disk:
+    """Every check of an export; changes nothing (what --dry-run runs)."""
     d = records.get_vm(env.store, vm).disk(disk)
     if file.exists() and not force:
         raise errors.AlreadyExists(f"{file} exists", hint="choose another file or pass --force")
     if not file.parent.is_dir():
         raise errors.InvalidInput(f"directory {file.parent} does not exist")
+    return d
+
+
+def export(
+    env: context.Env, *, vm: str, disk: str, file: pathlib.Path, fmt: str, force: bool = False
+) -> None:
+    d = check_export(env, vm=vm, disk=disk, file=file, force=force)
     with engine.Flow(env, kind="export", vm=vm, args={"disk": disk, "file": str(file)}) as flow:
         att = steps.attach(flow, _vol(d))
         flow.run(

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from csi_vm import errors, spec
-from csi_vm.flows import coldmove, context, engine, moves, steps, vmactions, vmrun
+from csi_vm.flows import coldmove, context, engine, moves, plans, steps, vmactions, vmrun
 from csi_vm.store import records, running
 from launcher import blockjobs, libvirt_conn
 
@@ -54,6 +54,31 @@ def migrate(
             ) from err
         reason = f"live migration impossible ({err.message}): stopped, copied, started"
         return coldmove.migrate(env, vm_name=vm_name, to=to, reason=reason)
+
+
+def plan(
+    env: context.Env, *, vm_name: str, to: str, allow_downtime: bool = False, cold: bool = False
+) -> plans.Plan:
+    """The checks a migration runs before it changes anything, and its strategy per disk."""
+    if cold and not allow_downtime:
+        raise errors.Rejected(
+            f"a cold migration stops VM {vm_name}", hint="pass --allow-downtime to accept that"
+        )
+    vm = records.get_vm(env.store, vm_name)
+    run = running.get(env.store, vm_name)
+    if run.node == to:
+        raise errors.Rejected(f"VM {vm_name} already runs on {to}")
+    env.cfg.node_config(to)
+    driver = vmrun.one_driver(vm)
+    if cold:
+        strategy, reason, target = "cold", "cold migration requested: stop, copy, start", driver
+    else:
+        strategy, reason, target = moves.choose(env, driver=driver, to=to)
+    disks = tuple(
+        plans.DiskPlan(disk=d.name, driver=target, strategy=strategy, reason=reason)
+        for d in vm.disks
+    )
+    return plans.Plan(operation="migrate", vm=vm_name, disks=disks, detail=f"{run.node} -> {to}")
 
 
 def _live(env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int) -> moves.Result:

@@ -53,13 +53,7 @@ def create(
     """`verify`: compare every block of each CSI snapshot's trial restore, not a sample."""
     vm = records.get_vm(env.store, vm_name)
     running.require_stopped(env.store, vm_name, what="an offline snapshot (use the online one)")
-    if name is not None:
-        config.require_name(name, what="snapshot name")
-    snap_name = name or f"{vm.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if records.find_snapshot(env.store, snap_name) is not None:
-        raise errors.AlreadyExists(
-            f"a snapshot named {snap_name!r} exists", hint="choose another --name"
-        )
+    snap_name = checked_name(env, vm=vm.name, name=name)
     plan = plan_create(env, vm)
     with engine.Flow(env, kind="snapshot", vm=vm.name, args={"name": snap_name}) as flow:
         taken = _take(flow, vm, plan, full=verify)
@@ -156,6 +150,18 @@ def delete(env: context.Env, *, name: str) -> records.Snapshot:
     with engine.Flow(env, kind="snapshot-delete", vm=snap.vm, args={"name": name}) as flow:
         flow.commit(lambda cur: records.delete_snapshot(cur, name), after=removal_steps(snap))
     return snap
+
+
+def checked_name(env: context.Env, *, vm: str, name: str | None) -> str:
+    """The new snapshot's name (given, or the VM's and the time), refused if taken or malformed."""
+    if name is not None:
+        config.require_name(name, what="snapshot name")
+    snap_name = name or f"{vm}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if records.find_snapshot(env.store, snap_name) is not None:
+        raise errors.AlreadyExists(
+            f"a snapshot named {snap_name!r} exists", hint="choose another --name"
+        )
+    return snap_name
 
 
 def removal_steps(snap: records.Snapshot) -> list[tuple[str, dict[str, object]]]:

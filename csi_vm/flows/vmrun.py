@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import context, engine, vmactions
+from csi_vm.flows import context, engine, plans, vmactions
 from csi_vm.store import records, running
 from launcher import guest
 
@@ -75,13 +75,43 @@ def launch_data(vm: records.VM, *, node: str, boot: dict[str, Any]) -> dict[str,
     }
 
 
-def start(env: context.Env, *, vm_name: str, node: str = "", boot: Boot | None = None) -> Status:
+def plan_start(env: context.Env, *, vm_name: str, node: str = "") -> plans.Plan:
+    """The checks of a start, and what it would do; changes nothing (--dry-run)."""
+    vm, node, _ = _check_start(env, vm_name=vm_name, node=node)
+    what = f"staged and published on node {node}"
+    return _plan(vm, operation="start", node=node, strategy="csi-publish", what=what)
+
+
+def plan_stop(env: context.Env, *, vm_name: str) -> plans.Plan:
+    """The checks of a stop, and what it would do; changes nothing (--dry-run)."""
+    vm = records.get_vm(env.store, vm_name)
+    run = running.get(env.store, vm_name)
+    one_driver(vm)
+    what = f"unpublished and unstaged on {run.node}"
+    return _plan(vm, operation="stop", node=run.node, strategy="csi-unpublish", what=what)
+
+
+def _plan(vm: records.VM, *, operation: str, node: str, strategy: str, what: str) -> plans.Plan:
+    disks = tuple(
+        plans.DiskPlan(disk=d.name, driver=d.driver, strategy=strategy, reason=what)
+        for d in vm.disks
+    )
+    return plans.Plan(operation=operation, vm=vm.name, disks=disks, detail=f"on {node}")
+
+
+def _check_start(env: context.Env, *, vm_name: str, node: str) -> tuple[records.VM, str, str]:
     vm = records.get_vm(env.store, vm_name)
     node = node or env.node
     uri = env.cfg.node_config(node).libvirt
     current = running.find(env.store, vm_name)
     if current is not None:
         raise errors.Rejected(f"VM {vm_name} already runs on {current.node}")
+    one_driver(vm)
+    return vm, node, uri
+
+
+def start(env: context.Env, *, vm_name: str, node: str = "", boot: Boot | None = None) -> Status:
+    vm, node, uri = _check_start(env, vm_name=vm_name, node=node)
     boot_data = boot.as_dict() if boot else {}
     data = launch_data(vm, node=node, boot=boot_data)
     with engine.Flow(env, kind="start", vm=vm_name, args={"node": node}) as flow:
@@ -94,8 +124,8 @@ def start(env: context.Env, *, vm_name: str, node: str = "", boot: Boot | None =
 
 
 def stop(env: context.Env, *, vm_name: str, grace_s: float = 30.0) -> running.Running:
+    vm = records.get_vm(env.store, vm_name)  # an unknown VM first: "no VM named"
     run = running.get(env.store, vm_name)
-    vm = records.get_vm(env.store, vm_name)
     halt = {"vm": vm_name, "node": run.node, "driver": one_driver(vm), "grace_s": grace_s}
     with engine.Flow(env, kind="stop", vm=vm_name, args={"node": run.node}) as flow:
         flow.commit(lambda cur: running.delete(cur, vm_name), after=[("halt", halt)])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pathlib
 import sqlite3
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import context, disks, engine, plans, steps
+from csi_vm.flows import context, diskio, disks, engine, plans, steps
 from csi_vm.store import records, running
 
 
 def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
+    """Every check of a create, and its plan; changes nothing (what --dry-run runs)."""
+    _check_new(env, vm_spec.name)
+    _check_modes(env, vm_spec)
     result = []
     for d in vm_spec.disks:
         env.driver(d.driver)
@@ -21,6 +25,7 @@ def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
                 )
             )
         elif kind == "image":
+            _check_image(d)
             p = plans.disk_plan(env, disk=d.name, driver=d.driver, operation="disk_import")
             result.append(
                 plans.DiskPlan(
@@ -41,9 +46,17 @@ def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
     return plans.Plan(operation="create", vm=vm_spec.name, disks=tuple(result))
 
 
+def _check_image(d: spec.DiskSpec) -> None:
+    info = diskio.inspect(pathlib.Path(str(d.source.image)))
+    if info.virtual_size > d.size:
+        raise errors.Rejected(
+            f"disk {d.name!r}: image {d.source.image} holds {info.virtual_size} bytes, "
+            f"more than the disk's size ({d.size})",
+            hint=f"give the disk a size of at least {info.virtual_size} bytes",
+        )
+
+
 def create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
-    _check_new(env, vm_spec.name)
-    _check_modes(env, vm_spec)
     plan = plan_create(env, vm_spec)
     after: disks.After = []
     with engine.Flow(
@@ -145,7 +158,21 @@ def _row(vm: str, d: records.Disk | records.SnapshotDisk, vol: steps.Vol) -> rec
     )
 
 
+def plan_restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan:
+    """Every check of a restore, and its plan; changes nothing (what --dry-run runs)."""
+    return _checked_restore(env, snapshot=snapshot, as_vm=as_vm)[0]
+
+
 def restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan:
+    plan, snap, current = _checked_restore(env, snapshot=snapshot, as_vm=as_vm)
+    with engine.Flow(env, kind="restore", vm=plan.vm, args={"snapshot": snapshot}) as flow:
+        _restore_steps(flow, plan=plan, snap=snap, current=current)
+    return plan
+
+
+def _checked_restore(
+    env: context.Env, *, snapshot: str, as_vm: str | None
+) -> tuple[plans.Plan, records.Snapshot, records.VM | None]:
     snap = records.get_snapshot(env.store, snapshot)
     target = as_vm or snap.vm
     in_place = as_vm is None
@@ -166,20 +193,23 @@ def restore(env: context.Env, *, snapshot: str, as_vm: str | None) -> plans.Plan
         disks=tuple(disks.restore_plan(env, sd) for sd in snap.disks),
         detail=f"from {snapshot}",
     )
-    with engine.Flow(env, kind="restore", vm=target, args={"snapshot": snapshot}) as flow:
-        made = [
-            disks.restore(flow, sd, strategy=plan.strategy(sd.disk), what=f"restore-{sd.disk}")
-            for sd in snap.disks
-        ]
-        rows = [_row(target, sd, v) for sd, v in zip(snap.disks, made, strict=True)]
-        if in_place:
-            assert current is not None
-            old = [steps.retire(_vol(d)) for d in current.disks]
-            flow.commit(lambda cur: _swap(cur, current, rows), after=old)
-        else:
-            new_spec = snap.vm_spec.model_copy(update={"name": target})
-            flow.commit(lambda cur: records.insert_vm(cur, vm_spec=new_spec, disks=rows))
-    return plan
+    return plan, snap, current if in_place else None
+
+
+def _restore_steps(
+    flow: engine.Flow, *, plan: plans.Plan, snap: records.Snapshot, current: records.VM | None
+) -> None:
+    made = [
+        disks.restore(flow, sd, strategy=plan.strategy(sd.disk), what=f"restore-{sd.disk}")
+        for sd in snap.disks
+    ]
+    rows = [_row(plan.vm, sd, v) for sd, v in zip(snap.disks, made, strict=True)]
+    if current is not None:  # in place
+        old = [steps.retire(_vol(d)) for d in current.disks]
+        flow.commit(lambda cur: _swap(cur, current, rows), after=old)
+    else:
+        new_spec = snap.vm_spec.model_copy(update={"name": plan.vm})
+        flow.commit(lambda cur: records.insert_vm(cur, vm_spec=new_spec, disks=rows))
 
 
 def _swap(cur: sqlite3.Cursor, vm: records.VM, rows: list[records.Disk]) -> None:
