@@ -47,7 +47,7 @@ def quickstart(
             "quickstart needs root: the local driver attaches loop devices and mounts volumes",
             hint="run it with sudo",
         )
-    console = Console()
+    console = Console(soft_wrap=True)  # a step is one line, also in a pipe or a log
     base = workdir or pathlib.Path(tempfile.mkdtemp(prefix="csi-vm-quickstart-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
