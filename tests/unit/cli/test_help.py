@@ -124,3 +124,21 @@ def test_the_exit_code_table_stays_a_table() -> None:
     lines = [line.strip() for line in done.stdout.splitlines()]
     for code in ("0", "1", "2", "3", "4", "5", "6", "130"):
         assert any(re.fullmatch(rf"{code} +\S.*", line) for line in lines), done.stdout
+
+
+# The README promises --dry-run on every command that changes something.
+CHANGING = [
+    "vm create", "vm delete", "vm start", "vm stop", "clone", "migrate",
+    "disk import", "disk export", "disk expand",
+    "snapshot create", "snapshot restore", "snapshot delete", "image copy",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", CHANGING)
+def test_every_changing_command_takes_dry_run(path: str) -> None:
+    words = path.split()
+    root = next(r for p, r in LEAVES if p == words)
+    command = root.commands[words[0]]  # type: ignore[attr-defined]
+    if len(words) > 1:
+        command = command.commands[words[1]]
+    assert any("--dry-run" in param.opts for param in command.params), path
