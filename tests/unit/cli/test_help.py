@@ -142,3 +142,18 @@ def test_every_changing_command_takes_dry_run(path: str) -> None:
     if len(words) > 1:
         command = command.commands[words[1]]
     assert any("--dry-run" in param.opts for param in command.params), path
+
+
+def test_version_as_a_command_and_as_an_option() -> None:
+    said = [
+        subprocess.run(
+            [sys.executable, "-m", "csi_vm", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        for args in (["version"], ["--version"])
+    ]
+    assert said[0] == said[1]
+    assert re.fullmatch(r"csi-vm \d+\.\d+\.\d+\S*\n", said[0]), said
