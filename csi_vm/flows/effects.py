@@ -116,9 +116,13 @@ def _measure_vm_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Da
 
 
 def _require(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
-    have, size = devcheck.size_of(data["path"]), data["size"]
+    path, size = data["path"], data["size"]
+    have = devcheck.size_of(path)
     if have < size:
         _missing(env, data, f"{data['what']}: the new volume holds {have} bytes, the disk {size}")
+    # A sparse image file can claim more than its filesystem could ever hold.
+    if data.get("mode") == spec.Mode.FILESYSTEM and (room := filesystem_size(path)) < size:
+        _missing(env, data, f"{data['what']}: the new volume's filesystem holds {room} bytes")
     return {}
 
 

@@ -65,6 +65,6 @@ def whole(flow: engine.Flow, new: steps.Vol, *, what: str, answer: str) -> None:
     flow.run(
         "require",
         {"driver": new.driver, "path": att.path, "size": new.size, "what": f"{flow.vm}: {what}",
-         "answer": answer},
+         "answer": answer, "mode": new.mode.value},
     )  # fmt: skip
     steps.detach(flow, att)

@@ -6,7 +6,7 @@ import pathlib
 import sqlite3
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import context, diskio, disks, engine, plans, steps
+from csi_vm.flows import context, diskio, disks, engine, plans, steps, verify
 from csi_vm.store import records, running
 
 
@@ -74,7 +74,9 @@ def _make_disk(
     what = f"disk-{d.name}"
     kind = d.source.kind
     if kind == "blank":
-        return steps.blank(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+        vol = steps.blank(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+        verify.whole(flow, vol, what=what, answer="the volume created")
+        return vol
     if kind == "image":
         vol = steps.new_volume(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
         att = steps.attach(flow, vol)

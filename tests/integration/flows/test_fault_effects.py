@@ -33,10 +33,10 @@ def _vm(lab: Lab, name: str, mode: spec.Mode = spec.Mode.BLOCK) -> bytes:
     return data
 
 
-def _export(lab: Lab, vm: str) -> bytes:
-    out = lab.tmp / f"export-{vm}.raw"
+def _export(lab: Lab, vm: str, *, disk: str = "root") -> bytes:
+    out = lab.tmp / f"export-{vm}-{disk}.raw"
     out.unlink(missing_ok=True)
-    diskops.export(lab.env, vm=vm, disk="root", file=out, fmt="raw")
+    diskops.export(lab.env, vm=vm, disk=disk, file=out, fmt="raw")
     return out.read_bytes()
 
 
@@ -256,3 +256,39 @@ def test_cli_says_one_line_when_the_driver_lied(
     assert f"answered {answer} but did not do it" in done.stderr
     assert "compared in full" in done.stderr
     assert lab.inventory() == before
+
+
+def _blank_spec(name: str, mode: spec.Mode, disks: int = 1) -> spec.VMSpec:
+    return spec.VMSpec.model_validate(
+        {
+            "name": name,
+            "disks": [
+                {"name": f"d{i}", "size": SIZE, "driver": "local", "mode": mode.value}
+                for i in range(disks)
+            ],
+        }
+    )
+
+
+def test_blank_disk_on_a_short_device_is_rolled_back(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory()
+    before = lab.inventory()
+    _lie_after_probe(lab, "oversize")
+    with pytest.raises(effects.EffectMissing, match="the new volume holds 7340032 bytes"):
+        vms.create(lab.env, _blank_spec("vm1", spec.Mode.BLOCK))
+    assert records.find_vm(lab.env.store, "vm1") is None
+    assert lab.inventory() == before
+    vms.create(lab.env, _blank_spec("vm2", spec.Mode.FILESYSTEM))  # room to spare there
+    assert _export(lab, "vm2", disk="d0") == bytes(SIZE)
+
+
+def test_undeclared_group_snapshot_takes_one_snapshot_per_disk(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(faults=("undeclared-group-snapshot",))
+    vms.create(lab.env, _blank_spec("vm1", spec.Mode.BLOCK, disks=2))
+    _, plan = snapshots.create(lab.env, vm_name="vm1", name="s1")
+    assert {d.strategy for d in plan.disks} == {"csi-snapshot"}
+    lab.env = _asserting(lab, "group_snapshot")
+    _, plan = snapshots.create(lab.env, vm_name="vm1", name="s2")
+    assert {d.strategy for d in plan.disks} == {"csi-group-snapshot"}
