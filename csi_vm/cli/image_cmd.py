@@ -6,23 +6,13 @@ import dataclasses
 import enum
 import json
 import pathlib
+import sys
 import threading
 from typing import Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from csi_vm import errors, sizes, spec
+from csi_vm import errors, sizes
 from csi_vm.cli import signals
 from csi_vm.copy import engine, model
 
@@ -109,6 +99,9 @@ def copy_cmd(
 
 
 def _bytes(size: str, *, field: str) -> int:
+    # spec builds the config's pydantic models on import: only --min-size needs it.
+    from csi_vm import spec  # noqa: PLC0415
+
     notes: list[str] = []
     try:
         value = spec.parse_size(size, field=field, notes=notes)
@@ -133,6 +126,30 @@ def summary(result: model.Result) -> str:
 def _run_with_progress(
     source: pathlib.Path, target: pathlib.Path, *, options: model.Options
 ) -> model.Result:
+    try:
+        return _copy(source, target, options=options)
+    except model.Interrupted as err:
+        typer.echo(f"{err.message}: a target file it was creating has been removed", err=True)
+        raise typer.Exit(signals.INTERRUPTED) from err
+
+
+def _copy(source: pathlib.Path, target: pathlib.Path, *, options: model.Options) -> model.Result:
+    """The copy, with a progress bar on a terminal."""
+    if not sys.stderr.isatty():
+        # No terminal to draw a bar on: rich's progress bar and its imports,
+        # a good part of the command's start-up, would be for nothing.
+        return _run(source, target, options=options)
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description:8}"),
@@ -151,15 +168,14 @@ def _run_with_progress(
                 tasks[phase] = bar.add_task(phase.value, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        def work(cancel: threading.Event) -> model.Result:
-            run = dataclasses.replace(options, progress=progress, cancel=cancel)
-            return engine.copy(source, target, options=run)
+        return _run(source, target, options=dataclasses.replace(options, progress=progress))
 
-        try:
-            result, _ = signals.run_cancellable(work)
-        except model.Interrupted as err:
-            console.print(f"{err.message}: a target file it was creating has been removed")
-            raise typer.Exit(signals.INTERRUPTED) from err
+
+def _run(source: pathlib.Path, target: pathlib.Path, *, options: model.Options) -> model.Result:
+    def work(cancel: threading.Event) -> model.Result:
+        return engine.copy(source, target, options=dataclasses.replace(options, cancel=cancel))
+
+    result, _ = signals.run_cancellable(work)
     return result
 
 
@@ -203,6 +219,8 @@ def _emit(data: dict[str, Any], *, fmt: Report) -> None:
     if fmt is Report.JSON:
         typer.echo(json.dumps(data, indent=2))
     elif fmt is Report.YAML:
+        import yaml  # noqa: PLC0415 - see _run_with_progress
+
         typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
         src, dst = data["source"], data["target"]

@@ -80,6 +80,8 @@ def version() -> None:
 def run() -> None:
     """Console-script entry point."""
     # SIGTERM ends csi-vm like Ctrl-C does: through the same cleanup paths.
+    # Both are noted, so that an interrupt no command reported is reported once.
+    signal.signal(signal.SIGINT, _terminate)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         # Without standalone mode click hands back the exit code of a
@@ -119,6 +121,7 @@ def global_options_first(args: list[str]) -> list[str]:
 
 
 def _terminate(signum: int, frame: types.FrameType | None) -> None:
+    registry.INTERRUPT.set()
     raise KeyboardInterrupt
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -156,6 +157,10 @@ def _no_options() -> None:
 
 #: the exit status of an interrupted command (csi_vm/cli/main.py's table)
 _INTERRUPTED = 130
+#: set by main's handler when SIGINT or SIGTERM raised KeyboardInterrupt; a
+#: command that catches signals itself (signals.run_cancellable) reports its
+#: own interrupt, and leaves this clear
+INTERRUPT = threading.Event()
 
 
 class LazyCommand(click.Command):
@@ -175,7 +180,7 @@ class LazyCommand(click.Command):
         code = command.main(
             args=[self.entry.name, *ctx.args], prog_name=prog, standalone_mode=False
         )
-        if code == _INTERRUPTED:
+        if code == _INTERRUPTED and INTERRUPT.is_set():
             # typer turns Ctrl-C (and so SIGTERM) into a silent Exit(130).
             click.echo("interrupted", err=True)
         # Without standalone mode typer hands back its Exit's code: make it
