@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import pathlib
 import sys
 
 import typer
+import yaml
 
 from capabilities import catalogue as catalogue_mod
 from capabilities import cleanup, matrix, model, probe
@@ -150,10 +153,24 @@ def catalogue_cmd(
 app.command("cluster")(cluster_cmd.cluster)
 
 
+class Listing(enum.StrEnum):
+    """-o of cleanup: lines for people, the lists for scripts."""
+
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
 @app.command("cleanup")
 def cleanup_cmd(
     endpoint: str = typer.Option(
         ..., "--endpoint", "-e", help="The controller endpoint a probe ran against."
+    ),
+    fmt: Listing = typer.Option(
+        Listing.TABLE,
+        "--output",
+        "-o",
+        help="table (a line per object, the default), or json or yaml of what was removed.",
     ),
 ) -> None:
     """Remove what an interrupted or killed probe left on a driver.
@@ -163,6 +180,16 @@ def cleanup_cmd(
         csi-vm capabilities cleanup -e unix:///run/csi/csi.sock
     """
     result = cleanup.run(endpoint, journal_dir=paths.probe_journals())
+    if fmt is not Listing.TABLE:
+        done = {"removed": result.removed, "failed": result.failed, "journals": result.journals}
+        typer.echo(json.dumps(done, indent=2) if fmt is Listing.JSON else yaml.safe_dump(done))
+    else:
+        _say_cleaned(result)
+    if result.failed:
+        raise typer.Exit(5)
+
+
+def _say_cleaned(result: cleanup.Outcome) -> None:
     for line in result.removed:
         typer.echo(f"removed {line}")
     for line in result.failed:
@@ -171,8 +198,6 @@ def cleanup_cmd(
         f"{len(result.removed)} removed, {len(result.failed)} failed "
         f"({result.journals} probe journals)"
     )
-    if result.failed:
-        raise typer.Exit(5)
 
 
 def _finish(*, interrupted: bool, failed: bool) -> None:

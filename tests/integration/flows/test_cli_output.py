@@ -197,3 +197,12 @@ def test_a_piped_report_is_plain_columns_too(lab: Lab) -> None:
     assert row.endswith("(clone declared)") and len(row) > 80
     screen = _run_on_tty(lab.cli_env(), *probe, columns=160)
     assert "━" in screen or "─" in screen
+
+
+def test_cleanup_answers_in_json_too(lab: Lab) -> None:
+    args = ["capabilities", "cleanup", "-e", lab.driver.endpoint]
+    done = _run(lab.cli_env(), *args, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    # The VM's own volumes are not a probe's: nothing to remove.
+    assert json.loads(done.stdout) == {"removed": [], "failed": [], "journals": 0}
+    assert _run(lab.cli_env(), *args).stdout.endswith("0 removed, 0 failed (0 probe journals)\n")
