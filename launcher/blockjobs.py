@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from xml.etree import ElementTree
-from xml.sax import saxutils
 
 from csi_vm import errors
 from launcher import libvirt_conn
@@ -44,7 +43,15 @@ def capacity(conn: libvirt_conn.Connection, name: str, *, target: str) -> int:
 def _target_xml(path: str, *, block: bool) -> str:
     kind = "block" if block else "file"
     attr = "dev" if block else "file"
-    return f"type='{kind}'><driver type='raw'/><target {attr}={saxutils.quoteattr(path)}/>"
+    return f"type='{kind}'><driver type='raw'/><target {attr}={_quoteattr(path)}/>"
+
+
+def _quoteattr(value: str) -> str:
+    # xml.sax.saxutils imports urllib.request and with it ssl and http.client:
+    # imported here, not by every command that imports the flows.
+    from xml.sax import saxutils  # noqa: PLC0415
+
+    return saxutils.quoteattr(value)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -133,7 +140,7 @@ def copy_and_pivot(
     kind, attr = ("block", "dev") if block else ("file", "file")
     size = capacity(conn, name, target=target)
     xml = (
-        f"<disk type='{kind}'><driver type='raw'/><source {attr}={saxutils.quoteattr(dest)}>"
+        f"<disk type='{kind}'><driver type='raw'/><source {attr}={_quoteattr(dest)}>"
         f"<slices><slice type='storage' offset='0' size='{size}'/></slices></source></disk>"
     )
     # REUSE_EXT: dest is a prepared volume; TRANSIENT_JOB: libvirt needs it
