@@ -88,9 +88,12 @@ def snapshot_restore(ctx: context.Context) -> None:
         snap = ctx.session.snapshot("snap", volume_id=source_id)
         snap = ctx.wait_snapshot_ready(snap)
         ctx.snapshot = snap
-        ctx.results.set(
-            F.SNAPSHOT, True, f"snapshot {snap.snapshot_id} ready ({snap.size_bytes} bytes)"
-        )
+        # Ready is only an answer: with data to look at, the restore below
+        # decides; without, the feature stays unverified.
+        ready = f"snapshot {snap.snapshot_id} ready ({snap.size_bytes} bytes)"
+        if data is None:
+            ready += f"; its data was not checked: {ctx.node_reason or 'no data volume'}"
+        ctx.results.set(F.SNAPSHOT, True if data else None, ready)
     if ctx.snapshot is None:
         ctx.results.set(F.RESTORE_FROM_SNAPSHOT, None, "not attempted: no snapshot to restore from")
         return
@@ -102,7 +105,7 @@ def snapshot_restore(ctx: context.Context) -> None:
         expected = old if data is not None else None
         ok, evidence = _new_volume_holds(ctx, "restore", source, data, expected)
         ctx.results.set(F.RESTORE_FROM_SNAPSHOT, ok, evidence)
-        if not ok:
+        if ok is False:
             # A snapshot's data can only be read by restoring it: one whose
             # restore lacks the data is of no use, whichever of the two lied.
             ctx.results.set(F.SNAPSHOT, False, f"snapshot ready, but restored: {evidence}")
@@ -132,7 +135,8 @@ def _new_volume_holds(
     source: models.ContentSource,
     data: context.Published | None,
     expected: str | None,
-) -> tuple[bool, str]:
+) -> tuple[bool | None, str]:
+    """Whether a volume made from `source` holds `expected`; None when that cannot be seen."""
     mode = data.capability.mode if data else M.FILESYSTEM
     vol = ctx.session.volume(
         what, size=ctx.size, capability=context.capability(mode), source=source
@@ -140,9 +144,9 @@ def _new_volume_holds(
     node = ctx.first_node
     if data is None or node is None or expected is None:
         return (
-            True,
-            f"volume {vol.volume_id} created from the source "
-            f"(data not checked: {ctx.node_reason or 'no data volume'})",
+            None,
+            f"volume {vol.volume_id} created from the source, but its data was not "
+            f"checked: {ctx.node_reason or 'no data volume'}",
         )
     _, target = ctx.attach(node, volume_id=vol.volume_id, capability=data.capability)
     if short := _short_device(vol, target, mode):
