@@ -14,7 +14,7 @@ import pytest
 
 from capabilities import model, probe
 from capabilities import schema as report_schema
-from capabilities.render import markdown_doc
+from capabilities.render import common, markdown_doc
 from csi_vm import errors
 from csi_vm.csi import client as csi_client
 from tests.support import driverproc
@@ -108,6 +108,7 @@ def test_undeclared_feature_works_but_is_not_planned(feature: str, tmp_path: pat
     for f in lie.features:
         result = report.features[f]
         assert (result.declared, result.verified) == (False, True), (f, result)
+        assert common.cell(result).code == "✓v!"
         assert any(w.startswith(f"{f}: works, undeclared") for w in report.warnings)
     assert _strategies(report, lie.plan) == lie.plan
     for op in lie.plan:
@@ -129,8 +130,12 @@ def test_undeclared_feature_is_planned_when_asserted(feature: str, tmp_path: pat
 def test_answer_without_effect_is_not_verified(fault: str, tmp_path: pathlib.Path) -> None:
     lie = NO_EFFECT[fault]
     report = _probe(tmp_path, fault)
+    page = markdown_doc.render(report)
     for f in lie.features:
         assert report.features[f].verified is False, (f, report.features[f])
+        assert "✓" not in common.cell(report.features[f]).code  # never a tick
         if report.features[f].declared:
             assert any(w.startswith(f"{f}: declared but failed") for w in report.warnings)
+            shown = str(f).replace("_", "\\_")  # markdown escapes underscores
+            assert f"{shown}: declared but failed" in page
     assert _strategies(report, lie.plan) == lie.plan
