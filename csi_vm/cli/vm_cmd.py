@@ -195,7 +195,17 @@ def clone(
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
-def resume(cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None:
+def resume(
+    fmt: Output = typer.Option(
+        Output.TABLE,
+        "--output",
+        "-o",
+        help="table (lines, the default), json or yaml of what was handled and the last "
+        "flows, or name (flow/ID of the last flows).",
+    ),
+    cfg: pathlib.Path | None = CFG,
+    db: pathlib.Path | None = DB,
+) -> None:
     """Finish or roll back operations interrupted by a crash (every command does this first).
 
     Example:
@@ -205,14 +215,27 @@ def resume(cfg: pathlib.Path | None = CFG, db: pathlib.Path | None = DB) -> None
     with vmenv.environment(cfg, db, quiet=True, resume=False) as env:
         got = engine.settle(env, retry_pending=True)
         recent = journal.recent(env.store, limit=5)
-    vmenv.console.print(f"{len(got.done)} interrupted operations handled")
-    for line in got.done:
-        vmenv.console.print(f"  {line}")
-    for flow in recent:
-        vmenv.console.print(f"  {flow.kind} {flow.id} of {flow.vm}: {flow.state} {flow.error}")
+    if fmt in (Output.JSON, Output.YAML):
+        flows = [
+            {"kind": f.kind, "id": f.id, "vm": f.vm, "state": f.state, "error": f.error}
+            for f in recent
+        ]
+        vmenv.emit({"handled": list(got.done), "recent": flows}, fmt=fmt)
+    elif fmt is Output.NAME:
+        vmenv.names([("flow", f.id) for f in recent])
+    else:
+        _say_resumed(got.done, recent)
     if got.failed is not None:
         # Still pending (its driver does not answer): the exit code says so.
         raise got.failed
+
+
+def _say_resumed(done: list[str], recent: list[journal.FlowRow]) -> None:
+    vmenv.console.print(f"{len(done)} interrupted operations handled")
+    for line in done:
+        vmenv.console.print(f"  {line}")
+    for flow in recent:
+        vmenv.console.print(f"  {flow.kind} {flow.id} of {flow.vm}: {flow.state} {flow.error}")
 
 
 def _vm_dict(vm: records.VM) -> dict[str, object]:

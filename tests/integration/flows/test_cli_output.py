@@ -206,3 +206,13 @@ def test_cleanup_answers_in_json_too(lab: Lab) -> None:
     # The VM's own volumes are not a probe's: nothing to remove.
     assert json.loads(done.stdout) == {"removed": [], "failed": [], "journals": 0}
     assert _run(lab.cli_env(), *args).stdout.endswith("0 removed, 0 failed (0 probe journals)\n")
+
+
+def test_resume_answers_in_json_and_names(lab: Lab) -> None:
+    done = _run(lab.cli_env(), "resume", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["handled"] == []
+    assert [(f["kind"], f["vm"]) for f in got["recent"]] == [("create", "vm1")]
+    named = _run(lab.cli_env(), "resume", "-o", "name").stdout
+    assert named == f"flow/{got['recent'][0]['id']}\n"
