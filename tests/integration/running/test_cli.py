@@ -46,6 +46,11 @@ def test_start_status_console_online_snapshot_stop(lab: Lab) -> None:
     refused = _cli(lab, "vm", "delete", "cli-vm")
     assert refused.returncode == 2 and "stop" in refused.stderr
 
+    planned = _cli(lab, "vm", "stop", "cli-vm", "--dry-run")
+    assert planned.returncode == 0 and "csi-unpublish" in planned.stdout, planned.stderr
+    assert (
+        json.loads(_cli(lab, "vm", "status", "cli-vm", "-o", "json").stdout)["state"] == "running"
+    )
     stopped = _cli(lab, "vm", "stop", "cli-vm", "--grace", "0")
     assert stopped.returncode == 0, stopped.stderr
     after = _cli(lab, "vm", "status", "cli-vm")  # as virsh: "shut off" is an answer, exit 0

@@ -9,6 +9,7 @@ dir (`shared`, asserted multi_node_shared). node-b is a second libvirtd
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import subprocess
@@ -112,6 +113,11 @@ def test_counter_continues_on_the_target(two: TwoNodes, driver: str, strategy: s
     disk = two.lab.start(name)
     before = wait_for_counter(disk, above=5, within=BOOT_LIMIT_S)
     old_volume = records.get_vm(two.env.store, name).disk("root").volume_id
+    planned = _cli(two, "migrate", name, "--to", "node-b", "--dry-run", "-o", "json")
+    out, err = planned.communicate(timeout=60)
+    assert planned.returncode == 0, err
+    assert {d["strategy"] for d in json.loads(out)["disks"]} == {strategy}
+    assert running.get(two.env.store, name).node == "node-a", "the dry run moved it"
 
     result = migrate.migrate(two.env, vm_name=name, to="node-b")
 
