@@ -15,6 +15,7 @@ import stat
 import time
 from typing import Any
 
+from capabilities import model
 from csi_vm import diskfile, errors, spec
 from csi_vm.csi import models
 from csi_vm.flows import context, devcheck, diskio, effects, migactions, vmactions
@@ -24,6 +25,7 @@ log = logging.getLogger("csi_vm.flows")
 Data = dict[str, Any]
 
 _READY_WITHIN = 300.0  # seconds for a snapshot to become ready to use
+_STAGE = model.Feature.STAGE_UNSTAGE
 
 
 def capability(mode: str) -> models.VolumeCapability:
@@ -205,13 +207,24 @@ def _attach(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     else:
         target.touch(exist_ok=True)
     staged = ""
+    stages = env.may_call(data["driver"], _STAGE)
     # Drivers without STAGE_UNSTAGE publish directly.
-    with contextlib.suppress(errors.Unsupported):
-        node.node_stage(data["volume_id"], staging_path=str(staging), capability=cap)
-        staged = str(staging)
-    node.node_publish(
-        data["volume_id"], target_path=str(target), capability=cap, staging_path=staged
-    )
+    if stages:
+        with contextlib.suppress(errors.Unsupported):
+            node.node_stage(data["volume_id"], staging_path=str(staging), capability=cap)
+            staged = str(staging)
+    try:
+        node.node_publish(
+            data["volume_id"], target_path=str(target), capability=cap, staging_path=staged
+        )
+    except errors.Rejected as err:
+        if stages:
+            raise
+        raise type(err)(
+            f"{err.message} (driver {data['driver']!r} serves NodeStageVolume but does not "
+            "declare STAGE_UNSTAGE_VOLUME, so it was not called)",
+            hint="if the driver needs it, add stage_unstage to its assert: list in the config",
+        ) from err
     return {"staging": staged, "target": str(target)}
 
 
@@ -221,8 +234,10 @@ def _detach(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Da
     base = pathlib.Path(data["base"])
     volume_id = data["volume_id"]
     _ignore_missing(lambda: node.node_unpublish(volume_id, target_path=str(base / "target")))
-    with contextlib.suppress(errors.Unsupported):
-        _ignore_missing(lambda: node.node_unstage(volume_id, staging_path=str(base / "staging")))
+    staging = str(base / "staging")
+    if env.may_call(data["driver"], _STAGE):
+        with contextlib.suppress(errors.Unsupported):
+            _ignore_missing(lambda: node.node_unstage(volume_id, staging_path=staging))
     for leftover in (base / "target", base / "staging"):
         if leftover.is_dir():
             leftover.rmdir()

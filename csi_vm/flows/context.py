@@ -117,6 +117,20 @@ class Env:
         features = self.report(driver).features
         return ladder.usable(feature, features, asserted=self._asserted(driver))
 
+    def may_call(self, driver: str, feature: model.Feature) -> bool:
+        """False for a feature the driver serves but does not declare, unless asserted.
+
+        Anything else is tried as the driver answers (an unoffered RPC answers
+        UNIMPLEMENTED, which the caller handles). Only a report already at
+        hand counts: an undo or a resume never probes a driver for this.
+        """
+        known = self._reports.get(driver)
+        if known is None and (cached := records.cached_caps(self.store, driver)):
+            known = model.DriverReport.model_validate_json(cached)
+        result = known.features.get(feature) if known else None
+        undeclared = result is not None and result.undeclared
+        return not undeclared or feature in self._asserted(driver)
+
     def _asserted(self, driver: str) -> frozenset[model.Feature]:
         return frozenset(model.Feature(f) for f in self.driver(driver).asserted)
 

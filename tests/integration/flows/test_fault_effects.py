@@ -292,3 +292,18 @@ def test_undeclared_group_snapshot_takes_one_snapshot_per_disk(
     lab.env = _asserting(lab, "group_snapshot")
     _, plan = snapshots.create(lab.env, vm_name="vm1", name="s2")
     assert {d.strategy for d in plan.disks} == {"csi-group-snapshot"}
+
+
+def test_undeclared_staging_is_not_called_unless_asserted(lab_factory: Callable[..., Lab]) -> None:
+    """This driver needs staging but does not declare it: the error says to assert it."""
+    lab = lab_factory(faults=("undeclared-stage-unstage",))
+    before = lab.inventory()
+    with pytest.raises(errors.Rejected) as caught:
+        _vm(lab, "vm1")
+    assert "serves NodeStageVolume but does not declare STAGE_UNSTAGE_VOLUME" in str(caught.value)
+    assert "add stage_unstage to its assert: list" in str(caught.value)
+    assert records.find_vm(lab.env.store, "vm1") is None
+    assert lab.inventory() == before
+    lab.env = _asserting(lab, "stage_unstage")
+    want = _vm(lab, "vm1")
+    assert _export(lab, "vm1") == want
