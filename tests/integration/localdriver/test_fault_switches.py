@@ -143,7 +143,9 @@ def test_oversize_reports_more_than_the_device_holds(
     drv, stubs = start("oversize")
     vol = csi.create_volume(stubs, "big", size=SIZE, cap=csi.block_cap())
     assert vol.capacity_bytes == SIZE
-    assert os.stat(_image(drv, vol.volume_id)).st_size == SIZE - SIZE // fault_switches.OVERSIZE_SHARE
+    assert (
+        os.stat(_image(drv, vol.volume_id)).st_size == SIZE - SIZE // fault_switches.OVERSIZE_SHARE
+    )
 
 
 def test_unknown_fault_is_one_clear_error(tmp_path: pathlib.Path) -> None:
