@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import socket
@@ -53,6 +54,8 @@ def run_cmd(
 
         csi-vm controller run --lease-namespace csi-vm --metrics-port 9090
     """
+    # Retries log at INFO (a command shows them with -v); a service shows them.
+    logging.getLogger("csi_vm.retry").setLevel(logging.INFO)
     api = kube_api.connect(kubeconfig_file=kubeconfig)
     objs = objects.Objects(api)
     meters = metrics.Metrics()

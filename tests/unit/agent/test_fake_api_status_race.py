@@ -40,7 +40,7 @@ def test_fake_api_two_writers_from_one_read_both_land(
     fake.add(v.vm("web"))
     seen = read(ctx, kinds.VM, "web")
     state.write(agent, kinds.VM, seen, fields={"nodeName": NODE}, conditions=[_cond("Agent")])
-    with caplog.at_level(logging.WARNING, logger="csi_vm.retry"):
+    with caplog.at_level(logging.INFO, logger="csi_vm.retry"):
         written = context.write_status(
             ctx, kinds.VM, seen, fields={"disks": []}, conditions=[_cond("Controller")]
         )

@@ -108,7 +108,7 @@ def test_retry_retries_transient_then_succeeds(caplog: pytest.LogCaptureFixture)
         return "ok"
 
     policy = retry.RetryPolicy(attempts=4, first_delay=0.2, max_delay=2.0)
-    with caplog.at_level(logging.WARNING, logger="csi_vm.retry"):
+    with caplog.at_level(logging.INFO, logger="csi_vm.retry"):
         assert retry.call(flaky, what="Probe on t", policy=policy, sleep=sleeps.append) == "ok"
     assert len(calls) == 3
     assert sleeps == [0.2, 0.4]
