@@ -166,6 +166,24 @@ class Host:
                 found.append(f"/dev/{entry.name}")
         return sorted(found)
 
+    def live_loops_backing(self, image: pathlib.Path) -> list[str]:
+        """Loop devices backing `image` that the kernel is not about to detach.
+
+        Detaching a device someone holds open (a reader, a probe, qemu) only
+        marks it autoclear: it still shows its backing file until the last
+        close tears it down. A target bound to it then binds a free number,
+        which the next attach of any image takes.
+        """
+        return [d for d in self.loops_backing(image) if not self._loop_is_detaching(d)]
+
+    def _loop_is_detaching(self, device: str) -> bool:
+        flag = self._sys_block / pathlib.Path(device).name / "loop" / "autoclear"
+        try:
+            # The driver never attaches with autoclear, so a set flag means a detach is pending.
+            return flag.read_text().strip() == "1"
+        except OSError:  # detached meanwhile
+            return True
+
     def loop_is_read_only(self, device: str) -> bool:
         ro = self._sys_block / pathlib.Path(device).name / "ro"
         return ro.read_text().strip() == "1"

@@ -85,7 +85,7 @@ def _condition(ctx: Context, known: _Known) -> model.Condition:
     image = ctx.images.volume_path(known.volume.volume_id)
     if not image.exists():
         return model.Condition(abnormal=True, message="the image file is missing")
-    if known.device and known.device not in ctx.host.loops_backing(image):
+    if known.device and known.device not in ctx.host.live_loops_backing(image):
         return model.Condition(abnormal=True, message=f"{known.device} no longer backs the volume")
     if not ctx.host.mounts_at(str(known.path)) and not (known.cap.block and known.path.is_file()):
         return model.Condition(abnormal=True, message=f"nothing is mounted at {known.path}")

@@ -12,7 +12,9 @@ on the image file (`image_lock`), since sibling processes share the devices.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import logging
 import os
 import pathlib
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from csi_vm import errors
 from csi_vm.localdriver import faults, hostops, limits, model, nodestate, policy
 from csi_vm.localdriver.config import Feature
 from csi_vm.localdriver.context import Context
+
+log = logging.getLogger(__name__)
 
 
 def node_locks(ctx: Context, volume_id: str) -> contextlib.AbstractContextManager[None]:
@@ -74,11 +78,37 @@ def image_lock(image: pathlib.Path, *, missing_ok: bool = False) -> Iterator[Non
 
 
 def shared_device(ctx: Context, image: pathlib.Path) -> str:
-    """The volume's read-write loop device, attached now if there is none."""
-    for device in ctx.host.loops_backing(image):
+    """The volume's read-write loop device, attached now if there is none.
+
+    Only a device that backs the image now and is not being detached will do:
+    a block target binds the device node without holding it open.
+    """
+    for device in ctx.host.live_loops_backing(image):
         if not ctx.host.loop_is_read_only(device):
             return device
     return ctx.host.attach_loop(image, read_only=False)
+
+
+def staged_device(ctx: Context, staging: nodestate.Staging, image: pathlib.Path) -> str:
+    """The loop device of a staging, attached again if it was lost.
+
+    A block staging records its device but holds nothing open, so a detach
+    from outside (`losetup -d`) frees the number for the next attach of any
+    image; binding the recorded name would then publish another volume.
+    """
+    if not staging.cap.block:
+        return staging.device  # the mounted filesystem holds its device open
+    device = shared_device(ctx, image)
+    if device != staging.device:
+        log.warning(
+            "%s no longer backs volume %s: staged on %s now",
+            staging.device,
+            staging.volume_id,
+            device,
+        )
+        with ctx.db.transaction() as cur:  # unstage releases the device in use
+            nodestate.add_staging(cur, dataclasses.replace(staging, device=device))
+    return device
 
 
 def release_device(ctx: Context, *, volume_id: str, device: str) -> None:

@@ -108,12 +108,32 @@ def _device(ctx: Context, plan: _Plan, image: pathlib.Path) -> tuple[str, bool]:
     """The loop device for this target, and whether it is private to it."""
     if plan.cap.block and plan.read_only:
         old = plan.existing
-        if old and old.private_device and old.device in ctx.host.loops_backing(image):
+        if old and old.private_device and old.device in ctx.host.live_loops_backing(image):
             return old.device, True
         return ctx.host.attach_loop(image, read_only=True), True
     if plan.staging is not None:
-        return plan.staging.device, False
+        return nodeprep.staged_device(ctx, plan.staging, image), False
     return nodeprep.shared_device(ctx, image), False
+
+
+def _lost_device(ctx: Context, target: nodestate.Target, image: pathlib.Path) -> bool:
+    """A block target whose loop device was detached (from outside) binds a free
+    number, which the next attach of any image takes: it must be bound again.
+    (Nobody held it open, or the kernel would not have let the device go.)"""
+    return target.cap.block and target.device not in ctx.host.live_loops_backing(image)
+
+
+def _unbind_lost(ctx: Context, plan: _Plan, image: pathlib.Path) -> None:
+    old = plan.existing
+    if old is None or not _lost_device(ctx, old, image):
+        return
+    log.warning(
+        "%s bound at %s no longer backs volume %s: binding it again",
+        old.device,
+        plan.target,
+        old.volume_id,
+    )
+    ctx.host.unmount(str(plan.target))
 
 
 def _place(ctx: Context, plan: _Plan, device: str) -> None:
@@ -140,10 +160,12 @@ def _place(ctx: Context, plan: _Plan, device: str) -> None:
 def publish(ctx: Context, req: requests.Publish) -> None:
     with nodeprep.node_locks(ctx, req.volume_id):
         plan = _plan(ctx, req)
-        if plan.existing and ctx.host.mounts_at(str(plan.target)):
-            return  # published earlier with the same arguments
         image = ctx.images.volume_path(plan.volume.volume_id)
+        old = plan.existing
+        if old and ctx.host.mounts_at(str(plan.target)) and not _lost_device(ctx, old, image):
+            return  # published earlier with the same arguments
         with nodeprep.image_lock(image):
+            _unbind_lost(ctx, plan, image)
             device, private = _device(ctx, plan, image)
             _place(ctx, plan, device)
             with ctx.db.transaction() as cur:

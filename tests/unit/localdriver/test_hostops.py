@@ -100,6 +100,20 @@ def test_loops_backing_reads_sysfs(tmp_path: pathlib.Path) -> None:
     assert host.loop_is_read_only("/dev/loop5")
 
 
+def test_live_loops_leave_out_a_device_being_detached(tmp_path: pathlib.Path) -> None:
+    """A detach of a device held open only sets autoclear; sysfs still shows its backing."""
+    image = tmp_path / "vol.img"
+    image.write_bytes(b"")
+    for name, autoclear in (("loop2", "1"), ("loop3", "0"), ("loop4", None)):
+        (tmp_path / "block" / name / "loop").mkdir(parents=True)
+        (tmp_path / "block" / name / "loop" / "backing_file").write_text(f"{image}\n")
+        if autoclear is not None:
+            (tmp_path / "block" / name / "loop" / "autoclear").write_text(autoclear + "\n")
+    host = _host(tmp_path, Recorder())
+    assert host.loops_backing(image) == ["/dev/loop2", "/dev/loop3", "/dev/loop4"]
+    assert host.live_loops_backing(image) == ["/dev/loop3"]  # loop4: gone meanwhile
+
+
 def test_commands_are_argument_lists(tmp_path: pathlib.Path) -> None:
     runner, calls = Recorder(), KernelRecorder()
     host = _host(tmp_path, runner, calls)
