@@ -130,9 +130,10 @@ def load(entry: Entry) -> click.Command:
     """
     import typer  # noqa: PLC0415 - typer and pydantic cost start-up: only when a command runs
 
-    from csi_vm.cli import helpfmt  # noqa: PLC0415 - patches typer: loaded with it
+    from csi_vm.cli import coercion, helpfmt  # noqa: PLC0415 - patch typer: loaded with it
 
     helpfmt.install()
+    coercion.install()
     if entry.wiring is not None:
         entry.wiring()
     module_name, attribute = entry.target.split(":")
