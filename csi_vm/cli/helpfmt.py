@@ -23,6 +23,10 @@ _WORDS = {
     "bool": "BOOLEAN",
 }
 _LIST = re.compile(r"^list\[(.*)\]$")
+#: a paragraph printed as written: an indented example, an item of a list
+_AS_WRITTEN = re.compile(r"^( {4}|- )")
+#: click's mark of a paragraph it must not rewrap
+_NO_REWRAP = "\b\n"
 
 
 def readable(label: str) -> str:
@@ -32,6 +36,24 @@ def readable(label: str) -> str:
     inner = repeated.group(1) if repeated else bare
     word = _WORDS.get(inner, inner)
     return f"{word} (repeatable)" if repeated else word
+
+
+def keep_layout(text: str) -> str:
+    """Examples and list items keep their lines: click rewraps every other paragraph.
+
+    An example rewrapped would break a command line in two where a user
+    copies it whole.
+    """
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(_NO_REWRAP + p if _AS_WRITTEN.match(p) else p for p in paragraphs)
+
+
+def keep_layouts(command: Any) -> None:
+    """keep_layout on the help of ``command`` and of every command under it."""
+    if command.help:
+        command.help = keep_layout(command.help)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        keep_layouts(sub)
 
 
 def install() -> None:

@@ -76,6 +76,28 @@ def test_positional_arguments_read_as_in_man_pages() -> None:
     assert not any("{" in line for line in usage.values()), usage
 
 
+@pytest.mark.parametrize(("path", "root"), LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
+def test_examples_keep_their_lines(path: list[str], root: object) -> None:
+    """An example is printed as written, never broken where click would wrap it."""
+    command = root.commands[path[0]]  # type: ignore[attr-defined]
+    if len(path) > 1:
+        command = command.commands[path[1]]
+    shown = _help(root, path).splitlines()
+    written = [line.strip() for line in command.help.splitlines() if line.startswith("    ")]
+    assert written, f"csi-vm {' '.join(path)} has no indented example"
+    for line in written:
+        assert any(s.strip() == line for s in shown), (path, line)
+
+
+def test_keep_layout_marks_only_examples_and_list_items() -> None:
+    text = "Some prose\nthat wraps.\n\n    csi-vm image copy a b\n\n- one item\n  of a list"
+    assert helpfmt.keep_layout(text).split("\n\n") == [
+        "Some prose\nthat wraps.",
+        "\b\n    csi-vm image copy a b",
+        "\b\n- one item\n  of a list",
+    ]
+
+
 @pytest.mark.parametrize(
     ("label", "shown"),
     [

@@ -54,7 +54,7 @@ def _files(tmp: pathlib.Path) -> dict[str, str]:
     [
         (["--help"], HEAVY | FRAMEWORK),
         (["version"], HEAVY | FRAMEWORK),
-        (["vm", "--help"], HEAVY),
+        (["vm", "--help"], HEAVY | {"markdown_it"}),
         (["vm", "list", "--config", "{config}", "--db", "{db}"], HEAVY),
         (["disk", "--help"], HEAVY),
         (["snapshot", "--help"], HEAVY),
@@ -64,7 +64,7 @@ def _files(tmp: pathlib.Path) -> dict[str, str]:
         (["capabilities", "--help"], HEAVY),
         (["capabilities", "probe", "--help"], HEAVY),
         (["capabilities", "cluster", "--help"], HEAVY),
-        (["image", "--help"], HEAVY | PYDANTIC),
+        (["image", "--help"], HEAVY | PYDANTIC | {"rich"}),
         (["image", "copy", "{image}", "{image}.copy", "--dry-run"], HEAVY | PYDANTIC),
         (["quickstart", "--help"], HEAVY),
     ],
