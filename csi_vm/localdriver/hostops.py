@@ -50,8 +50,8 @@ class Kernel:
     def loop_attach(self, image: str, *, read_only: bool) -> str:
         return kernel.loop_attach(image, read_only=read_only)
 
-    def loop_detach(self, device: str) -> None:
-        kernel.loop_detach(device)
+    def loop_detach(self, device: str, *, backing: str | None = None) -> bool:
+        return kernel.loop_detach(device, backing=backing)
 
     def loop_set_capacity(self, device: str) -> None:
         kernel.loop_set_capacity(device)
@@ -194,11 +194,15 @@ class Host:
         log.debug("attached %s to %s%s", image, device, " read-only" if read_only else "")
         return device
 
-    def detach_loop(self, device: str) -> None:
-        # A loop still held open (a mount we failed to remove) is only marked
-        # autoclear by the kernel; it goes away when released.
+    def detach_loop(self, device: str, *, image: pathlib.Path | None = None) -> bool:
+        """Detach `device` (only while it reads `image`, if given); whether it was.
+
+        A loop still held open (a mount we failed to remove) is only marked
+        autoclear by the kernel; it goes away when released.
+        """
+        backing = str(image) if image is not None else None
         with _kernel_call():
-            self._kernel.loop_detach(device)
+            return self._kernel.loop_detach(device, backing=backing)
 
     def refresh_loop(self, device: str) -> None:
         """Make the loop device pick up a grown backing file (LOOP_SET_CAPACITY)."""

@@ -19,6 +19,7 @@ import struct
 
 #: ioctl numbers of linux/loop.h
 LOOP_CLR_FD = 0x4C01
+LOOP_GET_STATUS64 = 0x4C05
 LOOP_SET_CAPACITY = 0x4C07
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CTL_GET_FREE = 0x4C82
@@ -95,13 +96,32 @@ def _configure_free(ctl: int, config: bytes, image: str) -> str:
     )
 
 
-def loop_detach(device: str) -> None:
-    """Detach ``device``; one still held open is detached at its last close."""
+def loop_detach(device: str, *, backing: str | None = None) -> bool:
+    """Detach ``device``; one still held open is detached at its last close.
+
+    With ``backing``, only while the device reads that very file (its inode,
+    asked of the device we hold open: a name checked before may be freed and
+    taken by another image meanwhile). Whether it was detached.
+    """
     fd = _open(device, os.O_RDONLY)
     try:
+        if backing is not None and not _reads(fd, backing):
+            return False
         _ioctl(fd, LOOP_CLR_FD, 0, what=f"detaching {device}")
+        return True
     finally:
         os.close(fd)
+
+
+def _reads(fd: int, backing: str) -> bool:
+    """Whether the loop device open at ``fd`` is attached to the file ``backing``."""
+    try:
+        info = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+        st = os.stat(backing)
+    except OSError:  # detached already (ENXIO), or the file is gone
+        return False
+    lo_device, lo_inode = _LOOP_INFO64.unpack(info)[:2]
+    return (lo_device, lo_inode) == (st.st_dev, st.st_ino)
 
 
 def loop_set_capacity(device: str) -> None:

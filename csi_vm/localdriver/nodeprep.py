@@ -118,9 +118,9 @@ def release_device(ctx: Context, *, volume_id: str, device: str) -> None:
     with ctx.db.read() as cur:
         if nodestate.device_in_use(cur, volume_id=volume_id, device=device):
             return
-    # After a reboot the recorded name may belong to another image: check first.
-    if device in ctx.host.loops_backing(ctx.images.volume_path(volume_id)):
-        ctx.host.detach_loop(device)
+    # The recorded name may belong to another image now (after a reboot, or a
+    # detach from outside): the check is made on the device held open.
+    ctx.host.detach_loop(device, image=ctx.images.volume_path(volume_id))
 
 
 def ensure_filesystem(ctx: Context, *, device: str, wanted: str, size: int) -> str:

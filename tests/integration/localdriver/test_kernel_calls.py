@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import errno
+import contextlib
 import os
 import pathlib
 from collections.abc import Iterator
@@ -18,15 +18,19 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def attached() -> Iterator[list[str]]:
-    """Devices a test attached; each is detached afterwards even if the test failed."""
+def attached(tmp_path: pathlib.Path) -> Iterator[list[str]]:
+    """Devices a test attached; each is detached afterwards even if the test failed.
+
+    Only while it still reads the test's image: once the test detached it, its
+    number may belong to another process's device.
+    """
     devices: list[str] = []
     yield devices
     for device in devices:
-        try:
-            kernel.loop_detach(device)
-        except kernel.KernelCallFailed as err:
-            assert err.errno == errno.ENXIO, err  # the test detached it already
+        with contextlib.suppress(OSError):
+            backing = _sys(device, "loop/backing_file")
+            if backing.startswith(f"{tmp_path.resolve()}/"):
+                kernel.loop_detach(device, backing=backing)
 
 
 def _image(path: pathlib.Path, size: int = 4 * MiB) -> pathlib.Path:
@@ -58,6 +62,24 @@ def test_attach_writes_reach_the_image_and_detach_releases_it(
         assert f.read(24) == b"written through the loop"
     kernel.loop_detach(device)
     assert not pathlib.Path(f"/sys/block/{pathlib.Path(device).name}/loop/backing_file").exists()
+
+
+def test_a_detach_by_identity_leaves_a_reused_number_alone(
+    tmp_path: pathlib.Path, attached: list[str]
+) -> None:
+    """A device name checked and then detached may have been freed and given to
+    another image meanwhile: the check is made on the device held open."""
+    first, second = _image(tmp_path / "a.img"), _image(tmp_path / "b.img")
+    device = kernel.loop_attach(str(first), read_only=False)
+    attached.append(device)
+    assert kernel.loop_detach(device, backing=str(second)) is False
+    assert _sys(device, "loop/backing_file") == str(first.resolve())
+    assert kernel.loop_detach(device, backing=str(first)) is True
+    assert kernel.loop_detach(device, backing=str(first)) is False  # detached already
+    other = kernel.loop_attach(str(second), read_only=False)  # may reuse the number
+    attached.append(other)
+    assert kernel.loop_detach(device, backing=str(first)) is False
+    assert _sys(other, "loop/backing_file") == str(second.resolve())
 
 
 def test_a_read_only_device_refuses_writes(tmp_path: pathlib.Path, attached: list[str]) -> None:

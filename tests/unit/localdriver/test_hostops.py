@@ -44,8 +44,9 @@ class KernelRecorder(hostops.Kernel):
         self._record("loop_attach", image, "ro" if read_only else "rw")
         return "/dev/loop7"
 
-    def loop_detach(self, device: str) -> None:
-        self._record("loop_detach", device)
+    def loop_detach(self, device: str, *, backing: str | None = None) -> bool:
+        self._record("loop_detach", device, *([backing] if backing else []))
+        return True
 
     def loop_set_capacity(self, device: str) -> None:
         self._record("loop_set_capacity", device)
@@ -122,7 +123,7 @@ def test_commands_are_argument_lists(tmp_path: pathlib.Path) -> None:
     host.make_fs("/dev/loop7", "xfs")
     host.mount("/dev/loop7", "/m", fs_type="ext4", options=["ro", "noatime"])
     host.refresh_loop("/dev/loop7")
-    host.detach_loop("/dev/loop7")
+    host.detach_loop("/dev/loop7", image=pathlib.Path("/s/v.img"))
     assert runner.calls == [
         ["mkfs.xfs", "-f", "-q", "/dev/loop7"],
         ["mount", "-t", "ext4", "-o", "ro,noatime", "/dev/loop7", "/m"],
@@ -131,7 +132,7 @@ def test_commands_are_argument_lists(tmp_path: pathlib.Path) -> None:
         ("loop_attach", "/s/v.img", "ro"),
         ("bind", "/dev/loop7", "/t", "ro"),
         ("loop_set_capacity", "/dev/loop7"),
-        ("loop_detach", "/dev/loop7"),
+        ("loop_detach", "/dev/loop7", "/s/v.img"),
     ]
 
 
