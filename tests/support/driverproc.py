@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 import grpc
 
 from csi_vm.csi.pb import csi_pb2, csi_pb2_grpc
+from tests.support import loops
 
 #: unix socket paths must fit in sockaddr_un (108 bytes with the terminating NUL)
 _MAX_SOCKET_PATH = 100
@@ -223,4 +224,4 @@ def release_host_resources(state_dir: pathlib.Path) -> None:
     for point in reversed(_mountpoints_of(devices)):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     for device in devices:
-        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+        loops.detach_under(device, state_dir)

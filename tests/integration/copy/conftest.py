@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from csi_vm.copy import kernel, plan
+from tests.support import loops
 
 MiB = 1 << 20
 
@@ -78,7 +79,8 @@ def loop_device(tmp_path: pathlib.Path) -> Iterator[Callable[..., pathlib.Path]]
 
     yield make
     for device in devices:
-        subprocess.run(["losetup", "--detach", device], check=False)
+        # Not by name alone: a device the test detached may be another run's now.
+        loops.detach_under(device, tmp_path)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from csi_vm.localdriver import kernel
+from tests.support import loops
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,25 @@ def test_a_detach_by_identity_leaves_a_reused_number_alone(
     attached.append(other)
     assert kernel.loop_detach(device, backing=str(first)) is False
     assert _sys(other, "loop/backing_file") == str(second.resolve())
+
+
+def test_test_clean_up_detaches_only_devices_under_its_directory(
+    tmp_path: pathlib.Path, attached: list[str]
+) -> None:
+    """Clean-up by a name listed earlier must not take the device another run
+    attached under that number since."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    device = kernel.loop_attach(str(_image(ours / "a.img")), read_only=False)
+    attached.append(device)
+    kernel.loop_detach(device)
+    other = kernel.loop_attach(str(_image(theirs / "b.img")), read_only=False)
+    attached.append(other)
+    assert not loops.detach_under(device, ours)
+    assert _sys(other, "loop/backing_file") == str((theirs / "b.img").resolve())
+    assert loops.detach_under(other, theirs)
+    assert not pathlib.Path(f"/sys/block/{pathlib.Path(other).name}/loop/backing_file").exists()
 
 
 def test_a_read_only_device_refuses_writes(tmp_path: pathlib.Path, attached: list[str]) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 
+from tests.support import loops
 from tests.support.cluster import daemons, layout
 
 Say = Callable[[str], object]
@@ -149,7 +150,7 @@ def _detach_loops(state: pathlib.Path) -> None:
     deadline = time.monotonic() + 20
     while (held := _loops_under(state)) and time.monotonic() < deadline:
         for name in held:
-            subprocess.run(["losetup", "-d", name], capture_output=True, check=False)
+            loops.detach_under(name, state)
         time.sleep(0.5)
 
 
