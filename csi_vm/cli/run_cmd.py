@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -10,8 +11,11 @@ from csi_vm import errors
 from csi_vm.cli import vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import migrate as migrate_flow
-from csi_vm.flows import vmrun
+
+if TYPE_CHECKING:
+    from csi_vm.flows import vmrun
+
+# The flows are imported by the commands that use them: `--help` needs none.
 
 
 def start(
@@ -34,6 +38,8 @@ def start(
 
         csi-vm vm start web-1 --node node-b
     """
+    from csi_vm.flows import vmrun  # noqa: PLC0415 - see the imports
+
     boot = _boot(kernel=kernel, initrd=initrd, cmdline=cmdline, counter_guest=counter_guest)
     with vmenv.environment(cfg, db) as env:
         if dry_run:
@@ -46,6 +52,8 @@ def start(
 def _boot(
     *, kernel: pathlib.Path | None, initrd: pathlib.Path | None, cmdline: str, counter_guest: bool
 ) -> vmrun.Boot | None:
+    from csi_vm.flows import vmrun  # noqa: PLC0415 - see the imports
+
     if counter_guest:
         if kernel or initrd:
             raise errors.InvalidInput("give either --counter-guest or --kernel/--initrd")
@@ -70,6 +78,8 @@ def stop(
 
         csi-vm vm stop web-1 --grace 60
     """
+    from csi_vm.flows import vmrun  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             plan = vmrun.plan_stop(env, vm_name=name)
@@ -91,6 +101,8 @@ def status(
 
         csi-vm vm status web-1 -o json
     """
+    from csi_vm.flows import vmrun  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         got = vmrun.status(env, vm_name=name)
     _show(got, fmt=fmt)
@@ -110,6 +122,8 @@ def console(
 
         csi-vm vm console web-1 --lines 100
     """
+    from csi_vm.flows import vmrun  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         path = vmrun.console(env, vm_name=name)
     text = path.read_text(errors="replace").splitlines()
@@ -163,6 +177,8 @@ def migrate(
 
         csi-vm migrate web-1 --to node-b --dry-run
     """
+    from csi_vm.flows import migrate as migrate_flow  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             plan = migrate_flow.plan(

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+    from rich.text import Text
 
-Cell = str | Text
+# rich is imported where a table is drawn: `--help` of a command with tables
+# would otherwise pay for it.
+Cell: TypeAlias = "str | Text"
 # kubectl separates plain columns by three spaces.
 _GAP = "   "
 
@@ -83,6 +87,9 @@ def print_renderable(console: Console, renderable: RenderableType) -> None:
 
 def plain_renderable(renderable: RenderableType) -> list[str]:
     """Text of tables, texts and groups of them, without boxes or wrapping."""
+    from rich.console import Group  # noqa: PLC0415 - see Cell
+    from rich.table import Table  # noqa: PLC0415 - see Cell
+
     if isinstance(renderable, Group):
         lines: list[str] = []
         for part in renderable.renderables:
@@ -99,6 +106,8 @@ def plain_renderable(renderable: RenderableType) -> list[str]:
 
 
 def _cell(value: object) -> Text:
+    from rich.text import Text  # noqa: PLC0415 - see Cell
+
     if isinstance(value, Text):
         return value
     return Text.from_markup(value) if isinstance(value, str) else Text(str(value))
@@ -107,6 +116,8 @@ def _cell(value: object) -> Text:
 def _boxed(
     heads: Sequence[str], rows: Sequence[Sequence[Cell]], *, title: str | None, layout: Layout
 ) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - see Cell
+
     table = Table(title=title, title_justify="left", show_header=layout.headers)
     for head in heads:
         table.add_column(head, overflow="fold")
@@ -117,5 +128,5 @@ def _boxed(
 
 def _plain(cell: Cell) -> str:
     # A value never spans lines in a pipe: a line is a row.
-    text = cell.plain if isinstance(cell, Text) else cell
+    text = cell if isinstance(cell, str) else cell.plain
     return " ".join(text.split("\n")) or "<none>"

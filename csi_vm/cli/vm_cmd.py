@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pathlib
+from typing import TYPE_CHECKING
 
 import typer
 
-from csi_vm import config, sizes, spec
+from csi_vm import sizes
 from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
-from csi_vm.flows import engine, online, vms
-from csi_vm.store import journal, records, running
+
+if TYPE_CHECKING:
+    from csi_vm.store import journal, records
+
+# The config, the flows and the store are imported by the commands that use
+# them: `--help` loads this module and needs none of them.
 
 app = typer.Typer(
     help="Create, list, show and delete VMs (their disks on CSI volumes).", no_args_is_help=True
@@ -45,6 +50,9 @@ def create(
 
         csi-vm vm create -f examples/vm.yaml --dry-run
     """
+    from csi_vm import spec  # noqa: PLC0415 - see the imports
+    from csi_vm.flows import vms  # noqa: PLC0415 - see the imports
+
     notes: list[str] = []
     vm_spec = spec.load(file, notes=notes)
     for note in notes:
@@ -67,6 +75,8 @@ def list_(
 
         csi-vm vm list -o wide
     """
+    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_vms(env.store)
         nodes = {run.vm: run.node for run in running.list_all(env.store)}
@@ -87,6 +97,8 @@ def show(
 
         csi-vm vm show web-1 -o yaml
     """
+    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         vm = records.get_vm(env.store, name)
         run = running.find(env.store, name)
@@ -147,6 +159,9 @@ def delete(
 
         csi-vm vm delete web-1 --dry-run
     """
+    from csi_vm.flows import vms  # noqa: PLC0415 - see the imports
+    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         vm = records.get_vm(env.store, name)
         running.require_stopped(env.store, name, what="deleting it")  # --dry-run refuses too
@@ -182,6 +197,10 @@ def clone(
 
         csi-vm clone web-1 web-2 --dry-run
     """
+    from csi_vm import config  # noqa: PLC0415 - see the imports
+    from csi_vm.flows import online, vms  # noqa: PLC0415 - see the imports
+    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
+
     config.require_name(target, what="VM name")
     with vmenv.environment(cfg, db) as env:
         if running.find(env.store, source) is not None:
@@ -212,6 +231,9 @@ def resume(
 
         csi-vm resume
     """
+    from csi_vm.flows import engine  # noqa: PLC0415 - see the imports
+    from csi_vm.store import journal  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, resume=False) as env:
         got = engine.settle(env, retry_pending=True)
         recent = journal.recent(env.store, limit=5)

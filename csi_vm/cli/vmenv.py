@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import os
 import pathlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import platformdirs
 import typer
-import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
-from csi_vm import config
 from csi_vm.cli import paths, tables
-from csi_vm.flows import context, engine, plans
-from csi_vm.store import db
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from csi_vm.flows import context, plans
+
+# The config (pydantic), the flows, the store, yaml and rich are imported by
+# the functions that use them: `--help` of every VM command loads this module.
 
 CONFIG_HELP = (
     "csi-vm config file naming the drivers "
@@ -28,9 +29,25 @@ CONFIG_HELP = (
 )
 DB_HELP = "metadata store (SQLite; default: $CSI_VM_DB, else the user data dir's csi-vm.db)."
 
-# soft_wrap: a message is one line however narrow the terminal or pipe.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+@functools.cache
+def _consoles() -> dict[str, Console]:
+    from rich.console import Console  # noqa: PLC0415 - see the imports
+
+    # soft_wrap: a message is one line however narrow the terminal or pipe.
+    return {
+        "console": Console(soft_wrap=True),
+        "err_console": Console(stderr=True, soft_wrap=True),
+    }
+
+
+def __getattr__(name: str) -> Console:
+    """`console` and `err_console`, made when a command first prints."""
+    # The import system asks modules for attributes (__path__) too: only
+    # the two names make the consoles.
+    if name not in ("console", "err_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _consoles()[name]
 
 
 class Output(enum.StrEnum):
@@ -63,6 +80,8 @@ def config_path(given: pathlib.Path | None) -> pathlib.Path:
     env = os.environ.get("CSI_VM_CONFIG")
     if env:
         return pathlib.Path(env)
+    import platformdirs  # noqa: PLC0415 - see the imports
+
     return pathlib.Path(platformdirs.user_config_dir("csi-vm")) / "config.yaml"
 
 
@@ -72,6 +91,8 @@ def db_path(given: pathlib.Path | None) -> pathlib.Path:
     env = os.environ.get("CSI_VM_DB")
     if env:
         return pathlib.Path(env)
+    import platformdirs  # noqa: PLC0415 - see the imports
+
     return pathlib.Path(platformdirs.user_data_dir("csi-vm")) / "csi-vm.db"
 
 
@@ -89,6 +110,12 @@ def environment(
     A `read_only` command only warns about unfinished flows: what it reads
     must not wait on a driver that an unrelated flow needs.
     """
+    from rich.markup import escape  # noqa: PLC0415 - see the imports
+
+    from csi_vm import config  # noqa: PLC0415 - see the imports
+    from csi_vm.flows import context, engine  # noqa: PLC0415 - see the imports
+    from csi_vm.store import db  # noqa: PLC0415 - see the imports
+
     cfg = config.load(config_path(cfg_file))
     store = db.Store(db_path(db_file))
     with _progress(quiet) as progress:
@@ -99,7 +126,9 @@ def environment(
             elif resume:
                 got = engine.settle(env, retry_pending=False)
                 for line in got.done:
-                    err_console.print(f"[yellow]resumed:[/] {escape(line)}", soft_wrap=True)
+                    _consoles()["err_console"].print(
+                        f"[yellow]resumed:[/] {escape(line)}", soft_wrap=True
+                    )
                 _warn_pending(got.pending)
             yield env
         finally:
@@ -107,15 +136,28 @@ def environment(
 
 
 def _warn_pending(lines: list[str]) -> None:
+    from rich.markup import escape  # noqa: PLC0415 - see the imports
+
     for line in lines:
-        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        _consoles()["err_console"].print(
+            f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True
+        )
 
 
 @contextlib.contextmanager
 def _progress(quiet: bool) -> Iterator[context.Progress]:
+    err_console = _consoles()["err_console"]
     if quiet or not err_console.is_terminal:
         yield lambda what, done, total: None
         return
+    from rich.progress import (  # noqa: PLC0415 - see the imports
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -146,6 +188,8 @@ def show_plan(plan: plans.Plan, *, fmt: Output, dry_run: bool, no_headers: bool 
     title = f"{'plan' if dry_run else 'done'}: {plan.operation} {plan.vm}" + (
         f" {plan.detail}" if plan.detail else ""
     )
+    from rich.text import Text  # noqa: PLC0415 - see the imports
+
     rows = [
         (
             d.disk,
@@ -158,7 +202,7 @@ def show_plan(plan: plans.Plan, *, fmt: Output, dry_run: bool, no_headers: bool 
         for d in plan.disks
     ]
     tables.show(
-        console,
+        _consoles()["console"],
         columns=PLAN_COLUMNS,
         rows=rows,
         layout=fmt.layout(no_headers=no_headers),
@@ -189,6 +233,8 @@ def emit(data: object, *, fmt: Output, kind: str = "vm") -> None:
     elif fmt is Output.NAME and isinstance(data, list):
         names([(kind, str(item.get("name") or item.get("vm"))) for item in data])
     elif fmt is Output.YAML:
+        import yaml  # noqa: PLC0415 - see the imports
+
         typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
         typer.echo(json.dumps(data, indent=2, default=str))
