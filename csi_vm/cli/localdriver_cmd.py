@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from csi_vm.localdriver import server
+from csi_vm.localdriver import server  # gRPC and the state load when it serves, not for --help
 
 
 def localdriver(ctx: typer.Context) -> None:

@@ -15,21 +15,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-
-import grpc
+from typing import TYPE_CHECKING
 
 from csi_vm import errors
-from csi_vm.csi.pb import csi_pb2_grpc
-from csi_vm.localdriver import (
-    context,
-    registration,
-    rpc_controller,
-    rpc_group,
-    rpc_identity,
-    rpc_node,
-    sockets,
-)
 from csi_vm.localdriver.config import DriverConfig, Endpoint, parse_args
+
+if TYPE_CHECKING:
+    import grpc
+
+    from csi_vm.localdriver import context, sockets
+
+# gRPC, the bindings and the state are imported by the functions that serve:
+# `csi-vm localdriver --help` and a usage error need only the arguments.
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +35,16 @@ MAX_WORKERS = 16
 
 
 def build_server(ctx: context.Context) -> grpc.Server:
+    import grpc  # noqa: PLC0415 - see the imports
+
+    from csi_vm.csi.pb import csi_pb2_grpc  # noqa: PLC0415 - see the imports
+    from csi_vm.localdriver import (  # noqa: PLC0415 - see the imports
+        rpc_controller,
+        rpc_group,
+        rpc_identity,
+        rpc_node,
+    )
+
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="csi"),
         options=[("grpc.so_reuseport", 0)],
@@ -52,6 +59,8 @@ def build_server(ctx: context.Context) -> grpc.Server:
 
 def bind(server: grpc.Server, endpoint: Endpoint) -> sockets.Bound | None:
     """Bind the CSI server to its endpoint; the socket file it made, for a unix one."""
+    from csi_vm.localdriver import sockets  # noqa: PLC0415 - see the imports
+
     if endpoint.socket_path is None:
         try:
             port = server.add_insecure_port(endpoint.address)
@@ -80,6 +89,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve(config: DriverConfig, *, stop: threading.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or until `stop` is set by an embedding caller)."""
+    from csi_vm.localdriver import context, registration, sockets  # noqa: PLC0415 - see the imports
+
     stop = stop or threading.Event()
     if config.endpoint.socket_path is not None:
         # Before the state dir is opened: a second start of a running driver
