@@ -15,7 +15,9 @@ SCHEMA = "csi-vm.capabilities/v1"
 
 
 class Frozen(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built when it first validates, not
+    # at import, which every capabilities command (and its --help) pays for.
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Feature(enum.StrEnum):
@@ -115,7 +117,9 @@ class DriverReport(Frozen):
     # ISO 8601 time the probe finished; None in rows made without a probe.
     generated_at: str | None = None
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = pydantic.ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, defer_build=True
+    )
 
 
 class EcosystemTotals(Frozen):
@@ -134,7 +138,9 @@ class MatrixReport(Frozen):
     rows: list[DriverReport]
     totals: EcosystemTotals | None = None
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = pydantic.ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, defer_build=True
+    )
 
 
 def to_json_dict(report: DriverReport | MatrixReport) -> dict[str, object]:

@@ -34,7 +34,11 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 class DriverConfig(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # defer_build: validators are built when a config is first read, not at
+    # import, which `--help` of the commands that read one would pay for.
+    model_config = pydantic.ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, defer_build=True
+    )
 
     endpoint: str = pydantic.Field(min_length=1)
     nodes: dict[str, str] = {}
@@ -64,7 +68,7 @@ DEFAULT_LIBVIRT_URI = "qemu:///system"
 class NodeConfig(pydantic.BaseModel):
     """A node VMs run on: its libvirt daemon, and where its disks go on a storage migration."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     libvirt: str = pydantic.Field(default=DEFAULT_LIBVIRT_URI, min_length=1)
     #: the driver whose volumes this node reaches, for disks moved here by a
@@ -73,7 +77,7 @@ class NodeConfig(pydantic.BaseModel):
 
 
 class Config(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     drivers: dict[str, DriverConfig] = {}
     #: the node this csi-vm runs on: host copies stage volumes here, through
