@@ -6,15 +6,19 @@ import enum
 import json
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-import yaml
 
-from capabilities import catalogue as catalogue_mod
-from capabilities import cleanup, matrix, model, probe
-from csi_vm import config, errors
+from capabilities import model
+from csi_vm import errors
 from csi_vm.cli import cluster_cmd, output, paths, signals
-from csi_vm.csi import models as csi_models
+
+if TYPE_CHECKING:
+    from capabilities import cleanup, probe
+
+# The probe, its CSI client (gRPC), the catalogue, the config and yaml are
+# imported by the commands that use them: --help needs none of them.
 
 app = typer.Typer(
     help=(
@@ -70,6 +74,8 @@ def probe_cmd(
 
         csi-vm capabilities probe -e unix:///run/csi/csi.sock -o html --output-file report.html
     """
+    from capabilities import probe  # noqa: PLC0415 - see the imports
+
     target = probe.Target(
         label=endpoint,
         endpoint=endpoint,
@@ -122,6 +128,8 @@ def matrix_cmd(
     The report is written in full either way; the exit code is 4 when any
     driver could not be probed, so scripts notice a driver that is down.
     """
+    from capabilities import matrix, probe  # noqa: PLC0415 - see the imports
+
     targets = _targets(endpoint, config_file)
     options = probe.Options(
         declared_only=declared_only, journal_dir=paths.probe_journals(), budget=budget
@@ -147,6 +155,8 @@ def catalogue_cmd(
 
         csi-vm capabilities catalogue drivers.md -o json --output-file catalogue.json
     """
+    from capabilities import catalogue as catalogue_mod  # noqa: PLC0415 - see the imports
+
     output.emit(catalogue_mod.report_from_file(file), fmt=fmt, path=output_file)
 
 
@@ -179,6 +189,10 @@ def cleanup_cmd(
 
         csi-vm capabilities cleanup -e unix:///run/csi/csi.sock
     """
+    import yaml  # noqa: PLC0415 - see the imports
+
+    from capabilities import cleanup  # noqa: PLC0415 - see the imports
+
     result = cleanup.run(endpoint, journal_dir=paths.probe_journals())
     if fmt is not Listing.TABLE:
         done = {"removed": result.removed, "failed": result.failed, "journals": result.journals}
@@ -234,6 +248,10 @@ def _features(values: list[str] | tuple[str, ...], *, where: str) -> frozenset[m
 
 
 def _targets(endpoints: list[str], config_file: pathlib.Path | None) -> list[probe.Target]:
+    from capabilities import probe  # noqa: PLC0415 - see the imports
+    from csi_vm import config  # noqa: PLC0415 - see the imports
+    from csi_vm.csi import models as csi_models  # noqa: PLC0415 - see the imports
+
     targets: list[probe.Target] = []
     if config_file is not None:
         cfg = config.load(config_file)

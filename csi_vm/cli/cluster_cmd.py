@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from capabilities import probe as probe_mod
 from csi_vm import errors
 from csi_vm.cli import output, paths, signals
+
+if TYPE_CHECKING:
+    from capabilities import probe as probe_mod
+
+# The probe and its CSI client (gRPC) are imported when the command runs.
 
 
 def cluster(
@@ -57,6 +62,7 @@ def cluster(
     """
     # The Kubernetes client takes most of a second to import: only this command needs it.
     from capabilities import cluster as cluster_mod  # noqa: PLC0415
+    from capabilities import probe as probe_mod  # noqa: PLC0415 - see the imports
     from csi_vm.kube import api as kube_api  # noqa: PLC0415
 
     targets = _targets(probe)
@@ -73,6 +79,8 @@ def cluster(
 
 def _targets(values: list[str]) -> dict[str, probe_mod.Target]:
     """``PROVISIONER=ENDPOINT`` options as probe targets by provisioner name."""
+    from capabilities import probe as probe_mod  # noqa: PLC0415 - see the imports
+
     targets: dict[str, probe_mod.Target] = {}
     for value in values:
         name, sep, endpoint = value.partition("=")

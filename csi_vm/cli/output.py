@@ -10,11 +10,13 @@ import enum
 import pathlib
 
 import typer
-from rich.console import Console
 
-from capabilities import model, render
+from capabilities import model
 from csi_vm import errors
 from csi_vm.cli import tables
+
+# rich and the renderers are imported where a report is written: the
+# commands' --help reads Format and the options only.
 
 
 class Format(enum.StrEnum):
@@ -50,6 +52,10 @@ def emit(
     fmt: Format,
     path: pathlib.Path | None,
 ) -> None:
+    from rich.console import Console  # noqa: PLC0415 - see the imports
+
+    from capabilities import render  # noqa: PLC0415 - see the imports
+
     if fmt is Format.TABLE and path is None:
         tables.print_renderable(Console(), render.table.renderable(report))
         return
