@@ -6,13 +6,18 @@ import os
 import pathlib
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from capabilities import matrix, probe
 from csi_vm import errors
-from csi_vm.cli import driverproc, output, quickstart_vm, signals
+from csi_vm.cli import output, signals
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich, the drivers, the probe and the VM steps are imported when the command
+# runs: --help needs none of them.
 
 # The second driver lacks what many production drivers lack, so the plan
 # shows every fallback next to the native strategy.
@@ -47,6 +52,8 @@ def quickstart(
             "quickstart needs root: the local driver attaches loop devices and mounts volumes",
             hint="run it with sudo",
         )
+    from rich.console import Console  # noqa: PLC0415 - see the imports
+
     console = Console(soft_wrap=True)  # a step is one line, also in a pipe or a log
     base = workdir or pathlib.Path(tempfile.mkdtemp(prefix="csi-vm-quickstart-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -62,6 +69,9 @@ def quickstart(
 
 
 def _run(base: pathlib.Path, console: Console) -> bool:
+    from capabilities import matrix, probe  # noqa: PLC0415 - see the imports
+    from csi_vm.cli import driverproc, quickstart_vm  # noqa: PLC0415 - see the imports
+
     drivers = [
         driverproc.LocalDriver(
             name="local-full",
