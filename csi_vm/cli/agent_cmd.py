@@ -9,12 +9,10 @@ import threading
 import typer
 
 from csi_vm import errors
-from csi_vm.agent import run as agent_run
-from csi_vm.agent import state
-from csi_vm.controller import events
-from csi_vm.kube import api as kube_api
-from csi_vm.kube import objects
 from launcher import domain, libvirt_conn
+
+# The agent's loop, the Kubernetes client and the recorder are imported when
+# it runs: --help needs none of them.
 
 app = typer.Typer(
     help="The node agent (the csi-vm Helm chart's DaemonSet): runs the guests of its node.",
@@ -121,6 +119,12 @@ def run_cmd(
     initrd: pathlib.Path | None = typer.Option(None, "--initrd", help="Its initramfs."),
     cmdline: str = typer.Option("", "--cmdline", help="Its kernel command line."),
 ) -> None:
+    from csi_vm.agent import run as agent_run  # noqa: PLC0415 - see the imports
+    from csi_vm.agent import state  # noqa: PLC0415 - see the imports
+    from csi_vm.controller import events  # noqa: PLC0415 - see the imports
+    from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
+    from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
+
     for logger in ("csi_vm.agent", "csi_vm.retry"):  # a service logs its retries
         logging.getLogger(logger).setLevel(logging.INFO)
     boot = _boot(kernel, initrd, cmdline)

@@ -7,14 +7,12 @@ import os
 import pathlib
 import socket
 
-import prometheus_client as prom
 import typer
 
 from csi_vm.cli import signals
-from csi_vm.controller import context, events, leader, metrics
-from csi_vm.controller import run as controller_run
-from csi_vm.kube import api as kube_api
-from csi_vm.kube import objects
+
+# The controller, the Kubernetes client and prometheus are imported when it
+# runs: --help needs none of them.
 
 app = typer.Typer(help="The Kubernetes controller (installed by the csi-vm Helm chart).")
 
@@ -54,6 +52,13 @@ def run_cmd(
 
         csi-vm controller run --lease-namespace csi-vm --metrics-port 9090
     """
+    import prometheus_client as prom  # noqa: PLC0415 - see the imports
+
+    from csi_vm.controller import context, events, leader, metrics  # noqa: PLC0415 - see the imports
+    from csi_vm.controller import run as controller_run  # noqa: PLC0415 - see the imports
+    from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
+    from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
+
     # Retries log at INFO (a command shows them with -v); a service shows them.
     logging.getLogger("csi_vm.retry").setLevel(logging.INFO)
     api = kube_api.connect(kubeconfig_file=kubeconfig)
