@@ -7,9 +7,12 @@ The JSON form of these models is the documented, versioned report schema
 
 from __future__ import annotations
 
-import enum
-
 import pydantic
+
+# The feature keys live apart, free of pydantic (`--help` lists them), and
+# are re-exported: model.Feature is the name the code base uses.
+from capabilities.features import Basis as Basis  # noqa: PLC0414
+from capabilities.features import Feature as Feature  # noqa: PLC0414
 
 SCHEMA = "csi-vm.capabilities/v1"
 
@@ -18,39 +21,6 @@ class Frozen(pydantic.BaseModel):
     # defer_build: a model's validator is built when it first validates, not
     # at import, which every capabilities command (and its --help) pays for.
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class Feature(enum.StrEnum):
-    """The feature keys of a report, in report order."""
-
-    SNAPSHOT = "snapshot"
-    CLONE = "clone"
-    RESTORE_FROM_SNAPSHOT = "restore_from_snapshot"
-    EXPANSION_CONTROLLER = "expansion_controller"
-    EXPANSION_NODE = "expansion_node"
-    EXPANSION_ONLINE = "expansion_online"
-    EXPANSION_OFFLINE = "expansion_offline"
-    BLOCK = "block"
-    FILESYSTEM = "filesystem"
-    RWX_BLOCK = "rwx_block"
-    RWX_FILESYSTEM = "rwx_filesystem"
-    MULTI_NODE_SHARED = "multi_node_shared"
-    STAGE_UNSTAGE = "stage_unstage"
-    TOPOLOGY = "topology"
-    CAPACITY = "capacity"
-    GROUP_SNAPSHOT = "group_snapshot"
-    SNAPSHOT_METADATA = "snapshot_metadata"
-    MODIFY_VOLUME = "modify_volume"
-    VOLUME_STATS = "volume_stats"
-
-
-class Basis(enum.StrEnum):
-    """Why a plan trusts (or does not trust) a feature."""
-
-    VERIFIED = "verified"
-    DECLARED = "declared"
-    INFERRED = "inferred"
-    ASSERTED = "asserted"
 
 
 class FeatureResult(Frozen):

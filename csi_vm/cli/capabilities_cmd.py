@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from capabilities import model
+from capabilities import features
 from csi_vm import errors
 from csi_vm.cli import cluster_cmd, output, paths, signals
 
@@ -54,7 +54,7 @@ def probe_cmd(
         "--assert",
         help="Treat a feature as present without testing it "
         "(e.g. multi_node_shared for storage you know is shared); repeat for several. "
-        "Features: " + ", ".join(f.value for f in model.Feature) + ".",
+        "Features: " + ", ".join(f.value for f in features.Feature) + ".",
     ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, help="Deadline of each CSI call, in seconds."
@@ -237,14 +237,14 @@ def _node_endpoints(values: list[str]) -> dict[str, str]:
     return nodes
 
 
-def _features(values: list[str] | tuple[str, ...], *, where: str) -> frozenset[model.Feature]:
-    known = {f.value for f in model.Feature}
+def _features(values: list[str] | tuple[str, ...], *, where: str) -> frozenset[features.Feature]:
+    known = {f.value for f in features.Feature}
     for value in values:
         if value not in known:
             raise errors.InvalidInput(
                 f"{where}: unknown feature {value!r}", hint="one of " + ", ".join(sorted(known))
             )
-    return frozenset(model.Feature(v) for v in values)
+    return frozenset(features.Feature(v) for v in values)
 
 
 def _targets(endpoints: list[str], config_file: pathlib.Path | None) -> list[probe.Target]:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import enum
 import pathlib
+from typing import TYPE_CHECKING
 
 import typer
 
-from capabilities import model
 from csi_vm import errors
 from csi_vm.cli import tables
 
-# rich and the renderers are imported where a report is written: the
-# commands' --help reads Format and the options only.
+if TYPE_CHECKING:
+    from capabilities import model
+
+# The report's models (pydantic), rich and the renderers are imported where a
+# report is written: the commands' --help reads Format and the options only.
 
 
 class Format(enum.StrEnum):
@@ -70,5 +73,7 @@ def emit(
 
 
 def _names(report: model.DriverReport | model.MatrixReport) -> str:
+    from capabilities import model  # noqa: PLC0415 - see the imports
+
     rows = report.rows if isinstance(report, model.MatrixReport) else [report]
     return "\n".join(f"driver/{row.driver.label}" for row in rows)
