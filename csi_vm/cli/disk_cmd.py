@@ -13,7 +13,7 @@ from csi_vm import errors, sizes, spec
 from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT, NO_HEADERS
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import diskops, online, plans, snapshots, vms
+from csi_vm.flows import offline_disk, online, plans, snapshots, vms
 from csi_vm.store import records, running
 
 disk_app = typer.Typer(
@@ -52,9 +52,9 @@ def import_(
     """
     with vmenv.environment(cfg, db) as env:
         if dry_run:
-            _, plan = diskops.plan_import(env, vm=vm, disk=disk, image=image)
+            _, plan = offline_disk.plan_import(env, vm=vm, disk=disk, image=image)
         else:
-            plan = diskops.import_image(env, vm=vm, disk=disk, image=image)
+            plan = offline_disk.import_image(env, vm=vm, disk=disk, image=image)
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 
@@ -81,9 +81,11 @@ def export(
         csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     """
     with vmenv.environment(cfg, db) as env:
-        d = diskops.check_export(env, vm=vm, disk=disk, file=file, force=force)
+        d = offline_disk.check_export(env, vm=vm, disk=disk, file=file, force=force)
         if not dry_run:
-            diskops.export(env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force)
+            offline_disk.export(
+                env, vm=vm, disk=disk, file=file, fmt=image_format.value, force=force
+            )
     result: dict[str, object] = {
         "vm": vm,
         "disk": disk,
@@ -124,9 +126,9 @@ def expand(
             if not dry_run:
                 plan = online.expand(env, vm=vm, disk=disk, size=new_size)
         elif dry_run:
-            _, plan = diskops.plan_expand(env, vm=vm, disk=disk, size=new_size)
+            _, plan = offline_disk.plan_expand(env, vm=vm, disk=disk, size=new_size)
         else:
-            plan = diskops.expand(env, vm=vm, disk=disk, size=new_size)
+            plan = offline_disk.expand(env, vm=vm, disk=disk, size=new_size)
     vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
 
 

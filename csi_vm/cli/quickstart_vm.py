@@ -13,7 +13,7 @@ from capabilities import model
 from csi_vm import config, errors, spec
 from csi_vm.cli import vmenv
 from csi_vm.csi import client as csi_client
-from csi_vm.flows import context, diskops, snapshots, vms
+from csi_vm.flows import context, offline_disk, snapshots, vms
 from csi_vm.store import db, records
 
 MIB = 1024 * 1024
@@ -73,7 +73,7 @@ def _demo(env: context.Env, base: pathlib.Path, endpoint: str, console: Console)
     problems = []
     for vm in ("demo", "demo-clone", "demo-restored"):
         out = base / f"{vm}.raw"
-        diskops.export(env, vm=vm, disk="root", file=out, fmt="raw")
+        offline_disk.export(env, vm=vm, disk="root", file=out, fmt="raw")
         same = out.read_bytes() == want
         console.print(
             f"   data of {vm}: "

@@ -8,7 +8,7 @@ restored volume at least the whole disk.
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.flows import context, engine, plans, steps, verify
+from csi_vm.flows import context, engine, plans, verify, volume_steps
 from csi_vm.store import records
 
 After = list[tuple[str, dict[str, object]]]
@@ -25,9 +25,11 @@ def restore_plan(env: context.Env, sd: records.SnapshotDisk) -> plans.DiskPlan:
     return plans.disk_plan(env, disk=sd.disk, driver=sd.driver, operation="vm_restore")
 
 
-def restore(flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what: str) -> steps.Vol:
+def restore(
+    flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what: str
+) -> volume_steps.Vol:
     if strategy == "csi-restore":
-        new = steps.new_volume(
+        new = volume_steps.new_volume(
             flow,
             what=what,
             driver=sd.driver,
@@ -38,8 +40,8 @@ def restore(flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what:
         verify.whole(flow, new, what=what, answer="the volume restored")
         return new
     if strategy == "host-copy" and sd.strategy == "host-copy":
-        src = steps.Vol(driver=sd.driver, volume_id=sd.object_id, mode=sd.mode, size=sd.size)
-        return steps.host_copy(
+        src = volume_steps.Vol(driver=sd.driver, volume_id=sd.object_id, mode=sd.mode, size=sd.size)
+        return volume_steps.host_copy(
             flow, what=what, src=src, driver=sd.driver, size=sd.size, mode=sd.mode
         )
     raise errors.Unsupported(
@@ -61,14 +63,16 @@ def clone(
     what: str,
     after: After,
     full: bool = False,
-) -> steps.Vol:
+) -> volume_steps.Vol:
     """A new volume with the disk's content; the source is only read.
 
     A temporary snapshot (snapshot-restore) is removed after the commit.
     """
-    src = steps.Vol(driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size)
+    src = volume_steps.Vol(
+        driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
+    )
     if strategy == "csi-clone":
-        new = steps.new_volume(
+        new = volume_steps.new_volume(
             flow,
             what=what,
             driver=disk.driver,
@@ -86,7 +90,7 @@ def clone(
         }
         snap_id = flow.run("create_snapshot", data)["snapshot_id"]
         after.append(("delete_snapshot", {"driver": disk.driver, "snapshot_id": snap_id}))
-        new = steps.new_volume(
+        new = volume_steps.new_volume(
             flow,
             what=what,
             driver=disk.driver,
@@ -97,6 +101,6 @@ def clone(
         answer = "a snapshot and a volume restored from it"
         verify.same_data(flow, src=src, new=new, what=what, answer=answer, full=full)
         return new
-    return steps.host_copy(
+    return volume_steps.host_copy(
         flow, what=what, src=src, driver=disk.driver, size=disk.size, mode=disk.mode
     )

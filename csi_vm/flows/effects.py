@@ -23,7 +23,7 @@ import pathlib
 from typing import Any
 
 from csi_vm import diskfile, errors, spec
-from csi_vm.flows import context, devcheck, vmactions
+from csi_vm.flows import context, devcheck, vm_actions
 from csi_vm.store import records
 
 Data = dict[str, Any]
@@ -105,7 +105,7 @@ def _measure(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _measure_vm_disk(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     """`measure` for a running VM's disk, where the launcher published it on its node."""
-    with vmactions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+    with vm_actions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
         entry = on.disk_record(data["vm"], data["target"])
     path = entry.publish_path
     if not entry.block:

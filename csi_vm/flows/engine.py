@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import actions, context
+from csi_vm.flows import context, journal_actions
 from csi_vm.store import journal
 
 log = logging.getLogger("csi_vm.flows")
@@ -107,7 +107,7 @@ class Flow:
         """Journal the step, do it, journal its result."""
         seq = journal.add_step(self.env.store, flow_id=self.id, action=action, data=data)
         self._crash_point("before")
-        result = actions.do(self.env, action, data, flow_id=self.id, seq=seq)
+        result = journal_actions.do(self.env, action, data, flow_id=self.id, seq=seq)
         merged = {**data, **result}
         journal.finish_step(self.env.store, flow_id=self.id, seq=seq, data=merged)
         self._crash_point("after")
@@ -169,7 +169,7 @@ def rollback(env: context.Env, flow_id: str) -> None:
         if step.action.startswith("after:"):
             continue
         try:
-            actions.undo(env, step.action, step.data)
+            journal_actions.undo(env, step.action, step.data)
         except errors.Transient as err:
             raise _left_pending(env, flow_id, step, err, what="rollback") from err
         except errors.CsiVmError as err:
@@ -183,7 +183,7 @@ def roll_forward(env: context.Env, flow_id: str) -> None:
     for step in journal.steps(env.store, flow_id):
         if step.action.startswith("after:") and not step.done:
             try:
-                actions.do(
+                journal_actions.do(
                     env, step.action.removeprefix("after:"), step.data, flow_id=flow_id,
                     seq=step.seq,
                 )  # fmt: skip

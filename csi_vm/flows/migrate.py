@@ -17,12 +17,21 @@ import time
 from typing import Any
 
 from csi_vm import errors, spec
-from csi_vm.flows import coldmove, context, engine, moves, plans, steps, vmactions, vmrun
+from csi_vm.flows import (
+    cold_migration,
+    context,
+    engine,
+    migration_common,
+    plans,
+    vm_actions,
+    vmrun,
+    volume_steps,
+)
 from csi_vm.store import records, running
 from launcher import blockjobs, libvirt_conn
 
-SHARED = moves.SHARED
-STORAGE = moves.STORAGE
+SHARED = migration_common.SHARED
+STORAGE = migration_common.STORAGE
 
 
 def migrate(
@@ -33,7 +42,7 @@ def migrate(
     bandwidth_mib_s: int = 0,
     allow_downtime: bool = False,
     cold: bool = False,
-) -> moves.Result:
+) -> migration_common.Result:
     """Move a running VM to node `to`: live, or cold (stopped) when allowed and needed.
 
     `cold` asks for a cold migration outright; it too needs `allow_downtime`.
@@ -43,7 +52,9 @@ def migrate(
             f"a cold migration stops VM {vm_name}", hint="pass --allow-downtime to accept that"
         )
     if cold:
-        return coldmove.migrate(env, vm_name=vm_name, to=to, reason="cold migration requested")
+        return cold_migration.migrate(
+            env, vm_name=vm_name, to=to, reason="cold migration requested"
+        )
     try:
         return _live(env, vm_name=vm_name, to=to, bandwidth_mib_s=bandwidth_mib_s)
     except errors.Unsupported as err:
@@ -53,7 +64,7 @@ def migrate(
                 hint="--allow-downtime permits a cold migration (stop, copy, start)",
             ) from err
         reason = f"live migration impossible ({err.message}): stopped, copied, started"
-        return coldmove.migrate(env, vm_name=vm_name, to=to, reason=reason)
+        return cold_migration.migrate(env, vm_name=vm_name, to=to, reason=reason)
 
 
 def plan(
@@ -73,7 +84,7 @@ def plan(
     if cold:
         strategy, reason, target = "cold", "cold migration requested: stop, copy, start", driver
     else:
-        strategy, reason, target = moves.choose(env, driver=driver, to=to)
+        strategy, reason, target = migration_common.choose(env, driver=driver, to=to)
     disks = tuple(
         plans.DiskPlan(disk=d.name, driver=target, strategy=strategy, reason=reason)
         for d in vm.disks
@@ -81,7 +92,9 @@ def plan(
     return plans.Plan(operation="migrate", vm=vm_name, disks=disks, detail=f"{run.node} -> {to}")
 
 
-def _live(env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int) -> moves.Result:
+def _live(
+    env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int
+) -> migration_common.Result:
     began = time.monotonic()
     run = running.get(env.store, vm_name)
     if run.node == to:
@@ -89,7 +102,7 @@ def _live(env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int) -> m
     to_uri = env.cfg.node_config(to).libvirt
     vm = records.get_vm(env.store, vm_name)
     driver = vmrun.one_driver(vm)
-    strategy, reason, target_driver = moves.choose(env, driver=driver, to=to)
+    strategy, reason, target_driver = migration_common.choose(env, driver=driver, to=to)
     args = {"to": to, "strategy": strategy}
     with engine.Flow(env, kind="migrate", vm=vm_name, args=args) as flow:
         todo = _volumes(flow, vm, strategy=strategy, target_driver=target_driver)
@@ -102,9 +115,11 @@ def _live(env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int) -> m
             ("leave_node", {"vm": vm_name, "node": run.node, "driver": driver}),
         ]  # fmt: skip
         if strategy == STORAGE:
-            after += [steps.retire(moves.vol(m.disk)) for m in todo]
-        flow.commit(lambda cur: moves.switch(cur, vm_name, todo, to=to, uri=to_uri), after=after)
-    return moves.Result(
+            after += [volume_steps.retire(migration_common.vol(m.disk)) for m in todo]
+        flow.commit(
+            lambda cur: migration_common.switch(cur, vm_name, todo, to=to, uri=to_uri), after=after
+        )
+    return migration_common.Result(
         vm=vm_name, source=run.node, target=to, strategy=strategy, reason=reason,
         downtime_ms=stats["downtime_ms"], bytes_copied=stats["disk_bytes"],
         duration_ms=int((time.monotonic() - began) * 1000),
@@ -113,21 +128,25 @@ def _live(env: context.Env, *, vm_name: str, to: str, bandwidth_mib_s: int) -> m
 
 def _volumes(
     flow: engine.Flow, vm: records.VM, *, strategy: str, target_driver: str
-) -> list[moves.Move]:
-    todo: list[moves.Move] = []
+) -> list[migration_common.Move]:
+    todo: list[migration_common.Move] = []
     for i, d in enumerate(vm.disks):
         volume_id = d.volume_id
         if strategy == STORAGE:
-            volume_id = steps.new_volume(
+            volume_id = volume_steps.new_volume(
                 flow, what=f"mig-{d.name}", driver=target_driver, size=d.size, mode=d.mode
             ).volume_id
         todo.append(
-            moves.Move(disk=d, target=vmrun.target(i), driver=target_driver, volume_id=volume_id)
+            migration_common.Move(
+                disk=d, target=vmrun.target(i), driver=target_driver, volume_id=volume_id
+            )
         )
     return todo
 
 
-def _publish(flow: engine.Flow, m: moves.Move, *, run: running.Running, to: str) -> dict[str, Any]:
+def _publish(
+    flow: engine.Flow, m: migration_common.Move, *, run: running.Running, to: str
+) -> dict[str, Any]:
     data = {
         "vm": run.domain, "node": to, "driver": m.driver, "volume_id": m.volume_id,
         "mode": m.disk.mode.value, "target": m.target, "slot": m.target, "size": m.disk.size,
@@ -140,7 +159,7 @@ def _migrate_data(
     run: running.Running,
     *,
     to: str,
-    todo: list[moves.Move],
+    todo: list[migration_common.Move],
     published: list[dict[str, Any]],
     strategy: str,
 ) -> dict[str, Any]:
@@ -155,15 +174,15 @@ def _migrate_data(
         },
         "original": _original_sources(run, todo, block),
         "copy": [m.target for m in todo] if strategy == STORAGE else [],
-        "console_log": str(vmactions.launcher_dir(env, to) / "vms" / run.vm / "console.log"),
+        "console_log": str(vm_actions.launcher_dir(env, to) / "vms" / run.vm / "console.log"),
         "original_console_log": str(
-            vmactions.launcher_dir(env, run.node) / "vms" / run.vm / "console.log"
+            vm_actions.launcher_dir(env, run.node) / "vms" / run.vm / "console.log"
         ),
     }
 
 
 def _original_sources(
-    run: running.Running, todo: list[moves.Move], block: dict[str, bool]
+    run: running.Running, todo: list[migration_common.Move], block: dict[str, bool]
 ) -> dict[str, dict[str, Any]]:
     """Where the guest's disks are on the source: a migration back goes there."""
     with libvirt_conn.Connection.open(run.uri) as conn:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import context, vmactions
+from csi_vm.flows import context, vm_actions
 from launcher import libvirt_conn, migration, vmrecord
 
 log = logging.getLogger("csi_vm.flows")
@@ -69,14 +69,14 @@ def _undo_migrate(env: context.Env, data: Data) -> None:
 def _adopt_vm(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     """The target node's launcher takes the VM over, with the disks published there."""
     entries = tuple(vmrecord.DiskRecord(**e) for e in data["entries"])
-    with vmactions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+    with vm_actions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
         on.adopt_record(vmrecord.VmRecord(name=data["vm"], uri=on.conn.uri, disks=entries))
     return {}
 
 
 def _leave_node(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     """Release the VM's disks on the node it left, and its definition there."""
-    with vmactions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
+    with vm_actions.launcher(env, node_name=data["node"], driver=data["driver"]) as on:
         try:
             record = on.record(data["vm"])
         except errors.NotFound:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from csi_vm.flows import context, steps
+from csi_vm.flows import context, volume_steps
 from csi_vm.store import records, running
 
 SHARED = "shared-volume"
@@ -50,8 +50,8 @@ def choose(env: context.Env, *, driver: str, to: str) -> tuple[str, str, str]:
     return STORAGE, f"{why}; new volumes through driver {target_driver}", target_driver
 
 
-def vol(d: records.Disk) -> steps.Vol:
-    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+def vol(d: records.Disk) -> volume_steps.Vol:
+    return volume_steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
 
 
 def switch(cur: sqlite3.Cursor, vm: str, moves: list[Move], *, to: str, uri: str) -> None:

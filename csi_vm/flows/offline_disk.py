@@ -6,12 +6,12 @@ import dataclasses
 import pathlib
 
 from csi_vm import errors, spec
-from csi_vm.flows import context, diskio, engine, plans, steps, verify
+from csi_vm.flows import context, diskio, engine, plans, verify, volume_steps
 from csi_vm.store import records, running
 
 
-def _vol(d: records.Disk) -> steps.Vol:
-    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+def _vol(d: records.Disk) -> volume_steps.Vol:
+    return volume_steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
 
 
 def plan_expand(
@@ -45,14 +45,14 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
             # the driver. The disk moves to a new volume the node sees whole.
             records.forget_caps(env.store, d.driver)
             plan = _fallen_back(plan, disk, why=short)
-        new = steps.host_copy(
+        new = volume_steps.host_copy(
             flow, what=f"grow-{disk}", src=_vol(d), driver=d.driver, size=size, mode=d.mode
         )
         flow.commit(
             lambda cur: records.replace_disk_volume(
                 cur, vm=vm, disk=disk, volume_id=new.volume_id, size=size
             ),
-            after=[steps.retire(_vol(d))],
+            after=[volume_steps.retire(_vol(d))],
         )
     return plan
 
@@ -107,21 +107,21 @@ def import_image(env: context.Env, *, vm: str, disk: str, image: pathlib.Path) -
     import leaves the old content untouched."""
     d, plan = plan_import(env, vm=vm, disk=disk, image=image)
     with engine.Flow(env, kind="import", vm=vm, args={"disk": disk, "image": str(image)}) as flow:
-        new = steps.new_volume(
+        new = volume_steps.new_volume(
             flow, what=f"import-{disk}", driver=d.driver, size=d.size, mode=d.mode
         )
-        att = steps.attach(flow, new)
-        steps.make_image(flow, att, size=d.size)
+        att = volume_steps.attach(flow, new)
+        volume_steps.make_image(flow, att, size=d.size)
         flow.run(
             "import",
             {"image": str(image), "dst": att.path, "size": d.size, "what": f"{vm}: {disk}"},
         )
-        steps.detach(flow, att)
+        volume_steps.detach(flow, att)
         flow.commit(
             lambda cur: records.replace_disk_volume(
                 cur, vm=vm, disk=disk, volume_id=new.volume_id, size=d.size
             ),
-            after=[steps.retire(_vol(d))],
+            after=[volume_steps.retire(_vol(d))],
         )
     return plan
 
@@ -143,11 +143,11 @@ def export(
 ) -> None:
     d = check_export(env, vm=vm, disk=disk, file=file, force=force)
     with engine.Flow(env, kind="export", vm=vm, args={"disk": disk, "file": str(file)}) as flow:
-        att = steps.attach(flow, _vol(d))
+        att = volume_steps.attach(flow, _vol(d))
         flow.run(
             "export",
             {"src": att.path, "file": str(file.resolve()), "format": fmt, "size": d.size,
              "what": f"{vm}: {disk}"},
         )  # fmt: skip
-        steps.detach(flow, att)
+        volume_steps.detach(flow, att)
         flow.commit(lambda cur: None)

@@ -22,16 +22,16 @@ import time
 
 from csi_vm import config, errors, spec
 from csi_vm.flows import (
-    actions,
     context,
     engine,
     plans,
     snapshots,
-    steps,
     verify,
-    vmactions,
+    vm_actions,
     vmrun,
     vms,
+    volume_actions,
+    volume_steps,
 )
 from csi_vm.store import records, running
 from launcher import blockjobs, libvirt_conn
@@ -109,8 +109,8 @@ def _snapshot_name(env: context.Env, vm: str, name: str | None) -> str:
     return snap_name
 
 
-def _vol(d: records.Disk) -> steps.Vol:
-    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+def _vol(d: records.Disk) -> volume_steps.Vol:
+    return volume_steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
 
 
 def _csi_snapshot(flow: engine.Flow, d: records.Disk) -> records.SnapshotDisk:
@@ -132,16 +132,16 @@ def _snap_disk(d: records.Disk, *, strategy: str, object_id: str) -> records.Sna
 
 def _prepare_backups(
     flow: engine.Flow, vm: records.VM, plan: plans.Plan, *, node: str
-) -> dict[str, steps.Attached]:
+) -> dict[str, volume_steps.Attached]:
     """New volumes for the backups, published on the VM's node (before any freeze)."""
     prepared = {}
     for d in vm.disks:
         if plan.strategy(d.name) == "backup":
-            vol = steps.new_volume(
+            vol = volume_steps.new_volume(
                 flow, what=f"snap-{d.name}", driver=d.driver, size=d.size, mode=d.mode
             )
-            att = steps.attach(flow, vol, node=node)
-            steps.make_image(flow, att, size=d.size)
+            att = volume_steps.attach(flow, vol, node=node)
+            volume_steps.make_image(flow, att, size=d.size)
             prepared[d.name] = att
     return prepared
 
@@ -149,7 +149,7 @@ def _prepare_backups(
 def _backup_begin(
     flow: engine.Flow,
     vm: records.VM,
-    backups: dict[str, steps.Attached],
+    backups: dict[str, volume_steps.Attached],
     *,
     run: running.Running,
     targets: dict[str, str],
@@ -163,8 +163,10 @@ def _backup_begin(
     flow.run("backup_begin", {"vm": run.domain, "node": run.node, "disks": disks})
 
 
-def _backup_done(flow: engine.Flow, d: records.Disk, att: steps.Attached) -> records.SnapshotDisk:
-    steps.detach(flow, att)
+def _backup_done(
+    flow: engine.Flow, d: records.Disk, att: volume_steps.Attached
+) -> records.SnapshotDisk:
+    volume_steps.detach(flow, att)
     # A backup volume is a host copy in all but name: restored and deleted as one.
     return _snap_disk(d, strategy="host-copy", object_id=att.vol.volume_id)
 
@@ -213,7 +215,7 @@ def expand(env: context.Env, *, vm: str, disk: str, size: int) -> plans.Plan:
                 ("block_resize", resize),
                 ("adopt_disk", {**_on(run, d), "entry": entry}),
                 ("release_disk", {**_on(run, d), "entry": old_entry}),
-                steps.retire(_vol(d)),
+                volume_steps.retire(_vol(d)),
             ],
         )
     return plan
@@ -237,13 +239,13 @@ def _expand_in_place(
         flow.run(
             "node_expand",
             {**_on(run, d), "target": target, "volume_id": d.volume_id, "mode": d.mode.value,
-             "volume_size": actions.volume_size(size, d.mode.value)},
+             "volume_size": volume_actions.volume_size(size, d.mode.value)},
         )  # fmt: skip
     seen = flow.run("measure_vm_disk", {**_on(run, d), "target": target, "mode": d.mode.value})
     growth = verify.Growth(
         device=seen.get("device"),
         filesystem=seen.get("filesystem"),
-        wanted=actions.volume_size(size, d.mode.value),
+        wanted=volume_actions.volume_size(size, d.mode.value),
     )
     if short := growth.shortfall(size):
         return f"ControllerExpandVolume answered {result['capacity']} bytes, but {short}"
@@ -253,8 +255,10 @@ def _expand_in_place(
 
 def _copy_to_larger(
     flow: engine.Flow, d: records.Disk, *, run: running.Running, target: str, size: int
-) -> tuple[steps.Vol, dict[str, object]]:
-    new = steps.new_volume(flow, what=f"grow-{d.name}", driver=d.driver, size=size, mode=d.mode)
+) -> tuple[volume_steps.Vol, dict[str, object]]:
+    new = volume_steps.new_volume(
+        flow, what=f"grow-{d.name}", driver=d.driver, size=size, mode=d.mode
+    )
     spare = flow.run(
         "publish_spare",
         {**_on(run, d), "volume_id": new.volume_id, "mode": d.mode.value, "target": target,
@@ -275,7 +279,7 @@ def _copy_to_larger(
 def _record_entry(
     env: context.Env, run: running.Running, d: records.Disk, target: str
 ) -> dict[str, object]:
-    with vmactions.launcher(env, node_name=run.node, driver=d.driver) as on:
+    with vm_actions.launcher(env, node_name=run.node, driver=d.driver) as on:
         return dataclasses.asdict(on.disk_record(run.domain, target))
 
 

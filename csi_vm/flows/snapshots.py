@@ -13,7 +13,7 @@ import time
 
 from capabilities import model
 from csi_vm import config, errors
-from csi_vm.flows import context, engine, plans, steps, verify
+from csi_vm.flows import context, engine, plans, verify, volume_steps
 from csi_vm.store import records, running
 
 F = model.Feature
@@ -98,10 +98,10 @@ def _take(
             _check(flow, disk, snapshot_id, full=full)
             by_disk[disk.name] = _record(disk, strategy, snapshot_id)
         elif strategy == "host-copy":
-            src = steps.Vol(
+            src = volume_steps.Vol(
                 driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
             )
-            copy = steps.host_copy(
+            copy = volume_steps.host_copy(
                 flow,
                 what=f"snap-{disk.name}",
                 src=src,
@@ -117,8 +117,10 @@ def _check(flow: engine.Flow, disk: records.Disk, snapshot_id: str, *, full: boo
     """Restore the new snapshot into a scratch volume and compare it with the (stopped) disk."""
     if not flow.env.works(disk.driver, F.RESTORE_FROM_SNAPSHOT):
         return  # nothing can read the snapshot here; a later restore checks its size
-    src = steps.Vol(driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size)
-    trial = steps.new_volume(
+    src = volume_steps.Vol(
+        driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
+    )
+    trial = volume_steps.new_volume(
         flow,
         what=f"check-{disk.name}",
         driver=disk.driver,

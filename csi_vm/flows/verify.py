@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from csi_vm.flows import actions, engine, steps
+from csi_vm.flows import engine, volume_actions, volume_steps
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -29,42 +29,48 @@ class Growth:
         return ""
 
 
-def growth(flow: engine.Flow, vol: steps.Vol, *, size: int) -> Growth:
+def growth(flow: engine.Flow, vol: volume_steps.Vol, *, size: int) -> Growth:
     """Attach an expanded volume and measure it; a filesystem disk's image is grown too."""
-    att = steps.attach(flow, vol)
+    att = volume_steps.attach(flow, vol)
     seen = flow.run("measure", {"path": att.path, "mode": vol.mode.value})
     found = Growth(
         device=seen.get("device"),
         filesystem=seen.get("filesystem"),
-        wanted=actions.volume_size(size, vol.mode.value),
+        wanted=volume_actions.volume_size(size, vol.mode.value),
     )
     if not found.shortfall(size):
-        steps.make_image(flow, att, size=size)
-    steps.detach(flow, att)
+        volume_steps.make_image(flow, att, size=size)
+    volume_steps.detach(flow, att)
     return found
 
 
 def same_data(
-    flow: engine.Flow, *, src: steps.Vol, new: steps.Vol, what: str, answer: str, full: bool
+    flow: engine.Flow,
+    *,
+    src: volume_steps.Vol,
+    new: volume_steps.Vol,
+    what: str,
+    answer: str,
+    full: bool,
 ) -> None:
     """The new volume holds the source disk: its size, then sampled (or all) blocks."""
-    src_att = steps.attach(flow, src)
-    new_att = steps.attach(flow, new)
+    src_att = volume_steps.attach(flow, src)
+    new_att = volume_steps.attach(flow, new)
     flow.run(
         "compare",
         {"driver": new.driver, "src": src_att.path, "dst": new_att.path, "size": src.size,
          "what": f"{flow.vm}: {what}", "answer": answer, "full": full},
     )  # fmt: skip
-    steps.detach(flow, new_att)
-    steps.detach(flow, src_att)
+    volume_steps.detach(flow, new_att)
+    volume_steps.detach(flow, src_att)
 
 
-def whole(flow: engine.Flow, new: steps.Vol, *, what: str, answer: str) -> None:
+def whole(flow: engine.Flow, new: volume_steps.Vol, *, what: str, answer: str) -> None:
     """The new volume holds at least the disk: a device that large, or its image file."""
-    att = steps.attach(flow, new)
+    att = volume_steps.attach(flow, new)
     flow.run(
         "require",
         {"driver": new.driver, "path": att.path, "size": new.size, "what": f"{flow.vm}: {what}",
          "answer": answer, "mode": new.mode.value},
     )  # fmt: skip
-    steps.detach(flow, att)
+    volume_steps.detach(flow, att)

@@ -1,6 +1,6 @@
 """Journaled actions on running VMs (the launcher's side), each with its undo.
 
-`actions` registers these next to the volume actions, so `resume` finds them.
+`journal_actions` registers these next to the volume actions, so `resume` finds them.
 Every action opens its own libvirt connection: a step may be replayed by a
 later process after a crash.
 """
@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from csi_vm import errors, spec
-from csi_vm.csi import models
-from csi_vm.flows import context
+from csi_vm import errors
+from csi_vm.flows import context, volume_actions
 from launcher import blockjobs, domain, libvirt_conn, node, vmrecord
 
 log = logging.getLogger("csi_vm.flows")
@@ -49,14 +48,6 @@ def launcher(env: context.Env, *, node_name: str, driver: str) -> Iterator[node.
         )
 
 
-def capability(mode: str) -> models.VolumeCapability:
-    """As `actions.capability` (which imports this module, so it cannot be imported here)."""
-    access = models.AccessMode.SINGLE_NODE_WRITER
-    if mode == spec.Mode.BLOCK:
-        return models.VolumeCapability(mode=models.VolumeMode.BLOCK, access=access)
-    return models.VolumeCapability(mode=models.VolumeMode.FILESYSTEM, access=access, fs_type="ext4")
-
-
 def _vm_on_volumes(data: Data) -> node.VmOnVolumes:
     boot = data["boot"]
     return node.VmOnVolumes(
@@ -66,7 +57,9 @@ def _vm_on_volumes(data: Data) -> node.VmOnVolumes:
         memory_mib=data["memory_mib"],
         disks=tuple(
             node.VolumeDisk(
-                volume_id=d["volume_id"], target=d["target"], capability=capability(d["mode"])
+                volume_id=d["volume_id"],
+                target=d["target"],
+                capability=volume_actions.capability(d["mode"]),
             )
             for d in data["disks"]
         ),
@@ -156,7 +149,7 @@ def _node_expand(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
         entry = on.disk_record(data["vm"], data["target"])
     env.node_service(data["driver"], node=data["node"]).node_expand(
         data["volume_id"], volume_path=entry.publish_path, size=data["volume_size"],
-        staging_path=entry.staging_path, capability=capability(data["mode"]),
+        staging_path=entry.staging_path, capability=volume_actions.capability(data["mode"]),
     )  # fmt: skip
     return {}
 
@@ -170,7 +163,9 @@ def _block_resize(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
 
 def _spare_disk(data: Data) -> node.VolumeDisk:
     return node.VolumeDisk(
-        volume_id=data["volume_id"], target=data["target"], capability=capability(data["mode"])
+        volume_id=data["volume_id"],
+        target=data["target"],
+        capability=volume_actions.capability(data["mode"]),
     )
 
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import context, engine, plans, vmactions
+from csi_vm.flows import context, engine, plans, vm_actions
 from csi_vm.store import records, running
 from launcher import guest
 
@@ -140,7 +140,7 @@ def status(env: context.Env, *, vm_name: str) -> Status:
         return Status(
             vm=vm_name, node="", state="shut off", reason="not started", problem=None, console=None
         )
-    with vmactions.launcher(env, node_name=run.node, driver=one_driver(vm)) as on:
+    with vm_actions.launcher(env, node_name=run.node, driver=one_driver(vm)) as on:
         try:
             got = on.status(vm_name)
         except errors.NotFound:
@@ -167,7 +167,7 @@ def console(env: context.Env, *, vm_name: str) -> pathlib.Path:
     run = running.find(env.store, vm_name)
     nodes = [run.node] if run else [env.node, *env.cfg.nodes]
     for node_name in nodes:
-        path = vmactions.launcher_dir(env, node_name) / "vms" / vm_name / "console.log"
+        path = vm_actions.launcher_dir(env, node_name) / "vms" / vm_name / "console.log"
         if path.exists():
             return path
     raise errors.NotFound(f"VM {vm_name} has no console log", hint="start it first")

@@ -6,7 +6,7 @@ import pathlib
 import sqlite3
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import context, diskio, disks, engine, plans, steps, verify
+from csi_vm.flows import clone_restore, context, diskio, engine, plans, verify, volume_steps
 from csi_vm.store import records, running
 
 
@@ -39,10 +39,10 @@ def plan_create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
             sd = records.get_snapshot(env.store, str(d.source.snapshot)).disk(
                 d.source.disk or d.name
             )
-            result.append(disks.restore_plan(env, sd))
+            result.append(clone_restore.restore_plan(env, sd))
         else:
             src = records.get_vm(env.store, str(d.source.vm)).disk(str(d.source.disk))
-            result.append(disks.clone_plan(env, src))
+            result.append(clone_restore.clone_plan(env, src))
     return plans.Plan(operation="create", vm=vm_spec.name, disks=tuple(result))
 
 
@@ -58,7 +58,7 @@ def _check_image(d: spec.DiskSpec) -> None:
 
 def create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
     plan = plan_create(env, vm_spec)
-    after: disks.After = []
+    after: clone_restore.After = []
     with engine.Flow(
         env, kind="create", vm=vm_spec.name, args={"spec": vm_spec.model_dump(mode="json")}
     ) as flow:
@@ -69,33 +69,33 @@ def create(env: context.Env, vm_spec: spec.VMSpec) -> plans.Plan:
 
 
 def _make_disk(
-    env: context.Env, flow: engine.Flow, d: spec.DiskSpec, strategy: str, after: disks.After
-) -> steps.Vol:
+    env: context.Env, flow: engine.Flow, d: spec.DiskSpec, strategy: str, after: clone_restore.After
+) -> volume_steps.Vol:
     what = f"disk-{d.name}"
     kind = d.source.kind
     if kind == "blank":
-        vol = steps.blank(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+        vol = volume_steps.blank(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
         verify.whole(flow, vol, what=what, answer="the volume created")
         return vol
     if kind == "image":
-        vol = steps.new_volume(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
-        att = steps.attach(flow, vol)
-        steps.make_image(flow, att, size=d.size)
+        vol = volume_steps.new_volume(flow, what=what, driver=d.driver, size=d.size, mode=d.mode)
+        att = volume_steps.attach(flow, vol)
+        volume_steps.make_image(flow, att, size=d.size)
         flow.run(
             "import",
             {"image": str(d.source.image), "dst": att.path, "size": d.size,
              "what": f"{flow.vm}: {d.name}"},
         )  # fmt: skip
-        steps.detach(flow, att)
+        volume_steps.detach(flow, att)
         return vol
     if kind == "snapshot":
         sd = records.get_snapshot(env.store, str(d.source.snapshot)).disk(d.source.disk or d.name)
-        return disks.restore(flow, sd, strategy=strategy, what=what)
+        return clone_restore.restore(flow, sd, strategy=strategy, what=what)
     src = records.get_vm(env.store, str(d.source.vm)).disk(str(d.source.disk))
-    return disks.clone(flow, src, strategy=strategy, what=what, after=after)
+    return clone_restore.clone(flow, src, strategy=strategy, what=what, after=after)
 
 
-def _disk_row(vm: str, d: spec.DiskSpec, vol: steps.Vol) -> records.Disk:
+def _disk_row(vm: str, d: spec.DiskSpec, vol: volume_steps.Vol) -> records.Disk:
     return records.Disk(
         vm=vm, name=d.name, driver=d.driver, mode=d.mode, size=vol.size, volume_id=vol.volume_id
     )
@@ -124,7 +124,7 @@ def plan_clone(env: context.Env, *, source: str, target: str) -> plans.Plan:
     return plans.Plan(
         operation="clone",
         vm=source,
-        disks=tuple(disks.clone_plan(env, d) for d in vm.disks),
+        disks=tuple(clone_restore.clone_plan(env, d) for d in vm.disks),
         detail=f"into {target}",
     )
 
@@ -135,10 +135,10 @@ def clone(env: context.Env, *, source: str, target: str, verify: bool = False) -
     plan = plan_clone(env, source=source, target=target)
     vm = records.get_vm(env.store, source)
     new_spec = spec.VMSpec.model_validate({**vm.spec.model_dump(), "name": target})
-    after: disks.After = []
+    after: clone_restore.After = []
     with engine.Flow(env, kind="clone", vm=source, args={"target": target}) as flow:
         made = [
-            disks.clone(
+            clone_restore.clone(
                 flow,
                 d,
                 strategy=plan.strategy(d.name),
@@ -153,7 +153,7 @@ def clone(env: context.Env, *, source: str, target: str, verify: bool = False) -
     return plan
 
 
-def _row(vm: str, d: records.Disk | records.SnapshotDisk, vol: steps.Vol) -> records.Disk:
+def _row(vm: str, d: records.Disk | records.SnapshotDisk, vol: volume_steps.Vol) -> records.Disk:
     name = d.name if isinstance(d, records.Disk) else d.disk
     return records.Disk(
         vm=vm, name=name, driver=vol.driver, mode=vol.mode, size=vol.size, volume_id=vol.volume_id
@@ -192,7 +192,7 @@ def _checked_restore(
     plan = plans.Plan(
         operation="restore",
         vm=target,
-        disks=tuple(disks.restore_plan(env, sd) for sd in snap.disks),
+        disks=tuple(clone_restore.restore_plan(env, sd) for sd in snap.disks),
         detail=f"from {snapshot}",
     )
     return plan, snap, current if in_place else None
@@ -202,12 +202,12 @@ def _restore_steps(
     flow: engine.Flow, *, plan: plans.Plan, snap: records.Snapshot, current: records.VM | None
 ) -> None:
     made = [
-        disks.restore(flow, sd, strategy=plan.strategy(sd.disk), what=f"restore-{sd.disk}")
+        clone_restore.restore(flow, sd, strategy=plan.strategy(sd.disk), what=f"restore-{sd.disk}")
         for sd in snap.disks
     ]
     rows = [_row(plan.vm, sd, v) for sd, v in zip(snap.disks, made, strict=True)]
     if current is not None:  # in place
-        old = [steps.retire(_vol(d)) for d in current.disks]
+        old = [volume_steps.retire(_vol(d)) for d in current.disks]
         flow.commit(lambda cur: _swap(cur, current, rows), after=old)
     else:
         new_spec = snap.vm_spec.model_copy(update={"name": plan.vm})
@@ -220,8 +220,8 @@ def _swap(cur: sqlite3.Cursor, vm: records.VM, rows: list[records.Disk]) -> None
     records.insert_vm(cur, vm_spec=vm.spec, disks=rows)
 
 
-def _vol(d: records.Disk) -> steps.Vol:
-    return steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
+def _vol(d: records.Disk) -> volume_steps.Vol:
+    return volume_steps.Vol(driver=d.driver, volume_id=d.volume_id, mode=d.mode, size=d.size)
 
 
 def delete(env: context.Env, *, name: str) -> records.VM:
@@ -230,6 +230,6 @@ def delete(env: context.Env, *, name: str) -> records.VM:
     with engine.Flow(env, kind="delete", vm=name, args={}) as flow:
         flow.commit(
             lambda cur: records.delete_vm(cur, name),
-            after=[steps.retire(_vol(d)) for d in vm.disks],
+            after=[volume_steps.retire(_vol(d)) for d in vm.disks],
         )
     return vm

@@ -1,4 +1,6 @@
-"""The journaled actions flows are made of, each with its undo.
+"""Journaled actions on CSI volumes: create, expand, snapshot, publish, copy; each with its undo.
+
+`journal_actions` registers them by name, next to the actions on running VMs.
 
 Every action is idempotent, and so is every undo: a step may be replayed
 after a crash whether or not it had run. Creates are found again by their
@@ -18,7 +20,7 @@ from typing import Any
 from capabilities import model
 from csi_vm import diskfile, errors, spec
 from csi_vm.csi import models
-from csi_vm.flows import context, devcheck, diskio, effects, migactions, vmactions
+from csi_vm.flows import context, devcheck, diskio
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -49,21 +51,6 @@ def volume_size(size: int, mode: str) -> int:
     mib = 1024 * 1024
     overhead = max(size // 16, 16 * mib)
     return -(-(size + overhead) // mib) * mib
-
-
-def do(env: context.Env, action: str, data: Data, *, flow_id: str, seq: int) -> Data:
-    handler = _DO.get(action)
-    if handler is None:
-        raise errors.DataSafetyError(
-            f"unknown journal action {action!r}: is this csi-vm older than the store?"
-        )
-    return handler(env, data, flow_id, seq)
-
-
-def undo(env: context.Env, action: str, data: Data) -> None:
-    handler = _UNDO.get(action)
-    if handler is not None:
-        handler(env, data)
 
 
 # -- volumes ------------------------------------------------------------------
@@ -334,7 +321,7 @@ def _ignore_missing(call: Any) -> None:
         call()
 
 
-_DO = {
+DO = {
     "create_volume": _create_volume,
     "delete_volume": _delete_volume,
     "expand_volume": _expand_volume,
@@ -350,16 +337,9 @@ _DO = {
     "export": _export,
 }
 
-_UNDO = {
+UNDO = {
     "create_volume": _undo_create_volume,
     "create_snapshot": _undo_create_snapshot,
     "create_group_snapshot": _undo_create_group,
     "attach": _undo_attach,
 }
-
-# Actions on running VMs live with the launcher-facing flows.
-_DO.update(vmactions.DO)
-_UNDO.update(vmactions.UNDO)
-_DO.update(migactions.DO)
-_UNDO.update(migactions.UNDO)
-_DO.update(effects.DO)  # read-only looks at volumes: nothing to undo

@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 
 from csi_vm import spec
-from csi_vm.flows import actions, engine
+from csi_vm.flows import engine, volume_actions
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -61,7 +61,10 @@ def attach(flow: engine.Flow, vol: Vol, *, node: str = "") -> Attached:
     }
     result = flow.run("attach", data)
     return Attached(
-        vol=vol, base=str(base), path=actions.disk_path(result["target"], vol.mode.value), node=node
+        vol=vol,
+        base=str(base),
+        path=volume_actions.disk_path(result["target"], vol.mode.value),
+        node=node,
     )
 
 

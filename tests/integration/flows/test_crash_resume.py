@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from csi_vm.flows import diskops
+from csi_vm.flows import offline_disk
 from csi_vm.store import journal, records
 from tests.integration.flows.conftest import MIB, Lab, pattern_image
 
@@ -51,7 +51,7 @@ def _vm_file(lab: Lab, name: str, image: pathlib.Path) -> pathlib.Path:
 def _export(lab: Lab, vm: str) -> bytes:
     out = lab.tmp / f"check-{vm}.raw"
     out.unlink(missing_ok=True)
-    diskops.export(lab.env, vm=vm, disk="root", file=out, fmt="raw")
+    offline_disk.export(lab.env, vm=vm, disk="root", file=out, fmt="raw")
     return out.read_bytes()
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from csi_vm import config, errors, spec
-from csi_vm.flows import context, diskops, effects, snapshots, vms
+from csi_vm.flows import context, effects, offline_disk, snapshots, vms
 from csi_vm.store import db, records
 from tests.integration.flows.conftest import MIB, Lab, pattern_image
 
@@ -36,7 +36,7 @@ def _vm(lab: Lab, name: str, mode: spec.Mode = spec.Mode.BLOCK) -> bytes:
 def _export(lab: Lab, vm: str, *, disk: str = "root") -> bytes:
     out = lab.tmp / f"export-{vm}-{disk}.raw"
     out.unlink(missing_ok=True)
-    diskops.export(lab.env, vm=vm, disk=disk, file=out, fmt="raw")
+    offline_disk.export(lab.env, vm=vm, disk=disk, file=out, fmt="raw")
     return out.read_bytes()
 
 
@@ -59,7 +59,7 @@ def test_expansion_without_growth_falls_back_to_a_copy(
     before = lab.inventory()
     # The probe catches this driver: the plan copies from the start.
     want = _vm(lab, "vm1", mode)
-    plan = diskops.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
+    plan = offline_disk.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
     assert plan.disks[0].strategy == "copy-to-larger"
     grown = _export(lab, "vm1")
     assert len(grown) == 2 * SIZE and grown[:SIZE] == want and not any(grown[SIZE:])
@@ -77,7 +77,7 @@ def test_expansion_that_did_not_reach_the_node_is_copied_and_says_why(
     assert lab.env.plan("local")["disk_expand"].strategy == "csi-expand"
     lab.driver.args += ["--fault", "expand-no-grow"]
     lab.driver.restart()
-    plan = diskops.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
+    plan = offline_disk.expand(lab.env, vm="vm1", disk="root", size=2 * SIZE)
     choice = plan.disks[0]
     assert choice.strategy == "copy-to-larger"
     assert "ControllerExpandVolume answered" in choice.reason
@@ -201,7 +201,7 @@ def test_undeclared_feature_is_used_only_when_asserted(
 def _strategy(env: context.Env, run: str, *, target: str) -> str:
     if run == "expand":
         size = records.get_vm(env.store, "vm1").disk("root").size + SIZE
-        return diskops.expand(env, vm="vm1", disk="root", size=size).disks[0].strategy
+        return offline_disk.expand(env, vm="vm1", disk="root", size=size).disks[0].strategy
     if run == "clone":
         return vms.clone(env, source="vm1", target=f"vm-{target}").disks[0].strategy
     _, plan = snapshots.create(env, vm_name="vm1", name=f"s-{target}")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from csi_vm import errors, spec
-from csi_vm.flows import diskops, snapshots, vms
+from csi_vm.flows import offline_disk, snapshots, vms
 from csi_vm.store import records
 from tests.integration.flows.conftest import MIB, Lab, pattern_image
 
@@ -86,7 +86,7 @@ def _spec(name: str, mode: spec.Mode, images: dict[str, pathlib.Path]) -> spec.V
 def _export(lab: Lab, vm: str, disk: str) -> bytes:
     out = lab.tmp / f"export-{vm}-{disk}.raw"
     out.unlink(missing_ok=True)
-    diskops.export(lab.env, vm=vm, disk=disk, file=out, fmt="raw")
+    offline_disk.export(lab.env, vm=vm, disk=disk, file=out, fmt="raw")
     return out.read_bytes()
 
 
@@ -108,7 +108,7 @@ def test_every_operation_keeps_data(config: str, lab_factory: Callable[..., Lab]
     # Change the source after the snapshot: the snapshot keeps the old content.
     second = lab.tmp / "root-b.raw"
     want_b = pattern_image(second, size=SIZE, seed=99)
-    diskops.import_image(lab.env, vm="vm1", disk="root", image=second)
+    offline_disk.import_image(lab.env, vm="vm1", disk="root", image=second)
     assert _export(lab, "vm1", "root") == want_b
 
     plan = vms.restore(lab.env, snapshot="s1", as_vm="vm2")
@@ -120,7 +120,7 @@ def test_every_operation_keeps_data(config: str, lab_factory: Callable[..., Lab]
     assert _export(lab, "vm3", "root") == want_b
     assert _export(lab, "vm1", "root") == want_b  # the source is only read
 
-    plan = diskops.expand(lab.env, vm="vm3", disk="data", size=2 * SIZE)
+    plan = offline_disk.expand(lab.env, vm="vm3", disk="data", size=2 * SIZE)
     assert plan.disks[0].strategy == expected["expand"]
     grown = _export(lab, "vm3", "data")
     assert len(grown) == 2 * SIZE
@@ -147,15 +147,18 @@ def test_bad_input_changes_nothing(lab_factory: Callable[..., Lab], tmp_path: pa
     truncated = tmp_path / "cut.qcow2"
     truncated.write_bytes(b"QFI\xfb" + b"\0" * 60)
     cases: list[tuple[Callable[[], object], type[Exception]]] = [
-        (lambda: diskops.expand(lab.env, vm="nope", disk="root", size=SIZE), errors.NotFound),
-        (lambda: diskops.expand(lab.env, vm="vm1", disk="nope", size=SIZE), errors.NotFound),
-        (lambda: diskops.expand(lab.env, vm="vm1", disk="root", size=SIZE // 2), errors.Rejected),
+        (lambda: offline_disk.expand(lab.env, vm="nope", disk="root", size=SIZE), errors.NotFound),
+        (lambda: offline_disk.expand(lab.env, vm="vm1", disk="nope", size=SIZE), errors.NotFound),
         (
-            lambda: diskops.import_image(lab.env, vm="vm1", disk="root", image=not_an_image),
+            lambda: offline_disk.expand(lab.env, vm="vm1", disk="root", size=SIZE // 2),
+            errors.Rejected,
+        ),
+        (
+            lambda: offline_disk.import_image(lab.env, vm="vm1", disk="root", image=not_an_image),
             errors.InvalidInput,
         ),
         (
-            lambda: diskops.import_image(lab.env, vm="vm1", disk="root", image=truncated),
+            lambda: offline_disk.import_image(lab.env, vm="vm1", disk="root", image=truncated),
             errors.InvalidInput,
         ),
         (lambda: vms.clone(lab.env, source="vm1", target="vm1"), errors.AlreadyExists),

@@ -12,7 +12,7 @@ import yaml
 
 from csi_vm import config, errors, spec
 from csi_vm.csi import client as csi_client
-from csi_vm.flows import context, diskops, engine
+from csi_vm.flows import context, engine, offline_disk
 from csi_vm.store import db, journal, records
 from tests.integration.flows.conftest import MIB, pattern_image
 from tests.support import driverproc, faultproxy
@@ -46,7 +46,7 @@ class ProxyLab:
     def export(self, vm: str, disk: str) -> bytes:
         out = self.tmp / f"export-{vm}-{disk}.raw"
         out.unlink(missing_ok=True)
-        diskops.export(self.env, vm=vm, disk=disk, file=out, fmt="raw")
+        offline_disk.export(self.env, vm=vm, disk=disk, file=out, fmt="raw")
         data = out.read_bytes()
         out.unlink()
         return data

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from csi_vm import errors
-from csi_vm.flows import actions, diskops, snapshots, vms
+from csi_vm.flows import offline_disk, snapshots, vms, volume_actions
 from csi_vm.store import records
 from tests.integration.hardening.conftest import SIZE, ProxyLab, settle
 from tests.support import reliability
@@ -49,7 +49,7 @@ _grown: dict[int, int] = {}
 
 def _expand(lab: ProxyLab) -> object:
     _grown[id(lab)] = _root_size(lab) + SIZE
-    return diskops.expand(lab.env, vm="vm1", disk="root", size=_grown[id(lab)])
+    return offline_disk.expand(lab.env, vm="vm1", disk="root", size=_grown[id(lab)])
 
 
 def _nothing(lab: ProxyLab) -> None:
@@ -185,7 +185,7 @@ def test_snapshot_never_ready_rolls_back(
     proxy_lab_factory: Callable[..., ProxyLab], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The production wait is minutes; the proxy makes readiness never come anyway.
-    monkeypatch.setattr(actions, "_READY_WITHIN", 1.0)
+    monkeypatch.setattr(volume_actions, "_READY_WITHIN", 1.0)
     for without in ((), ("group-snapshot",)):
         lab = proxy_lab_factory(without)
         vms.create(lab.env, lab.spec("vm1"))

@@ -28,7 +28,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.csi import client as csi_client
-from csi_vm.flows import context, diskops, engine, migrate, online, snapshots, vmrun, vms
+from csi_vm.flows import context, engine, migrate, offline_disk, online, snapshots, vmrun, vms
 from csi_vm.store import journal, records, running
 from launcher import blockjobs, counter, libvirt_conn
 from tests.integration.hardening.conftest import locks, referenced
@@ -176,7 +176,7 @@ def _snapshot_counter(two: Nodes, snap: str) -> int:
     copy = f"{snap}-copy"
     vms.restore(two.env, snapshot=snap, as_vm=copy)
     image = two.lab.tmp / f"{copy}.raw"
-    diskops.export(two.env, vm=copy, disk="root", file=image, fmt="raw")
+    offline_disk.export(two.env, vm=copy, disk="root", file=image, fmt="raw")
     value = counter.read_counter(image)
     vms.delete(two.env, name=copy)
     image.unlink()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from csi_vm import errors, spec
-from csi_vm.flows import diskops, snapshots, vms
+from csi_vm.flows import offline_disk, snapshots, vms
 from tests.integration.flows.conftest import MIB, pattern_image
 from tests.integration.hardening.conftest import ProxyLab, settle
 from tests.support import reliability
@@ -50,7 +50,7 @@ def _operation(lab: ProxyLab, number: int, rng: random.Random) -> Callable[[], o
     if kind == "clone":
         return lambda: vms.clone(lab.env, source=vm, target=f"c{number}")
     if kind == "expand":
-        return lambda: diskops.expand(lab.env, vm=vm, disk="root", size=DISK + number * MIB)
+        return lambda: offline_disk.expand(lab.env, vm=vm, disk="root", size=DISK + number * MIB)
     return lambda: vms.delete(lab.env, name=vm)
 
 

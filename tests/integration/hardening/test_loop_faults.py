@@ -22,7 +22,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.csi.pb import csi_pb2 as pb
-from csi_vm.flows import diskops, snapshots, vms
+from csi_vm.flows import offline_disk, snapshots, vms
 from tests.integration.hardening.conftest import ProxyLab, settle
 from tests.support import reliability
 
@@ -168,7 +168,7 @@ def test_export_of_a_detached_loop_device_is_refused(
     lab.proxy.after_call("NodePublishVolume", lambda: _detach(_published_loop(lab, 1)))
     out = lab.tmp / "exported.raw"
     with pytest.raises(errors.CsiVmError) as caught:
-        diskops.export(lab.env, vm="vm1", disk="root", file=out, fmt="raw")
+        offline_disk.export(lab.env, vm="vm1", disk="root", file=out, fmt="raw")
     assert "\n" not in str(caught.value)
     assert "root" in str(caught.value), str(caught.value)
     assert not out.exists()

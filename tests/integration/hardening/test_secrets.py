@@ -22,7 +22,7 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.csi.pb import csi_pb2 as pb
-from csi_vm.flows import diskops, snapshots, vms
+from csi_vm.flows import offline_disk, snapshots, vms
 from tests.integration.hardening.conftest import SIZE, ProxyLab, settle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -79,7 +79,7 @@ def test_canary_secret_appears_nowhere(
     vms.create(lab.env, lab.spec("vm1"))
     snapshots.create(lab.env, vm_name="vm1", name="s1")
     vms.clone(lab.env, source="vm1", target="vm2")
-    diskops.expand(lab.env, vm="vm2", disk="root", size=2 * SIZE)
+    offline_disk.expand(lab.env, vm="vm2", disk="root", size=2 * SIZE)
     vms.restore(lab.env, snapshot="s1", as_vm="vm4")
     texts = _failures(lab)
     texts.append(repr(lab.env.cfg))

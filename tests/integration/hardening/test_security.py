@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from csi_vm.flows import diskops, vms
+from csi_vm.flows import offline_disk, vms
 from tests.integration.chart.conftest import CHART, VALUES, render
 from tests.integration.flows.conftest import pattern_image
 from tests.integration.hardening.conftest import SIZE, ProxyLab
@@ -39,13 +39,13 @@ def test_image_paths_are_plain_arguments(proxy_lab_factory: Callable[..., ProxyL
     spec["disks"][0]["source"] = {"image": str(first)}
     vms.create(lab.env, type(lab.spec("vm1")).model_validate(spec))
     out = odd / ("out-" + HOSTILE)
-    diskops.export(lab.env, vm="vm1", disk="root", file=out, fmt="raw")
+    offline_disk.export(lab.env, vm="vm1", disk="root", file=out, fmt="raw")
     assert out.read_bytes() == want
     want_b = pattern_image(second, size=SIZE, seed=6)
-    diskops.import_image(lab.env, vm="vm1", disk="root", image=second)
+    offline_disk.import_image(lab.env, vm="vm1", disk="root", image=second)
     assert lab.export("vm1", "root") == want_b
     qcow = odd / ("q-" + HOSTILE.replace(".raw", ".qcow2"))
-    diskops.export(lab.env, vm="vm1", disk="root", file=qcow, fmt="qcow2")
+    offline_disk.export(lab.env, vm="vm1", disk="root", file=qcow, fmt="qcow2")
     assert qcow.read_bytes()[:4] == b"QFI\xfb"
     assert not list(pathlib.Path.cwd().glob("PWNED")) and not list(lab.tmp.rglob("PWNED"))
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from csi_vm import errors
-from csi_vm.flows import diskops, online, snapshots, vmrun, vms
+from csi_vm.flows import offline_disk, online, snapshots, vmrun, vms
 from csi_vm.store import records, running
 from launcher import counter
 
@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(180)]
 
 def _refused_while_running(lab: Lab, name: str) -> None:
     refused = {
-        "import": lambda: diskops.import_image(
+        "import": lambda: offline_disk.import_image(
             lab.env, vm=name, disk="root", image=lab.tmp / "x.img"
         ),
-        "expand": lambda: diskops.expand(lab.env, vm=name, disk="root", size=128 * MIB),
+        "expand": lambda: offline_disk.expand(lab.env, vm=name, disk="root", size=128 * MIB),
         "snapshot": lambda: snapshots.create(lab.env, vm_name=name, name=None),
         "clone": lambda: vms.clone(lab.env, source=name, target="other"),
         "delete": lambda: vms.delete(lab.env, name=name),
@@ -38,7 +38,7 @@ def _refused_while_running(lab: Lab, name: str) -> None:
 
 def _clone_counter(lab: Lab, name: str) -> int:
     image = lab.tmp / f"{name}.raw"
-    diskops.export(lab.env, vm=name, disk="root", file=image, fmt="raw")
+    offline_disk.export(lab.env, vm=name, disk="root", file=image, fmt="raw")
     value = counter.read_counter(image)
     image.unlink()
     return value

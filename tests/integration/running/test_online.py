@@ -14,7 +14,7 @@ import time
 import pytest
 
 from csi_vm.csi import client as csi_client
-from csi_vm.flows import diskops, online, vmrun, vms
+from csi_vm.flows import offline_disk, online, vmrun, vms
 from csi_vm.store import records
 from launcher import counter
 
@@ -28,7 +28,7 @@ def _snapshot_counter(lab: Lab, snap: str, *, driver: str) -> int:
     copy = f"{snap}-copy"
     vms.restore(lab.env, snapshot=snap, as_vm=copy)
     image = lab.tmp / f"{copy}.raw"
-    diskops.export(lab.env, vm=copy, disk="root", file=image, fmt="raw")
+    offline_disk.export(lab.env, vm=copy, disk="root", file=image, fmt="raw")
     value = counter.read_counter(image)
     vms.delete(lab.env, name=copy)
     image.unlink()
