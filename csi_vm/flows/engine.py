@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import signal
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -35,10 +33,11 @@ from csi_vm.store import journal
 
 log = logging.getLogger("csi_vm.flows")
 
-#: test hook: "N" or "N:after" kills this process at the N-th journaled step
-#: of the first flow, before (or right after) the step runs; how crash tests
-#: reach every step deterministically.
-CRASH_ENV = "CSI_VM_CRASH_AT"
+#: Called as hook(flow_id, when) at every step boundary of every flow: "before"
+#: a journaled step runs (and before the roll-forward after a commit), "after"
+#: its answer is journaled. None are installed here: crash tests add one that
+#: kills the process at a chosen boundary (tests/support/crash.py).
+boundary_hooks: list[Callable[[str, str], None]] = []
 
 Data = dict[str, Any]
 
@@ -70,7 +69,6 @@ class Flow:
         self.args = args
         self.id = f"{kind}-{uuid.uuid4().hex[:10]}"
         self.committed = False
-        self._count = 0
 
     def __enter__(self) -> Flow:
         journal.begin(self.env.store, flow_id=self.id, kind=self.kind, vm=self.vm, args=self.args)
@@ -106,11 +104,11 @@ class Flow:
     def run(self, action: str, data: Data) -> Data:
         """Journal the step, do it, journal its result."""
         seq = journal.add_step(self.env.store, flow_id=self.id, action=action, data=data)
-        self._crash_point("before")
+        self._boundary("before")
         result = journal_actions.do(self.env, action, data, flow_id=self.id, seq=seq)
         merged = {**data, **result}
         journal.finish_step(self.env.store, flow_id=self.id, seq=seq, data=merged)
-        self._crash_point("after")
+        self._boundary("after")
         return merged
 
     def commit(
@@ -132,18 +130,13 @@ class Flow:
                     (self.id, seq, f"after:{action}", json.dumps(data)),
                 )
         self.committed = True
-        self._crash_point("before")
+        self._boundary("before")
         roll_forward(self.env, self.id)
         journal.end(self.env.store, flow_id=self.id, state=journal.DONE)
 
-    def _crash_point(self, when: str) -> None:
-        spec = os.environ.get(CRASH_ENV)
-        if not spec:
-            return
-        self._count += when == "before"
-        number, _, at = spec.partition(":")
-        if int(number) == self._count and (at or "before") == when:
-            os.kill(os.getpid(), signal.SIGKILL)
+    def _boundary(self, when: str) -> None:
+        for hook in boundary_hooks:
+            hook(self.id, when)
 
 
 def _pending_after(exc: BaseException | None, err: Pending, *, flow_id: str) -> Pending:

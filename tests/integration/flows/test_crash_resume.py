@@ -1,8 +1,8 @@
 """kill -9 at every journaled step of every flow, then resume: consistent, no orphans, data intact.
 
-Runs the real `csi-vm` command; the crash hook (CSI_VM_CRASH_AT=N) makes the
-process SIGKILL itself right before its N-th journaled step, so every step
-boundary is hit deterministically.
+Runs the real `csi-vm` command; under the crash tests' hook (tests.support.crash,
+N in its CSI_VM_CRASH_AT) the process SIGKILLs itself right before its N-th
+journaled step, so every step boundary is hit deterministically.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 from csi_vm.flows import offline_disk
 from csi_vm.store import journal, records
 from tests.integration.flows.conftest import MIB, Lab, pattern_image
+from tests.support import crash
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -30,9 +31,9 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     env = lab.cli_env()
     if crash_at is not None:
-        env["CSI_VM_CRASH_AT"] = str(crash_at)
+        env[crash.ENV] = str(crash_at)
     return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
+        crash.command(*args) if crash_at is not None else [sys.executable, "-m", "csi_vm", *args],
         env=env,
         capture_output=True,
         text=True,

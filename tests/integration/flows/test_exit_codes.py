@@ -22,6 +22,7 @@ import yaml
 
 from csi_vm.store import records
 from tests.integration.flows.conftest import MIB, Lab
+from tests.support import crash
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -30,9 +31,11 @@ def _argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "csi_vm", *args]
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    env: dict[str, str], *args: str, argv: Callable[..., list[str]] = _argv
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _argv(*args), env=env, capture_output=True, text=True, timeout=120, check=False
+        argv(*args), env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -62,17 +65,21 @@ def test_0_success(lab: Lab) -> None:
 
 
 def test_1_an_unexpected_error(lab: Lab) -> None:
-    # A malformed test hook value fails where no error of csi-vm's own is
-    # expected: the flow still rolls back, and the user is told it is a bug.
-    env = {**lab.cli_env(), "CSI_VM_CRASH_AT": "not-a-number"}
+    # A malformed value for the crash tests' hook fails inside the flow, where
+    # no error of csi-vm's own is expected: the flow still rolls back, and the
+    # user is told it is a bug.
+    env = {**lab.cli_env(), crash.ENV: "not-a-number"}
     before = lab.inventory()
-    result = _run(env, "snapshot", "create", "vm1", "--name", "s1")
+    result = _run(env, "snapshot", "create", "vm1", "--name", "s1", argv=crash.command)
     assert result.returncode == 1, result.stderr
     assert "internal error: ValueError" in result.stderr and "--debug" in result.stderr
     _clean(result)
     assert lab.inventory() == before
-    debug = _run(env, "--debug", "snapshot", "create", "vm1", "--name", "s1")
+    debug = _run(env, "--debug", "snapshot", "create", "vm1", "--name", "s1", argv=crash.command)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+    # csi-vm itself installs no hook: the same environment runs the flow.
+    plain = _run(env, "snapshot", "create", "vm1", "--name", "s1")
+    assert plain.returncode == 0, plain.stderr
 
 
 def test_2_bad_input(lab: Lab) -> None:

@@ -25,7 +25,7 @@ from csi_vm.csi import client as csi_client
 from csi_vm.flows import context, migrate, vmrun
 from csi_vm.store import records, running
 from launcher import counter, libvirt_conn
-from tests.support import driverproc, libvirtnode
+from tests.support import crash, driverproc, libvirtnode
 
 from .conftest import BOOT_LIMIT_S, Lab, make_env, stop_all, wait_for_counter
 
@@ -155,8 +155,10 @@ def _cli(
         "CSI_VM_DB": str(two.lab.tmp / "csi-vm.db"),
         "CSI_VM_STATE_DIR": str(two.lab.tmp / "state"),
     }
+    crashable = crash.ENV in (extra_env or {})
+    argv = crash.command(*args) if crashable else [sys.executable, "-m", "csi_vm", *args]
     return subprocess.Popen(
-        [sys.executable, "-m", "csi_vm", *args],
+        argv,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -271,7 +273,7 @@ def test_kill_at_every_step_of_a_storage_migration_then_resume(two: TwoNodes) ->
     for spec in ("1", "2", "3", "1:after", "2:after", "3:after", "4"):
         here = running.get(two.env.store, name).node
         there = "node-b" if here == "node-a" else "node-a"
-        crashed = _cli(two, "migrate", name, "--to", there, extra_env={"CSI_VM_CRASH_AT": spec})
+        crashed = _cli(two, "migrate", name, "--to", there, extra_env={crash.ENV: spec})
         crashed.communicate(timeout=120)
         assert crashed.returncode == -9, f"no crash at step {spec}"
         resumed = _cli(two, "resume")

@@ -17,6 +17,7 @@ from csi_vm.csi import client as csi_client
 from csi_vm.flows import offline_disk, online, vmrun, vms
 from csi_vm.store import records
 from launcher import counter
+from tests.support import crash
 
 from .conftest import MIB, Lab, wait_for_counter
 
@@ -105,7 +106,7 @@ def test_kill_during_an_online_block_copy_expansion_then_resume(
     original = records.get_vm(lab.env.store, name).disk("root").volume_id
     others = set(_published(lab, "bare")) - {original}
 
-    killed = _cli(lab, {"CSI_VM_CRASH_AT": crash_at}, "disk", "expand", name, "root", "128MiB")
+    killed = _cli(lab, {crash.ENV: crash_at}, "disk", "expand", name, "root", "128MiB")
     assert killed.returncode == -9, killed.stderr
     resumed = _cli(lab, {}, "resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -131,7 +132,7 @@ def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedPro
         "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
+        crash.command(*args) if crash.ENV in extra else [sys.executable, "-m", "csi_vm", *args],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -143,7 +144,7 @@ def test_kill_during_a_backup_snapshot_then_resume(lab: Lab) -> None:
     disk = lab.start(name)
     volumes = set(_published(lab, "bare"))
     # steps: create_volume, attach, freeze, backup_begin (4), backup_wait, ...
-    killed = _cli(lab, {"CSI_VM_CRASH_AT": "4:after"}, "snapshot", "create", name, "--name", "x")
+    killed = _cli(lab, {crash.ENV: "4:after"}, "snapshot", "create", name, "--name", "x")
     assert killed.returncode == -9, killed.stderr
     resumed = _cli(lab, {}, "resume")
     assert resumed.returncode == 0, resumed.stderr
