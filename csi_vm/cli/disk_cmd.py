@@ -6,15 +6,20 @@ import dataclasses
 import datetime
 import enum
 import pathlib
+from typing import TYPE_CHECKING
 
 import typer
 
-from csi_vm import errors, sizes, spec
+from csi_vm import errors, sizes
 from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vm_cmd import CFG, DB, DRY, FMT, NO_HEADERS
 from csi_vm.cli.vmenv import Output
-from csi_vm.flows import offline_disk, online, plans, snapshots, vms
-from csi_vm.store import records, running
+
+if TYPE_CHECKING:
+    from csi_vm.store import records
+
+# The spec, the flows and the store are imported by the commands that use
+# them: `disk --help` and `snapshot --help` need none of them.
 
 disk_app = typer.Typer(
     help="Import, export and expand the disks of stopped VMs.", no_args_is_help=True
@@ -50,6 +55,8 @@ def import_(
 
         csi-vm disk import web-1 root ./root.qcow2 --dry-run
     """
+    from csi_vm.flows import offline_disk  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             _, plan = offline_disk.plan_import(env, vm=vm, disk=disk, image=image)
@@ -80,6 +87,8 @@ def export(
 
         csi-vm disk export web-1 root ./root.qcow2 --format qcow2
     """
+    from csi_vm.flows import offline_disk  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         d = offline_disk.check_export(env, vm=vm, disk=disk, file=file, force=force)
         if not dry_run:
@@ -113,6 +122,10 @@ def expand(
 
         csi-vm disk expand web-1 root 20Gi --dry-run
     """
+    from csi_vm import spec  # noqa: PLC0415 - see the imports
+    from csi_vm.flows import offline_disk, online  # noqa: PLC0415 - see the imports
+    from csi_vm.store import running  # noqa: PLC0415 - see the imports
+
     notes: list[str] = []
     try:
         new_size = spec.parse_size(size, notes=notes)
@@ -156,6 +169,9 @@ def snap_create(
 
         csi-vm snapshot create web-1 --name before-upgrade
     """
+    from csi_vm.flows import online, plans, snapshots  # noqa: PLC0415 - see the imports
+    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         if dry_run:  # the name's checks too: a dry run refuses what the real one would
             snapshots.checked_name(env, vm=vm, name=name)
@@ -193,6 +209,8 @@ def snap_list(
 
         csi-vm snapshot list web-1 -o name
     """
+    from csi_vm.store import records  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         found = records.list_snapshots(env.store, vm)
     _show_snaps(found, fmt=fmt, no_headers=no_headers, title=f"{len(found)} snapshots")
@@ -212,6 +230,8 @@ def snap_show(
 
         csi-vm snapshot show before-upgrade -o yaml
     """
+    from csi_vm.store import records  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         snap = records.get_snapshot(env.store, name)
     if not fmt.tabular and fmt is not Output.NAME:
@@ -272,6 +292,8 @@ def snap_restore(
 
         csi-vm snapshot restore before-upgrade --as web-1-old
     """
+    from csi_vm.flows import vms  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         if dry_run:
             plan = vms.plan_restore(env, snapshot=name, as_vm=as_vm)
@@ -294,6 +316,9 @@ def snap_delete(
 
         csi-vm snapshot delete before-upgrade
     """
+    from csi_vm.flows import snapshots  # noqa: PLC0415 - see the imports
+    from csi_vm.store import records  # noqa: PLC0415 - see the imports
+
     with vmenv.environment(cfg, db) as env:
         snap = records.get_snapshot(env.store, name)
         if not dry_run:
