@@ -225,7 +225,7 @@ def resume(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Finish or roll back operations interrupted by a crash (every command does this first).
+    """Finish or roll back interrupted operations (commands that change things do this first).
 
     Example:
 
