@@ -25,11 +25,17 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csi_vm import errors
-from csi_vm.flows import context, journal_actions
 from csi_vm.store import journal
+
+if TYPE_CHECKING:
+    from csi_vm.flows import context
+
+# journal_actions (and through it every flow's actions, the copy engine and
+# the launcher) is imported where a step runs: a command that only lists
+# unfinished flows (`vm list`) needs the journal alone.
 
 log = logging.getLogger("csi_vm.flows")
 
@@ -105,6 +111,8 @@ class Flow:
         """Journal the step, do it, journal its result."""
         seq = journal.add_step(self.env.store, flow_id=self.id, action=action, data=data)
         self._boundary("before")
+        from csi_vm.flows import journal_actions  # noqa: PLC0415 - see the imports
+
         result = journal_actions.do(self.env, action, data, flow_id=self.id, seq=seq)
         merged = {**data, **result}
         journal.finish_step(self.env.store, flow_id=self.id, seq=seq, data=merged)
@@ -158,6 +166,8 @@ def _join(*hints: str | None) -> str:
 
 def rollback(env: context.Env, flow_id: str) -> None:
     """Undo every step of a flow, newest first; a step that cannot be undone stops it."""
+    from csi_vm.flows import journal_actions  # noqa: PLC0415 - see the imports
+
     for step in reversed(journal.steps(env.store, flow_id)):
         if step.action.startswith("after:"):
             continue
@@ -173,6 +183,8 @@ def rollback(env: context.Env, flow_id: str) -> None:
 
 
 def roll_forward(env: context.Env, flow_id: str) -> None:
+    from csi_vm.flows import journal_actions  # noqa: PLC0415 - see the imports
+
     for step in journal.steps(env.store, flow_id):
         if step.action.startswith("after:") and not step.done:
             try:

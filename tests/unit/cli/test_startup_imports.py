@@ -55,7 +55,7 @@ def _files(tmp: pathlib.Path) -> dict[str, str]:
         (["--help"], HEAVY | FRAMEWORK),
         (["version"], HEAVY | FRAMEWORK),
         (["vm", "--help"], HEAVY | PYDANTIC | {"markdown_it", "yaml"}),
-        (["vm", "list", "--config", "{config}", "--db", "{db}"], HEAVY),
+        (["vm", "list", "--config", "{config}", "--db", "{db}"], HEAVY | {"launcher", "grpc"}),
         (["disk", "--help"], HEAVY | PYDANTIC),
         (["snapshot", "--help"], HEAVY | PYDANTIC),
         (["clone", "--help"], HEAVY | PYDANTIC),
