@@ -59,7 +59,9 @@ def parse_size(value: object, *, field: str = "size", notes: list[str] | None = 
 class Source(pydantic.BaseModel):
     """Where a disk's first content comes from; all unset means a blank disk."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    # defer_build (here and below): validators are built when a spec is first
+    # read, not at import, which `vm list` and every store read would pay for.
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     image: pathlib.Path | None = None
     snapshot: str | None = None
@@ -87,7 +89,7 @@ class Source(pydantic.BaseModel):
 
 
 class DiskSpec(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     size: int
@@ -108,7 +110,7 @@ class DiskSpec(pydantic.BaseModel):
 
 
 class VMSpec(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     vcpus: int = pydantic.Field(default=1, ge=1, le=64)

@@ -15,7 +15,9 @@ import pydantic
 class Frozen(pydantic.BaseModel):
     """Base of every boundary model: immutable, no unknown fields."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, not at import, which
+    # every command that only lists records would pay for.
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class VolumeMode(enum.StrEnum):
