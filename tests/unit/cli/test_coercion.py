@@ -18,7 +18,23 @@ from csi_vm.cli import coercion, registry
 pytestmark = pytest.mark.timeout(120)
 
 #: what a command line hands an option, besides the option's own default
-SAMPLES = ("", "0", "1", "12", "65", "0.5", "-1", "1e3", " 3", "x", "table", "json", "/tmp")
+SAMPLES = (
+    "",
+    "0",
+    "1",
+    "12",
+    "65",
+    "007",
+    "0.5",
+    "007.50",
+    "-1",
+    "1e3",
+    " 3",
+    "x",
+    "table",
+    "json",
+    "/tmp",
+)
 
 
 def _params() -> Iterator[tuple[str, Any, Any]]:
