@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from csi_vm import errors
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: schema changes after the first release, by the version they lead to; a
 #: store is brought forward one version at a time, in one transaction
@@ -29,6 +29,12 @@ CREATE TABLE running (
     boot TEXT NOT NULL,              -- how it was booted, as JSON
     started REAL NOT NULL
 );
+""",
+    # What a snapshot disk's data looked like when it was taken (see
+    # flows/effects.py): a restore is compared with it. Snapshots recorded
+    # before keep '' and are restored with the size check only.
+    3: """
+ALTER TABLE snapshot_disks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''
 """,
 }
 

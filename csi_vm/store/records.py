@@ -44,6 +44,9 @@ class SnapshotDisk:
     strategy: str
     object_id: str
     group_id: str = ""
+    #: sampled blocks of the snapshot's data as taken (`effects.Fingerprint`
+    #: as JSON); "" where none was recorded: a restore is then checked for size only
+    fingerprint: str = ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -195,8 +198,8 @@ def insert_snapshot(cur: sqlite3.Cursor, snap: Snapshot) -> None:
     for d in snap.disks:
         cur.execute(
             "INSERT INTO snapshot_disks"
-            " (snapshot, disk, driver, mode, size, strategy, object_id, group_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " (snapshot, disk, driver, mode, size, strategy, object_id, group_id, fingerprint)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 snap.name,
                 d.disk,
@@ -206,6 +209,7 @@ def insert_snapshot(cur: sqlite3.Cursor, snap: Snapshot) -> None:
                 d.strategy,
                 d.object_id,
                 d.group_id,
+                d.fingerprint,
             ),
         )
 
@@ -229,6 +233,7 @@ def _snapshot(row: sqlite3.Row, disks: list[sqlite3.Row]) -> Snapshot:
                 strategy=d["strategy"],
                 object_id=d["object_id"],
                 group_id=d["group_id"],
+                fingerprint=d["fingerprint"],
             )
             for d in disks
         ),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import sqlite3
 
 import pytest
 
-from csi_vm import errors
-from csi_vm.store import db, running
+from csi_vm import errors, spec
+from csi_vm.store import db, records, running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,4 +48,42 @@ def test_running_rows_round_trip_and_refuse_offline_work(tmp_path: pathlib.Path)
     with store.transaction() as cur:
         running.delete(cur, "web")
     assert running.list_all(store) == []
+    store.close()
+
+
+def test_a_version_2_store_keeps_its_snapshots_without_a_fingerprint(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(db._SCHEMA)
+    for statement in db._MIGRATIONS[2].split(";"):
+        conn.execute(statement)
+    spec_json = spec.VMSpec.model_validate(
+        {"name": "web", "disks": [{"name": "root", "size": 4096, "driver": "local"}]}
+    ).model_dump_json()
+    conn.execute("INSERT INTO snapshots VALUES ('s1', 'web', ?, 1.0)", (spec_json,))
+    conn.execute(
+        "INSERT INTO snapshot_disks VALUES ('s1', 'root', 'local', 'block', 4096,"
+        " 'csi-snapshot', 'snap-1', '')"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    store = db.Store(path)
+    assert store.connection().execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+    old = records.get_snapshot(store, "s1").disk("root")
+    assert (old.object_id, old.fingerprint) == ("snap-1", "")
+    # A snapshot recorded now keeps its fingerprint.
+    new = records.Snapshot(
+        name="s2",
+        vm="web",
+        vm_spec=records.get_snapshot(store, "s1").vm_spec,
+        created=2.0,
+        disks=(dataclasses.replace(old, fingerprint='{"size": 4096}'),),
+    )
+    with store.transaction() as cur:
+        records.insert_snapshot(cur, new)
+    assert records.get_snapshot(store, "s2") == new
     store.close()
