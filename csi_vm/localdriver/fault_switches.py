@@ -11,6 +11,8 @@ probe and the flows can be tested against it:
     clone-blank         CreateVolume from a volume answers ready, with no data
     snapshot-blank      CreateSnapshot answers ready, with no data (so every
                         volume restored from it is blank)
+    restore-blank       CreateVolume from a snapshot answers ready, with no
+                        data; the snapshot itself keeps its data
     oversize            volumes are created an eighth smaller than the size
                         they report: the device holds less than the answer says
 
@@ -41,6 +43,7 @@ class Fault(enum.StrEnum):
     EXPAND_NO_GROW = "expand-no-grow"
     CLONE_BLANK = "clone-blank"
     SNAPSHOT_BLANK = "snapshot-blank"
+    RESTORE_BLANK = "restore-blank"
     OVERSIZE = "oversize"
 
 
@@ -94,9 +97,15 @@ def grows(config: DriverConfig) -> bool:
 
 
 def copies_source(config: DriverConfig, kind: str) -> bool:
-    """False when a clone (kind "volume") or a snapshot's copy is to be left blank."""
-    blank = Fault.CLONE_BLANK if kind == "volume" else Fault.SNAPSHOT_BLANK
+    """False when a new volume from a source of `kind` ("volume": a clone,
+    "snapshot": a restore) is to be left blank."""
+    blank = Fault.CLONE_BLANK if kind == "volume" else Fault.RESTORE_BLANK
     return blank not in config.faults
+
+
+def cuts_snapshot(config: DriverConfig) -> bool:
+    """False under snapshot-blank: a new snapshot is to be left blank."""
+    return Fault.SNAPSHOT_BLANK not in config.faults
 
 
 def image_size(config: DriverConfig, size: int) -> int:

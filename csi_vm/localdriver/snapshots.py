@@ -72,7 +72,7 @@ def _cut(ctx: Context, snap: model.Snapshot) -> model.Snapshot:
         src = open_image(source)
         try:
             check_room(ctx, [src])
-            if fault_switches.copies_source(ctx.config, "snapshot"):
+            if fault_switches.cuts_snapshot(ctx.config):
                 with quiesce.quiesced(ctx, [snap.source_volume_id]):
                     extents.copy_image(src, image.fd)
             else:

@@ -59,6 +59,11 @@ NO_EFFECT = {
         (F.SNAPSHOT, F.RESTORE_FROM_SNAPSHOT),
         {"vm_snapshot": "host-copy", "vm_restore": "host-copy", "vm_clone": "csi-clone"},
     ),
+    # The probe reads a snapshot only by restoring it: a blank restore fails both.
+    "restore-blank": Lie(
+        (F.SNAPSHOT, F.RESTORE_FROM_SNAPSHOT),
+        {"vm_snapshot": "host-copy", "vm_restore": "host-copy", "vm_clone": "csi-clone"},
+    ),
     "oversize": Lie((F.BLOCK,), {"disk_import": "filesystem-image"}),
 }
 

@@ -37,6 +37,10 @@ def _image(drv: driverproc.DriverProcess, volume_id: str) -> pathlib.Path:
     return drv.state_dir / "volumes" / f"{volume_id}.img"
 
 
+def _snapshot_image(drv: driverproc.DriverProcess, snapshot_id: str) -> pathlib.Path:
+    return drv.state_dir / "snapshots" / f"{snapshot_id}.img"
+
+
 def _write(path: pathlib.Path, data: bytes) -> None:
     with path.open("r+b") as stream:
         stream.write(data)
@@ -117,7 +121,7 @@ def test_expand_no_grow_answers_a_size_it_did_not_make(
     assert os.stat(_image(drv, vol)).st_size == SIZE
 
 
-@pytest.mark.parametrize("fault", ["clone-blank", "snapshot-blank"])
+@pytest.mark.parametrize("fault", ["clone-blank", "snapshot-blank", "restore-blank"])
 def test_blank_copies_answer_ready_without_the_data(
     fault: str, start: Callable[[str], tuple[driverproc.DriverProcess, csi.Stubs]]
 ) -> None:
@@ -129,6 +133,9 @@ def test_blank_copies_answer_ready_without_the_data(
     else:
         snap = csi.create_snapshot(stubs, "snap", vol)
         assert snap.ready_to_use
+        # restore-blank keeps the snapshot's data: only the restore lies
+        kept = _snapshot_image(drv, snap.snapshot_id).read_bytes()[:11]
+        assert kept == (b"csi-vm data" if fault == "restore-blank" else bytes(11))
         source = pb.VolumeContentSource(
             snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)
         )
