@@ -2,10 +2,16 @@
 
 A native clone or restore is looked at before it counts (see `verify`): a
 clone must hold its source's data (sampled; every block with `full`), a
-restored volume at least the whole disk.
+restored volume at least the whole disk and the blocks sampled when its
+snapshot was taken. A restore has no source left to compare in full, so no
+`--verify`; a snapshot recorded without samples (taken online, where its disk
+kept changing, or by an older csi-vm) is restored with the size check only,
+and its plan says so.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from csi_vm import errors
 from csi_vm.flows import context, engine, plans, verify, volume_steps
@@ -22,7 +28,15 @@ def restore_plan(env: context.Env, sd: records.SnapshotDisk) -> plans.DiskPlan:
             strategy="host-copy",
             reason="the snapshot is a host copy: copy its volume into a new one",
         )
-    return plans.disk_plan(env, disk=sd.disk, driver=sd.driver, operation="vm_restore")
+    p = plans.disk_plan(env, disk=sd.disk, driver=sd.driver, operation="vm_restore")
+    if p.strategy != "csi-restore":
+        return p
+    checked = (
+        "checked for size and against the blocks sampled when the snapshot was taken"
+        if sd.fingerprint
+        else "checked for size only: the snapshot was recorded without samples of its data"
+    )
+    return dataclasses.replace(p, reason=f"{p.reason}; {checked}")
 
 
 def restore(
@@ -37,7 +51,8 @@ def restore(
             mode=sd.mode,
             source_snapshot_id=sd.object_id,
         )
-        verify.whole(flow, new, what=what, answer="the volume restored")
+        answer = "the volume restored"
+        verify.whole(flow, new, what=what, answer=answer, fingerprint=sd.fingerprint)
         return new
     if strategy == "host-copy" and sd.strategy == "host-copy":
         src = volume_steps.Vol(driver=sd.driver, volume_id=sd.object_id, mode=sd.mode, size=sd.size)

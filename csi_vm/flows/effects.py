@@ -9,7 +9,11 @@ therefore followed by a look at the volume published on this node:
               filesystem, the filesystem's size
     require   a new volume holds at least the disk: device, or image file
     compare   a new volume against its source: the size, then a sample of
-              blocks spread over the whole disk (every block with `full`)
+              blocks spread over the whole disk (every block with `full`);
+              for a snapshot, also the fingerprint of those sampled blocks
+    match     a volume restored from a snapshot against that fingerprint: a
+              snapshot keeps no source to compare with, so what its data
+              looked like when it was taken is all a restore can be held to
 
 `compare` raises `EffectMissing` (an OperationFailed: the flow rolls back) and
 forgets the driver's cached capability report, so the next operation probes
@@ -18,6 +22,8 @@ the driver afresh and takes the fallback the probe then finds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pathlib
 from typing import Any
@@ -36,6 +42,10 @@ MAX_SAMPLES = 4096
 MIN_STRIDE = 64 * 1024
 #: chunk of a full compare
 FULL_CHUNK = 4 * 1024 * 1024
+#: bytes of each sampled block's SHA-256 a fingerprint keeps: ample to tell a
+#: driver's wrong or missing data from the snapshot's (this guards against
+#: mistakes, not forgery), and 4096 samples stay 64 KiB of hex in the store
+DIGEST_BYTES = 8
 
 
 class EffectMissing(errors.OperationFailed):
@@ -60,11 +70,16 @@ def filesystem_size(path: str) -> int:
     return st.f_blocks * st.f_frsize
 
 
-def offsets(size: int) -> list[int]:
+def stride_for(size: int) -> int:
+    """How far apart a sampled compare of `size` bytes reads."""
+    return max(MIN_STRIDE, -(-size // MAX_SAMPLES))
+
+
+def offsets(size: int, stride: int = 0) -> list[int]:
     """Where a sampled compare reads: evenly spread, first and last block included."""
     if size <= 0:
         return []
-    stride = max(MIN_STRIDE, -(-size // MAX_SAMPLES))
+    stride = stride or stride_for(size)
     places = list(range(0, size, stride))
     last = max(size - SAMPLE_BYTES, 0)
     if places[-1] != last:
@@ -93,6 +108,36 @@ def _full(a: int, b: int, size: int) -> int | None:
             pairs = enumerate(zip(left, right, strict=False))
             return offset + next((i for i, (x, y) in pairs if x != y), min(len(left), len(right)))
     return None
+
+
+def fingerprint(path: str, *, size: int) -> str:
+    """The sampled blocks of a disk's first `size` bytes, as JSON: where, and their digests."""
+    stride = stride_for(size)
+    with open(path, "rb", buffering=0) as f:
+        digests = "".join(
+            _digest(f.fileno(), at, min(SAMPLE_BYTES, size - at)) for at in offsets(size, stride)
+        )
+    return json.dumps({"size": size, "block": SAMPLE_BYTES, "stride": stride, "sha256": digests})
+
+
+def samples(recorded: str) -> int:
+    """How many blocks a fingerprint holds."""
+    return len(json.loads(recorded)["sha256"]) // (2 * DIGEST_BYTES)
+
+
+def unlike(path: str, recorded: str) -> int | None:
+    """The first sampled offset where `path` differs from a fingerprint, or None."""
+    fp = json.loads(recorded)
+    size, block, width = fp["size"], fp["block"], 2 * DIGEST_BYTES
+    with open(path, "rb", buffering=0) as f:
+        for i, at in enumerate(offsets(size, fp["stride"])):
+            if _digest(f.fileno(), at, min(block, size - at)) != fp["sha256"][i * width :][:width]:
+                return at
+    return None
+
+
+def _digest(fd: int, offset: int, length: int) -> str:
+    return hashlib.sha256(os.pread(fd, length, offset)).hexdigest()[: 2 * DIGEST_BYTES]
 
 
 def _measure(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
@@ -136,7 +181,22 @@ def _compare(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     if at is not None:
         how = "compared in full" if full else "sampled"
         _missing(env, data, f"{what}: the new volume differs from its source at byte {at} ({how})")
-    return {"compared": "full" if full else f"{len(offsets(size))} samples"}
+    found: Data = {"compared": "full" if full else f"{len(offsets(size))} samples"}
+    if data.get("fingerprint"):
+        found["fingerprint"] = fingerprint(data["dst"], size=size)
+    return found
+
+
+def _match(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    at = unlike(data["path"], data["fingerprint"])
+    if at is not None:
+        _missing(
+            env,
+            data,
+            f"{data['what']}: the restored volume differs at byte {at} from the snapshot's "
+            "data as it was taken (sampled)",
+        )
+    return {"compared": f"{samples(data['fingerprint'])} samples of the snapshot as taken"}
 
 
 def _missing(env: context.Env, data: Data, message: str) -> None:
@@ -153,4 +213,5 @@ DO = {
     "measure_vm_disk": _measure_vm_disk,
     "require": _require,
     "compare": _compare,
+    "match": _match,
 }

@@ -3,7 +3,9 @@
 A host-copy snapshot is a volume holding a copy of the disk; it lists,
 restores and deletes exactly like a native one. A CSI snapshot's data can only
 be read by restoring it: where the driver restores, each new snapshot is
-restored once into a scratch volume and compared with its disk (`verify`).
+restored once into a scratch volume and compared with its disk (`verify`), and
+the sampled blocks of that restore are recorded as the snapshot disk's
+fingerprint, which every later restore is compared with.
 """
 
 from __future__ import annotations
@@ -82,10 +84,9 @@ def _take(
             },
         )
         for d in disks:
-            _check(flow, d, result["snapshot_ids"][d.volume_id], full=full)
-            by_disk[d.name] = _record(
-                d, "csi-snapshot", result["snapshot_ids"][d.volume_id], result["group_id"]
-            )
+            snapshot_id = result["snapshot_ids"][d.volume_id]
+            fp = _check(flow, d, snapshot_id, full=full)
+            by_disk[d.name] = _record(d, "csi-snapshot", snapshot_id, result["group_id"], fp)
     for disk in vm.disks:
         strategy = plan.strategy(disk.name)
         if strategy == "csi-snapshot":
@@ -95,8 +96,8 @@ def _take(
                 "source_volume_id": disk.volume_id,
             }
             snapshot_id = flow.run("create_snapshot", data)["snapshot_id"]
-            _check(flow, disk, snapshot_id, full=full)
-            by_disk[disk.name] = _record(disk, strategy, snapshot_id)
+            fp = _check(flow, disk, snapshot_id, full=full)
+            by_disk[disk.name] = _record(disk, strategy, snapshot_id, fingerprint=fp)
         elif strategy == "host-copy":
             src = volume_steps.Vol(
                 driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
@@ -113,10 +114,13 @@ def _take(
     return [by_disk[d.name] for d in vm.disks]
 
 
-def _check(flow: engine.Flow, disk: records.Disk, snapshot_id: str, *, full: bool) -> None:
-    """Restore the new snapshot into a scratch volume and compare it with the (stopped) disk."""
+def _check(flow: engine.Flow, disk: records.Disk, snapshot_id: str, *, full: bool) -> str:
+    """Restore the new snapshot into a scratch volume and compare it with the (stopped) disk.
+
+    Returns the restore's fingerprint, "" where the snapshot cannot be read here.
+    """
     if not flow.env.works(disk.driver, F.RESTORE_FROM_SNAPSHOT):
-        return  # nothing can read the snapshot here; a later restore checks its size
+        return ""  # nothing can read the snapshot here; a later restore checks its size
     src = volume_steps.Vol(
         driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
     )
@@ -129,12 +133,21 @@ def _check(flow: engine.Flow, disk: records.Disk, snapshot_id: str, *, full: boo
         source_snapshot_id=snapshot_id,
     )
     what = f"snapshot of {disk.name}"
-    verify.same_data(flow, src=src, new=trial, what=what, answer="the snapshot ready", full=full)
+    fp = verify.same_data(
+        flow,
+        src=src,
+        new=trial,
+        what=what,
+        answer="the snapshot ready",
+        full=full,
+        fingerprint=True,
+    )
     flow.run("delete_volume", {"driver": disk.driver, "volume_id": trial.volume_id})
+    return fp
 
 
 def _record(
-    disk: records.Disk, strategy: str, object_id: str, group_id: str = ""
+    disk: records.Disk, strategy: str, object_id: str, group_id: str = "", fingerprint: str = ""
 ) -> records.SnapshotDisk:
     return records.SnapshotDisk(
         disk=disk.name,
@@ -144,6 +157,7 @@ def _record(
         strategy=strategy,
         object_id=object_id,
         group_id=group_id,
+        fingerprint=fingerprint,
     )
 
 

@@ -52,25 +52,36 @@ def same_data(
     what: str,
     answer: str,
     full: bool,
-) -> None:
-    """The new volume holds the source disk: its size, then sampled (or all) blocks."""
+    fingerprint: bool = False,
+) -> str:
+    """The new volume holds the source disk: its size, then sampled (or all) blocks.
+
+    With `fingerprint`, returns the new volume's `effects.fingerprint`; else "".
+    """
     src_att = volume_steps.attach(flow, src)
     new_att = volume_steps.attach(flow, new)
-    flow.run(
+    seen = flow.run(
         "compare",
         {"driver": new.driver, "src": src_att.path, "dst": new_att.path, "size": src.size,
-         "what": f"{flow.vm}: {what}", "answer": answer, "full": full},
+         "what": f"{flow.vm}: {what}", "answer": answer, "full": full, "fingerprint": fingerprint},
     )  # fmt: skip
     volume_steps.detach(flow, new_att)
     volume_steps.detach(flow, src_att)
+    return str(seen.get("fingerprint") or "")
 
 
-def whole(flow: engine.Flow, new: volume_steps.Vol, *, what: str, answer: str) -> None:
-    """The new volume holds at least the disk: a device that large, or its image file."""
+def whole(
+    flow: engine.Flow, new: volume_steps.Vol, *, what: str, answer: str, fingerprint: str = ""
+) -> None:
+    """The new volume holds at least the disk: a device that large, or its image file.
+
+    A restored volume with the `fingerprint` its snapshot was taken with must
+    also show the same sampled blocks.
+    """
     att = volume_steps.attach(flow, new)
-    flow.run(
-        "require",
-        {"driver": new.driver, "path": att.path, "size": new.size, "what": f"{flow.vm}: {what}",
-         "answer": answer, "mode": new.mode.value},
-    )  # fmt: skip
+    look = {"driver": new.driver, "path": att.path, "size": new.size,
+            "what": f"{flow.vm}: {what}", "answer": answer, "mode": new.mode.value}  # fmt: skip
+    flow.run("require", look)
+    if fingerprint:
+        flow.run("match", {**look, "fingerprint": fingerprint})
     volume_steps.detach(flow, att)

@@ -307,3 +307,76 @@ def test_undeclared_staging_is_not_called_unless_asserted(lab_factory: Callable[
     lab.env = _asserting(lab, "stage_unstage")
     want = _vm(lab, "vm1")
     assert _export(lab, "vm1") == want
+
+
+def test_snapshot_records_the_fingerprint_of_its_data(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory()
+    _vm(lab, "vm1")
+    snap, _ = snapshots.create(lab.env, vm_name="vm1", name="s1")
+    recorded = records.get_snapshot(lab.env.store, "s1").disk("root").fingerprint
+    assert recorded == snap.disk("root").fingerprint
+    disk = lab.tmp / "vm1-now.raw"
+    disk.write_bytes(_export(lab, "vm1"))
+    assert effects.unlike(str(disk), recorded) is None
+    assert effects.samples(recorded) == len(effects.offsets(SIZE))
+    plan = vms.restore(lab.env, snapshot="s1", as_vm="vm2")
+    assert plan.disks[0].strategy == "csi-restore"
+    assert "checked for size and against the blocks sampled" in plan.disks[0].reason
+    assert _export(lab, "vm2") == disk.read_bytes()
+
+
+def test_restore_without_its_data_is_rolled_back_with_one_clear_error(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """The snapshot was sound when taken; the driver's restore now answers ready, blank."""
+    lab = lab_factory()
+    want = _vm(lab, "vm1")
+    snapshots.create(lab.env, vm_name="vm1", name="s1")
+    before = lab.inventory()
+    _lie_after_probe(lab, "restore-blank")
+    for as_vm in ("vm2", None):  # as a new VM, and in place
+        with pytest.raises(effects.EffectMissing) as caught:
+            vms.restore(lab.env, snapshot="s1", as_vm=as_vm)
+        message = str(caught.value)
+        assert "restore-root: the restored volume differs at byte" in message
+        assert "from the snapshot's data as it was taken (sampled)" in message
+        assert "answered the volume restored but did not do it" in message
+        assert lab.inventory() == before
+    assert records.find_vm(lab.env.store, "vm2") is None
+    assert _export(lab, "vm1") == want
+
+
+def test_snapshot_recorded_without_samples_is_restored_for_size_and_says_so(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """A snapshot an older csi-vm recorded: nothing to compare the restore with."""
+    lab = lab_factory()
+    want = _vm(lab, "vm1")
+    snapshots.create(lab.env, vm_name="vm1", name="s1")
+    with lab.env.store.transaction() as cur:
+        cur.execute("UPDATE snapshot_disks SET fingerprint = '' WHERE snapshot = 's1'")
+    plan = vms.plan_restore(lab.env, snapshot="s1", as_vm="vm2")
+    assert "checked for size only: the snapshot was recorded without samples" in (
+        plan.disks[0].reason
+    )
+    vms.restore(lab.env, snapshot="s1", as_vm="vm2")
+    assert _export(lab, "vm2") == want
+
+
+def test_cli_restore_says_one_line_when_the_driver_lied(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory()
+    want = _vm(lab, "vm1")
+    snapshots.create(lab.env, vm_name="vm1", name="s1")
+    _lie_after_probe(lab, "restore-blank")
+    lab.env.close()
+    before = lab.inventory()
+    done = _cli(lab, "snapshot", "restore", "s1", "--as", "vm2")
+    assert done.returncode == errors.OperationFailed.exit_code, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "did not do it" in line]
+    assert len(lines) == 1, done.stderr
+    assert "answered the volume restored but did not do it" in lines[0]
+    assert lab.inventory() == before
+    lab.env = _fresh(lab)
+    assert records.find_vm(lab.env.store, "vm2") is None
+    assert _export(lab, "vm1") == want
