@@ -288,6 +288,11 @@ def snap_restore(
 ) -> None:
     """Restore a snapshot, in place (the old volumes are retired after success) or as a new VM.
 
+    Each restored CSI volume must hold the whole disk and the blocks sampled
+    when the snapshot was taken; a snapshot recorded without samples (taken
+    online, or by an older csi-vm) is checked for size only, and the plan says
+    so. There is no --verify: a snapshot keeps no source to compare in full.
+
     Example:
 
         csi-vm snapshot restore before-upgrade --as web-1-old
