@@ -186,6 +186,7 @@ def snap_create(
             plan = snapshots.plan_create(env, records.get_vm(env.store, vm))
         else:
             snap, plan = snapshots.create(env, vm_name=vm, name=name, verify=verify)
+            name = snap.name
             plan = plans.Plan(
                 operation=plan.operation, vm=plan.vm, disks=plan.disks, detail=f"as {snap.name}"
             )

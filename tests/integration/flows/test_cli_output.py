@@ -114,6 +114,11 @@ def test_name_lines_like_kubectl(lab: Lab) -> None:
     snap = _run(lab.cli_env(), "snapshot", "create", "vm1", "--name", "s1", "-o", "name")
     assert snap.stdout == "snapshot/s1\n", snap.stderr
     assert _run(lab.cli_env(), "snapshot", "list", "-o", "name").stdout == "snapshot/s1\n"
+    # Without --name the snapshot is named for the user, and -o name says how.
+    auto = _run(lab.cli_env(), "snapshot", "create", "vm1", "-o", "name")
+    listed = _run(lab.cli_env(), "snapshot", "list", "-o", "name").stdout.splitlines()
+    assert auto.stdout.startswith("snapshot/") and auto.stdout.strip() in listed, auto.stderr
+    assert auto.stdout.strip() != "snapshot/s1"
 
 
 def test_vm_show_defaults_to_a_table(lab: Lab) -> None:
