@@ -108,15 +108,19 @@ def run() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+#: Options of csi-vm itself that a user may also give after the sub-command.
+_GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+
+
 def global_options_first(args: list[str]) -> list[str]:
-    """`--debug` anywhere before `--` moves to the front, where csi-vm itself reads it.
+    """`--debug` and `-v` anywhere before `--` move to the front, where csi-vm reads them.
 
     Errors tell users to run again with --debug; they add it at the end of
     the command they ran, as kubectl and helm let them.
     """
     end = args.index("--") if "--" in args else len(args)
-    head = [a for a in args[:end] if a != "--debug"]
-    moved = ["--debug"] if len(head) < end else []
+    head = [a for a in args[:end] if a not in _GLOBAL_FLAGS]
+    moved = [f for f in _GLOBAL_FLAGS if f in args[:end]]
     return [*moved, *head, *args[end:]]
 
 

@@ -77,8 +77,61 @@ def test_sizes_in_binary_units(size: int, shown: str) -> None:
         (["--debug", "vm", "list"], ["--debug", "vm", "list"]),
         (["vm", "list"], ["vm", "list"]),
         (["image", "copy", "a", "--", "--debug"], ["image", "copy", "a", "--", "--debug"]),
+        (["vm", "list", "-v"], ["-v", "vm", "list"]),
+        (["vm", "list", "--verbose", "--debug"], ["--debug", "--verbose", "vm", "list"]),
     ],
-    ids=["after", "before", "absent", "after-double-dash"],
+    ids=["after", "before", "absent", "after-double-dash", "verbose", "both"],
 )
 def test_debug_is_read_wherever_it_stands(args: list[str], expected: list[str]) -> None:
     assert main.global_options_first(args) == expected
+
+
+PLAIN_ROWS = [("web-1", "64 MiB", "vol-" + "x" * 90), ("db", "1 GiB", "")]
+
+
+def _no_console() -> Console:
+    raise AssertionError("a pipe of plain text made a rich console")
+
+
+@pytest.mark.parametrize("layout", [tables.Layout(), tables.Layout(wide=True, headers=False)])
+def test_show_stdout_prints_in_a_pipe_what_rich_prints_without_rich(
+    layout: tables.Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables.show_stdout(_no_console, columns=COLUMNS, rows=PLAIN_ROWS, layout=layout, title="t")
+    through_rich = io.StringIO()
+    tables.show(
+        Console(file=through_rich), columns=COLUMNS, rows=PLAIN_ROWS, layout=layout, title="t"
+    )
+    assert capsys.readouterr().out == through_rich.getvalue() != ""
+
+
+@pytest.mark.parametrize(
+    ("rows", "env"),
+    [
+        # rich strips control characters and expands tabs: it prints those lines
+        ([("web\x07-1", "1 MiB", "")], {}),
+        ([("web\t1", "1 MiB", "")], {}),
+        # styled cells are rich's to render
+        ([("db", Text("1 GiB", style="red"), "")], {}),
+        # rich takes stdout for a terminal when these are set
+        (PLAIN_ROWS, {"FORCE_COLOR": "1"}),
+        (PLAIN_ROWS, {"TTY_COMPATIBLE": "1"}),
+    ],
+)
+def test_show_stdout_leaves_to_rich_what_rich_would_print_otherwise(
+    rows: list[tuple[object, ...]],
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    made = io.StringIO()
+    tables.show_stdout(
+        lambda: Console(file=made),
+        columns=COLUMNS,
+        rows=rows,  # type: ignore[arg-type]
+        layout=tables.Layout(),
+    )
+    assert capsys.readouterr().out == ""
+    assert made.getvalue() != ""
