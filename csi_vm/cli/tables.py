@@ -9,7 +9,9 @@ marked wide.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
@@ -55,6 +57,50 @@ def show(
         return
     for line in plain_lines(heads, cells, headers=layout.headers):
         console.out(line, highlight=False)
+
+
+def show_stdout(
+    console: Callable[[], Console],
+    *,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    layout: Layout,
+    title: str | None = None,
+) -> None:
+    """`show` on standard output, making the rich ``console()`` only where it draws.
+
+    A pipe of plain text gets the same lines as `show` prints through rich,
+    without importing rich: a quarter of `vm list`'s start-up.
+    """
+    keep = [i for i, col in enumerate(columns) if layout.wide or not col.wide]
+    cells = [[row[i] for i in keep] for row in rows]
+    lines = _pipe_lines([columns[i].header for i in keep], cells, headers=layout.headers)
+    if lines is None:
+        show(console(), columns=columns, rows=rows, layout=layout, title=title)
+        return
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+def _pipe_lines(
+    heads: Sequence[str], rows: Sequence[Sequence[Cell]], *, headers: bool
+) -> list[str] | None:
+    """The lines for a pipe, or None where rich is needed to print them alike.
+
+    rich's Console.is_terminal is False, whatever else it checks, when stdout
+    is not a tty and neither TTY_COMPATIBLE nor FORCE_COLOR is set. rich's
+    `out` writes a line of printable ASCII unchanged; it strips or expands
+    control characters and tabs, so any other text goes through rich.
+    """
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return None
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return None
+    if terminal or any(not isinstance(c, str) for row in rows for c in row):
+        return None
+    lines = plain_lines(heads, rows, headers=headers)
+    return lines if all(line.isascii() and line.isprintable() for line in lines) else None
 
 
 def plain_lines(

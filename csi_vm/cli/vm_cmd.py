@@ -142,7 +142,9 @@ def _show_vms(
         for vm in found
     ]
     layout = fmt.layout(no_headers=no_headers)
-    tables.show(vmenv.console, columns=VM_COLUMNS, rows=rows, layout=layout, title=title)
+    tables.show_stdout(
+        lambda: vmenv.console, columns=VM_COLUMNS, rows=rows, layout=layout, title=title
+    )
 
 
 @app.command("delete")
@@ -253,7 +255,8 @@ def resume(
 
 
 def _say_resumed(done: list[str], recent: list[journal.FlowRow]) -> None:
-    vmenv.console.print(f"{len(done)} interrupted operations handled")
+    count = len(done)
+    vmenv.console.print(f"{count} interrupted operation{'' if count == 1 else 's'} handled")
     for line in done:
         vmenv.console.print(f"  {line}")
     for flow in recent:

@@ -110,8 +110,6 @@ def environment(
     A `read_only` command only warns about unfinished flows: what it reads
     must not wait on a driver that an unrelated flow needs.
     """
-    from rich.markup import escape  # noqa: PLC0415 - see the imports
-
     from csi_vm import config  # noqa: PLC0415 - see the imports
     from csi_vm.flows import context, engine  # noqa: PLC0415 - see the imports
     from csi_vm.store import db  # noqa: PLC0415 - see the imports
@@ -125,6 +123,8 @@ def environment(
                 _warn_pending(engine.waiting(env))
             elif resume:
                 got = engine.settle(env, retry_pending=False)
+                from rich.markup import escape  # noqa: PLC0415 - see the imports
+
                 for line in got.done:
                     _consoles()["err_console"].print(
                         f"[yellow]resumed:[/] {escape(line)}", soft_wrap=True
@@ -136,6 +136,8 @@ def environment(
 
 
 def _warn_pending(lines: list[str]) -> None:
+    if not lines:
+        return
     from rich.markup import escape  # noqa: PLC0415 - see the imports
 
     for line in lines:
@@ -146,10 +148,11 @@ def _warn_pending(lines: list[str]) -> None:
 
 @contextlib.contextmanager
 def _progress(quiet: bool) -> Iterator[context.Progress]:
-    err_console = _consoles()["err_console"]
-    if quiet or not err_console.is_terminal:
+    # quiet first: a quiet command that warns of nothing needs no console (rich).
+    if quiet or not _consoles()["err_console"].is_terminal:
         yield lambda what, done, total: None
         return
+    err_console = _consoles()["err_console"]
     from rich.progress import (  # noqa: PLC0415 - see the imports
         BarColumn,
         DownloadColumn,
