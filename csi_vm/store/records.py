@@ -5,9 +5,16 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
-from csi_vm import errors, spec
+from csi_vm import errors
 from csi_vm.store import db
+
+if TYPE_CHECKING:
+    from csi_vm import spec
+
+# spec (pydantic models) is imported where a row is read: `vm list` of an
+# empty store, the commonest first run, then never loads it.
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -134,6 +141,8 @@ def delete_vm(cur: sqlite3.Cursor, name: str) -> None:
 
 
 def _vm(row: sqlite3.Row, disks: list[sqlite3.Row]) -> VM:
+    from csi_vm import spec  # noqa: PLC0415 - see the imports
+
     return VM(
         name=row["name"],
         spec=spec.VMSpec.model_validate_json(row["spec"]),
@@ -219,6 +228,8 @@ def delete_snapshot(cur: sqlite3.Cursor, name: str) -> None:
 
 
 def _snapshot(row: sqlite3.Row, disks: list[sqlite3.Row]) -> Snapshot:
+    from csi_vm import spec  # noqa: PLC0415 - see the imports
+
     return Snapshot(
         name=row["name"],
         vm=row["vm"],
