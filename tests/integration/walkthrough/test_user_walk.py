@@ -390,6 +390,7 @@ def recovery(user: User, fast: LocalDriver, flow: str) -> None:
     fast.start()
     resumed = user.run("resume")
     assert f"rolled back snapshot {flow}" in resumed.stdout, resumed.stdout
+    assert resumed.stdout.startswith("1 interrupted operation handled\n"), resumed.stdout
     assert user.run("vm", "list").stderr == "", "a warning outlived the resume"
     done = user.run("snapshot", "create", "web-1", "--name", "after-upgrade").stdout
     assert _strategies(done) == {"root": "csi-snapshot", "data": "host-copy"}
