@@ -14,6 +14,7 @@ import logging
 import pathlib
 import re
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from csi_vm import errors
 from csi_vm.localdriver import fault_switches
@@ -30,6 +31,9 @@ class Feature(enum.StrEnum):
     STAGE_UNSTAGE = "stage-unstage"
     GROUP_SNAPSHOT = "group-snapshot"
 
+
+#: an option's names: a feature (--without, --advertise-broken) or a fault (--fault)
+_Name = TypeVar("_Name", Feature, fault_switches.Fault)
 
 #: the name GetPluginInfo answers unless --driver-name says otherwise
 DEFAULT_DRIVER_NAME = "csi-vm.local"
@@ -103,17 +107,19 @@ class DriverConfig:
         return feature in self.broken
 
 
-def parse_features(values: Iterable[str], *, option: str) -> frozenset[Feature]:
-    """Parse repeated, comma-separated feature lists ("snapshot,clone")."""
-    found: set[Feature] = set()
+def parse_names(
+    values: Iterable[str], kind: type[_Name], *, option: str, noun: str
+) -> frozenset[_Name]:
+    """Parse a repeated option of comma-separated names ("snapshot,clone") into `kind`."""
+    found: set[_Name] = set()
     for value in values:
         for item in filter(None, (part.strip() for part in value.split(","))):
             try:
-                found.add(Feature(item))
+                found.add(kind(item))
             except ValueError:
-                known = ", ".join(f.value for f in Feature)
+                known = ", ".join(name.value for name in kind)
                 raise errors.InvalidInput(
-                    f"{option} {item!r}: unknown feature", hint=f"known features: {known}"
+                    f"{option} {item!r}: unknown {noun}", hint=f"known {noun}s: {known}"
                 ) from None
     return frozenset(found)
 
@@ -213,8 +219,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None) -> DriverConfig:
     """Turn command-line words into a `DriverConfig`; raises InvalidInput on bad values."""
     ns = _build_parser().parse_args(argv)
-    without = parse_features(ns.without, option="--without")
-    broken = parse_features(ns.advertise_broken, option="--advertise-broken")
+    without = parse_names(ns.without, Feature, option="--without", noun="feature")
+    broken = parse_names(ns.advertise_broken, Feature, option="--advertise-broken", noun="feature")
     if both := without & broken:
         names = ", ".join(sorted(both))
         raise errors.InvalidInput(f"{names}: cannot be both switched off and advertised broken")
@@ -243,7 +249,7 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
         log_level=str(ns.log_level),
         kubelet=_kubelet_registration(ns, endpoint, name=driver_name),
         driver_name=driver_name,
-        faults=fault_switches.parse(ns.fault),
+        faults=parse_names(ns.fault, fault_switches.Fault, option="--fault", noun="fault"),
     )
 
 

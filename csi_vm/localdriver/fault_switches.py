@@ -23,10 +23,7 @@ switches did not exist. With no --fault, every question answers "behave".
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
-
-from csi_vm import errors
 
 if TYPE_CHECKING:
     from csi_vm.localdriver.config import DriverConfig
@@ -66,21 +63,6 @@ _HIDDEN: dict[Fault, frozenset[str]] = {
 #: an `oversize` image lacks this share of its reported size (even the smallest
 #: volume, 1 MiB, then shows a device too small)
 OVERSIZE_SHARE = 8
-
-
-def parse(values: Iterable[str]) -> frozenset[Fault]:
-    """Parse repeated, comma-separated --fault values."""
-    found: set[Fault] = set()
-    for value in values:
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                found.add(Fault(item))
-            except ValueError:
-                known = ", ".join(f.value for f in Fault)
-                raise errors.InvalidInput(
-                    f"--fault {item!r}: unknown fault", hint=f"known faults: {known}"
-                ) from None
-    return frozenset(found)
 
 
 def declared(config: DriverConfig, names: list[str]) -> list[str]:
