@@ -43,14 +43,7 @@ def restore(
     flow: engine.Flow, sd: records.SnapshotDisk, *, strategy: str, what: str
 ) -> volume_steps.Vol:
     if strategy == "csi-restore":
-        new = volume_steps.new_volume(
-            flow,
-            what=what,
-            driver=sd.driver,
-            size=sd.size,
-            mode=sd.mode,
-            source_snapshot_id=sd.object_id,
-        )
+        new = _filled(flow, sd, what=what, source_snapshot_id=sd.object_id)
         answer = "the volume restored"
         verify.whole(flow, new, what=what, answer=answer, fingerprint=sd.fingerprint)
         return new
@@ -63,6 +56,26 @@ def restore(
         f"snapshot disk {sd.disk!r} is a CSI snapshot, "
         f"but driver {sd.driver!r} cannot create volumes from snapshots",
         hint="a CSI snapshot's data can only be read by restoring it",
+    )
+
+
+def _filled(
+    flow: engine.Flow,
+    like: records.Disk | records.SnapshotDisk,
+    *,
+    what: str,
+    source_volume_id: str = "",
+    source_snapshot_id: str = "",
+) -> volume_steps.Vol:
+    """A new volume of `like`'s driver, size and mode, filled by the driver from a source."""
+    return volume_steps.new_volume(
+        flow,
+        what=what,
+        driver=like.driver,
+        size=like.size,
+        mode=like.mode,
+        source_volume_id=source_volume_id,
+        source_snapshot_id=source_snapshot_id,
     )
 
 
@@ -87,32 +100,15 @@ def clone(
         driver=disk.driver, volume_id=disk.volume_id, mode=disk.mode, size=disk.size
     )
     if strategy == "csi-clone":
-        new = volume_steps.new_volume(
-            flow,
-            what=what,
-            driver=disk.driver,
-            size=disk.size,
-            mode=disk.mode,
-            source_volume_id=disk.volume_id,
-        )
+        new = _filled(flow, disk, what=what, source_volume_id=disk.volume_id)
         verify.same_data(flow, src=src, new=new, what=what, answer="the clone ready", full=full)
         return new
     if strategy == "snapshot-restore":
-        data = {
-            "driver": disk.driver,
-            "name": flow.name(f"tmp-{what}"),
-            "source_volume_id": disk.volume_id,
-        }
-        snap_id = flow.run("create_snapshot", data)["snapshot_id"]
-        after.append(("delete_snapshot", {"driver": disk.driver, "snapshot_id": snap_id}))
-        new = volume_steps.new_volume(
-            flow,
-            what=what,
-            driver=disk.driver,
-            size=disk.size,
-            mode=disk.mode,
-            source_snapshot_id=snap_id,
+        snap_id = volume_steps.snapshot(
+            flow, what=f"tmp-{what}", driver=disk.driver, volume_id=disk.volume_id
         )
+        after.append(("delete_snapshot", {"driver": disk.driver, "snapshot_id": snap_id}))
+        new = _filled(flow, disk, what=what, source_snapshot_id=snap_id)
         answer = "a snapshot and a volume restored from it"
         verify.same_data(flow, src=src, new=new, what=what, answer=answer, full=full)
         return new

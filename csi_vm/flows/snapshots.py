@@ -90,12 +90,9 @@ def _take(
     for disk in vm.disks:
         strategy = plan.strategy(disk.name)
         if strategy == "csi-snapshot":
-            data = {
-                "driver": disk.driver,
-                "name": flow.name(f"snap-{disk.name}"),
-                "source_volume_id": disk.volume_id,
-            }
-            snapshot_id = flow.run("create_snapshot", data)["snapshot_id"]
+            snapshot_id = volume_steps.snapshot(
+                flow, what=f"snap-{disk.name}", driver=disk.driver, volume_id=disk.volume_id
+            )
             fp = _check(flow, disk, snapshot_id, full=full)
             by_disk[disk.name] = _record(disk, strategy, snapshot_id, fingerprint=fp)
         elif strategy == "host-copy":

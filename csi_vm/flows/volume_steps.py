@@ -49,6 +49,13 @@ def new_volume(
     return Vol(driver=driver, volume_id=result["volume_id"], mode=mode, size=size)
 
 
+def snapshot(flow: engine.Flow, *, what: str, driver: str, volume_id: str) -> str:
+    """A CSI snapshot of a volume; its id."""
+    data = {"driver": driver, "name": flow.name(what), "source_volume_id": volume_id}
+    snapshot_id: str = flow.run("create_snapshot", data)["snapshot_id"]
+    return snapshot_id
+
+
 def attach(flow: engine.Flow, vol: Vol, *, node: str = "") -> Attached:
     """Stage and publish a volume on a node (default: this machine)."""
     base = flow.env.state_dir / "attach" / flow.id / uuid.uuid4().hex[:8]
