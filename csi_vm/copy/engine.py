@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import TYPE_CHECKING
 
-from csi_vm.copy import convert, endpoints, formats, methods, model, qemu, rawcopy
+from csi_vm.copy import endpoints, formats, methods, model, rawcopy
+
+if TYPE_CHECKING:
+    from csi_vm.copy import qemu
+
+# convert and qemu (subprocess, qemu-img's output parsing) are imported where
+# qcow2 is involved: a raw copy's start-up, a part of its time, skips them.
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,6 +50,8 @@ def copy(
     src, dst, src_fmt = _inspect(source, target, options=options)
     if src_fmt is model.Format.RAW and options.output is model.Format.RAW:
         return rawcopy.copy(src, dst, options=options)
+    from csi_vm.copy import convert, qemu  # noqa: PLC0415 - see the imports
+
     return convert.convert(
         src, dst, source_format=src_fmt, options=options, tool=tool or qemu.QemuImg()
     )
@@ -56,6 +65,8 @@ def describe(
     tool: qemu.QemuImg | None = None,
 ) -> Plan:
     """The plan of ``copy`` with the same arguments, checking the same things."""
+    from csi_vm.copy import convert, qemu  # noqa: PLC0415 - see the imports
+
     src, dst, src_fmt = _inspect(source, target, options=options)
     size, _ = convert.sizes(src, source_format=src_fmt, tool=tool or qemu.QemuImg())
     if src_fmt is model.Format.RAW and options.output is model.Format.RAW:

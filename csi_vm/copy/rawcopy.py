@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from csi_vm.copy import digest, endpoints, failures, kernel, methods, model, plan, pool, staging
+from csi_vm.copy import endpoints, failures, kernel, methods, model, plan, pool, staging
 
 #: one unit of parallel work, and the read buffer of each worker: big enough
 #: that system-call overhead is small, small enough for prompt progress
@@ -53,6 +53,9 @@ def copy(
             out.flush(for_verify=options.verify)
             checked = time.monotonic()
             if options.verify:
+                # digest (hashlib, OpenSSL) only for a copy that verifies.
+                from csi_vm.copy import digest  # noqa: PLC0415
+
                 if options.before_verify is not None:
                     options.before_verify(out.path)
                 digest.check(src.path, out.path, size=size, options=options)

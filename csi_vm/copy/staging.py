@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import secrets
-import socket
 import stat
 from collections.abc import Iterator
 
@@ -110,12 +108,14 @@ def _open_device(dst: endpoints.Endpoint, *, size: int) -> Staged:
 def _partial_prefix(target: pathlib.Path) -> str:
     # The host is part of the name because a target directory may be shared
     # (NFS): only this host can tell whether one of its processes is alive.
-    return f".{target.name}.partial-{socket.gethostname()}-"
+    # uname's node name is what socket.gethostname() returns on Linux, without
+    # importing socket at every copy's start.
+    return f".{target.name}.partial-{os.uname().nodename}-"
 
 
 def _create_file(dst: endpoints.Endpoint, *, size: int) -> Staged:
     sweep_stale(dst.path)
-    temp = dst.path.with_name(f"{_partial_prefix(dst.path)}{os.getpid()}-{secrets.token_hex(4)}")
+    temp = dst.path.with_name(f"{_partial_prefix(dst.path)}{os.getpid()}-{_token()}")
     mode = _kept_mode(dst)
     try:
         fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -129,6 +129,12 @@ def _create_file(dst: endpoints.Endpoint, *, size: int) -> Staged:
         temp.unlink()
         raise failures.translate(err, path=dst.path, doing="sizing") from err
     return Staged(dst=dst, path=temp, fd=fd)
+
+
+def _token() -> str:
+    # secrets.token_hex is os.urandom in hex; secrets would import hashlib and
+    # OpenSSL into every copy's start-up.
+    return os.urandom(4).hex()
 
 
 def sweep_stale(target: pathlib.Path) -> list[pathlib.Path]:
