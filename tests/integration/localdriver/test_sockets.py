@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+from collections.abc import Iterable
 
 import pytest
 
@@ -14,17 +16,34 @@ from . import csi
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
+def _ready(endpoint: str) -> bool:
+    """Whether the driver serving `endpoint` answers Probe: ready."""
+    stubs = csi.connect(endpoint)
+    try:
+        return bool(stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value)
+    finally:
+        stubs.close()
+
+
+def _second_start(
+    first: driverproc.DriverProcess, args: Iterable[str]
+) -> subprocess.CompletedProcess[str]:
+    """A driver started with `args` beside `first`: refused; `first`'s socket kept and serving."""
+    identity = first.socket_path.stat().st_ino
+    done = driverproc.run_to_exit(args)
+    assert done.returncode == 2, done.stderr
+    assert first.socket_path.stat().st_ino == identity
+    assert _ready(first.endpoint)
+    return done
+
+
 def test_a_crashed_drivers_csi_socket_is_replaced(tmp_path: pathlib.Path) -> None:
     drv = driverproc.start_driver(tmp_path / "driver")
     drv.kill()
     assert drv.socket_path.exists()  # SIGKILL: nobody removed it
     drv.start()
     try:
-        stubs = csi.connect(drv.endpoint)
-        try:
-            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
-        finally:
-            stubs.close()
+        assert _ready(drv.endpoint)
     finally:
         assert drv.stop() == 0
     assert not drv.socket_path.exists()
@@ -35,21 +54,14 @@ def test_a_live_drivers_csi_socket_is_never_taken(
 ) -> None:
     first = driverproc.start_driver(tmp_path / "first")
     try:
-        identity = first.socket_path.stat().st_ino
-        done = driverproc.run_to_exit(
+        done = _second_start(
+            first,
             [
                 *("--endpoint", first.endpoint),
                 *("--state-dir", str(tmp_path / "second-state"), "--node-id", "node-b"),
-            ]
+            ],
         )
-        assert done.returncode == 2, done.stderr
         assert "another process is serving" in done.stderr
-        assert first.socket_path.stat().st_ino == identity
-        stubs = csi.connect(first.endpoint)
-        try:
-            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
-        finally:
-            stubs.close()
     finally:
         first.stop()
 
@@ -58,24 +70,16 @@ def test_a_second_start_of_a_running_driver_touches_nothing(tmp_path: pathlib.Pa
     """The same command line twice: the second exits with one line, the first serves on."""
     first = driverproc.start_driver(tmp_path / "driver")
     try:
-        identity = first.socket_path.stat().st_ino
         # A file of the first driver's that a start-up would clear (a pause
         # marker): the second must leave its state dir alone.
         marker = first.state_dir / "paused-at-volume-temp"
         marker.write_text("1\n")
-        done = driverproc.run_to_exit(first.args)
-        assert done.returncode == 2, done.stderr
+        done = _second_start(first, first.args)
         assert done.stderr.strip().splitlines() == [
             f"csi-vm localdriver: error: --endpoint: another process is serving on "
             f"{first.socket_path} (stop it first, or give this driver another socket path)"
         ]
         assert marker.exists(), "the second start cleared the first driver's state dir"
-        assert first.socket_path.stat().st_ino == identity
-        stubs = csi.connect(first.endpoint)
-        try:
-            assert stubs.identity.Probe(csi_pb2.ProbeRequest(), timeout=5).ready.value
-        finally:
-            stubs.close()
     finally:
         marker.unlink(missing_ok=True)
         first.stop()
