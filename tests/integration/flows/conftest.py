@@ -6,7 +6,9 @@ import dataclasses
 import os
 import pathlib
 import random
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 
 import pytest
 import yaml
@@ -46,6 +48,22 @@ class Lab:
             "CSI_VM_DB": str(self.db_file),
             "CSI_VM_STATE_DIR": str(self.state_dir),
         }
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The real `csi-vm` command on this lab's config, store and state."""
+        return run_cli(self.cli_env(), *args)
+
+
+def run_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `csi-vm` command in a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "csi_vm", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def make_lab(

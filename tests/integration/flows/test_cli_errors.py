@@ -6,28 +6,15 @@ One clear line, the documented exit code, no traceback, nothing changed.
 from __future__ import annotations
 
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 import yaml
 
 from csi_vm.store import records
-from tests.integration.flows.conftest import MIB, Lab, pattern_image
+from tests.integration.flows.conftest import MIB, Lab, pattern_image, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -51,7 +38,7 @@ def lab(lab_factory: Callable[..., Lab]) -> Lab:
             }
         )
     )
-    assert _run(lab.cli_env(), "vm", "create", "-f", str(spec_file)).returncode == 0
+    assert lab.cli("vm", "create", "-f", str(spec_file)).returncode == 0
     return lab
 
 
@@ -84,7 +71,7 @@ def lab(lab_factory: Callable[..., Lab]) -> Lab:
 )
 def test_mistakes_give_one_clear_line(lab: Lab, args: list[str], code: int, needle: str) -> None:
     before = lab.inventory()
-    result = _run(lab.cli_env(), *args)
+    result = lab.cli(*args)
     assert result.returncode == code, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -106,7 +93,7 @@ def test_a_driver_that_is_down(lab: Lab, tmp_path: pathlib.Path) -> None:
         )
     )
     env = {**lab.cli_env(), "CSI_VM_CONFIG": str(cfg), "CSI_VM_DB": str(tmp_path / "other.db")}
-    result = _run(env, "vm", "create", "-f", str(spec_file))
+    result = run_cli(env, "vm", "create", "-f", str(spec_file))
     assert result.returncode == 4, result.stderr
     assert "cannot probe driver 'local'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -114,7 +101,7 @@ def test_a_driver_that_is_down(lab: Lab, tmp_path: pathlib.Path) -> None:
 
 def test_dry_run_changes_nothing(lab: Lab) -> None:
     before = lab.inventory()
-    result = _run(lab.cli_env(), "snapshot", "create", "vm1", "--dry-run", "-o", "json")
+    result = lab.cli("snapshot", "create", "vm1", "--dry-run", "-o", "json")
     assert result.returncode == 0, result.stderr
     plan = yaml.safe_load(result.stdout)
     assert plan["dry_run"] is True
@@ -142,7 +129,7 @@ def test_dry_run_changes_nothing(lab: Lab) -> None:
     ids="-".join,
 )
 def test_help_teaches(command: list[str]) -> None:
-    result = _run({}, *command, "--help")
+    result = run_cli({}, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout or "usage" in result.stdout
 
@@ -161,7 +148,7 @@ def test_help_teaches(command: list[str]) -> None:
 def test_every_changing_command_has_a_dry_run(lab: Lab, args: list[str]) -> None:
     before = (lab.inventory(), [vm.name for vm in records.list_vms(lab.env.store)])
     filled = [a.format(tmp=lab.tmp, image=lab.tmp / "a.raw") for a in args]
-    result = _run(lab.cli_env(), *filled)
+    result = lab.cli(*filled)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["dry_run"] is True
     assert (lab.inventory(), [vm.name for vm in records.list_vms(lab.env.store)]) == before

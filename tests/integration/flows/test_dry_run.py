@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -19,17 +17,6 @@ from csi_vm.store import records, running
 from tests.integration.flows.conftest import MIB, Lab, pattern_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-def _run(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
-        env=lab.cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _spec(lab: Lab, name: str, **disk: object) -> pathlib.Path:
@@ -47,9 +34,9 @@ def lab(lab_factory: Callable[..., Lab]) -> Lab:
         ("vm1", {"size": "4MiB"}),
         ("fs1", {"size": "32MiB", "mode": "filesystem"}),
     ):
-        made = _run(lab, "vm", "create", "-f", str(_spec(lab, name, **disk)), "-o", "json")
+        made = lab.cli("vm", "create", "-f", str(_spec(lab, name, **disk)), "-o", "json")
         assert made.returncode == 0, made.stderr
-    snap = _run(lab, "snapshot", "create", "vm1", "--name", "s1", "-o", "json")
+    snap = lab.cli("snapshot", "create", "vm1", "--name", "s1", "-o", "json")
     assert snap.returncode == 0, snap.stderr
     return lab
 
@@ -104,11 +91,11 @@ def test_a_dry_run_refuses_what_the_real_command_refuses(
     _spec(lab, "toobig", size="4MiB", source={"image": str(big)})
     filled = [a.format(tmp=lab.tmp, big=big) for a in args]
     before = _state(lab)
-    dry = _run(lab, *filled, "--dry-run")
+    dry = lab.cli(*filled, "--dry-run")
     assert dry.returncode == 2, dry.stderr
     assert needle in dry.stderr and "Traceback" not in dry.stderr
     assert _state(lab) == before
-    real = _run(lab, *filled)
+    real = lab.cli(*filled)
     assert (real.returncode, needle in real.stderr) == (2, True), real.stderr
     assert _state(lab) == before
     assert (lab.tmp / "taken.raw").read_bytes() == b"mine"
@@ -117,14 +104,14 @@ def test_a_dry_run_refuses_what_the_real_command_refuses(
 def test_a_filesystem_disk_takes_a_smaller_image_as_its_dry_run_said(lab: Lab) -> None:
     image = lab.tmp / "small.raw"
     want = pattern_image(image, size=16 * MIB, seed=7)
-    dry = _run(lab, "disk", "import", "fs1", "root", str(image), "--dry-run", "-o", "json")
+    dry = lab.cli("disk", "import", "fs1", "root", str(image), "--dry-run", "-o", "json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["disks"][0]["strategy"] == "filesystem-image"
-    done = _run(lab, "disk", "import", "fs1", "root", str(image), "-o", "json")
+    done = lab.cli("disk", "import", "fs1", "root", str(image), "-o", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["disks"][0]["strategy"] == "filesystem-image"
     out = lab.tmp / "out.raw"
-    exported = _run(lab, "disk", "export", "fs1", "root", str(out), "-o", "json")
+    exported = lab.cli("disk", "export", "fs1", "root", str(out), "-o", "json")
     assert exported.returncode == 0, exported.stderr
     got = out.read_bytes()
     assert len(got) == 32 * MIB
@@ -133,7 +120,7 @@ def test_a_filesystem_disk_takes_a_smaller_image_as_its_dry_run_said(lab: Lab) -
 
 def test_vm_start_has_a_dry_run(lab: Lab) -> None:
     before = _state(lab)
-    dry = _run(lab, "vm", "start", "vm1", "--dry-run", "-o", "json")
+    dry = lab.cli("vm", "start", "vm1", "--dry-run", "-o", "json")
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert plan["dry_run"] is True and plan["detail"] == "on node-a"

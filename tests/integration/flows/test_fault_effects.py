@@ -7,8 +7,6 @@ leaves a volume or snapshot behind. Data is checked byte for byte.
 from __future__ import annotations
 
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -223,17 +221,6 @@ def test_a_sample_misses_what_a_full_compare_finds(tmp_path: pathlib.Path) -> No
     assert effects.first_difference(str(src), str(dst), size=SIZE, full=False) == 0
 
 
-def _cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
-        env=lab.cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("fault", "args", "answer"),
     [
@@ -250,7 +237,7 @@ def test_cli_says_one_line_when_the_driver_lied(
     _lie_after_probe(lab, fault)
     lab.env.close()
     before = lab.inventory()
-    done = _cli(lab, *args)
+    done = lab.cli(*args)
     assert done.returncode == errors.OperationFailed.exit_code, done.stderr
     assert "Traceback" not in done.stderr
     assert f"answered {answer} but did not do it" in done.stderr
@@ -370,7 +357,7 @@ def test_cli_restore_says_one_line_when_the_driver_lied(lab_factory: Callable[..
     _lie_after_probe(lab, "restore-blank")
     lab.env.close()
     before = lab.inventory()
-    done = _cli(lab, "snapshot", "restore", "s1", "--as", "vm2")
+    done = lab.cli("snapshot", "restore", "s1", "--as", "vm2")
     assert done.returncode == errors.OperationFailed.exit_code, done.stderr
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if "did not do it" in line]

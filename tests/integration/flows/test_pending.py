@@ -9,8 +9,6 @@ error once; read-only commands then only warn that a flow waits for
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -22,17 +20,6 @@ from tests.integration.flows.conftest import Lab
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def _run(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csi_vm", *args],
-        env=lab.cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def lab(lab_factory: Callable[..., Lab]) -> Lab:
     """vm1 with two disks on one driver (one group snapshot); the driver then stopped."""
@@ -40,14 +27,14 @@ def lab(lab_factory: Callable[..., Lab]) -> Lab:
     spec_file = lab.tmp / "vm1.yaml"
     disks = [{"name": n, "size": "4MiB", "driver": "local"} for n in ("a", "b")]
     spec_file.write_text(yaml.safe_dump({"name": "vm1", "disks": disks}))
-    created = _run(lab, "vm", "create", "-f", str(spec_file), "-o", "json")
+    created = lab.cli("vm", "create", "-f", str(spec_file), "-o", "json")
     assert created.returncode == 0, created.stderr
     lab.driver.stop()
     return lab
 
 
 def test_a_failed_rollback_is_left_pending_with_exit_4(lab: Lab) -> None:
-    failed = _run(lab, "snapshot", "create", "vm1", "--name", "s1")
+    failed = lab.cli("snapshot", "create", "vm1", "--name", "s1")
     assert failed.returncode == 4, failed.stderr
     assert "Traceback" not in failed.stderr
     assert failed.stderr.count("UNAVAILABLE") == 1, failed.stderr
@@ -62,8 +49,8 @@ def test_a_failed_rollback_is_left_pending_with_exit_4(lab: Lab) -> None:
     ids=["vm-list", "vm-show", "snapshot-list", "vm-status"],
 )
 def test_read_only_commands_warn_and_answer(lab: Lab, args: list[str]) -> None:
-    assert _run(lab, "snapshot", "create", "vm1").returncode == 4
-    got = _run(lab, "-v", *args, "-o", "json")
+    assert lab.cli("snapshot", "create", "vm1").returncode == 4
+    got = lab.cli("-v", *args, "-o", "json")
     assert got.returncode == 0, got.stderr
     json.loads(got.stdout)
     assert "is unfinished" in got.stderr and "csi-vm resume" in got.stderr
@@ -71,34 +58,34 @@ def test_read_only_commands_warn_and_answer(lab: Lab, args: list[str]) -> None:
 
 
 def test_a_pending_flow_is_not_retried_by_every_command(lab: Lab) -> None:
-    assert _run(lab, "snapshot", "create", "vm1").returncode == 4
+    assert lab.cli("snapshot", "create", "vm1").returncode == 4
     # A changing command on another object: it settles interrupted flows first,
     # but one already pending is only named, not tried against the dead driver.
-    other = _run(lab, "-v", "snapshot", "delete", "nosuch")
+    other = lab.cli("-v", "snapshot", "delete", "nosuch")
     assert other.returncode == 2, other.stderr
     assert "is unfinished" in other.stderr
     assert "attempt 1/" not in other.stderr, other.stderr
     # The VM itself stays locked by its pending flow: one clear error, exit 4.
-    again = _run(lab, "snapshot", "create", "vm1")
+    again = lab.cli("snapshot", "create", "vm1")
     assert again.returncode == 4, again.stderr
     assert "interrupted snapshot" in again.stderr and "csi-vm resume" in again.stderr
 
 
 def test_resume_while_the_driver_is_down_then_after(lab: Lab) -> None:
-    before = _run(lab, "snapshot", "create", "vm1")
+    before = lab.cli("snapshot", "create", "vm1")
     assert before.returncode == 4
-    still = _run(lab, "resume")
+    still = lab.cli("resume")
     assert still.returncode == 4, still.stderr
     assert still.stderr.count("UNAVAILABLE") == 1, still.stderr
     assert "once driver 'local' answers" in still.stderr
     # What the other tests look for to see that the driver was called: -v shows it.
-    assert "attempt 1/" in _run(lab, "-v", "resume").stderr
+    assert "attempt 1/" in lab.cli("-v", "resume").stderr
     lab.driver.restart()
-    done = _run(lab, "resume")
+    done = lab.cli("resume")
     assert done.returncode == 0, done.stderr
     assert "rolled back snapshot" in done.stdout
     assert not journal.interrupted(lab.env.store)
     assert lab.inventory()[1] == set(), "the rollback left a snapshot on the driver"
     assert records.list_snapshots(lab.env.store) == []
-    quiet = _run(lab, "vm", "list", "-o", "json")
+    quiet = lab.cli("vm", "list", "-o", "json")
     assert quiet.returncode == 0 and "unfinished" not in quiet.stderr
