@@ -58,13 +58,18 @@ def holds(path: str, *, mode: models.VolumeMode, token: str) -> bool:
 
 def size_of(path: str, *, mode: models.VolumeMode) -> int:
     """Size the node sees: device size for block, filesystem size for mounts."""
-    if mode is models.VolumeMode.BLOCK:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return os.lseek(fd, 0, os.SEEK_END)
-        finally:
-            os.close(fd)
-    st = os.statvfs(path)
+    # Like read and write, a refusal is a failed check, not a crash: a probe in
+    # a container may see a device node its device cgroup does not let it open.
+    try:
+        if mode is models.VolumeMode.BLOCK:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return os.lseek(fd, 0, os.SEEK_END)
+            finally:
+                os.close(fd)
+        st = os.statvfs(path)
+    except OSError as err:
+        raise errors.OperationFailed(f"cannot measure published volume at {path}: {err}") from err
     return st.f_blocks * st.f_frsize
 
 
