@@ -103,7 +103,7 @@ def group_snapshot(ctx: context.Context) -> None:
 
 def offline_expansion(ctx: context.Context) -> None:
     """Grow an unpublished volume through the controller."""
-    mode = M.BLOCK if ctx.accepted.get((M.BLOCK, A.SINGLE_NODE_WRITER)) else M.FILESYSTEM
+    mode = _measurable_mode(ctx)
     with ctx.results.attempt(F.EXPANSION_CONTROLLER):
         vol = ctx.session.volume(
             "expand-offline", size=ctx.size, capability=context.capability(mode)
@@ -125,6 +125,18 @@ def offline_expansion(ctx: context.Context) -> None:
         ctx.results.set(F.EXPANSION_CONTROLLER, grown, evidence)
         ctx.results.set(F.EXPANSION_OFFLINE, grown, evidence)
         ctx.session.remove("volume", vol.volume_id)
+
+
+def _measurable_mode(ctx: context.Context) -> M:
+    """The mode whose size this node can measure: block, unless its I/O failed here.
+
+    A probe in a Pod may publish block volumes but not open them (the
+    container's device cgroup): a filesystem's growth still shows there.
+    """
+    block = ctx.accepted.get((M.BLOCK, A.SINGLE_NODE_WRITER))
+    if block and M.FILESYSTEM in ctx.published and M.BLOCK not in ctx.published:
+        return M.FILESYSTEM
+    return M.BLOCK if block else M.FILESYSTEM
 
 
 def _node_size(ctx: context.Context, volume_id: str, mode: M, *, expand_to: int = 0) -> int | None:
