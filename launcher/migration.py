@@ -182,6 +182,7 @@ def settle_on_source(src: libvirt_conn.Connection, dst: libvirt_conn.Connection,
         src.call(name, "abortJob", "abortJob")
     if where(src, dst, name) is Where.TARGET:
         raise errors.DataSafetyError(f"{name} runs on {dst.uri} only: it cannot be settled back")
+    _drop_disk_mirrors(src, name)
     dst.destroy(name)
     dst.undefine(name)
     state = src.status(name)
@@ -189,3 +190,33 @@ def settle_on_source(src: libvirt_conn.Connection, dst: libvirt_conn.Connection,
         src.call(name, "resume", "resume")
     if not src.status(name).active:
         raise errors.DataSafetyError(f"{name} runs on neither node after a failed migration")
+
+
+#: How long a disk mirror left by a migration may take to go once cancelled.
+_MIRROR_GONE_S = 30.0
+
+
+def _drop_disk_mirrors(src: libvirt_conn.Connection, name: str) -> None:
+    """Cancel the disk mirrors a migration left on the source, and wait until they are gone.
+
+    A libvirtd restarted mid-migration cancels the migration's mirrors in the
+    background while it recovers the domain: abortJob then finds no job, yet
+    a mirror may still be listed for a while.
+    """
+    if not src.status(name).active:
+        return
+    # libvirtd's own answer, not outside input: the stdlib parser is fine here
+    domain = ElementTree.fromstring(src.xml_desc(name))  # noqa: S314
+    found = (disk.find("target") for disk in domain.iter("disk"))
+    targets = [t.get("dev", "") for t in found if t is not None and t.get("dev")]
+    for target in targets:
+        deadline = time.monotonic() + _MIRROR_GONE_S
+        while src.call(name, "blockJobInfo", "blockJobInfo", target, 0):
+            with contextlib.suppress(errors.CsiVmError):  # being cancelled already
+                src.call(name, "cancel the mirror", "blockJobAbort", target, 0)
+            if time.monotonic() > deadline:
+                raise errors.OperationFailed(
+                    f"{name}/{target}: a disk mirror of the failed migration is still running",
+                    hint="run `csi-vm resume` to settle the VM again",
+                )
+            time.sleep(0.2)
