@@ -218,7 +218,7 @@ def _wait_block_job_gone(
     deadline = time.monotonic() + timeout
     while conn.call(name, "blockJobInfo", "blockJobInfo", target, 0):
         if time.monotonic() > deadline:
-            raise errors.OperationFailed(f"the pivot of {name}/{target} did not finish")
+            raise errors.OperationFailed(f"the block job on {name}/{target} did not end")
         sleep(_POLL_S)
 
 
@@ -246,3 +246,20 @@ def cancel(conn: libvirt_conn.Connection, name: str, *, target: str) -> None:
     """Cancel a block job left running on the disk (by a process that died); none is fine."""
     if conn.call(name, "blockJobInfo", "blockJobInfo", target, 0):
         conn.call(name, "cancel block job", "blockJobAbort", target, 0)
+
+
+def cancel_all(conn: libvirt_conn.Connection, name: str, *, timeout: float) -> None:
+    """Cancel every disk's block job and wait until libvirt lists none.
+
+    A job libvirt is already cancelling (after a libvirtd restart, in the
+    background) may refuse the abort: waiting for it to go is what counts.
+    """
+    xml = str(conn.call(name, "XMLDesc", "XMLDesc", 0))
+    # libvirtd's own answer, not outside input: the stdlib parser is fine here
+    found = (disk.find("target") for disk in ElementTree.fromstring(xml).iter("disk"))  # noqa: S314
+    for target in [t.get("dev", "") for t in found if t is not None and t.get("dev")]:
+        try:
+            cancel(conn, name, target=target)
+        except errors.CsiVmError as err:
+            log.info("%s/%s: block job abort refused (%s); waiting for it to go", name, target, err)
+        _wait_block_job_gone(conn, name, target=target, timeout=timeout, sleep=time.sleep)

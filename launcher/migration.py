@@ -25,7 +25,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from csi_vm import errors
-from launcher import libvirt_conn
+from launcher import blockjobs, libvirt_conn
 from launcher.libvirt_conn import libvirt
 
 log = logging.getLogger(__name__)
@@ -203,20 +203,5 @@ def _drop_disk_mirrors(src: libvirt_conn.Connection, name: str) -> None:
     background while it recovers the domain: abortJob then finds no job, yet
     a mirror may still be listed for a while.
     """
-    if not src.status(name).active:
-        return
-    # libvirtd's own answer, not outside input: the stdlib parser is fine here
-    domain = ElementTree.fromstring(src.xml_desc(name))  # noqa: S314
-    found = (disk.find("target") for disk in domain.iter("disk"))
-    targets = [t.get("dev", "") for t in found if t is not None and t.get("dev")]
-    for target in targets:
-        deadline = time.monotonic() + _MIRROR_GONE_S
-        while src.call(name, "blockJobInfo", "blockJobInfo", target, 0):
-            with contextlib.suppress(errors.CsiVmError):  # being cancelled already
-                src.call(name, "cancel the mirror", "blockJobAbort", target, 0)
-            if time.monotonic() > deadline:
-                raise errors.OperationFailed(
-                    f"{name}/{target}: a disk mirror of the failed migration is still running",
-                    hint="run `csi-vm resume` to settle the VM again",
-                )
-            time.sleep(0.2)
+    if src.status(name).active:
+        blockjobs.cancel_all(src, name, timeout=_MIRROR_GONE_S)
