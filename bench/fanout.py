@@ -1,0 +1,361 @@
+"""Fan out one VM into many clones on the local driver, against single image copies.
+
+A golden VM with one block disk (4 GiB holding 1 GiB of random data in 1 MiB
+extents at random slots) is cloned --count times (default 100) by the real
+`csi-vm clone` command, in three cases, each on a fresh filesystem of its own
+(a loop device with direct I/O over a sparse file under --dir, so that what
+the filesystem writes reaches the disk and is counted on that device):
+  - reflink: native CSI clone, the driver's state dir on XFS with reflink;
+  - copy: native CSI clone on ext4, where the driver copies the data;
+  - host-copy: the driver started without clone and snapshot, so csi-vm
+    copies every clone through the host.
+Printed per case: total time, time per clone, bytes written (sectors written
+to the filesystem's loop device), space used (the filesystem's used blocks
+before and after) and the strategy csi-vm chose.
+
+Baseline, in the same run on an ext4 filesystem of its own: one
+`csi-vm image copy` of the golden disk, times --count. Also measured there:
+the disk's sequential write rate (1 GiB written with O_DIRECT, or the data
+size when --data is smaller). Printed against the targets of the issue:
+  - reflink: all clones in under 10 s (for 100 clones; scaled with --count)
+    and under 5% extra space (of the golden disk's data);
+  - host-copy: within 1.2 x (bytes that must be written / sequential rate).
+The fan-out is `csi-vm clone SOURCE --count N --name-template lab-{i}` where
+the command has --count, else one `csi-vm clone` per clone (printed).
+No assertion is made on time. Needs root, mkfs.xfs and mkfs.ext4. The copy
+cases need about --count x --data bytes free under --dir (100 GiB by default).
+
+Usage: .venv/bin/python bench/fanout.py [--count 100] [--size 4Gi] [--data 1Gi]
+       [--dir /var/tmp] [--cases reflink,copy,host-copy]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ holds a copy.py that would shadow the standard library's copy module:
+# take this folder off the import path, and put the repo on it.
+sys.path.pop(0)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import contextlib
+import dataclasses
+import pathlib
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import yaml
+
+from csi_vm import sizes
+from tests.support import driverproc
+
+MiB = 1 << 20
+GiB = 1 << 30
+EXTENT = MiB
+CASES = ("reflink", "copy", "host-copy")
+#: the issue's targets, for 100 clones
+REFLINK_TARGET_S = 10.0
+REFLINK_SPACE_PCT = 5.0
+HOST_COPY_RATIO = 1.2
+BASELINE = "csi-vm image copy of the golden disk, x count"
+CSI_VM = [str(pathlib.Path(sys.executable).with_name("csi-vm"))]
+
+
+@dataclasses.dataclass(frozen=True)
+class Backing:
+    """A mounted filesystem on a loop device, and how to read what it wrote."""
+
+    mount: pathlib.Path
+    device: str  # loopN
+
+    def written(self) -> int:
+        """Bytes written to the device since it was set up (field 7: sectors written)."""
+        os.sync()
+        fields = pathlib.Path(f"/sys/block/{self.device}/stat").read_text().split()
+        return int(fields[6]) * 512
+
+    def used(self) -> int:
+        os.sync()
+        st = os.statvfs(self.mount)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    case: str
+    strategy: str
+    seconds: float
+    written: int
+    used: int
+
+
+@contextlib.contextmanager
+def backing(work: pathlib.Path, *, name: str, fs: str, size: int) -> Iterator[Backing]:
+    """A fresh sparse file of `size` bytes, formatted `fs` and mounted; removed after."""
+    image = work / f"{name}.fs"
+    with image.open("wb") as f:
+        f.truncate(size)
+    mount = work / name
+    mount.mkdir()
+    device = subprocess.run(
+        ["losetup", "--find", "--show", "--direct-io=on", str(image)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        _format(device, fs)
+        # noinit_itable: ext4 would otherwise zero its inode tables in the
+        # background while the clones run, and count it as their writes.
+        options = ["-o", "noinit_itable"] if fs == "ext4" else []
+        subprocess.run(["mount", *options, device, str(mount)], check=True)
+        try:
+            yield Backing(mount=mount, device=pathlib.Path(device).name)
+        finally:
+            subprocess.run(["umount", str(mount)], check=True)
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+        image.unlink()
+
+
+def _format(device: str, fs: str) -> None:
+    if fs == "xfs":
+        cmd = ["mkfs.xfs", "-q", "-K", "-m", "reflink=1", device]
+    else:
+        # one inode per 4 MiB keeps the inode tables small on a large sparse file
+        cmd = ["mkfs.ext4", "-q", "-T", "largefile4", "-E", "lazy_itable_init=0", device]
+    subprocess.run(cmd, check=True)
+
+
+def make_image(path: pathlib.Path, *, size: int, data: int, seed: int = 15) -> None:
+    """A sparse raw image with `data` bytes of random data in EXTENT pieces."""
+    rng = random.Random(seed)
+    slots = sorted(rng.sample(range(size // EXTENT), data // EXTENT))
+    with path.open("wb") as f:
+        f.truncate(size)
+        for slot in slots:
+            f.seek(slot * EXTENT)
+            f.write(rng.randbytes(EXTENT))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def evict(path: pathlib.Path) -> None:
+    """Write out and drop a file's cached pages, so that a copy reads it from disk."""
+    os.sync()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def sequential_rate(where: pathlib.Path, nbytes: int) -> float:
+    """Bytes per second of one large O_DIRECT write, flushed (what dd oflag=direct does)."""
+    target = where / "sequential"
+    started = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=4M", f"count={nbytes // (4 * MiB)}",
+         "oflag=direct", "conv=fsync", "status=none"],
+        check=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return nbytes // (4 * MiB) * 4 * MiB / elapsed
+
+
+def baseline(
+    work: pathlib.Path, golden: pathlib.Path, *, size: int, data: int
+) -> tuple[float, int, float]:
+    """(seconds, bytes written) of one image copy of the golden disk, and the write rate."""
+    with backing(work, name="baseline", fs="ext4", size=size + 4 * data + GiB) as fs:
+        rate = sequential_rate(fs.mount, min(GiB, data))
+        evict(golden)
+        written = fs.written()
+        started = time.perf_counter()
+        subprocess.run([*CSI_VM, "image", "copy", str(golden), str(fs.mount / "copy.raw")],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        seconds = time.perf_counter() - started
+        return seconds, fs.written() - written, rate
+
+
+class Lab:
+    """A local driver with its state dir on `fs`, and csi-vm's config and store beside it."""
+
+    def __init__(self, work: pathlib.Path, fs: Backing, *, without: tuple[str, ...]) -> None:
+        self.work = work
+        self.driver = driverproc.start_driver(
+            work / "driver",
+            state_dir=fs.mount / "state",
+            without=without,
+            extra_args=("--log-level", "WARNING"),
+        )
+        config = work / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {"node": "node-a", "drivers": {"local": {"endpoint": self.driver.endpoint}}}
+            )
+        )
+        self.env = {
+            **os.environ,
+            "CSI_VM_CONFIG": str(config),
+            "CSI_VM_DB": str(work / "csi-vm.db"),
+            "CSI_VM_STATE_DIR": str(work / "state"),
+        }
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [*CSI_VM, *args], env=self.env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"csi-vm {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+        return done.stdout
+
+    def create_golden(self, image: pathlib.Path, size: int) -> None:
+        vm = {"name": "golden", "memory_mib": 128,
+              "disks": [{"name": "root", "size": size, "driver": "local", "source": {"image": str(image)}}]}  # fmt: skip
+        (self.work / "golden.yaml").write_text(yaml.safe_dump(vm))
+        self.cli("vm", "create", "-f", str(self.work / "golden.yaml"))
+
+    def strategy(self) -> str:
+        """What a clone of the golden VM will do; also probes the driver, outside the timing."""
+        plan = yaml.safe_load(self.cli("clone", "golden", "lab-plan", "--dry-run", "-o", "yaml"))
+        return ", ".join(sorted({d["strategy"] for d in plan["disks"]}))
+
+    def fan_out(self, count: int) -> None:
+        if has_count_option():
+            self.cli("clone", "golden", "--count", str(count), "--name-template", "lab-{i}")
+            return
+        for i in range(count):
+            self.cli("clone", "golden", f"lab-{i}")
+
+    def stop(self) -> None:
+        self.driver.stop()
+
+
+def has_count_option() -> bool:
+    """Whether `csi-vm clone` fans out by itself (--count), or needs one run per clone."""
+    help_text = subprocess.run(
+        [*CSI_VM, "clone", "--help"], capture_output=True, text=True, check=False
+    )
+    return "--count" in help_text.stdout
+
+
+def run_case(
+    work: pathlib.Path, golden: pathlib.Path, *, case: str, count: int, size: int, data: int
+) -> Result:
+    fs_type = "xfs" if case == "reflink" else "ext4"
+    copies = 1 if case == "reflink" else count + 1
+    # Sparse: the driver refuses a volume larger than the free space, so the
+    # filesystem is sized for every clone's full size; only data takes room.
+    fs_size = size * (count + 2) + copies * data + 4 * GiB
+    case_dir = work / case
+    case_dir.mkdir()
+    with backing(case_dir, name="fs", fs=fs_type, size=fs_size) as fs:
+        lab = Lab(case_dir, fs, without=("snapshot", "clone") if case == "host-copy" else ())
+        try:
+            lab.create_golden(golden, size)
+            strategy = lab.strategy()
+            used, written = fs.used(), fs.written()
+            started = time.perf_counter()
+            lab.fan_out(count)
+            os.sync()  # clones are flushed by the driver and the copy engine; this is cheap
+            seconds = time.perf_counter() - started
+            return Result(case, strategy, seconds, fs.written() - written, fs.used() - used)
+        finally:
+            lab.stop()
+
+
+def report(
+    results: list[Result], *, count: int, data: int, base_s: float, base_written: int, rate: float
+) -> None:
+    print(f"\nfan-out of {count} clones; golden disk {sizes_text(data)} of data")
+    print(f"baseline ({BASELINE}): one copy {base_s:.2f} s, {sizes_text(base_written)} written; "
+          f"x {count} = {base_s * count:.1f} s")  # fmt: skip
+    print(f"sequential write rate: {rate / MiB:.0f} MiB/s")
+    print(
+        f"{'case':<10} {'strategy':<17} {'total s':>8} {'s/clone':>8} {'written':>10} {'space':>10} {'/baseline':>9}"
+    )
+    for r in results:
+        print(f"{r.case:<10} {r.strategy:<17} {r.seconds:>8.2f} {r.seconds / count:>8.3f} "
+              f"{sizes_text(r.written):>10} {sizes_text(r.used):>10} {r.seconds / (base_s * count):>9.3f}")  # fmt: skip
+    for r in results:
+        if r.case == "reflink":
+            target = REFLINK_TARGET_S * count / 100
+            pct = 100 * r.used / data
+            print(f"reflink target: {r.seconds:.2f} s against < {target:.1f} s ({r.seconds / target:.2f} x); "
+                  f"extra space {pct:.2f}% of the golden data against < {REFLINK_SPACE_PCT:.0f}%")  # fmt: skip
+        if r.case == "host-copy":
+            floor = count * data / rate
+            print(f"host-copy target: {r.seconds:.2f} s against {count} x {sizes_text(data)} / rate = "
+                  f"{floor:.1f} s: {r.seconds / floor:.2f} x (target <= {HOST_COPY_RATIO})")  # fmt: skip
+
+
+def sizes_text(n: int) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def need_free(work: pathlib.Path, *, cases: list[str], count: int, data: int) -> None:
+    """Refuse to start when --dir cannot hold the copies the cases will write."""
+    need = (count + 3) * data if set(cases) - {"reflink"} else 4 * data
+    st = os.statvfs(work)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        sys.exit(
+            f"bench/fanout.py: {work} has {sizes_text(free)} free, the copy cases need about "
+            f"{sizes_text(need)}: use a larger --dir, or a smaller --count or --data"
+        )
+
+
+def _bytes(text: str) -> int:
+    return sizes.parse(text).bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100, help="clones per case")
+    parser.add_argument("--size", type=_bytes, default=4 * GiB, help="the golden disk's size (4Gi)")
+    parser.add_argument("--data", type=_bytes, default=GiB, help="data in the golden disk (1Gi)")
+    parser.add_argument("--dir", type=pathlib.Path, default=pathlib.Path("/var/tmp"))
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES)
+    )
+    args = parser.parse_args()
+    cases = [c for c in args.cases.split(",") if c]
+    if unknown := set(cases) - set(CASES):
+        sys.exit(
+            f"bench/fanout.py: unknown case(s) {', '.join(sorted(unknown))}; known: {', '.join(CASES)}"
+        )
+    if args.data % EXTENT or args.size % EXTENT or args.data > args.size:
+        sys.exit("bench/fanout.py: --size and --data must be whole MiB, and --data at most --size")
+    need_free(args.dir, cases=cases, count=args.count, data=args.data)
+    mode = "one csi-vm clone --count" if has_count_option() else "one csi-vm clone per clone"
+    print(f"{os.cpu_count()} CPUs; fan-out by {mode}")
+    with tempfile.TemporaryDirectory(prefix="csi-vm-bench-fanout-", dir=args.dir) as name:
+        work = pathlib.Path(name)
+        golden = work / "golden.raw"
+        make_image(golden, size=args.size, data=args.data)
+        base_s, base_written, rate = baseline(work, golden, size=args.size, data=args.data)
+        print(f"  baseline: {base_s:.2f} s; sequential write {rate / MiB:.0f} MiB/s", flush=True)
+        results = []
+        for case in cases:
+            results.append(
+                run_case(work, golden, case=case, count=args.count, size=args.size, data=args.data)
+            )
+            r = results[-1]
+            print(f"  {case}: {r.seconds:.2f} s, {sizes_text(r.written)} written", flush=True)
+        report(
+            results,
+            count=args.count,
+            data=args.data,
+            base_s=base_s,
+            base_written=base_written,
+            rate=rate,
+        )
+
+
+if __name__ == "__main__":
+    main()
