@@ -19,6 +19,14 @@ back, and repeats the failed call if it only reads: a job polled across the
 restart is seen to its end. A call that changes something is not repeated
 blindly (it may have happened); it fails, on a connection that works again,
 so the caller's cleanup can run.
+
+No call waits for libvirtd forever (see `launcher.libvirt_deadline`): each
+one, opening a connection included, gets `CALL_S` to answer, and keepalive
+closes a connection whose daemon stops answering pings for about
+`KEEPALIVE_INTERVAL_S * (KEEPALIVE_COUNT + 1)` seconds, which bounds the calls
+that may rightly last longer (a migration). A call past its deadline raises
+`Unreachable`, and the connection is dropped: the next call opens a new one
+(the late call's own connection is closed once that call ends).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any, TypeVar
 from xml.etree import ElementTree
 
 from csi_vm import errors
+from launcher import libvirt_deadline
 
 T = TypeVar("T")
 
@@ -46,6 +55,13 @@ SYSTEM_URI = "qemu:///system"
 #: restart takes 1-3 s here, a distribution's service restart under 10 s
 RECONNECT_S = 30.0
 _RECONNECT_POLL_S = 0.25
+#: the longest one call may wait for libvirtd's answer; a start, destroy or
+#: guest-agent freeze takes seconds, a monitor or job query milliseconds
+CALL_S = 60.0
+#: keepalive: a ping every interval, the connection closed after this many
+#: unanswered ones (libvirtd's own defaults for its clients, 5 s and 5)
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 5
 _START_HINT = "start it with scripts/libvirtd-start (or scripts/libvirt-node start NAME)"
 #: calls repeated after a reconnect: they only read, or (defineXML, and
 #: destroy and undefine as written below) give the same result when done twice
@@ -64,6 +80,8 @@ def _load() -> Any:
     import libvirt  # noqa: PLC0415 - see _OnFirstUse
 
     libvirt.registerErrorHandler(_quiet, None)
+    # before any connection is opened, or keepalive cannot be turned on
+    libvirt_deadline.start_event_loop(libvirt)
     return libvirt
 
 
@@ -169,16 +187,46 @@ def _open_handle(uri: str, *, wait_s: float) -> Any:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return libvirt.open(uri)
-        except libvirt.libvirtError as err:
+            return _open_once(uri)
+        except (libvirt.libvirtError, libvirt_deadline.Overdue) as err:
             if time.monotonic() >= deadline:
                 waited = f" (waited {wait_s:.0f} s)" if wait_s else ""
-                reason = err.get_error_message() or err
+                reason = _reason(err)
                 raise errors.Unreachable(
                     f"cannot connect to libvirt at {uri}{waited}: {reason}",
                     hint=_START_HINT,
                 ) from err
         time.sleep(_RECONNECT_POLL_S)
+
+
+def _reason(err: Exception) -> object:
+    if isinstance(err, libvirt_deadline.Overdue):
+        return f"libvirtd did not answer within {CALL_S:.0f} s"
+    return err.get_error_message() or err  # type: ignore[attr-defined]  # a libvirtError
+
+
+def _close_late(handle: Any) -> None:
+    """A connection that opened after its caller gave up: nobody else will close it."""
+    if handle is not None:
+        with contextlib.suppress(libvirt.libvirtError):
+            handle.close()
+
+
+def _open_once(uri: str) -> Any:
+    """One bounded attempt to connect, with keepalive turned on."""
+    handle = libvirt_deadline.bounded(libvirt.open, (uri,), limit=CALL_S, late=_close_late)
+    try:
+        # 1: the daemon does not do keepalive; -1 / an error: this driver has
+        # no daemon at all (test:///); calls are still bounded by CALL_S
+        libvirt_deadline.bounded(
+            handle.setKeepAlive,
+            (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT),
+            limit=CALL_S,
+            late=lambda _value: _close_late(handle),
+        )
+    except libvirt.libvirtError as err:
+        log.debug("%s: no keepalive: %s", uri, err.get_error_message())
+    return handle
 
 
 class Connection:
@@ -189,6 +237,9 @@ class Connection:
         self._handle = handle
         # read when the connection is made, so a test can shorten the budget
         self._reconnect_s = RECONNECT_S if reconnect_s is None else reconnect_s
+        self._call_s = CALL_S
+        #: the daemon missed a deadline on this handle: open a new one
+        self._dropped = False
 
     @classmethod
     def open(cls, uri: str = SYSTEM_URI, *, wait_s: float = 0.0) -> Connection:
@@ -196,9 +247,11 @@ class Connection:
         return cls(uri, _open_handle(uri, wait_s=wait_s))
 
     def close(self) -> None:
-        # a daemon that went away leaves nothing to close
-        with contextlib.suppress(errors.Unreachable):
-            self._call("close", self._handle.close)
+        if self._dropped:
+            return  # the late call on it closes it when it ends
+        # a daemon that went away, or stopped answering, leaves nothing to wait for
+        with contextlib.suppress(libvirt.libvirtError, libvirt_deadline.Overdue):
+            libvirt_deadline.bounded(self._handle.close, (), limit=self._call_s)
 
     def __enter__(self) -> Connection:
         return self
@@ -209,11 +262,23 @@ class Connection:
     def __repr__(self) -> str:
         return f"Connection({self.uri!r})"
 
-    def _call(self, what: str, func: Callable[..., T], *args: Any) -> T:
+    def _call(self, what: str, func: Callable[..., T], *args: Any, limit: float | None = -1.0) -> T:
+        """`func(*args)`, bounded by `limit` (-1: `CALL_S`; None: keepalive only)."""
+        limit = self._call_s if limit == -1.0 else limit
+        handle = self._handle
         try:
-            return func(*args)
+            return libvirt_deadline.bounded(
+                func, args, limit=limit, late=lambda _value: _close_late(handle)
+            )
         except libvirt.libvirtError as err:
             raise map_error(err, what=f"{what} on {self.uri}") from err
+        except libvirt_deadline.Overdue:
+            # the late call still uses this handle: it is closed when it ends
+            self._dropped = handle is self._handle
+            raise errors.Unreachable(
+                f"{what} on {self.uri}: libvirtd did not answer within {limit:.0f} s",
+                hint="is libvirtd stopped or stuck? the connection is opened again",
+            ) from None
 
     def _domain(self, name: str) -> Any:
         return self._call(f"domain {name}", self._handle.lookupByName, name)
@@ -240,13 +305,19 @@ class Connection:
             return once()
 
     def _broken(self) -> bool:
+        if self._dropped:
+            return True
         try:
             return not self._handle.isAlive()
         except libvirt.libvirtError:
             return True
 
     def _reconnect(self) -> None:
+        dropped = self._dropped
         old, self._handle = self._handle, _open_handle(self.uri, wait_s=self._reconnect_s)
+        self._dropped = False
+        if dropped:
+            return  # the late call closes it when it ends
         with contextlib.suppress(libvirt.libvirtError):  # dead already: closing only frees it
             old.close()
 
@@ -358,7 +429,8 @@ class Connection:
         def once() -> None:
             domain = self._domain(name)
             what = f"migrate {name} to {dest.uri}"
-            self._call(what, domain.migrate3, dest._handle, params, flags)
+            # as long as the copy takes: keepalive on both connections bounds it
+            self._call(what, domain.migrate3, dest._handle, params, flags, limit=None)
 
         self._surviving("migrate3", once)
 

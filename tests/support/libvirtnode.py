@@ -5,7 +5,8 @@
     libvirtnode.stop("csi-vm-test-b")
 
 `kill_daemon` and `start_daemon` crash and restart a node's libvirtd alone
-(qemu keeps running), for tests of what survives a daemon restart.
+(qemu keeps running), for tests of what survives a daemon restart; `frozen`
+stops it with SIGSTOP (a hung daemon) and always sends SIGCONT on the way out.
 
 The system libvirtd (scripts/libvirtd-start) must already run: `require_system`
 fails the test with what to do when it does not. VM tests never skip.
@@ -13,11 +14,13 @@ fails the test with what to do when it does not. VM tests never skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -70,6 +73,33 @@ def kill_daemon(name: str) -> None:
     deadline = time.monotonic() + _TIMEOUT_S
     while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def daemon_pid(name: str) -> int:
+    return int((_node_dir(name) / "libvirtd.pid").read_text().strip())
+
+
+def _proc_state(pid: int) -> str:
+    # the state letter follows the command name in parentheses
+    return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@contextlib.contextmanager
+def frozen(name: str) -> Iterator[int]:
+    """The node's libvirtd stopped (SIGSTOP) inside the block, continued (SIGCONT) after it.
+
+    Yields once the kernel reports the daemon stopped ("T"), so the caller
+    knows the freeze is in force.
+    """
+    pid = daemon_pid(name)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + _TIMEOUT_S
+        while _proc_state(pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def start_daemon(name: str) -> None:

@@ -67,6 +67,10 @@ class FakeHandle:
         self.closed = True
         return 0
 
+    def setKeepAlive(self, interval: int, count: int) -> int:
+        self.keepalive = (interval, count)
+        return 0
+
 
 @pytest.fixture
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
