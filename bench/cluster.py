@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 import yaml
 
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import objects
 from tests.integration.cluster import conftest, disks

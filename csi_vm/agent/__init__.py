@@ -11,7 +11,7 @@ those decisions into guests on its own node's libvirt:
   here with `launcher.migration`, and left Succeeded (the VM on the target)
   or Failed (the VM still on this node), never running on both.
 - `disks`: where the kubelet published each disk of a VM on a node, under
-  the VM's holder Pod (see `csi_vm.controller.storage.vm_holder`).
+  the VM's holder Pod (named by `csi_vm.crd.names.holder_pod`).
 - `state`: the agent's settings, per-VM locks, status writes, domain names.
 - `run`: list and watch both resources and hand each change over.
 - `rbac`: every API call the agent makes; the chart's ClusterRole for the

@@ -1,9 +1,9 @@
 """Where the kubelet published a VM's disks on a node, and what qemu opens.
 
 The kubelet publishes a CSI volume on a node only for a pod that uses it;
-the controller makes one holder Pod per VM and node for that
-(`csi_vm.controller.storage.vm_holder`). The kubelet's layout under its
-root directory, per pod uid and PersistentVolume name:
+the controller makes one holder Pod per VM and node for that, named as
+`csi_vm.crd.names.holder_pod` says. The kubelet's layout under its root
+directory, per pod uid and PersistentVolume name:
 
     block:       pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>        a symlink, see below
     filesystem:  pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount        a mounted volume
@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 from csi_vm import diskfile, errors
 from csi_vm.agent import state
-from csi_vm.controller import kinds, storage, volumemode
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, names, rules
+from csi_vm.crd import models as crd
 from csi_vm.flows import vmrun
 from launcher import devices, domain, migration
 
@@ -72,7 +72,7 @@ def published(
     not the VM's own (a storage migration's new claims).
     """
     meta = crd.meta(vm)
-    pod_name = storage.vm_holder_name(meta.name, on)
+    pod_name = names.holder_pod(meta.name, on)
     try:
         pod = agent.objs.get(kinds.POD, pod_name, namespace=meta.namespace)
     except errors.NotFound:
@@ -105,7 +105,7 @@ def _disk(
     volume = (pvc.get("spec") or {}).get("volumeName")
     if phase != "Bound" or not volume:
         raise NotPublished(f"disk {disk.name}: claim {claim} is {phase or 'Pending'}, not Bound")
-    block = volumemode.of_claim(pvc) is crd.VolumeMode.BLOCK
+    block = rules.volume_mode(pvc) is crd.VolumeMode.BLOCK
     pod_dir = agent.kubelet_dir / "pods" / pod_uid
     path = (
         pod_dir / "volumeDevices" / _CSI / volume

@@ -21,8 +21,8 @@ import uuid
 
 from csi_vm import errors
 from csi_vm.agent import disks, state
-from csi_vm.controller import kinds, reconcile_vm, status
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, rules, status
+from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
 from launcher import domain, libvirt_conn
 
@@ -44,7 +44,7 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
             vm = agent.objs.get(kinds.VM, meta.name, namespace=meta.namespace)
         except errors.NotFound:
             return
-        if reconcile_vm.assigned_node(vm) != agent.node or crd.meta(vm).deletion_timestamp:
+        if rules.assigned_node(vm) != agent.node or crd.meta(vm).deletion_timestamp:
             return
         if crd.spec(vm, crd.VMSpec).running:
             _run(agent, vm)

@@ -25,14 +25,13 @@ import logging
 
 from csi_vm import errors
 from csi_vm.agent import disks, guests, state
-from csi_vm.controller import kinds, movedisks, status
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, names, status
+from csi_vm.crd import models as crd
 from launcher import libvirt_conn, migration
 
 log = logging.getLogger("csi_vm.agent")
 
 Json = state.Json
-SHARED = "shared-volume"
 
 
 class _Refused(errors.Rejected):
@@ -81,20 +80,20 @@ def _run(agent: state.Agent, mig: Json) -> None:
     fields = mig.get("status") or {}
     target = str(fields.get("targetNode") or "")
     strategy = fields.get("strategy")
-    if strategy not in (SHARED, movedisks.STRATEGY):
+    if strategy not in (names.SHARED_MIGRATION, names.STORAGE_MIGRATION):
         raise _Refused(
             "UnknownStrategy",
-            f"strategy {strategy} is not one the node agent runs ({SHARED}, "
-            f"{movedisks.STRATEGY}); the VM keeps running on its node",
+            f"strategy {strategy} is not one the node agent runs ({names.SHARED_MIGRATION}, "
+            f"{names.STORAGE_MIGRATION}); the VM keeps running on its node",
         )
     vm = _vm(agent, mig)
     dom = state.domain_name(crd.meta(vm))
     if not guests.active(agent.conn, dom):
         raise _Refused("VMNotRunningHere", f"{dom} does not run on {agent.node}")
     # A storage migration copies every disk into the new claims made on the target.
-    copying = strategy == movedisks.STRATEGY
+    copying = strategy == names.STORAGE_MIGRATION
     name = crd.meta(mig).name
-    claims = (lambda disk: movedisks.claim_name(name, disk)) if copying else None
+    claims = (lambda disk: names.migration_claim(name, disk)) if copying else None
     try:
         there = disks.published(agent, vm, on=target, running=True, claims=claims)
         sources = disks.migration_sources(there)

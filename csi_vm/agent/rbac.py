@@ -7,7 +7,7 @@ Nothing here creates or deletes storage: that is the controller's.
 
 from __future__ import annotations
 
-from csi_vm.controller import rbac
+from csi_vm.crd import rbac
 
 Rule = rbac.Rule
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from csi_vm import errors
 from csi_vm.agent import guests, migrations, state
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import informer, objects
 
 log = logging.getLogger("csi_vm.agent")

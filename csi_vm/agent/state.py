@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 from csi_vm import errors
-from csi_vm.controller import events, status, status_write
-from csi_vm.controller import models as crd
+from csi_vm.crd import events, status, status_write
+from csi_vm.crd import models as crd
 from csi_vm.kube import objects
 from launcher import domain, libvirt_conn
 

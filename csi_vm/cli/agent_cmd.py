@@ -121,7 +121,7 @@ def run_cmd(
 ) -> None:
     from csi_vm.agent import run as agent_run  # noqa: PLC0415 - see the imports
     from csi_vm.agent import state  # noqa: PLC0415 - see the imports
-    from csi_vm.controller import events  # noqa: PLC0415 - see the imports
+    from csi_vm.crd import events  # noqa: PLC0415 - see the imports
     from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
     from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
 

@@ -54,8 +54,9 @@ def run_cmd(
     """
     import prometheus_client as prom  # noqa: PLC0415 - see the imports
 
-    from csi_vm.controller import context, events, leader, metrics  # noqa: PLC0415 - see the imports
+    from csi_vm.controller import context, leader, metrics  # noqa: PLC0415 - see the imports
     from csi_vm.controller import run as controller_run  # noqa: PLC0415 - see the imports
+    from csi_vm.crd import events  # noqa: PLC0415 - see the imports
     from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
     from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
 

@@ -7,8 +7,9 @@ import datetime
 from collections.abc import Callable
 
 from capabilities import model
-from csi_vm.controller import events, kinds, metrics, status, status_write
-from csi_vm.controller import models as crd
+from csi_vm.controller import metrics
+from csi_vm.crd import events, kinds, status, status_write
+from csi_vm.crd import models as crd
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import objects
 

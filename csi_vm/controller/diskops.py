@@ -11,8 +11,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from capabilities import model
-from csi_vm.controller import context, status, storage, strategy
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, storage, strategy
+from csi_vm.crd import models as crd
+from csi_vm.crd import status
 from csi_vm.kube import objects
 
 Json = objects.Json

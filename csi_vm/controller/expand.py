@@ -20,8 +20,9 @@ then, so a copy is never abandoned half-way for a resize, or the reverse.
 from __future__ import annotations
 
 from capabilities import model
-from csi_vm.controller import context, kinds, status, storage, strategy, vmobjects
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, storage, strategy, vmobjects
+from csi_vm.crd import kinds, status
+from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "disk_expand"

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import objects
 
 log = logging.getLogger("csi_vm.controller.leader")

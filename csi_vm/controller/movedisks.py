@@ -28,17 +28,12 @@ from __future__ import annotations
 import contextlib
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, reconcile_vm, status, storage
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, reconcile_vm, storage
+from csi_vm.crd import kinds, names, status
+from csi_vm.crd import models as crd
 
 Json = context.Json
-STRATEGY = "storage-migration"
 SWITCHED = "ClaimsSwitched"
-
-
-def claim_name(migration: str, disk: str) -> str:
-    """The target's claim of ``disk``: named after the migration, so a retry finds it."""
-    return f"{migration}-{disk}"
 
 
 def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
@@ -47,11 +42,11 @@ def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
     owner = storage.owner_of(mig)
     held = []
     for disk in crd.spec(vm, crd.VMSpec).disks:
-        name = claim_name(meta.name, disk.name)
+        name = names.migration_claim(meta.name, disk.name)
         new = storage.Target(
             name=name, namespace=meta.namespace, size=disk.size,
             storage_class=disk.storage_class, owner=owner, mode=crd.VolumeMode.BLOCK,
-            annotations={storage.STRATEGY_ANNOTATION: f"live_migration/{STRATEGY}"},
+            annotations={storage.STRATEGY_ANNOTATION: f"live_migration/{names.STORAGE_MIGRATION}"},
         )  # fmt: skip
         storage.ensure(ctx.objs, kinds.PVC, storage.claim(new))
         held.append(storage.HeldDisk(name=disk.name, claim=name, block=True))
@@ -61,7 +56,7 @@ def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
 def finish(ctx: context.Context, mig: Json) -> None:
     """After the agent: switch the VM to the new claims, or drop them."""
     state = mig.get("status") or {}
-    if state.get("strategy") != STRATEGY:
+    if state.get("strategy") != names.STORAGE_MIGRATION:
         return
     meta, spec = crd.meta(mig), crd.spec(mig, crd.MigrationSpec)
     try:
@@ -70,7 +65,9 @@ def finish(ctx: context.Context, mig: Json) -> None:
         return
     if state.get("phase") == "Failed":
         for disk in crd.spec(vm, crd.VMSpec).disks:
-            ctx.objs.delete(kinds.PVC, claim_name(meta.name, disk.name), namespace=meta.namespace)
+            ctx.objs.delete(
+                kinds.PVC, names.migration_claim(meta.name, disk.name), namespace=meta.namespace
+            )
         return
     done = bool(status.current(mig, SWITCHED))
     if done or (vm.get("status") or {}).get("nodeName") != state.get("targetNode"):
@@ -81,17 +78,23 @@ def finish(ctx: context.Context, mig: Json) -> None:
 def _switch(ctx: context.Context, mig: Json, vm: Json) -> None:
     meta, vm_meta = crd.meta(mig), crd.meta(vm)
     old = {d.name: d.claim_of(vm_meta.name) for d in crd.spec(vm, crd.VMSpec).disks}
-    disks = [{**d, "claimName": claim_name(meta.name, str(d["name"]))} for d in vm["spec"]["disks"]]
+    disks = [
+        {**d, "claimName": names.migration_claim(meta.name, str(d["name"]))}
+        for d in vm["spec"]["disks"]
+    ]
     ctx.objs.patch(kinds.VM, vm_meta.name, {"spec": {"disks": disks}}, namespace=meta.namespace)
     adopt = {"metadata": {"ownerReferences": [storage.owner_of(vm)]}}
     for disk in old:
-        ctx.objs.patch(kinds.PVC, claim_name(meta.name, disk), adopt, namespace=meta.namespace)
+        ctx.objs.patch(
+            kinds.PVC, names.migration_claim(meta.name, disk), adopt, namespace=meta.namespace
+        )
     for claim in old.values():
         _retire(ctx, claim, vm_uid=vm_meta.uid, namespace=meta.namespace)
     ctx.events.record(mig, reason="ClaimsSwitched", message=f"{vm_meta.name} now uses new claims")
+    new = {d: names.migration_claim(meta.name, d) for d in old}
     cond = status.condition(
         SWITCHED, ok=True, reason="Switched", generation=meta.generation,
-        message=", ".join(f"{d}: {c} -> {claim_name(meta.name, d)}" for d, c in old.items()),
+        message=", ".join(f"{d}: {c} -> {new[d]}" for d, c in old.items()),
     )  # fmt: skip
     context.write_status(ctx, kinds.MIGRATION, mig, fields={}, conditions=[cond])
 

@@ -4,7 +4,7 @@ A ReadWriteOnce volume attaches to one node at a time. A VM's disks are
 published on the VM's node by its holder Pod (`storage.vm_holder`), so a
 copy Job that the scheduler puts on another node waits forever on a
 Multi-Attach error. The controller knows that node without asking: it is
-the VM's (`reconcile_vm.assigned_node`), and callers pass it in.
+the VM's (`csi_vm.crd.rules.assigned_node`), and callers pass it in.
 
 A source no VM holds (a disk a snapshot copied into) may still be tied to
 nodes by its PersistentVolume's nodeAffinity, as local volumes are; then the
@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import objects
 
 Json = objects.Json

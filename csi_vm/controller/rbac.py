@@ -7,18 +7,10 @@ the tests. Keep the list in step with the code: each entry says who uses it.
 
 from __future__ import annotations
 
-import dataclasses
+from csi_vm.crd import rbac
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Rule:
-    group: str
-    resource: str
-    verbs: frozenset[str]
-
-
-def _rule(group: str, resource: str, *verbs: str) -> Rule:
-    return Rule(group=group, resource=resource, verbs=frozenset(verbs))
+Rule = rbac.Rule
+_rule = rbac.rule
 
 
 _WATCHED = ("get", "list", "watch")

@@ -15,14 +15,13 @@ from csi_vm import errors
 from csi_vm.controller import (
     context,
     diskops,
-    kinds,
-    reconcile_vm,
     snapclass,
     storage,
     vmobjects,
     volumemode,
 )
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, rules
+from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "vm_clone"
@@ -59,7 +58,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             disk,
             choice=choices[disk.name],
             source=spec.source,
-            node=reconcile_vm.assigned_node(source),
+            node=rules.assigned_node(source),
             target_vm=spec.target,
             namespace=meta.namespace,
             owner=owner,

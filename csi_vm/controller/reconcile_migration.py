@@ -19,17 +19,9 @@ from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import (
-    context,
-    diskops,
-    kinds,
-    movedisks,
-    reconcile_vm,
-    status,
-    storage,
-    strategy,
-)
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, diskops, movedisks, reconcile_vm, strategy
+from csi_vm.crd import kinds, names, rules, status
+from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "live_migration"
@@ -77,7 +69,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             message=f"target node {spec.target_node} does not exist",
         )
         return
-    source = reconcile_vm.assigned_node(vm)
+    source = rules.assigned_node(vm)
     if source == spec.target_node:
         context.refuse(
             ctx,
@@ -92,7 +84,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     if choice.native:
         disks = reconcile_vm.held_disks(ctx, vm)
         reconcile_vm.ensure_holder(ctx, vm, node=spec.target_node, disks=disks)
-    elif choice.strategy == movedisks.STRATEGY:
+    elif choice.strategy == names.STORAGE_MIGRATION:
         movedisks.prepare(ctx, obj, vm, target=spec.target_node)
     fields = {
         "phase": "Scheduled",
@@ -146,9 +138,9 @@ def _release_holder(ctx: context.Context, obj: Json) -> None:
         return  # gone with its holders (ownerReferences)
     # An old migration seen again must not unpublish disks under a VM that
     # came back to that node since.
-    if not left or left == reconcile_vm.assigned_node(vm):
+    if not left or left == rules.assigned_node(vm):
         return
-    ctx.objs.delete(kinds.POD, storage.vm_holder_name(spec.vm, str(left)), namespace=namespace)
+    ctx.objs.delete(kinds.POD, names.holder_pod(spec.vm, str(left)), namespace=namespace)
 
 
 def _weakest(choices: list[model.Choice]) -> model.Choice:

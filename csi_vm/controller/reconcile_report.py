@@ -16,8 +16,9 @@ import pydantic
 
 from capabilities import cluster, cluster_inventory, model
 from csi_vm import errors
-from csi_vm.controller import context, kinds, status, verify
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, verify
+from csi_vm.crd import kinds, status
+from csi_vm.crd import models as crd
 
 Json = context.Json
 

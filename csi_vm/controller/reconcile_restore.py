@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, storage, strategy, vmobjects, volumemode
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, diskops, storage, strategy, vmobjects, volumemode
+from csi_vm.crd import kinds
+from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "vm_restore"

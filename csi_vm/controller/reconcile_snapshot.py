@@ -13,14 +13,13 @@ from csi_vm import errors
 from csi_vm.controller import (
     context,
     diskops,
-    kinds,
-    reconcile_vm,
     snapclass,
     storage,
     vmobjects,
     volumemode,
 )
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, rules
+from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "vm_snapshot"
@@ -47,7 +46,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         ctx, kinds.SNAPSHOT, obj, operation=OPERATION, disks=vm_spec.disks
     )
     owner = storage.owner_of(obj)
-    node = reconcile_vm.assigned_node(vm)
+    node = rules.assigned_node(vm)
     results = [
         _disk(
             ctx,

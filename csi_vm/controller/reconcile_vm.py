@@ -24,17 +24,9 @@ from __future__ import annotations
 import dataclasses
 
 from csi_vm import errors
-from csi_vm.controller import (
-    context,
-    expand,
-    kinds,
-    status,
-    storage,
-    strategy,
-    unbound,
-    volumemode,
-)
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, expand, storage, strategy, unbound, volumemode
+from csi_vm.crd import kinds, rules, status
+from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
 
 Json = context.Json
@@ -66,7 +58,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     disks = [s.entry for s in states]
     bound = all(d["phase"] == "Bound" for d in disks)
     conditions = [_disks_ready(ctx, obj, states, bound=bound)]
-    node = assigned_node(obj)
+    node = rules.assigned_node(obj)
     if node:
         conditions.append(_hold(ctx, obj, node=node, disks=[s.held for s in states]))
     elif spec.running:
@@ -97,12 +89,6 @@ def _disks_ready(ctx: context.Context, obj: Json, states: list[_DiskState], *, b
         return status.tell(ctx.events, obj, kind=DISKS, reason=reason, message=message, ok=False)
     gen = crd.meta(obj).generation
     return status.condition(DISKS, ok=bound, reason=reason, message=message, generation=gen)
-
-
-def assigned_node(obj: Json) -> str:
-    """Where the VM runs (status) or is to run (spec); "" when nobody said."""
-    running_on = (obj.get("status") or {}).get("nodeName")
-    return str(running_on or crd.spec(obj, crd.VMSpec).node or "")
 
 
 def _phase(obj: Json, spec: crd.VMSpec, *, bound: bool) -> str:
@@ -164,7 +150,7 @@ def held_disks(ctx: context.Context, obj: Json) -> list[storage.HeldDisk]:
 
 
 def _held(disk: crd.Disk, pvc: Json, *, vm: str) -> storage.HeldDisk:
-    block = volumemode.of_claim(pvc) is crd.VolumeMode.BLOCK
+    block = rules.volume_mode(pvc) is crd.VolumeMode.BLOCK
     return storage.HeldDisk(name=disk.name, claim=disk.claim_of(vm), block=block)
 
 
@@ -197,6 +183,8 @@ def _disk(
         why = unbound.waiting(ctx.objs, pvc, field=field)
     held = volumemode.disk_bytes(pvc)
     if held is not None and quantity.to_bytes(disk.size) > held:
-        mode = volumemode.of_claim(pvc)
-        entry.update(expand.grow(ctx, obj, disk, claim=name, mode=mode, node=assigned_node(obj)))
+        mode = rules.volume_mode(pvc)
+        entry.update(
+            expand.grow(ctx, obj, disk, claim=name, mode=mode, node=rules.assigned_node(obj))
+        )
     return _DiskState(entry=entry, held=_held(disk, pvc, vm=vm.name), why=why)

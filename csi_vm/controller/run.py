@@ -20,7 +20,6 @@ from collections.abc import Callable
 from csi_vm import errors
 from csi_vm.controller import (
     context,
-    kinds,
     leader,
     reconcile_clone,
     reconcile_migration,
@@ -29,6 +28,7 @@ from csi_vm.controller import (
     reconcile_snapshot,
     reconcile_vm,
 )
+from csi_vm.crd import kinds
 from csi_vm.kube import informer, objects
 
 log = logging.getLogger("csi_vm.controller")

@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import hashlib
 import math
 
 from capabilities import model
 from csi_vm import diskfile, errors
-from csi_vm.controller import kinds, placement, status, volumemode
-from csi_vm.controller import models as crd
+from csi_vm.controller import placement, volumemode
+from csi_vm.crd import kinds, names, status
+from csi_vm.crd import models as crd
 from csi_vm.kube import objects, quantity
 
 Json = objects.Json
@@ -263,19 +263,6 @@ def holder_pod(target: Target, *, image: str) -> Json:
     return _object("v1", "Pod", pod, spec)
 
 
-#: The longest object name the API accepts (a DNS subdomain).
-_MAX_NAME = 253
-
-
-def vm_holder_name(vm: str, node: str) -> str:
-    """The Pod that publishes ``vm``'s disks on ``node``: one per VM and node."""
-    name = f"{vm}-disks-{node}"
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.sha256(f"{vm}/{node}".encode()).hexdigest()[:12]
-    return f"{vm[:200]}-disks-{digest}"
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HeldDisk:
     name: str
@@ -328,7 +315,7 @@ def vm_holder(owner: Json, *, node: str, disks: list[HeldDisk], image: str) -> J
     }
     meta = owner.get("metadata") or {}
     target = Target(
-        name=vm_holder_name(str(meta.get("name")), node),
+        name=names.holder_pod(str(meta.get("name")), node),
         namespace=str(meta.get("namespace")),
         size="0",
         storage_class="",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from capabilities import ladder, model
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import objects
 
 

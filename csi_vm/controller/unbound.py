@@ -21,7 +21,7 @@ import dataclasses
 import re
 
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import objects
 
 Json = objects.Json

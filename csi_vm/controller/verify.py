@@ -18,8 +18,9 @@ import datetime
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, kinds, snapclass, storage
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, snapclass, storage
+from csi_vm.crd import kinds
+from csi_vm.crd import models as crd
 from csi_vm.kube import models as kube
 from csi_vm.kube import quantity
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from csi_vm import errors
-from csi_vm.controller import context, diskops, kinds, placement, storage
-from csi_vm.controller import models as crd
+from csi_vm.controller import context, diskops, placement, storage
+from csi_vm.crd import kinds
+from csi_vm.crd import models as crd
 
 #: On a VM a clone or restore made: the uid of that clone or restore.
 MADE_BY = "csi-vm.io/made-by"

@@ -15,8 +15,8 @@ and measures a growth of the disk against that.
 from __future__ import annotations
 
 from csi_vm import diskfile, errors
-from csi_vm.controller import kinds
-from csi_vm.controller import models as crd
+from csi_vm.crd import kinds, rules
+from csi_vm.crd import models as crd
 from csi_vm.kube import objects, quantity
 
 Json = objects.Json
@@ -27,17 +27,12 @@ DISK_SIZE_ANNOTATION = "csi-vm.io/disk-size"
 _MIB = 1 << 20
 
 
-def of_claim(pvc: Json) -> crd.VolumeMode:
-    # An absent volumeMode is Filesystem, the API's default.
-    return BLOCK if (pvc.get("spec") or {}).get("volumeMode") == BLOCK.value else FILESYSTEM
-
-
 def of_source(
     objs: objects.Objects, *, claim: str, namespace: str, fallback: crd.VolumeMode
 ) -> crd.VolumeMode:
     """The mode of the claim ``claim``; ``fallback`` (the disk's spec) while there is none."""
     try:
-        return of_claim(objs.get(kinds.PVC, claim, namespace=namespace))
+        return rules.volume_mode(objs.get(kinds.PVC, claim, namespace=namespace))
     except errors.NotFound:
         return fallback
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 
 Obj = dict[str, Any]
 NS = "vms"

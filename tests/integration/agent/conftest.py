@@ -31,8 +31,9 @@ import pytest
 from csi_vm import errors
 from csi_vm.agent import run as agent_run
 from csi_vm.agent import state
-from csi_vm.controller import context, events, kinds, metrics
+from csi_vm.controller import context, metrics
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import events, kinds
 from csi_vm.csi import client as csi_client
 from csi_vm.csi import models, retry
 from csi_vm.flows import vmrun

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from launcher import counter
 from tests.support import vmobjects as v
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import pytest
 
 from csi_vm.agent import state
-from csi_vm.controller import context, events, kinds
+from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import events, kinds
 from launcher import libvirt_conn
 from tests.support import fakekube
 from tests.support import vmobjects as v

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import pytest
 
 from csi_vm.agent import state
-from csi_vm.controller import context, kinds
+from csi_vm.controller import context
+from csi_vm.crd import kinds
 from tests.support import fakekube
 from tests.support import vmobjects as v
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, storage
+from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds, names
 from tests.support import fakekube
 from tests.support import vmobjects as v
 
@@ -99,9 +100,9 @@ def test_fake_api_finished_migrations_release_only_the_node_the_vm_left(
 
 
 def test_fake_api_holder_names_stay_valid_for_long_names() -> None:
-    name = storage.vm_holder_name("v" * 200, "n" * 200)
+    name = names.holder_pod("v" * 200, "n" * 200)
     assert len(name) <= 253
-    assert name != storage.vm_holder_name("v" * 200, "m" * 200)
+    assert name != names.holder_pod("v" * 200, "m" * 200)
 
 
 def test_fake_api_a_running_vm_without_a_node_is_told_to_name_one(

@@ -7,9 +7,10 @@ import pytest
 
 from csi_vm.agent import guests, migrations, state
 from csi_vm.agent import run as agent_run
-from csi_vm.controller import context, kinds
-from csi_vm.controller import models as crd
+from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds
+from csi_vm.crd import models as crd
 from tests.support import fakekube
 from tests.support import vmobjects as v
 

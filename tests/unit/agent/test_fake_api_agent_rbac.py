@@ -11,8 +11,9 @@ import pytest
 
 from csi_vm.agent import migrations, rbac, state
 from csi_vm.agent import run as agent_run
-from csi_vm.controller import context, kinds
+from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds
 from tests.support import fakekube
 from tests.support import vmobjects as v
 from tests.unit.controller.test_fake_api_rbac import Grant, _calls

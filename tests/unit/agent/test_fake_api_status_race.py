@@ -13,8 +13,9 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.agent import guests, state
-from csi_vm.controller import context, kinds, status
+from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds, status
 from tests.support import fakekube
 from tests.support import vmobjects as v
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from csi_vm.controller import context, events, kinds, metrics
+from csi_vm.controller import context, metrics
+from csi_vm.crd import events, kinds
 from csi_vm.csi import retry
 from csi_vm.kube import api as kube_api
 from csi_vm.kube import objects

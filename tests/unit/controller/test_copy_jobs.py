@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import kinds, placement, storage
-from csi_vm.controller import models as crd
+from csi_vm.controller import placement, storage
+from csi_vm.crd import kinds
+from csi_vm.crd import models as crd
 from tests.support import kubeobjects
 
 pytestmark = pytest.mark.timeout(10)

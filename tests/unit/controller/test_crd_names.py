@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 
 pytestmark = pytest.mark.timeout(10)
 

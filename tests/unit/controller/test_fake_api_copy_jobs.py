@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from csi_vm.controller import context, kinds, run, storage
+from csi_vm.controller import context, run, storage
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 

@@ -14,8 +14,9 @@ import time
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, leader
+from csi_vm.controller import context, leader
 from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds
 from tests.support import fakekube
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]

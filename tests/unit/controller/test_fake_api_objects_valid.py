@@ -11,7 +11,8 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from csi_vm.controller import context, kinds, leader, run
+from csi_vm.controller import context, leader, run
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 

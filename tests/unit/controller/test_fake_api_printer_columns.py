@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from csi_vm.controller import context, kinds, run
+from csi_vm.controller import context, run
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 

@@ -15,7 +15,8 @@ import urllib.parse
 
 import pytest
 
-from csi_vm.controller import context, kinds, leader, rbac, run, verify
+from csi_vm.controller import context, leader, rbac, run, verify
+from csi_vm.crd import kinds
 from tests.support import fakekube, fakekube_routes, kubeobjects
 from tests.support import vmobjects as v
 

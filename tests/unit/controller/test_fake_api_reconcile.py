@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, run
+from csi_vm.controller import context, run
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 

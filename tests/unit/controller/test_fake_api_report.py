@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from capabilities import model
-from csi_vm.controller import context, kinds, reconcile_report
+from csi_vm.controller import context, reconcile_report
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]

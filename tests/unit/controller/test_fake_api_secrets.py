@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from csi_vm.controller import context, kinds, rbac, reconcile_report, run
+from csi_vm.controller import context, rbac, reconcile_report, run
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 from tests.support.fakekube_store import Resource

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, run
+from csi_vm.controller import context, run
+from csi_vm.crd import kinds
 from tests.support import fakekube
 from tests.support import vmobjects as v
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from csi_vm.controller import context, kinds, reconcile_vm, run, status
+from csi_vm.controller import context, reconcile_vm, run
+from csi_vm.crd import kinds, status
 from tests.support import fakekube, kubeobjects
 from tests.support import vmobjects as v
 

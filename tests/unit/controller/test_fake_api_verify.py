@@ -13,7 +13,8 @@ import datetime
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, reconcile_report, verify
+from csi_vm.controller import context, reconcile_report, verify
+from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from csi_vm.cli import main
-from csi_vm.controller import context, kinds, run, volumemode
+from csi_vm.controller import context, run, volumemode
+from csi_vm.crd import kinds
 from tests.support import fakekube
 from tests.support import vmobjects as v
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, kinds, leader, run
+from csi_vm.controller import context, leader, run
+from csi_vm.crd import kinds
 from tests.support import fakekube, fakekube_routes
 from tests.support import vmobjects as v
 

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from capabilities import model
-from csi_vm.controller import status
+from csi_vm.crd import status
 
 pytestmark = pytest.mark.timeout(10)
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

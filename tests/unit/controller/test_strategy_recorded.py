@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from capabilities import model
-from csi_vm.controller import status, strategy
+from csi_vm.controller import strategy
+from csi_vm.crd import status
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from csi_vm import diskfile
-from csi_vm.controller import models as crd
 from csi_vm.controller import volumemode
+from csi_vm.crd import models as crd
+from csi_vm.crd import rules
 
 pytestmark = pytest.mark.timeout(10)
 MiB = 1 << 20
@@ -74,7 +75,7 @@ def test_the_disk_a_claim_holds(pvc: Any, held: int | None) -> None:
     ids=["block", "filesystem", "absent-is-the-apis-default"],
 )
 def test_the_mode_of_a_claim(pvc: Any, mode: crd.VolumeMode) -> None:
-    assert volumemode.of_claim(pvc) is mode
+    assert rules.volume_mode(pvc) is mode
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The kinds the controller reads and writes, as REST resources.
+"""The kinds the controller and the node agent read and write, as REST resources.
 
 csi-vm's own kinds live in the ``csi-vm.io`` group at ``v1alpha1``: the API
 may still change, which is what alpha means in Kubernetes versioning.

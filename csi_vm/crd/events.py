@@ -1,4 +1,4 @@
-"""Kubernetes Events: `kubectl describe` shows what the controller did and why."""
+"""Kubernetes Events: `kubectl describe` shows what the controller or a node agent did and why."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable
 
 from csi_vm import errors
-from csi_vm.controller import kinds
+from csi_vm.crd import kinds
 from csi_vm.kube import objects
 
-log = logging.getLogger("csi_vm.controller.events")
+log = logging.getLogger("csi_vm.crd.events")
 
 COMPONENT = "csi-vm-controller"
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 
 from csi_vm import errors
-from csi_vm.controller import models as crd
-from csi_vm.controller import status
+from csi_vm.crd import models as crd
+from csi_vm.crd import status
 from csi_vm.csi import retry
 from csi_vm.kube import objects
 

@@ -1,4 +1,4 @@
-"""Status conditions: what the controller last decided about an object, and why.
+"""Status conditions: what the controller or a node agent last decided about an object, and why.
 
 Conditions follow the Kubernetes API conventions (type, status, reason,
 message, lastTransitionTime, observedGeneration). Every operation writes a
@@ -13,8 +13,8 @@ import datetime
 from collections.abc import Callable
 
 from capabilities import ladder, model
-from csi_vm.controller import events
-from csi_vm.controller import models as crd
+from csi_vm.crd import events
+from csi_vm.crd import models as crd
 from csi_vm.kube import objects
 
 READY = "Ready"
