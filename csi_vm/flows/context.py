@@ -8,13 +8,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from capabilities import ladder, model
 from csi_vm import config, errors
-from csi_vm.csi import models
 from csi_vm.store import db, records
 
 if TYPE_CHECKING:
+    from capabilities import model
     from csi_vm.csi import client as csi_client
+
+# The capability and CSI models (pydantic) are imported where a flow first
+# needs a driver, as gRPC is: commands that only read the store (vm list) are
+# spared pydantic's import, about a third of their start-up.
 
 #: progress(what, done_bytes, total_bytes)
 Progress = Callable[[str, int, int], None]
@@ -63,6 +66,7 @@ class Env:
         # gRPC and the probe are imported where a flow first talks to a
         # driver: commands that only read the store start without them.
         from csi_vm.csi import client as csi_client  # noqa: PLC0415
+        from csi_vm.csi import models  # noqa: PLC0415
 
         key = (endpoint, name)
         with self._lock:
@@ -76,6 +80,8 @@ class Env:
 
     def report(self, driver: str, *, refresh: bool = False) -> model.DriverReport:
         """The driver's verified capability report, probed once and kept in the store."""
+        from capabilities import model  # noqa: PLC0415 - see the imports
+
         if not refresh and driver in self._reports:
             return self._reports[driver]
         cached = None if refresh else records.cached_caps(self.store, driver)
@@ -84,6 +90,7 @@ class Env:
             self._reports[driver] = report
             return report
         from capabilities import probe  # noqa: PLC0415 - see _client
+        from csi_vm.csi import models  # noqa: PLC0415 - see the imports
 
         drv = self.driver(driver)
         target = probe.Target(
@@ -108,12 +115,16 @@ class Env:
     def plan(self, driver: str) -> dict[str, model.Choice]:
         # Made anew from the kept report: `assert:` in the config may have
         # changed since the probe.
+        from capabilities import ladder  # noqa: PLC0415 - see the imports
+
         return ladder.plan(
             self.report(driver).features, trust_declared=False, asserted=self._asserted(driver)
         )
 
     def works(self, driver: str, feature: model.Feature) -> bool:
         """Verified, and declared or asserted: what the plan itself would rely on."""
+        from capabilities import ladder  # noqa: PLC0415 - see the imports
+
         features = self.report(driver).features
         return ladder.usable(feature, features, asserted=self._asserted(driver))
 
@@ -124,6 +135,8 @@ class Env:
         UNIMPLEMENTED, which the caller handles). Only a report already at
         hand counts: an undo or a resume never probes a driver for this.
         """
+        from capabilities import model  # noqa: PLC0415 - see the imports
+
         known = self._reports.get(driver)
         if known is None and (cached := records.cached_caps(self.store, driver)):
             known = model.DriverReport.model_validate_json(cached)
@@ -132,6 +145,8 @@ class Env:
         return not undeclared or feature in self._asserted(driver)
 
     def _asserted(self, driver: str) -> frozenset[model.Feature]:
+        from capabilities import model  # noqa: PLC0415 - see the imports
+
         return frozenset(model.Feature(f) for f in self.driver(driver).asserted)
 
     def attach_dir(self, flow_id: str, seq: int) -> pathlib.Path:
