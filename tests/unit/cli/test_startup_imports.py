@@ -55,7 +55,10 @@ def _files(tmp: pathlib.Path) -> dict[str, str]:
         (["--help"], HEAVY | FRAMEWORK),
         (["version"], HEAVY | FRAMEWORK),
         (["vm", "--help"], HEAVY | PYDANTIC | {"markdown_it", "yaml"}),
-        (["vm", "list", "--config", "{config}", "--db", "{db}"], HEAVY | {"launcher", "grpc"}),
+        (
+            ["vm", "list", "--config", "{config}", "--db", "{db}"],
+            HEAVY | PYDANTIC | {"launcher", "grpc", "rich"},
+        ),
         (["disk", "--help"], HEAVY | PYDANTIC),
         (["snapshot", "--help"], HEAVY | PYDANTIC),
         (["clone", "--help"], HEAVY | PYDANTIC),
