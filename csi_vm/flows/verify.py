@@ -60,13 +60,32 @@ def same_data(
     """
     src_att = volume_steps.attach(flow, src)
     new_att = volume_steps.attach(flow, new)
-    seen = flow.run(
-        "compare",
-        {"driver": new.driver, "src": src_att.path, "dst": new_att.path, "size": src.size,
-         "what": f"{flow.vm}: {what}", "answer": answer, "full": full, "fingerprint": fingerprint},
+    seen = compare(
+        flow, src_path=src_att.path, new=new_att, size=src.size, what=what, answer=answer,
+        full=full, fingerprint=fingerprint,
     )  # fmt: skip
     volume_steps.detach(flow, new_att)
     volume_steps.detach(flow, src_att)
+    return seen
+
+
+def compare(
+    flow: engine.Flow,
+    *,
+    src_path: str,
+    new: volume_steps.Attached,
+    size: int,
+    what: str,
+    answer: str,
+    full: bool,
+    fingerprint: bool = False,
+) -> str:
+    """`same_data` of volumes already attached: the source at `src_path`, the new one."""
+    seen = flow.run(
+        "compare",
+        {"driver": new.vol.driver, "src": src_path, "dst": new.path, "size": size,
+         "what": f"{flow.vm}: {what}", "answer": answer, "full": full, "fingerprint": fingerprint},
+    )  # fmt: skip
     return str(seen.get("fingerprint") or "")
 
 

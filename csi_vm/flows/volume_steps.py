@@ -111,19 +111,27 @@ def host_copy(
     dst = new_volume(flow, what=what, driver=driver, size=size, mode=mode)
     src_att = attach(flow, src)
     dst_att = attach(flow, dst)
-    make_image(flow, dst_att, size=size)
-    # The sizes let the copy check that both ends are still their volumes. The
-    # target is checked for the source's size: a copy onto an image file leaves
-    # it that long, and the make_image below gives a larger target its size.
-    flow.run(
-        "copy",
-        {"src": src_att.path, "dst": dst_att.path, "what": f"{flow.vm}: {what}",
-         "src_size": src.size, "size": src.size},
-    )  # fmt: skip
-    make_image(flow, dst_att, size=size)  # a larger target keeps its full size
+    copy_onto(flow, what=what, src_path=src_att.path, src_size=src.size, dst=dst_att, size=size)
     detach(flow, dst_att)
     detach(flow, src_att)
     return dst
+
+
+def copy_onto(
+    flow: engine.Flow, *, what: str, src_path: str, src_size: int, dst: Attached, size: int
+) -> int:
+    """Copy a disk onto an attached new volume of `size` bytes; returns the bytes written."""
+    make_image(flow, dst, size=size)
+    # The sizes let the copy check that both ends are still their volumes. The
+    # target is checked for the source's size: a copy onto an image file leaves
+    # it that long, and the make_image below gives a larger target its size.
+    done = flow.run(
+        "copy",
+        {"src": src_path, "dst": dst.path, "what": f"{flow.vm}: {what}",
+         "src_size": src_size, "size": src_size},
+    )  # fmt: skip
+    make_image(flow, dst, size=size)  # a larger target keeps its full size
+    return int(done.get("bytes", 0))
 
 
 def retire(vol: Vol) -> tuple[str, dict[str, object]]:
