@@ -45,6 +45,11 @@ log = logging.getLogger("csi_vm.flows")
 #: kills the process at a chosen boundary (tests/support/crash.py).
 boundary_hooks: list[Callable[[str, str], None]] = []
 
+#: kinds of flow that `settle` leaves to the user when interrupted: a fan-out
+#: keeps the clones it made until `csi-vm resume` finishes it, or rolls it
+#: back with --rollback (csi_vm.flows.fanout)
+HELD = frozenset({"fanout"})
+
 Data = dict[str, Any]
 
 
@@ -65,6 +70,8 @@ class Resumed:
     done: list[str] = dataclasses.field(default_factory=list)
     pending: list[str] = dataclasses.field(default_factory=list)
     failed: Pending | None = None
+    #: interrupted flows of a `HELD` kind, left for the caller to decide on
+    held: list[journal.FlowRow] = dataclasses.field(default_factory=list)
 
 
 class Flow:
@@ -75,6 +82,7 @@ class Flow:
         self.args = args
         self.id = f"{kind}-{uuid.uuid4().hex[:10]}"
         self.committed = False
+        self.held = False
 
     def __enter__(self) -> Flow:
         journal.begin(self.env.store, flow_id=self.id, kind=self.kind, vm=self.vm, args=self.args)
@@ -83,7 +91,7 @@ class Flow:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc is None and self.committed:
+        if exc is None and (self.committed or self.held):
             return
         reason = str(exc) if exc is not None else "flow ended without committing"
         if self.committed:
@@ -102,6 +110,11 @@ class Flow:
             # often a consequence of it (a full disk, a driver still down).
             raise errors.DataSafetyError(f"{reason}; then {err.message}", hint=err.hint) from err
         journal.end(self.env.store, flow_id=self.id, state=journal.ROLLED_BACK, error=reason)
+
+    def hold(self) -> None:
+        """Leave the block without ending the flow: it stays unfinished, for
+        `csi-vm resume` to finish or roll back as the user chooses (`HELD`)."""
+        self.held = True
 
     def name(self, what: str) -> str:
         """A CSI object name unique to this flow and step, so re-creating it is idempotent."""
@@ -231,6 +244,11 @@ def settle(env: context.Env, *, retry_pending: bool) -> Resumed:
     """
     got = Resumed()
     for flow in journal.interrupted(env.store):
+        if flow.kind in HELD and flow.state == journal.RUNNING:
+            # After the others: a fan-out's clones in flight are rolled back first.
+            got.held.append(flow)
+            got.pending.append(pending_line(flow))
+            continue
         if flow.pending and not retry_pending:
             got.pending.append(pending_line(flow))
             continue
@@ -260,6 +278,11 @@ def waiting(env: context.Env) -> list[str]:
 
 def pending_line(flow: journal.FlowRow) -> str:
     why = flow.error if flow.pending else "its process ended before it did"
+    if flow.kind in HELD and flow.state == journal.RUNNING:
+        return (
+            f"{flow.kind} flow {flow.id} of VM {flow.vm!r} is unfinished: {why}; run "
+            "`csi-vm resume` to finish it, or `csi-vm resume --rollback` to roll it back"
+        )
     return (
         f"{flow.kind} flow {flow.id} of VM {flow.vm!r} is unfinished: {why}; "
         "run `csi-vm resume` to finish or roll it back"
