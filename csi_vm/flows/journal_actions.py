@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import context, effects, migration_actions, vm_actions, volume_actions
+from csi_vm.flows import (
+    context,
+    effects,
+    fanout_member,
+    migration_actions,
+    vm_actions,
+    volume_actions,
+)
 
 Data = dict[str, Any]
 
@@ -21,11 +28,13 @@ _DO: dict[str, Callable[[context.Env, Data, str, int], Data]] = {
     **vm_actions.DO,
     **migration_actions.DO,
     **effects.DO,
+    **fanout_member.DO,
 }
 _UNDO: dict[str, Callable[[context.Env, Data], None]] = {
     **volume_actions.UNDO,
     **vm_actions.UNDO,
     **migration_actions.UNDO,
+    **fanout_member.UNDO,
 }
 
 
