@@ -54,13 +54,13 @@ _CLI = "csi_vm.cli."
 ENTRIES: tuple[Entry, ...] = (
     Entry(
         "clone",
-        _CLI + "vm_cmd:clone",
+        _CLI + "clone_cmd:clone",
         "Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk.",
         group=False,
     ),
     Entry(
         "resume",
-        _CLI + "vm_cmd:resume",
+        _CLI + "clone_cmd:resume",
         "Finish or roll back operations interrupted by a crash.",
         group=False,
     ),
