@@ -1,9 +1,10 @@
 """Domain XML from a typed, frozen description of a VM.
 
 Only what csi-vm needs: vCPUs, memory, virtio disks on block devices or image
-files, a serial console logged to a file, and either disk boot or direct
-kernel boot (the counter guest). Always `<domain type='qemu'>` (TCG): on this
-project's machines /dev/kvm exists but guests hang under it.
+files, a serial console logged to a file, the qemu guest agent's channel, and
+either disk boot or direct kernel boot (the counter guest). Always
+`<domain type='qemu'>` (TCG): on this project's machines /dev/kvm exists but
+guests hang under it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from xml.etree import ElementTree
 
 from csi_vm import errors
 
+#: the virtio port qemu-guest-agent opens in the guest (its default name)
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TARGET = re.compile(r"vd[a-z]{1,2}")
 
@@ -116,6 +119,12 @@ def _disk(devices: ElementTree.Element, disk: Disk) -> None:
         # Linux native AIO is only asynchronous with O_DIRECT; libvirt refuses
         # io='native' with the other cache modes.
         driver["io"] = "native"
+    if not disk.readonly:
+        # A guest's discard (fstrim, or a filesystem mounted with discard)
+        # reaches the volume, and zeros it writes are unmapped rather than
+        # stored: space the guest frees is freed on thin volumes too.
+        driver["discard"] = "unmap"
+        driver["detect_zeroes"] = "unmap"
     _sub(el, "driver", **driver)
     if disk.kind == DiskKind.BLOCK:
         _sub(el, "source", dev=str(disk.source))
@@ -133,6 +142,11 @@ def _devices(root: ElementTree.Element, spec: VmSpec) -> None:
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log), append="on")
     _sub(serial, "target", port="0")
+    # Every VM gets the agent's channel, so a guest that runs qemu-guest-agent
+    # is frozen for online snapshots; libvirt picks the socket's path.
+    channel = _sub(devices, "channel", type="unix")
+    _sub(channel, "source", mode="bind")
+    _sub(channel, "target", type="virtio", name=AGENT_CHANNEL)
     # Devices the VMs do not use cost boot time and memory under TCG.
     _sub(devices, "controller", type="usb", model="none")
     _sub(devices, "memballoon", model="none")

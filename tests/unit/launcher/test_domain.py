@@ -127,3 +127,24 @@ def test_direct_kernel_boot_and_disk_boot() -> None:
 def test_invalid_descriptions_are_rejected(build: object) -> None:
     with pytest.raises(errors.InvalidInput):
         build()  # type: ignore[operator]
+
+
+def test_every_vm_gets_the_guest_agent_channel() -> None:
+    channel = _xml(_spec()).find("devices/channel")
+    assert channel is not None and channel.get("type") == "unix"
+    assert channel.find("source").get("mode") == "bind"  # type: ignore[union-attr]
+    target = channel.find("target")
+    assert target is not None
+    assert (target.get("type"), target.get("name")) == ("virtio", "org.qemu.guest_agent.0")
+
+
+@pytest.mark.parametrize(("readonly", "discard"), [(False, "unmap"), (True, None)])
+def test_writable_disks_pass_discards_and_zeros_to_the_volume(
+    readonly: bool, discard: str | None
+) -> None:
+    disk = domain.Disk(
+        source=P("/dev/loop3"), target="vda", kind=domain.DiskKind.BLOCK, readonly=readonly
+    )
+    driver = _xml(_spec(disk)).find("devices/disk/driver")
+    assert driver is not None
+    assert (driver.get("discard"), driver.get("detect_zeroes")) == (discard, discard)
