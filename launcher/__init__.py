@@ -8,7 +8,9 @@ blockjobs     running disks: resize, push backup, copy + pivot, guest agent free
 migration     live migration between nodes, with or without a storage copy
 devices       block devices through pyudev: resolve, wait until ready
 guest         the counter guest, built from Debian packages and cached
+agentguest    its variant with ext4 and qemu-guest-agent
 counter       the guest's on-disk counter record: writer loop and reader
+fscounter     the agent guest's counter file and filesystem, read from the host
 initramfs     reproducible newc archives
 hostcmd       the one door to host programs
 """

@@ -42,9 +42,22 @@ class Record:
 
 def shell_loop(device: str) -> str:
     """busybox sh code that continues the counter found on `device` and writes forever."""
+    return _loop(target=device, index=BLOCK_INDEX, disk=device)
+
+
+def file_loop(path: str, *, disk: str) -> str:
+    """The same loop writing the record to the first block of a file, through its filesystem.
+
+    The file exists before the guest starts (`fs_image`), so each write
+    overwrites the same allocated block and only the inode's times change.
+    """
+    return _loop(target=path, index=0, disk=disk)
+
+
+def _loop(*, target: str, index: int, disk: str) -> str:
     return f"""\
 n=0
-set -- $(dd if={device} bs={BLOCK_SIZE} skip={BLOCK_INDEX} count=1 2>/dev/null \\
+set -- $(dd if={target} bs={BLOCK_SIZE} skip={index} count=1 2>/dev/null \\
   | head -n 1 | tr -d '\\000')
 if [ "$1" = {MAGIC.decode()} ]; then
   # strip leading zeros: ash reads them as octal
@@ -54,9 +67,9 @@ fi
 echo "CSIVMCTR start from $n"
 while :; do
   n=$((n + 1))
-  read sectors < /sys/block/{device.removeprefix("/dev/")}/size
+  read sectors < /sys/block/{disk.removeprefix("/dev/")}/size
   printf '{MAGIC.decode()} %020d %s %s\\n' "$n" "$EPOCHREALTIME" "$sectors" > /tmp/record
-  if dd if=/tmp/record of={device} bs={BLOCK_SIZE} seek={BLOCK_INDEX} count=1 \\
+  if dd if=/tmp/record of={target} bs={BLOCK_SIZE} seek={index} count=1 \\
       conv=sync,notrunc,fsync 2>/dev/null; then
     echo "CSIVMCTR $n"
   else
@@ -95,8 +108,12 @@ def _open_direct(path: pathlib.Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def read_block(path: str | os.PathLike[str]) -> bytes:
-    """The counter block of a disk (device or raw image), bypassing the host page cache."""
+def read_block(path: str | os.PathLike[str], *, offset: int = OFFSET) -> bytes:
+    """The counter block of a disk (device or raw image), bypassing the host page cache.
+
+    `offset`: where the record is when it is not at `OFFSET` (the file of
+    the agent guest's filesystem, see `launcher.fscounter`).
+    """
     # O_DIRECT needs an aligned buffer: an anonymous mmap is page-aligned.
     with mmap.mmap(-1, BLOCK_SIZE) as buf:
         try:
@@ -104,7 +121,7 @@ def read_block(path: str | os.PathLike[str]) -> bytes:
         except FileNotFoundError as err:
             raise errors.NotFound(f"no disk at {path}") from err
         try:
-            got = os.preadv(fd, [buf], OFFSET)
+            got = os.preadv(fd, [buf], offset)
         finally:
             os.close(fd)
         return bytes(buf[:got]).ljust(BLOCK_SIZE, b"\0")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import platformdirs
 
 from csi_vm import errors
-from launcher import counter, hostcmd, initramfs
+from launcher import agentguest, counter, hostcmd, initramfs
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +86,48 @@ def default_cache_dir() -> pathlib.Path:
 
 
 def build(
-    *, cache_dir: pathlib.Path | None = None, run: hostcmd.Runner = hostcmd.run
+    *,
+    cache_dir: pathlib.Path | None = None,
+    run: hostcmd.Runner = hostcmd.run,
+    agent: bool = False,
 ) -> GuestImage:
-    """The guest for the current package candidates, built now or taken from the cache."""
+    """The guest for the current package candidates, built now or taken from the cache.
+
+    `agent`: the variant with ext4 and qemu-guest-agent (`launcher.agentguest`).
+    """
     root = cache_dir or default_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
-        kernel, busybox = resolve(run)
         try:
-            return _cached_or_built(root, kernel=kernel, busybox=busybox, run=run)
+            return _cached_or_built(root, *_resolve_all(run, agent=agent), run=run)
         except errors.OperationFailed as err:
             # Stale package lists name versions the mirror no longer has.
             log.info("guest build failed (%s): refreshing package lists and retrying", err)
             run(["apt-get", "update", "-q"], None)
-            kernel, busybox = resolve(run)
-            return _cached_or_built(root, kernel=kernel, busybox=busybox, run=run)
+            return _cached_or_built(root, *_resolve_all(run, agent=agent), run=run)
+
+
+def _resolve_all(run: hostcmd.Runner, *, agent: bool) -> tuple[Package, Package, Package | None]:
+    kernel, busybox = resolve(run)
+    return kernel, busybox, _candidate(agentguest.PACKAGE, run)[0] if agent else None
 
 
 def _cached_or_built(
-    root: pathlib.Path, *, kernel: Package, busybox: Package, run: hostcmd.Runner
+    root: pathlib.Path,
+    kernel: Package,
+    busybox: Package,
+    agent: Package | None,
+    *,
+    run: hostcmd.Runner,
 ) -> GuestImage:
-    key = _key(kernel, busybox)
+    key = _key(kernel, busybox, agent)
     final = root / key
     if not (final / "manifest.json").exists():
         log.info("building the counter guest %s", key)
         with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as work:
-            out = _build_in(pathlib.Path(work), kernel=kernel, busybox=busybox, run=run)
-            _write_manifest(out, kernel=kernel, busybox=busybox)
+            packages = [p for p in (kernel, busybox, agent) if p is not None]
+            out = _build_in(pathlib.Path(work), packages=packages, agent=agent is not None, run=run)
+            _write_manifest(out, packages=packages)
             out.rename(final)  # atomic: a cache entry is complete or absent
     return GuestImage(final / "vmlinuz", final / "initramfs.img", CMDLINE, key)
 
@@ -152,8 +167,13 @@ def _kernel_dependency(meta: tuple[Package, str], run: hostcmd.Runner) -> Packag
     )
 
 
-def _key(kernel: Package, busybox: Package) -> str:
+def _key(kernel: Package, busybox: Package, agent: Package | None = None) -> str:
     inputs = [_FORMAT, kernel.spec, busybox.spec, GUEST_MODULES, init_script(GUEST_MODULES)]
+    if agent is not None:
+        # the libraries qemu-ga links come from the same release as it: its
+        # version stands for them
+        modules = GUEST_MODULES + agentguest.MODULES
+        inputs += [agent.spec, agentguest.MODULES, agentguest.init_script(modules)]
     digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
     return f"{kernel.version}-{digest}"
 
@@ -167,18 +187,24 @@ def _locked(root: pathlib.Path) -> Iterator[None]:
 
 
 def _build_in(
-    work: pathlib.Path, *, kernel: Package, busybox: Package, run: hostcmd.Runner
+    work: pathlib.Path, *, packages: list[Package], agent: bool, run: hostcmd.Runner
 ) -> pathlib.Path:
     tree = work / "tree"
-    run(["apt-get", "download", "-q", kernel.spec, busybox.spec], work)
-    for deb in sorted(work.glob("*.deb")):
+    debs = work / "debs"
+    debs.mkdir()
+    run(["apt-get", "download", "-q", *(p.spec for p in packages)], debs)
+    for deb in sorted(debs.glob("*.deb")):
         run(["dpkg-deb", "-x", str(deb), str(tree)], None)
-    vmlinuz = _one(tree.glob("boot/vmlinuz-*"), what=f"kernel in {kernel.spec}")
+    vmlinuz = _one(tree.glob("boot/vmlinuz-*"), what=f"kernel in {packages[0].spec}")
     modules_dir = tree / "lib" / "modules" / vmlinuz.name.removeprefix("vmlinuz-")
     out = work / "out"
     out.mkdir()
     vmlinuz.rename(out / "vmlinuz")
-    entries = _entries(tree, modules_dir, run=run)
+    entries = _entries(tree, modules_dir, run=run, agent=agent)
+    if agent:
+        libs = work / "libs"
+        libs.mkdir()
+        entries += agentguest.entries(tree, libs, run=run)
     (out / "initramfs.img").write_bytes(initramfs.pack(entries))
     return out
 
@@ -191,7 +217,7 @@ def _one(found: Iterator[pathlib.Path], *, what: str) -> pathlib.Path:
 
 
 def _entries(
-    tree: pathlib.Path, modules_dir: pathlib.Path, *, run: hostcmd.Runner
+    tree: pathlib.Path, modules_dir: pathlib.Path, *, run: hostcmd.Runner, agent: bool = False
 ) -> list[initramfs.Entry]:
     busybox = tree / "bin" / "busybox"
     dirs = ["bin", "dev", "lib", "lib/modules", "proc", "sbin", "sys", "tmp", "usr"]
@@ -204,12 +230,13 @@ def _entries(
         if applet != "bin/busybox":
             entries.append(initramfs.symlink(applet, "/bin/busybox"))
     loaded = []
-    for name in GUEST_MODULES:
+    for name in GUEST_MODULES + (agentguest.MODULES if agent else ()):
         data = _module(modules_dir, name)
         if data is not None:
             entries.append(initramfs.file(f"lib/modules/{name}.ko", data))
             loaded.append(name)
-    entries.append(initramfs.file("init", init_script(tuple(loaded)).encode(), executable=True))
+    script = (agentguest.init_script if agent else init_script)(tuple(loaded))
+    entries.append(initramfs.file("init", script.encode(), executable=True))
     return entries
 
 
@@ -226,8 +253,8 @@ def _module(modules_dir: pathlib.Path, name: str) -> bytes | None:
     raise errors.OperationFailed(f"kernel module {name} not found under {modules_dir.name}")
 
 
-def _write_manifest(out: pathlib.Path, *, kernel: Package, busybox: Package) -> None:
-    manifest = {"kernel": kernel.spec, "busybox": busybox.spec, "cmdline": CMDLINE}
+def _write_manifest(out: pathlib.Path, *, packages: list[Package]) -> None:
+    manifest = {"packages": [p.spec for p in packages], "cmdline": CMDLINE}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -242,6 +269,14 @@ mount -t devtmpfs devtmpfs /dev
 for m in {" ".join(modules)}; do
   insmod /lib/modules/$m.ko || echo "CSIVMCTR insmod $m failed"
 done
+{wait_for_disk()}
+{power_button()}
+{counter.shell_loop(COUNTER_DEVICE)}"""
+
+
+def wait_for_disk() -> str:
+    """sh code: wait up to 10 s for the counter's disk, else power off."""
+    return f"""\
 i=0
 while [ ! -b {COUNTER_DEVICE} ]; do
   i=$((i + 1))
@@ -250,12 +285,10 @@ while [ ! -b {COUNTER_DEVICE} ]; do
     poweroff -f
   fi
   sleep 0.1
-done
-{_power_button()}
-{counter.shell_loop(COUNTER_DEVICE)}"""
+done"""
 
 
-def _power_button() -> str:
+def power_button() -> str:
     """sh code: power off when the ACPI power button is pressed.
 
     One reader per "Power Button" input device waits for its first event.
