@@ -93,7 +93,9 @@ def names(template: str, count: int) -> tuple[str, ...]:
         try:
             config.check_name(name, what="VM name")
         except ValueError as err:
-            raise errors.InvalidInput(f"--name-template {template!r} gives {err}") from err
+            raise errors.InvalidInput(
+                f"--name-template {template!r} gives {name!r}, not a VM name: {err}"
+            ) from err
     return made
 
 
