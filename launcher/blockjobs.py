@@ -15,7 +15,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from csi_vm import errors
-from launcher import libvirt_conn
+from launcher import domain, libvirt_conn
 from launcher.libvirt_conn import libvirt
 
 log = logging.getLogger(__name__)
@@ -228,14 +228,61 @@ def disk_source(conn: libvirt_conn.Connection, name: str, *, target: str) -> str
     return "" if src is None else str(src.get("dev") or src.get("file") or "")
 
 
-def freeze(conn: libvirt_conn.Connection, name: str) -> bool:
-    """Freeze the guest's filesystems through its agent; False when it has none."""
+#: the longest one guest-agent command may take. A freeze first flushes the
+#: guest's dirty data, which takes a second or two under TCG; libvirt's own
+#: default is to wait forever, which would leave a snapshot (and the frozen
+#: guest) hanging on an agent that stopped answering.
+AGENT_TIMEOUT_S = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Freeze:
+    frozen: bool
+    why: str  # how many filesystems were frozen, or why none is
+
+
+def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_TIMEOUT_S) -> Freeze:
+    """Freeze the guest's filesystems through its agent, or say why they are not frozen.
+
+    A guest whose agent is not connected is not asked. An agent that fails or
+    does not answer in time may still have frozen some filesystems (or do it
+    late): it is asked to thaw them all before the caller goes on crash-consistent.
+    """
+    if not agent_connected(conn, name):
+        return Freeze(False, "no guest agent is connected to the VM's agent channel")
+    conn.call(name, "agent timeout", "agentSetResponseTimeout", timeout_s, 0)
     try:
-        conn.call(name, "fsFreeze", "fsFreeze", None, 0)
-    except (errors.Unsupported, errors.Unreachable, errors.Rejected, errors.OperationFailed) as err:
-        log.info("%s: no guest agent to freeze filesystems (%s): crash-consistent", name, err)
-        return False
-    return True
+        count = conn.call(name, "fsFreeze", "fsFreeze", None, 0)
+    except errors.NotFound:
+        raise
+    except errors.CsiVmError as err:
+        log.warning("%s: guest agent freeze failed (%s): thawing", name, err)
+        return Freeze(
+            False, f"the guest agent's freeze failed ({err.message}); {_rethaw(conn, name)}"
+        )
+    return Freeze(True, f"{count} filesystem(s) frozen by the guest agent")
+
+
+def _rethaw(conn: libvirt_conn.Connection, name: str) -> str:
+    try:
+        thaw(conn, name)
+    except errors.CsiVmError as err:
+        log.warning("%s: thaw after a failed freeze: %s", name, err)
+        return (
+            f"the thaw that followed failed too ({err.message}): once the agent answers, "
+            f"check with `virsh domfsthaw {name}`"
+        )
+    return "the thaw that followed answered: no filesystem is left frozen"
+
+
+def agent_connected(conn: libvirt_conn.Connection, name: str) -> bool:
+    """libvirt shows state='connected' on the agent channel while qemu-ga has it open."""
+    xml = str(conn.call(name, "XMLDesc", "XMLDesc", 0))
+    # libvirtd's own answer, not outside input: the stdlib parser is fine here
+    for target in ElementTree.fromstring(xml).iterfind("devices/channel/target"):  # noqa: S314
+        if target.get("name") == domain.AGENT_CHANNEL:
+            return target.get("state") == "connected"
+    return False
 
 
 def thaw(conn: libvirt_conn.Connection, name: str) -> None:

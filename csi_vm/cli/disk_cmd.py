@@ -180,7 +180,7 @@ def snap_create(
             if not dry_run:
                 result = online.snapshot(env, vm_name=vm, name=name)
                 name = result.snapshot.name
-                detail = f"as {name}, online, {result.consistency}"
+                detail = f"as {name}, online, {result.consistency}: {result.why}"
                 plan = dataclasses.replace(result.plan, detail=detail)
         elif dry_run:
             plan = snapshots.plan_create(env, records.get_vm(env.store, vm))

@@ -2,7 +2,8 @@
 
 Snapshot: CSI snapshots taken while the guest's filesystems are frozen by its
 qemu guest agent (thawed in `finally`, also on errors, and by `resume` after a
-kill); without an agent the snapshot is crash-consistent and says so. A driver without CSI
+kill); without an agent, or when its freeze fails or times out (then thawed
+at once), the snapshot is crash-consistent and says so, and why. A driver without CSI
 snapshots gets a libvirt push backup into a new volume: qemu copies the disk
 as it was when the backup began while the guest keeps writing. Either kind is
 listed, restored and deleted like an offline snapshot.
@@ -45,6 +46,7 @@ class SnapshotResult:
     snapshot: records.Snapshot
     plan: plans.Plan
     consistency: str
+    why: str  # what the guest agent did, or why it did not freeze
 
 
 def _online_strategy(p: plans.DiskPlan) -> plans.DiskPlan:
@@ -74,7 +76,8 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
         backups = _prepare_backups(flow, vm, plan, node=run.node)
         guest = {"vm": run.domain, "node": run.node}
         # Journaled, so that a guest frozen by a process that died is thawed by resume.
-        frozen = bool(flow.run("freeze", guest)["frozen"])
+        froze = flow.run("freeze", guest)
+        frozen = bool(froze["frozen"])
         try:
             taken = {
                 d.name: _csi_snapshot(flow, d)
@@ -97,7 +100,9 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
         )  # fmt: skip
         flow.commit(lambda cur: records.insert_snapshot(cur, snap))
     consistency = FS_FROZEN if frozen else CRASH_CONSISTENT
-    return SnapshotResult(snapshot=snap, plan=plan, consistency=consistency)
+    return SnapshotResult(
+        snapshot=snap, plan=plan, consistency=consistency, why=str(froze.get("why", ""))
+    )
 
 
 def _snapshot_name(env: context.Env, vm: str, name: str | None) -> str:

@@ -107,8 +107,11 @@ def _conn(
 
 
 def _freeze(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
+    """The step's intent is journaled before the agent is asked: a process killed
+    while the guest is frozen leaves the step for `resume` to undo (thaw)."""
     with _conn(env, data["node"]) as conn:
-        return {"frozen": blockjobs.freeze(conn, data["vm"])}
+        got = blockjobs.freeze(conn, data["vm"])
+    return {"frozen": got.frozen, "why": got.why}
 
 
 def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data:
@@ -118,11 +121,23 @@ def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data
 
 
 def _undo_freeze(env: context.Env, data: Data) -> None:
-    """Never leave a guest frozen, also when the process that froze it died."""
+    """Never leave a guest frozen, also when the process that froze it died.
+
+    Thawed when the freeze answered "frozen" or never answered (killed while
+    the agent worked). An agent that is connected but does not answer leaves
+    the flow pending (Transient), so `resume` asks it again; a VM that is gone
+    or has no agent connected has nothing frozen by it.
+    """
+    if data.get("frozen") is False:
+        return  # the agent froze nothing, or thawed it when its freeze failed
     try:
-        _thaw(env, data)
-    except errors.CsiVmError as err:
-        log.info("%s: thaw: %s (no agent, or not frozen)", data["vm"], err)
+        with _conn(env, data["node"], wait_s=libvirt_conn.RECONNECT_S) as conn:
+            if not blockjobs.agent_connected(conn, data["vm"]):
+                log.info("%s: no guest agent connected: nothing to thaw", data["vm"])
+                return
+            blockjobs.thaw(conn, data["vm"])
+    except errors.NotFound as err:
+        log.info("%s: thaw: %s (the VM is gone)", data["vm"], err)
 
 
 def _backup_begin(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:

@@ -173,7 +173,11 @@ def console(env: context.Env, *, vm_name: str) -> pathlib.Path:
     raise errors.NotFound(f"VM {vm_name} has no console log", hint="start it first")
 
 
-def counter_guest() -> Boot:
-    """The project's counter guest (built once from Debian packages, then cached)."""
-    built = guest.build()
+def counter_guest(*, agent: bool = False) -> Boot:
+    """The project's counter guest (built once from Debian packages, then cached).
+
+    `agent`: the variant that runs qemu-guest-agent and counts in a file on the
+    ext4 its first disk must hold (`launcher.fscounter.make_image`).
+    """
+    built = guest.build(agent=agent)
     return Boot(kernel=built.kernel, initramfs=built.initramfs, cmdline=built.cmdline)

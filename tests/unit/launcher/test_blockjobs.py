@@ -27,24 +27,52 @@ class FakeConn:
         return answer
 
 
+def _xml(state: str | None) -> str:
+    """A live domain XML with the agent channel in `state`; None: no channel at all."""
+    if state is None:
+        return "<domain><devices/></domain>"
+    return (
+        "<domain><devices><channel type='unix'><target type='virtio' "
+        f"name='org.qemu.guest_agent.0' state='{state}'/></channel></devices></domain>"
+    )
+
+
+@pytest.mark.parametrize("state", [None, "disconnected"], ids=["no-channel", "not-connected"])
+def test_a_guest_without_a_connected_agent_is_not_asked(state: str | None) -> None:
+    conn = FakeConn({"XMLDesc": _xml(state)})
+    got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
+    assert not got.frozen
+    assert "no guest agent is connected" in got.why
+    assert conn.calls == ["XMLDesc"]
+
+
 @pytest.mark.parametrize(
-    "error",
+    ("error", "thawed"),
     [
-        errors.Unsupported("QEMU guest agent is not configured"),
-        errors.Unreachable("agent not responding"),
+        (errors.Unreachable("Guest agent is not responding"), True),
+        (errors.OperationFailed("failed to freeze /data: Device or resource busy"), True),
+        (errors.Unreachable("Guest agent is not responding"), False),
     ],
-    ids=["no-agent", "agent-down"],
+    ids=["timeout-thawed", "partial-failure-thawed", "timeout-thaw-fails-too"],
 )
-def test_without_a_working_agent_freeze_says_no(error: errors.CsiVmError) -> None:
-    conn = FakeConn({"fsFreeze": error})
-    assert blockjobs.freeze(conn, "web") is False  # type: ignore[arg-type]
+def test_a_failed_freeze_is_thawed_and_says_why(error: errors.CsiVmError, thawed: bool) -> None:
+    """The agent may have frozen some filesystems before it failed: they are thawed."""
+    thaw: Any = 1 if thawed else errors.Unreachable("Guest agent is not responding")
+    conn = FakeConn({"XMLDesc": _xml("connected"), "fsFreeze": error, "fsThaw": thaw})
+    got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
+    assert not got.frozen
+    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "fsFreeze", "fsThaw"]
+    assert error.message in got.why
+    assert ("no filesystem is left frozen" in got.why) == thawed
+    assert ("virsh domfsthaw web" in got.why) != thawed
 
 
-def test_with_an_agent_freeze_says_yes_and_thaw_asks_it() -> None:
-    conn = FakeConn({"fsFreeze": 2, "fsThaw": 2})
-    assert blockjobs.freeze(conn, "web") is True  # type: ignore[arg-type]
+def test_with_an_agent_freeze_is_bounded_says_yes_and_thaw_asks_it() -> None:
+    conn = FakeConn({"XMLDesc": _xml("connected"), "fsFreeze": 2, "fsThaw": 2})
+    got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
+    assert got == blockjobs.Freeze(True, "2 filesystem(s) frozen by the guest agent")
     blockjobs.thaw(conn, "web")  # type: ignore[arg-type]
-    assert conn.calls == ["fsFreeze", "fsThaw"]
+    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "fsFreeze", "fsThaw"]
 
 
 def test_cancel_aborts_only_a_running_job() -> None:

@@ -1,0 +1,158 @@
+"""Online snapshots of the agent guest: a real qemu-guest-agent, a real ext4 being written.
+
+One guest boot per test, several checks on it in the order a VM lives them:
+a frozen snapshot whose copy needs no journal replay, a kill -9 between the
+freeze and the thaw that `resume` thaws, an fstrim that frees the volume's
+blocks, and last (it leaves the agent stopped for good) an agent that stops
+answering, which gives a crash-consistent snapshot that does need a replay.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from csi_vm.flows import offline_disk, online, vmrun, vms
+from csi_vm.store import records
+from launcher import fscounter
+from tests.support import crash, guestagent
+
+from .conftest import BOOT_LIMIT_S, MIB, Lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
+
+#: written, deleted and trimmed: far above the few blocks the counter and
+#: ext4's own metadata change meanwhile
+JUNK_MIB = 8
+
+
+@pytest.fixture(scope="module")
+def agent_boot() -> vmrun.Boot:
+    return vmrun.counter_guest(agent=True)
+
+
+class Guest:
+    """The agent guest of one test: its VM name and the counter file's place on its disk."""
+
+    def __init__(self, lab: Lab, boot: vmrun.Boot, *, name: str, driver: str) -> None:
+        self.lab, self.name = lab, name
+        lab.create_vm(name, driver=driver)
+        image = lab.tmp / f"{name}-ext4.raw"
+        fscounter.make_image(image, size=64 * MIB)
+        offline_disk.import_image(lab.env, vm=name, disk="root", image=image)
+        image.unlink()
+        vmrun.start(lab.env, vm_name=name, boot=boot)
+        self.disk = lab.device(name, node="node-a")
+        self.offset = fscounter.record_offset(self.disk)
+        self.wait_for_counter(above=0, within=BOOT_LIMIT_S)
+        guestagent.wait_for_agent(name, within=BOOT_LIMIT_S)
+
+    def counter(self) -> int:
+        return fscounter.read_counter(self.disk, offset=self.offset)
+
+    def wait_for_counter(self, *, above: int, within: float = 20.0) -> int:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if (value := self.counter()) > above:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: counter stayed at <= {above} for {within} s")
+
+
+def _snapshot_copy(lab: Lab, snap: str) -> pathlib.Path:
+    """The snapshot's disk as a raw file: restored as a new VM, exported, the VM deleted."""
+    copy = f"{snap}-copy"
+    vms.restore(lab.env, snapshot=snap, as_vm=copy)
+    image = lab.tmp / f"{copy}.raw"
+    offline_disk.export(lab.env, vm=copy, disk="root", file=image, fmt="raw")
+    vms.delete(lab.env, name=copy)
+    return image
+
+
+def _frozen_snapshot_is_clean(lab: Lab, guest: Guest, snap: str) -> None:
+    before = guest.counter()
+    result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
+    after = guest.counter()
+    assert result.consistency == online.FS_FROZEN, result.why
+    assert result.why == "1 filesystem(s) frozen by the guest agent"
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    guest.wait_for_counter(above=after)  # the guest writes again
+    copy = _snapshot_copy(lab, snap)
+    check = fscounter.check(copy)
+    assert not check.needs_recovery, "a frozen snapshot's journal is flushed"
+    assert check.clean, check.report
+    assert before <= fscounter.read_counter(copy) <= after
+    copy.unlink()
+
+
+def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **extra,
+        "CSI_VM_CONFIG": str(lab.tmp / "config.yaml"),
+        "CSI_VM_DB": str(lab.tmp / "csi-vm.db"),
+        "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
+    }
+    return subprocess.run(
+        crash.command(*args) if crash.ENV in extra else [sys.executable, "-m", "csi_vm", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _killed_while_frozen_then_resume_thaws(lab: Lab, guest: Guest) -> None:
+    # the native snapshot's steps: freeze (1), create_snapshot, thaw
+    killed = _cli(lab, {crash.ENV: "1:after"}, "snapshot", "create", guest.name, "--name", "k")
+    assert killed.returncode == -9, killed.stderr
+    assert guestagent.freeze_status(guest.name) == "frozen"
+    stalled = guest.counter()
+    resumed = _cli(lab, {}, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rolled back online-snapshot" in resumed.stdout
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    guest.wait_for_counter(above=stalled)
+    assert records.find_snapshot(lab.env.store, "k") is None
+
+
+def _fstrim_frees_the_volume(guest: Guest) -> None:
+    backing = guestagent.backing_file(guest.disk)
+    guestagent.run(guest.name, f"dd if=/dev/urandom of=/mnt/junk bs=1M count={JUNK_MIB} conv=fsync")
+    written = os.stat(backing).st_blocks * 512
+    guestagent.run(guest.name, "rm /mnt/junk && sync && fstrim /mnt")
+    trimmed = os.stat(backing).st_blocks * 512
+    print(f"{backing.name}: {written} bytes allocated with the file, {trimmed} after fstrim")
+    assert written - trimmed >= (JUNK_MIB - 1) * MIB
+
+
+def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str) -> None:
+    guestagent.stop_agent(guest.name)
+    result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
+    assert result.consistency == online.CRASH_CONSISTENT
+    assert "the guest agent's freeze failed" in result.why, result.why
+    guest.wait_for_counter(above=guest.counter())  # never frozen: it kept writing
+    copy = _snapshot_copy(lab, snap)
+    assert fscounter.check(copy).needs_recovery, "taken while mounted and written"
+    copy.unlink()
+
+
+def test_native_snapshots_freeze_resume_thaws_and_fstrim_frees(
+    lab: Lab, agent_boot: vmrun.Boot
+) -> None:
+    guest = Guest(lab, agent_boot, name="agent-native", driver="local")
+    _frozen_snapshot_is_clean(lab, guest, "agent-native-frozen")
+    _killed_while_frozen_then_resume_thaws(lab, guest)
+    _fstrim_frees_the_volume(guest)
+    _unresponsive_agent_gives_crash_consistent(lab, guest, "agent-native-crash")
+    vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)
+
+
+def test_a_push_backup_snapshot_is_taken_inside_the_freeze(
+    lab: Lab, agent_boot: vmrun.Boot
+) -> None:
+    guest = Guest(lab, agent_boot, name="agent-backup", driver="bare")
+    _frozen_snapshot_is_clean(lab, guest, "agent-backup-frozen")
+    vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)

@@ -1,0 +1,96 @@
+"""Talking to the agent guest's qemu-guest-agent from a test, through virsh.
+
+Tests ask the real agent what csi-vm itself never needs to: is the guest
+frozen now, run this command in the guest. `virsh qemu-agent-command` is the
+plain libvirt client door to the agent, so this needs no libvirt binding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import subprocess
+import time
+from typing import Any
+
+#: a guest-exec of a shell one-liner under TCG takes well under this
+EXEC_LIMIT_S = 60.0
+
+
+def command(domain: str, execute: str, *, timeout_s: int = 10, **arguments: Any) -> Any:
+    """One agent command's "return" value; a failure or timeout raises CalledProcessError."""
+    request = json.dumps({"execute": execute, "arguments": arguments} if arguments else
+                         {"execute": execute})  # fmt: skip
+    done = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain, request,
+         "--timeout", str(timeout_s)],
+        capture_output=True, text=True, check=True, timeout=timeout_s + 30,
+    )  # fmt: skip
+    return json.loads(done.stdout)["return"]
+
+
+def wait_for_agent(domain: str, *, within: float) -> None:
+    """Until the agent in the guest answers a ping (it starts a moment after the counter)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            command(domain, "guest-ping", timeout_s=2)
+            return
+        except subprocess.CalledProcessError as err:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{domain}: no guest agent answers: {err.stderr}") from err
+        time.sleep(0.1)
+
+
+def freeze_status(domain: str) -> str:
+    """ "frozen" or "thawed", as the agent in the guest knows it."""
+    return str(command(domain, "guest-fsfreeze-status"))
+
+
+def run(domain: str, script: str) -> str:
+    """Run `sh -c script` in the guest, wait for it; its stdout, or AssertionError."""
+    pid = command(domain, "guest-exec", path="sh", arg=["-c", script], **{"capture-output": True})[
+        "pid"
+    ]
+    deadline = time.monotonic() + EXEC_LIMIT_S
+    while time.monotonic() < deadline:
+        status = command(domain, "guest-exec-status", pid=pid)
+        if status["exited"]:
+            out = base64.b64decode(status.get("out-data", "")).decode()
+            err = base64.b64decode(status.get("err-data", "")).decode()
+            assert status["exitcode"] == 0, f"guest: {script!r} failed: {err or out}"
+            return out
+        time.sleep(0.1)
+    raise AssertionError(f"guest: {script!r} still runs after {EXEC_LIMIT_S} s")
+
+
+def stop_agent(domain: str) -> None:
+    """SIGSTOP the guest's qemu-ga: it keeps its port open and never answers again.
+
+    The agent stops itself through the child it spawns, so the exec's own
+    answer may be lost; done once a ping goes unanswered.
+    """
+    with_reply = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain,
+         json.dumps({"execute": "guest-exec", "arguments": {
+             "path": "sh", "arg": ["-c", "kill -STOP $(pidof qemu-ga)"]}}),
+         "--timeout", "5"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    del with_reply  # answered or not: the ping below says whether it worked
+    deadline = time.monotonic() + EXEC_LIMIT_S
+    while time.monotonic() < deadline:
+        try:
+            command(domain, "guest-ping", timeout_s=2)
+        except subprocess.CalledProcessError:
+            return
+    raise AssertionError(f"{domain}: the guest agent still answers after SIGSTOP")
+
+
+def backing_file(device: pathlib.Path) -> pathlib.Path:
+    """The file behind a loop device (the local driver's volume), from sysfs."""
+    rdev = os.stat(device).st_rdev
+    sysfs = pathlib.Path(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/loop/backing_file")
+    return pathlib.Path(sysfs.read_text().strip())
