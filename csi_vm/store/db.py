@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from csi_vm import errors
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: schema changes after the first release, by the version they lead to; a
 #: store is brought forward one version at a time, in one transaction
@@ -35,6 +35,15 @@ CREATE TABLE running (
     # before keep '' and are restored with the size check only.
     3: """
 ALTER TABLE snapshot_disks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''
+""",
+    # A flow's and a lock's owner is its PID plus that process's start time
+    # and the boot id (see store/owner.py): a bare PID outlives a reboot and
+    # gets reused. Rows recorded before keep -1 and '' and are judged by PID.
+    4: """
+ALTER TABLE flows ADD COLUMN pid_start INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE flows ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE vm_locks ADD COLUMN pid_start INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE vm_locks ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''
 """,
 }
 

@@ -6,19 +6,22 @@ after. A flow is `running` until its commit transaction flips it to
 process is gone is rolled back; a `committed` one is rolled forward. When
 that cannot be done (its driver does not answer), the flow keeps its state
 and records why in `error`: it is pending, and only `csi-vm resume` retries it.
+
+Flows and locks record their owner as PID, process start time and boot id
+(`csi_vm.store.owner`): a flow whose owner is gone, rebooted away or
+replaced by another process under the same PID, counts as interrupted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sqlite3
 import time
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.store import db
+from csi_vm.store import db, owner
 
 RUNNING, COMMITTED, DONE, ROLLED_BACK = "running", "committed", "done", "rolled-back"
 
@@ -45,6 +48,10 @@ class FlowRow:
     def pending(self) -> bool:
         """Unfinished, and a resume of it already failed: only `csi-vm resume` retries it."""
         return self.state in (RUNNING, COMMITTED) and bool(self.error)
+
+
+#: the process table and boot id owners are judged by; tests give it another boot id
+PROC = owner.Proc()
 
 
 class _Stale(errors.Busy):
@@ -83,24 +90,25 @@ def begin(
 
 def _begin_once(store: db.Store, *, flow_id: str, kind: str, vm: str, args: dict[str, Any]) -> None:
     now = time.time()
+    me = PROC.me()
     with store.transaction() as cur:
-        _take_lock(cur, vm=vm, flow_id=flow_id)
+        _take_lock(cur, vm=vm, flow_id=flow_id, me=me)
         cur.execute(
-            "INSERT INTO flows (id, kind, vm, args, state, pid, started, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (flow_id, kind, vm, json.dumps(args), RUNNING, os.getpid(), now, now),
+            "INSERT INTO flows (id, kind, vm, args, state, pid, pid_start, boot_id, started,"
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (flow_id, kind, vm, json.dumps(args), RUNNING, me.pid, me.start, me.boot, now, now),
         )
 
 
-def _take_lock(cur: sqlite3.Cursor, *, vm: str, flow_id: str) -> None:
+def _take_lock(cur: sqlite3.Cursor, *, vm: str, flow_id: str, me: owner.Owner) -> None:
     row = cur.execute(
-        "SELECT l.flow, l.pid, f.kind, f.error FROM vm_locks l"
+        "SELECT l.flow, l.pid, l.pid_start, l.boot_id, f.kind, f.error FROM vm_locks l"
         " LEFT JOIN flows f ON f.id = l.flow WHERE l.vm = ?",
         (vm,),
     ).fetchone()
     # A pending flow may be held by this very process (it tried to resume
     # it): waiting for it would never end.
-    if row is not None and (row["error"] or not _alive(row["pid"])):
+    if row is not None and (row["error"] or not _alive(row)):
         why = f": {row['error']}" if row["error"] else ""
         raise _Stale(
             f"VM {vm!r} has an interrupted {row['kind'] or 'flow'} {row['flow']}{why}",
@@ -111,7 +119,10 @@ def _take_lock(cur: sqlite3.Cursor, *, vm: str, flow_id: str) -> None:
             f"VM {vm!r} is busy: {row['kind'] or 'a flow'} {row['flow']} (process {row['pid']})",
             hint="wait for it to end",
         )
-    cur.execute("INSERT INTO vm_locks (vm, flow, pid) VALUES (?, ?, ?)", (vm, flow_id, os.getpid()))
+    cur.execute(
+        "INSERT INTO vm_locks (vm, flow, pid, pid_start, boot_id) VALUES (?, ?, ?, ?, ?)",
+        (vm, flow_id, me.pid, me.start, me.boot),
+    )
 
 
 def add_step(store: db.Store, *, flow_id: str, action: str, data: dict[str, Any]) -> int:
@@ -181,7 +192,7 @@ def interrupted(store: db.Store) -> list[FlowRow]:
         .execute("SELECT * FROM flows WHERE state IN (?, ?) ORDER BY started", (RUNNING, COMMITTED))
         .fetchall()
     )
-    return [_flow(r) for r in rows if not _alive(r["pid"])]
+    return [_flow(r) for r in rows if not _alive(r)]
 
 
 def recent(store: db.Store, *, limit: int = 50) -> list[FlowRow]:
@@ -195,9 +206,11 @@ def recent(store: db.Store, *, limit: int = 50) -> list[FlowRow]:
 
 def adopt(store: db.Store, flow_id: str) -> None:
     """Take over an interrupted flow (and its VM lock) for this process."""
+    me = PROC.me()
+    owned = (me.pid, me.start, me.boot, flow_id)
     with store.transaction() as cur:
-        cur.execute("UPDATE flows SET pid = ? WHERE id = ?", (os.getpid(), flow_id))
-        cur.execute("UPDATE vm_locks SET pid = ? WHERE flow = ?", (os.getpid(), flow_id))
+        cur.execute("UPDATE flows SET pid = ?, pid_start = ?, boot_id = ? WHERE id = ?", owned)
+        cur.execute("UPDATE vm_locks SET pid = ?, pid_start = ?, boot_id = ? WHERE flow = ?", owned)
 
 
 def _flow(row: sqlite3.Row) -> FlowRow:
@@ -212,16 +225,7 @@ def _flow(row: sqlite3.Row) -> FlowRow:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; its flow will never finish.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
-            return stream.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
+def _alive(row: sqlite3.Row) -> bool:
+    """The flow's or lock's recorded owner still runs (see `csi_vm.store.owner`)."""
+    recorded = owner.Owner(pid=row["pid"], start=row["pid_start"], boot=row["boot_id"])
+    return PROC.alive(recorded)
