@@ -27,6 +27,15 @@ def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str |
     return f"CsiVM {name} already exists; choose another target name"
 
 
+def made_by(ctx: context.Context, obj: context.Json, *, name: str) -> bool:
+    """Whether the CsiVM ``name`` exists and ``obj`` made it (on an earlier pass)."""
+    try:
+        vm = ctx.objs.get(kinds.VM, name, namespace=crd.meta(obj).namespace)
+    except errors.NotFound:
+        return False
+    return bool((vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == crd.meta(obj).uid)
+
+
 def host_copy(
     ctx: context.Context,
     target: storage.Target,

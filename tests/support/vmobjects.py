@@ -44,6 +44,12 @@ def clone(name: str, *, source: str, target: str) -> Obj:
     return _own("CsiVMClone", name, {"sourceVMName": source, "targetVMName": target})
 
 
+def fan_out(name: str, *, source: str, count: int, template: str) -> Obj:
+    """A CsiVMClone that makes ``count`` VMs named by ``template``."""
+    spec = {"sourceVMName": source, "count": count, "nameTemplate": template}
+    return _own("CsiVMClone", name, spec)
+
+
 def migration(name: str, *, vm_name: str, node: str) -> Obj:
     return _own("CsiVMMigration", name, {"vmName": vm_name, "targetNode": node})
 
