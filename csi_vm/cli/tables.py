@@ -9,9 +9,10 @@ marked wide.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
@@ -81,23 +82,80 @@ def show_stdout(
     sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
+def stream_stdout(
+    console: Callable[[], Console],
+    *,
+    columns: Sequence[Column],
+    pages: Iterable[Sequence[Sequence[Cell]]],
+    layout: Layout,
+    title: Callable[[int], str],
+) -> None:
+    """`show_stdout` of rows read a page at a time: each page is written as it comes.
+
+    In a pipe the lines are those of `show_stdout`, except that columns are
+    as wide as the header and the first page need, not the whole list: a
+    later page widens a column only where it holds a longer value (a cell is
+    never cut), so columns never narrow and the first line needs no more than
+    the first page. On a terminal a list of one page is the boxed table with
+    its `title(rows)`; a longer one is printed as plain columns, as kubectl
+    prints every list, since a boxed table is drawn only once all its rows
+    are known.
+    """
+    pages = iter(pages)
+    if not _plain_pipe():
+        first = list(next(pages, []))
+        second = next(pages, None)
+        if second is None:
+            show(console(), columns=columns, rows=first, layout=layout, title=title(len(first)))
+            return
+        pages = itertools.chain([first, second], pages)
+    keep = [i for i, col in enumerate(columns) if layout.wide or not col.wide]
+    widths = [0] * len(keep)
+    head = [[columns[i].header.upper() for i in keep]] if layout.headers else []
+    # An empty list still gets its header line, as in `show_stdout`.
+    for page in itertools.chain(pages, [[]] if head else []):
+        text = head + [[_plain(row[i]) for i in keep] for row in page]
+        if not text:
+            continue
+        head = []
+        widths = [max([w, *(len(row[i]) for row in text)]) for i, w in enumerate(widths)]
+        _write_lines([_aligned(row, widths) for row in text], console)
+
+
+def _write_lines(lines: list[str], console: Callable[[], Console]) -> None:
+    """Lines to standard output, through rich only where rich would change them."""
+    if _plain_pipe() and all(line.isascii() and line.isprintable() for line in lines):
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()  # what came before goes first
+    for line in lines:
+        console().out(line, highlight=False)
+
+
+def _plain_pipe() -> bool:
+    """Standard output is a pipe that rich would write plain lines to.
+
+    rich's Console.is_terminal is False, whatever else it checks, when stdout
+    is not a tty and neither TTY_COMPATIBLE nor FORCE_COLOR is set.
+    """
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return False
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _pipe_lines(
     heads: Sequence[str], rows: Sequence[Sequence[Cell]], *, headers: bool
 ) -> list[str] | None:
     """The lines for a pipe, or None where rich is needed to print them alike.
 
-    rich's Console.is_terminal is False, whatever else it checks, when stdout
-    is not a tty and neither TTY_COMPATIBLE nor FORCE_COLOR is set. rich's
-    `out` writes a line of printable ASCII unchanged; it strips or expands
-    control characters and tabs, so any other text goes through rich.
+    rich's `out` writes a line of printable ASCII unchanged; it strips or
+    expands control characters and tabs, so any other text goes through rich.
     """
-    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
-        return None
-    try:
-        terminal = sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return None
-    if terminal or any(not isinstance(c, str) for row in rows for c in row):
+    if not _plain_pipe() or any(not isinstance(c, str) for row in rows for c in row):
         return None
     lines = plain_lines(heads, rows, headers=headers)
     return lines if all(line.isascii() and line.isprintable() for line in lines) else None
@@ -117,9 +175,11 @@ def plain_lines(
     if not text:
         return []
     widths = [max(len(row[i]) for row in text) for i in range(len(heads))]
-    return [
-        _GAP.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in text
-    ]
+    return [_aligned(row, widths) for row in text]
+
+
+def _aligned(row: Sequence[str], widths: Sequence[int]) -> str:
+    return _GAP.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
 
 def print_renderable(console: Console, renderable: RenderableType) -> None:

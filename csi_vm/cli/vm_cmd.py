@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pathlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, TypeAlias
 
 import typer
 
@@ -12,7 +13,7 @@ from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
 
 if TYPE_CHECKING:
-    from csi_vm.store import journal, records
+    from csi_vm.store import db, journal, records
 
 # The config, the flows and the store are imported by the commands that use
 # them: `--help` loads this module and needs none of them.
@@ -75,12 +76,18 @@ def list_(
 
         csi-vm vm list -o wide
     """
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
+        # Written a page at a time as it is read: the first lines of a fleet
+        # of any size come at once, and memory holds one page.
+        _show_vms(_listed(env.store), fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} VMs")
+
+
+def _listed(store: db.Store) -> Iterator[list[Listed]]:
     from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
 
-    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
-        found = records.list_vms(env.store)
-        nodes = {run.vm: run.node for run in running.list_all(env.store)}
-    _show_vms(found, nodes, fmt=fmt, no_headers=no_headers, title=f"{len(found)} VMs")
+    for page in records.summary_pages(store):
+        nodes = running.nodes_between(store, first=page[0].name, last=page[-1].name)
+        yield [(vm, nodes.get(vm.name)) for vm in page]
 
 
 @app.command("show")
@@ -102,11 +109,16 @@ def show(
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
         vm = records.get_vm(env.store, name)
         run = running.find(env.store, name)
-    nodes = {name: run.node} if run is not None else {}
+    node = None if run is None else run.node
     if not fmt.tabular and fmt is not Output.NAME:
-        vmenv.emit({**_vm_dict(vm), "running_on": nodes.get(name)}, fmt=fmt)
+        vmenv.emit(_listed_dict(records.summary(vm), node), fmt=fmt)
         return
-    _show_vms([vm], nodes, fmt=fmt, no_headers=no_headers, title=f"VM {name}")
+    _show_vms(
+        [[(records.summary(vm), node)]],
+        fmt=fmt,
+        no_headers=no_headers,
+        title=lambda _: f"VM {name}",
+    )
 
 
 VM_COLUMNS = (
@@ -119,31 +131,34 @@ VM_COLUMNS = (
 )
 
 
+#: a VM as listed, with the node it runs on (None: stopped)
+Listed: TypeAlias = "tuple[records.Summary, str | None]"
+
+
 def _show_vms(
-    found: list[records.VM], nodes: dict[str, str], *, fmt: Output, no_headers: bool, title: str
+    pages: Iterable[list[Listed]], *, fmt: Output, no_headers: bool, title: Callable[[int], str]
 ) -> None:
-    if fmt is Output.NAME:
-        vmenv.names([("vm", vm.name) for vm in found])
-        return
     if not fmt.tabular:
-        vmenv.emit([{**_vm_dict(vm), "running_on": nodes.get(vm.name)} for vm in found], fmt=fmt)
+        dicts = ([_listed_dict(vm, node) for vm, node in page] for page in pages)
+        vmenv.emit_pages(dicts, fmt=fmt)
         return
-    rows = [
-        (
-            vm.name,
-            nodes.get(vm.name, "-"),
-            str(vm.spec.vcpus),
-            sizes.binary(vm.spec.memory_mib * 1024 * 1024),
-            ", ".join(
-                f"{d.name} ({sizes.binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks
-            ),
-            ", ".join(f"{d.name}={d.volume_id}" for d in vm.disks),
-        )
-        for vm in found
-    ]
-    layout = fmt.layout(no_headers=no_headers)
-    tables.show_stdout(
-        lambda: vmenv.console, columns=VM_COLUMNS, rows=rows, layout=layout, title=title
+    tables.stream_stdout(
+        lambda: vmenv.console,
+        columns=VM_COLUMNS,
+        pages=([_vm_row(vm, node) for vm, node in page] for page in pages),
+        layout=fmt.layout(no_headers=no_headers),
+        title=title,
+    )
+
+
+def _vm_row(vm: records.Summary, node: str | None) -> tuple[str, ...]:
+    return (
+        vm.name,
+        node or "-",
+        str(vm.vcpus),
+        sizes.binary(vm.memory_mib * 1024 * 1024),
+        ", ".join(f"{d.name} ({sizes.binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks),
+        ", ".join(f"{d.name}={d.volume_id}" for d in vm.disks),
     )
 
 
@@ -170,7 +185,9 @@ def delete(
         if not dry_run:
             vms.delete(env, name=name)
     if not fmt.tabular:
-        vmenv.emit({"operation": "delete", "dry_run": dry_run, **_vm_dict(vm)}, fmt=fmt)
+        vmenv.emit(
+            {"operation": "delete", "dry_run": dry_run, **_vm_dict(records.summary(vm))}, fmt=fmt
+        )
         return
     volumes = ", ".join(d.volume_id for d in vm.disks)
     verb = "would delete" if dry_run else "deleted"
@@ -263,11 +280,15 @@ def _say_resumed(done: list[str], recent: list[journal.FlowRow]) -> None:
         vmenv.console.print(f"  {flow.kind} {flow.id} of {flow.vm}: {flow.state} {flow.error}")
 
 
-def _vm_dict(vm: records.VM) -> dict[str, object]:
+def _listed_dict(vm: records.Summary, node: str | None) -> dict[str, object]:
+    return {**_vm_dict(vm), "running_on": node}
+
+
+def _vm_dict(vm: records.Summary) -> dict[str, object]:
     return {
         "name": vm.name,
-        "vcpus": vm.spec.vcpus,
-        "memory_mib": vm.spec.memory_mib,
+        "vcpus": vm.vcpus,
+        "memory_mib": vm.memory_mib,
         "disks": [
             {
                 "name": d.name,

@@ -8,7 +8,9 @@ import functools
 import json
 import os
 import pathlib
-from collections.abc import Iterator
+import sys
+import textwrap
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import typer
@@ -227,6 +229,37 @@ def names(objects: list[tuple[str, str]]) -> None:
     """-o name: one KIND/NAME line per object, as `kubectl get -o name` prints."""
     for kind, name in objects:
         typer.echo(f"{kind}/{name}")
+
+
+def emit_pages(pages: Iterable[list[dict[str, object]]], *, fmt: Output, kind: str = "vm") -> None:
+    """What `emit` prints of the list of every page's items, written a page at a time."""
+    write = sys.stdout.write
+    if fmt is Output.NAME:
+        for page in pages:
+            write("".join(f"{kind}/{item.get('name') or item.get('vm')}\n" for item in page))
+            sys.stdout.flush()
+        return
+    if fmt is Output.YAML:
+        import yaml  # noqa: PLC0415 - see the imports
+
+        # libyaml's emitter, where PyYAML has it, writes what safe_dump writes
+        # in a seventh of the time: a fleet's yaml takes seconds, not a minute.
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        empty = True
+        for page in pages:
+            # A top-level block sequence is its items' sequences one after another.
+            write(yaml.dump(page, Dumper=dumper, sort_keys=False) if page else "")
+            sys.stdout.flush()
+            empty = empty and not page
+        write("[]\n" if empty else "")
+        return
+    sep = "[\n"  # json.dumps(list, indent=2) puts each item on its own lines, indented
+    for page in pages:
+        for item in page:
+            write(sep + textwrap.indent(json.dumps(item, indent=2, default=str), "  "))
+            sep = ",\n"
+        sys.stdout.flush()
+    write("[]\n" if sep == "[\n" else "\n]\n")
 
 
 def emit(data: object, *, fmt: Output, kind: str = "vm") -> None:

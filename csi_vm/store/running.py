@@ -46,6 +46,16 @@ def list_all(store: db.Store) -> list[Running]:
     return [_running(r) for r in rows]
 
 
+def nodes_between(store: db.Store, *, first: str, last: str) -> dict[str, str]:
+    """The node of each running VM named `first` to `last`: one page of `vm list`."""
+    rows = (
+        store.connection()
+        .execute("SELECT vm, node FROM running WHERE vm BETWEEN ? AND ?", (first, last))
+        .fetchall()
+    )
+    return {row["vm"]: row["node"] for row in rows}
+
+
 def insert(cur: sqlite3.Cursor, run: Running) -> None:
     cur.execute(
         "INSERT INTO running (vm, node, uri, domain, boot, started) VALUES (?, ?, ?, ?, ?, ?)",
