@@ -1,22 +1,30 @@
-"""`csi-vm image ...`: the copy engine on its own, for image files and block devices."""
+"""`csi-vm image ...`: the copy engine on its own, for image files and block devices.
+
+A plain click group, not typer: `image copy` is timed as a whole process
+against qemu-img, and typer's import alone was a third of its start-up.
+plainclick keeps its help and errors as the typer commands have them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import pathlib
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from csi_vm import errors, sizes
-from csi_vm.cli import signals
-from csi_vm.copy import engine, model
+from csi_vm.cli import plainclick, signals
+from csi_vm.copy import model
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from csi_vm.copy import engine
+
+app = plainclick.Group(
+    "image",
     help="Copy and convert disk images (raw, qcow2) between files and block devices.",
     no_args_is_help=True,
 )
@@ -30,44 +38,67 @@ class Report(enum.StrEnum):
     YAML = "yaml"
 
 
-@app.command("copy")
+def _path(name: str, help: str) -> plainclick.Argument:
+    return plainclick.Argument([name], help=help, type=click.Path(path_type=pathlib.Path))
+
+
+def _flag(name: str, help: str) -> click.Option:
+    return click.Option([name], is_flag=True, help=help)
+
+
+def _copy_params() -> list[click.Parameter]:
+    return [
+        _path("source", "Image to read: a raw or qcow2 file, or a block device."),
+        _path("target", "Where to write: a new file, or (with --force) a file or block device."),
+        click.Option(
+            ["--format", "output"],
+            type=plainclick.Choice([f.value for f in model.Format]),
+            default=model.Format.RAW.value,
+            show_default=True,
+            help="Format of the target: raw or qcow2.",
+        ),
+        _flag("--verify", "Compare checksums of source and target after the copy."),
+        _flag("--force", "Replace an existing target file, or write over a block device."),
+        _flag(
+            "--target-zeroed",
+            "The target device reads as zeros (a fresh volume): skip zeroing its free ranges.",
+        ),
+        click.Option(
+            ["--min-size"],
+            metavar="TEXT",
+            help="Make a target file at least this large: a copy into a larger disk, "
+            "whose part past the image reads as zeros. A device keeps its own size. " + sizes.HELP,
+        ),
+        click.Option(
+            ["--workers"],
+            type=plainclick.IntRange(1, 64),
+            default=4,
+            show_default=True,
+            help="Parallel I/O threads.",
+        ),
+        _flag("--dry-run", "Show what the copy would do, and write nothing."),
+        click.Option(
+            ["--output", "-o", "fmt"],
+            type=plainclick.Choice([r.value for r in Report]),
+            default=Report.TABLE.value,
+            show_default=True,
+            help="table (one line, the default), json or yaml (sizes in bytes).",
+        ),
+    ]
+
+
 def copy_cmd(
-    source: pathlib.Path = typer.Argument(
-        ..., help="Image to read: a raw or qcow2 file, or a block device."
-    ),
-    target: pathlib.Path = typer.Argument(
-        ..., help="Where to write: a new file, or (with --force) a file or block device."
-    ),
-    output: model.Format = typer.Option(
-        model.Format.RAW, "--format", help="Format of the target: raw or qcow2."
-    ),
-    verify: bool = typer.Option(
-        False, "--verify", help="Compare checksums of source and target after the copy."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Replace an existing target file, or write over a block device."
-    ),
-    target_zeroed: bool = typer.Option(
-        False,
-        "--target-zeroed",
-        help="The target device reads as zeros (a fresh volume): skip zeroing its free ranges.",
-    ),
-    min_size: str | None = typer.Option(
-        None,
-        "--min-size",
-        help="Make a target file at least this large: a copy into a larger disk, "
-        "whose part past the image reads as zeros. A device keeps its own size. " + sizes.HELP,
-    ),
-    workers: int = typer.Option(4, "--workers", min=1, max=64, help="Parallel I/O threads."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Show what the copy would do, and write nothing."
-    ),
-    fmt: Report = typer.Option(
-        Report.TABLE,
-        "--output",
-        "-o",
-        help="table (one line, the default), json or yaml (sizes in bytes).",
-    ),
+    *,
+    source: pathlib.Path,
+    target: pathlib.Path,
+    output: str,
+    verify: bool,
+    force: bool,
+    target_zeroed: bool,
+    min_size: str | None,
+    workers: int,
+    dry_run: bool,
+    fmt: str,
 ) -> None:
     """Copy only the data of an image, keeping the target sparse.
 
@@ -80,22 +111,35 @@ def copy_cmd(
 
         csi-vm image copy root.qcow2 /dev/vg0/web-root --force --target-zeroed
     """
+    from csi_vm.copy import engine  # noqa: PLC0415 - not for `image --help`
+
     options = model.Options(
-        output=output,
+        output=model.Format(output),
         overwrite=force,
         target_zeroed=target_zeroed,
         verify=verify,
         min_size=_bytes(min_size, field="--min-size") if min_size else 0,
         workers=workers,
     )
+    report = Report(fmt)
     if dry_run:
-        _emit(_plan_dict(engine.describe(source, target, options=options)), fmt=fmt)
+        _emit(_plan_dict(engine.describe(source, target, options=options)), fmt=report)
         return
     result = _run_with_progress(source, target, options=options)
-    if fmt is Report.TABLE:
-        typer.echo(summary(result))
+    if report is Report.TABLE:
+        click.echo(summary(result))
     else:
-        _emit(_result_dict(result), fmt=fmt)
+        _emit(_result_dict(result), fmt=report)
+
+
+app.add_command(
+    plainclick.Command(
+        "copy",
+        callback=copy_cmd,
+        params=_copy_params(),
+        help=plainclick.help_of(copy_cmd),
+    )
+)
 
 
 def _bytes(size: str, *, field: str) -> int:
@@ -108,7 +152,7 @@ def _bytes(size: str, *, field: str) -> int:
     except ValueError as err:
         raise errors.InvalidInput(str(err)) from err
     for note in notes:
-        typer.echo(f"note: {note}", err=True)
+        click.echo(f"note: {note}", err=True)
     return value
 
 
@@ -129,8 +173,8 @@ def _run_with_progress(
     try:
         return _copy(source, target, options=options)
     except model.Interrupted as err:
-        typer.echo(f"{err.message}: a target file it was creating has been removed", err=True)
-        raise typer.Exit(signals.INTERRUPTED) from err
+        click.echo(f"{err.message}: a target file it was creating has been removed", err=True)
+        raise click.exceptions.Exit(signals.INTERRUPTED) from err
 
 
 def _copy(source: pathlib.Path, target: pathlib.Path, *, options: model.Options) -> model.Result:
@@ -172,6 +216,8 @@ def _copy(source: pathlib.Path, target: pathlib.Path, *, options: model.Options)
 
 
 def _run(source: pathlib.Path, target: pathlib.Path, *, options: model.Options) -> model.Result:
+    from csi_vm.copy import engine  # noqa: PLC0415 - see copy_cmd
+
     def work(cancel: threading.Event) -> model.Result:
         return engine.copy(source, target, options=dataclasses.replace(options, cancel=cancel))
 
@@ -217,17 +263,19 @@ def _result_dict(result: model.Result) -> dict[str, Any]:
 
 def _emit(data: dict[str, Any], *, fmt: Report) -> None:
     if fmt is Report.JSON:
-        typer.echo(json.dumps(data, indent=2))
+        import json  # noqa: PLC0415 - see _run_with_progress
+
+        click.echo(json.dumps(data, indent=2))
     elif fmt is Report.YAML:
         import yaml  # noqa: PLC0415 - see _run_with_progress
 
-        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+        click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
         src, dst = data["source"], data["target"]
-        typer.echo(
+        click.echo(
             f"source:  {src['path']} ({src['kind']}, {src['format']}, {sizes.binary(data['size'])})"
         )
         state = "exists, overwritten" if dst["exists"] else "new"
-        typer.echo(f"target:  {dst['path']} ({dst['kind']}, {dst['format']}, {state})")
-        typer.echo(f"method:  {' then '.join(data['methods'])} (first that works)")
-        typer.echo(f"zeroing: {data['zeroing']}")
+        click.echo(f"target:  {dst['path']} ({dst['kind']}, {dst['format']}, {state})")
+        click.echo(f"method:  {' then '.join(data['methods'])} (first that works)")
+        click.echo(f"zeroing: {data['zeroing']}")

@@ -6,6 +6,7 @@ the top-level command imported them all, `csi-vm --help` would take over a
 second. The top-level group is therefore plain click and knows each command
 by name and one line of help; the command's typer app is loaded on use and
 handed the rest of the command line, exactly as if typer had parsed all of it.
+A `plain` entry is a click command of its own and runs without typer at all.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Entry:
     wiring: Callable[[], None] | None = None  # adds commands of other modules first
     context_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     add_help_option: bool = True
+    #: the target is a plain click command, run without typer (see image_cmd)
+    plain: bool = False
 
 
 def _wire_vm() -> None:
@@ -116,6 +119,7 @@ ENTRIES: tuple[Entry, ...] = (
         "image",
         _CLI + "image_cmd:app",
         "Copy and convert disk images (raw, qcow2) between files and block devices.",
+        plain=True,
     ),
 )
 
@@ -130,6 +134,8 @@ def load(entry: Entry) -> click.Command:
     typer's command is of its own copy of click, so it is run by ``main``,
     never attached to the plain click group.
     """
+    if entry.plain:
+        return click.Group("csi-vm", commands=[_target(entry)])
     import typer  # noqa: PLC0415 - typer and pydantic cost start-up: only when a command runs
 
     from csi_vm.cli import coercion, helpfmt  # noqa: PLC0415 - patch typer: loaded with it
@@ -138,8 +144,7 @@ def load(entry: Entry) -> click.Command:
     coercion.install()
     if entry.wiring is not None:
         entry.wiring()
-    module_name, attribute = entry.target.split(":")
-    target = getattr(importlib.import_module(module_name), attribute)
+    target = _target(entry)
     root = typer.Typer(name="csi-vm", add_completion=False, rich_markup_mode=None)
     if entry.group:
         root.add_typer(target, name=entry.name)
@@ -154,6 +159,11 @@ def load(entry: Entry) -> click.Command:
     command = typer.main.get_command(root)
     helpfmt.keep_layouts(command)
     return command  # type: ignore[return-value]
+
+
+def _target(entry: Entry) -> Any:
+    module_name, attribute = entry.target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _no_options() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import pathlib
 
+import click
 import pytest
-import typer
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from csi_vm import errors
 from csi_vm.cli import image_cmd
@@ -20,9 +20,8 @@ SIZE = 32 * MiB
 
 
 def _cli(*args: str) -> tuple[int, str, BaseException | None]:
-    app = typer.Typer()
-    app.add_typer(image_cmd.app, name="image")
-    result = CliRunner().invoke(app, ["image", *args])
+    root = click.Group("csi-vm", commands=[image_cmd.app])
+    result = CliRunner().invoke(root, ["image", *args])
     return result.exit_code, result.stdout, result.exception
 
 
