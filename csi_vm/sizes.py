@@ -15,7 +15,6 @@ second to every command's start-up.
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import math
 import re
 
@@ -38,6 +37,10 @@ class Size:
 
 def parse(text: str, *, field: str = "size") -> Size:
     """`text` as a quantity; ValueError naming `field` when it is not one."""
+    # decimal only where a size is read: `image copy` prints sizes on every run
+    # and reads one only with --min-size.
+    import decimal  # noqa: PLC0415
+
     match = _QUANTITY.match(text)
     if match is None:
         raise ValueError(f"{field} {text!r} is not a size like 64Mi, 20Gi, 20G or 1048576")
