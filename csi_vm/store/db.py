@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from csi_vm import errors
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: schema changes after the first release, by the version they lead to; a
 #: store is brought forward one version at a time, in one transaction
@@ -44,6 +44,16 @@ ALTER TABLE flows ADD COLUMN pid_start INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE flows ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE vm_locks ADD COLUMN pid_start INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE vm_locks ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''
+""",
+    # Finished flows stay in the table as history, one or more a VM: the
+    # unfinished ones, which every command looks for, and the latest ones
+    # (`resume`) are found by index, not by reading them all. A VM's
+    # snapshots and the list of all snapshots are read in date order.
+    5: """
+CREATE INDEX flows_by_state ON flows (state, started);
+CREATE INDEX flows_by_update ON flows (updated);
+CREATE INDEX snapshots_by_vm ON snapshots (vm, created);
+CREATE INDEX snapshots_by_date ON snapshots (created)
 """,
 }
 

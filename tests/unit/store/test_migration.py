@@ -87,3 +87,38 @@ def test_a_version_2_store_keeps_its_snapshots_without_a_fingerprint(
         records.insert_snapshot(cur, new)
     assert records.get_snapshot(store, "s2") == new
     store.close()
+
+
+def test_a_version_4_store_gains_the_indexes_its_frequent_reads_use(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(db._SCHEMA)
+    for version in range(2, 5):
+        for statement in db._MIGRATIONS[version].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute(
+        "INSERT INTO flows (id, kind, vm, args, state, pid, started, updated)"
+        " VALUES ('f1', 'create', 'web', '{}', 'running', 1, 1.0, 1.0)"
+    )
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+
+    store = db.Store(path)
+    read = store.connection()
+    assert read.execute("SELECT id FROM flows WHERE state = 'running'").fetchone()[0] == "f1"
+    plans = {
+        "SELECT * FROM flows WHERE state IN ('running', 'committed') ORDER BY started": (
+            "flows_by_state"
+        ),
+        "SELECT * FROM flows ORDER BY updated DESC LIMIT 5": "flows_by_update",
+        "SELECT * FROM snapshots WHERE vm = 'web' ORDER BY created": "snapshots_by_vm",
+        "SELECT * FROM snapshots ORDER BY created": "snapshots_by_date",
+    }
+    for query, index in plans.items():
+        plan = " ".join(row[3] for row in read.execute(f"EXPLAIN QUERY PLAN {query}"))
+        assert f"USING INDEX {index}" in plan, (query, plan)
+    store.close()
