@@ -168,7 +168,7 @@ def show_fanout(plan: FanoutPlan, *, fmt: Output, dry_run: bool, no_headers: boo
         markup=False,
     )
     est = plan.estimate
-    when = "unknown" if est.seconds is None else f"{est.seconds:.1f} s"
+    when = "unknown" if est.seconds is None else f"{est.seconds:.3g} s"
     out.print(
         f"expected: {sizes.binary(est.bytes_per_clone * len(plan.names))} written, "
         f"{when} ({est.basis})",

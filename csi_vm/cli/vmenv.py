@@ -161,12 +161,14 @@ def _progress(quiet: bool) -> Iterator[context.Progress]:
         Progress,
         TextColumn,
         TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
+        TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
@@ -174,10 +176,13 @@ def _progress(quiet: bool) -> Iterator[context.Progress]:
     tasks: dict[str, object] = {}
 
     def update(what: str, done: int, total: int) -> None:
-        task = tasks.get(what)
+        # "LABEL | NOTE" keeps one bar per label and shows its latest note
+        # (a fan-out's "3/10 clones").
+        key = what.partition(" | ")[0]
+        task = tasks.get(key)
         if task is None:
-            task = tasks[what] = bar.add_task(what, total=total or None)
-        bar.update(task, completed=done, total=total or None)  # type: ignore[arg-type]
+            task = tasks[key] = bar.add_task(what, total=total or None)
+        bar.update(task, completed=done, total=total or None, description=what)  # type: ignore[arg-type]
 
     with bar:
         yield update

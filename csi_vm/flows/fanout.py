@@ -20,6 +20,7 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from csi_vm import errors
@@ -235,8 +236,7 @@ def _run_jobs(
 ) -> BaseException | None:
     """Run the clones, `parallel` at a time; the first failure stops new ones."""
     failure: BaseException | None = None
-    label = f"fan-out of {plan.source}"
-    per_clone = sum(_size(d) for d in records.get_vm(env.store, plan.source).disks)
+    show = _progress(env, plan, made)
     with concurrent.futures.ThreadPoolExecutor(max_workers=plan.parallel) as pool:
         running: dict[concurrent.futures.Future[Data], fanout_tree.Job] = {}
         while True:
@@ -253,13 +253,27 @@ def _run_jobs(
                 err = future.exception()
                 if err is None:
                     made[job.target] = int(future.result().get("bytes", 0))
-                    env.progress(label, len(made) * per_clone, len(plan.names) * per_clone)
+                    show()
                 failure = failure or err
                 sched.finished(job, made=err is None)
 
 
-def _size(d: records.Disk) -> int:
-    return d.size
+def _progress(env: context.Env, plan: FanoutPlan, made: dict[str, int]) -> Callable[[], None]:
+    """Clones made, and bytes: those host copies wrote, else the disks' size (native clones)."""
+    count = len(plan.names)
+    per_clone = sum(records.get_vm(env.store, plan.source).disk(d.disk).size for d in plan.disks)
+    label = f"fan-out of {plan.source}"
+
+    def show() -> None:
+        note = f"{label} | {len(made)}/{count} clones"
+        if plan.tree:
+            total = plan.estimate.bytes_per_clone * count
+            env.progress(note, sum(made.values()), max(total, sum(made.values())))
+        else:
+            env.progress(note, len(made) * per_clone, count * per_clone)
+
+    show()
+    return show
 
 
 def _stopped(flow: engine.Flow, plan: FanoutPlan, failure: BaseException | None) -> BaseException:
