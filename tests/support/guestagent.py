@@ -66,26 +66,31 @@ def run(domain: str, script: str) -> str:
     raise AssertionError(f"guest: {script!r} still runs after {EXEC_LIMIT_S} s")
 
 
-def stop_agent(domain: str) -> None:
-    """SIGSTOP the guest's qemu-ga: it keeps its port open and never answers again.
+def signal_agent(domain: str, signal: str) -> None:
+    """Send qemu-ga a signal (STOP, TERM) from the guest, through a child it spawns.
 
-    The agent stops itself through the child it spawns, so the exec's own
-    answer may be lost; done once a ping goes unanswered.
+    The agent's answer to the exec may be lost to the signal: not waited for.
     """
-    with_reply = subprocess.run(
-        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain,
-         json.dumps({"execute": "guest-exec", "arguments": {
-             "path": "sh", "arg": ["-c", "kill -STOP $(pidof qemu-ga)"]}}),
+    request = {
+        "execute": "guest-exec",
+        "arguments": {"path": "sh", "arg": ["-c", f"kill -{signal} $(pidof qemu-ga)"]},
+    }
+    subprocess.run(
+        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain, json.dumps(request),
          "--timeout", "5"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    del with_reply  # answered or not: the ping below says whether it worked
+
+
+def stop_agent(domain: str) -> None:
+    """SIGSTOP the guest's qemu-ga: it keeps its port open and never answers again."""
+    signal_agent(domain, "STOP")
     deadline = time.monotonic() + EXEC_LIMIT_S
     while time.monotonic() < deadline:
         try:
             command(domain, "guest-ping", timeout_s=2)
         except subprocess.CalledProcessError:
-            return
+            return  # the ping itself waited: no sleep needed
     raise AssertionError(f"{domain}: the guest agent still answers after SIGSTOP")
 
 

@@ -69,6 +69,7 @@ def test_snapshot_and_expand_while_the_counter_runs(
     after = counter.read_counter(disk)
     assert result.plan.strategy("root") == snap_strategy
     assert result.consistency == online.CRASH_CONSISTENT  # the counter guest has no agent
+    assert result.why == "no guest agent is connected to the VM's agent channel"
     wait_for_counter(disk, above=after, within=10)  # the guest kept running
 
     plan = online.expand(lab.env, vm=name, disk="root", size=128 * MIB)
