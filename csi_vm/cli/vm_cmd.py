@@ -1,4 +1,4 @@
-"""`csi-vm vm ...`, `csi-vm clone` and `csi-vm resume`."""
+"""`csi-vm vm ...` (`csi-vm clone` and `csi-vm resume` are clone_cmd's)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from csi_vm.cli import tables, vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
 
 if TYPE_CHECKING:
-    from csi_vm.store import db, journal, records
+    from csi_vm.store import db, records
 
 # The config, the flows and the store are imported by the commands that use
 # them: `--help` loads this module and needs none of them.
@@ -192,92 +192,6 @@ def delete(
     volumes = ", ".join(d.volume_id for d in vm.disks)
     verb = "would delete" if dry_run else "deleted"
     vmenv.console.print(f"{verb} VM {name} and its volumes {volumes}")
-
-
-def clone(
-    source: str = typer.Argument(..., help="The VM to clone (it is only read)."),
-    target: str = typer.Argument(..., help="Name of the new VM."),
-    verify: bool = typer.Option(
-        False,
-        "--verify",
-        help="Compare every block of each CSI-cloned disk with its source (default: a sample).",
-    ),
-    dry_run: bool = DRY,
-    fmt: Output = FMT,
-    no_headers: bool = NO_HEADERS,
-    cfg: pathlib.Path | None = CFG,
-    db: pathlib.Path | None = DB,
-) -> None:
-    """Clone a VM: CSI clone, else snapshot + restore, else a host copy, per disk.
-
-    A running VM is cloned from an online snapshot, taken and removed on the way.
-
-    Example:
-
-        csi-vm clone web-1 web-2 --dry-run
-    """
-    from csi_vm import config  # noqa: PLC0415 - see the imports
-    from csi_vm.flows import online, vms  # noqa: PLC0415 - see the imports
-    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
-
-    config.require_name(target, what="VM name")
-    with vmenv.environment(cfg, db) as env:
-        if running.find(env.store, source) is not None:
-            plan = online.plan_snapshot(env, records.get_vm(env.store, source))
-            if not dry_run:
-                plan = online.clone(env, source=source, target=target)
-        elif dry_run:
-            plan = vms.plan_clone(env, source=source, target=target)
-        else:
-            plan = vms.clone(env, source=source, target=target, verify=verify)
-    vmenv.show_plan(plan, fmt=fmt, dry_run=dry_run, no_headers=no_headers)
-
-
-def resume(
-    fmt: Output = typer.Option(
-        Output.TABLE,
-        "--output",
-        "-o",
-        help="table (lines, the default), json or yaml of what was handled and the last "
-        "flows, or name (flow/ID of the last flows).",
-    ),
-    cfg: pathlib.Path | None = CFG,
-    db: pathlib.Path | None = DB,
-) -> None:
-    """Finish or roll back interrupted operations (commands that change things do this first).
-
-    Example:
-
-        csi-vm resume
-    """
-    from csi_vm.flows import engine  # noqa: PLC0415 - see the imports
-    from csi_vm.store import journal  # noqa: PLC0415 - see the imports
-
-    with vmenv.environment(cfg, db, quiet=True, resume=False) as env:
-        got = engine.settle(env, retry_pending=True)
-        recent = journal.recent(env.store, limit=5)
-    if fmt in (Output.JSON, Output.YAML):
-        flows = [
-            {"kind": f.kind, "id": f.id, "vm": f.vm, "state": f.state, "error": f.error}
-            for f in recent
-        ]
-        vmenv.emit({"handled": list(got.done), "recent": flows}, fmt=fmt)
-    elif fmt is Output.NAME:
-        vmenv.names([("flow", f.id) for f in recent])
-    else:
-        _say_resumed(got.done, recent)
-    if got.failed is not None:
-        # Still pending (its driver does not answer): the exit code says so.
-        raise got.failed
-
-
-def _say_resumed(done: list[str], recent: list[journal.FlowRow]) -> None:
-    count = len(done)
-    vmenv.console.print(f"{count} interrupted operation{'' if count == 1 else 's'} handled")
-    for line in done:
-        vmenv.console.print(f"  {line}")
-    for flow in recent:
-        vmenv.console.print(f"  {flow.kind} {flow.id} of {flow.vm}: {flow.state} {flow.error}")
 
 
 def _listed_dict(vm: records.Summary, node: str | None) -> dict[str, object]:
