@@ -39,7 +39,8 @@ def clone(
     verify: bool = typer.Option(
         False,
         "--verify",
-        help="Compare every block of each clone with its source (default: a sample).",
+        help="Compare every block with the source (default: a sample): each CSI-cloned "
+        "disk, or every clone of a fan-out.",
     ),
     dry_run: bool = DRY,
     fmt: Output = FMT,
