@@ -63,6 +63,7 @@ CALL_S = 60.0
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 5
 _START_HINT = "start it with scripts/libvirtd-start (or scripts/libvirt-node start NAME)"
+_STUCK_HINT = "libvirtd takes connections but answers nothing: is it stopped or stuck?"
 #: calls repeated after a reconnect: they only read, or (defineXML, and
 #: destroy and undefine as written below) give the same result when done twice
 _REPEATABLE = frozenset({
@@ -192,9 +193,10 @@ def _open_handle(uri: str, *, wait_s: float) -> Any:
             if time.monotonic() >= deadline:
                 waited = f" (waited {wait_s:.0f} s)" if wait_s else ""
                 reason = _reason(err)
+                stuck = isinstance(err, libvirt_deadline.Overdue)
                 raise errors.Unreachable(
                     f"cannot connect to libvirt at {uri}{waited}: {reason}",
-                    hint=_START_HINT,
+                    hint=_STUCK_HINT if stuck else _START_HINT,
                 ) from err
         time.sleep(_RECONNECT_POLL_S)
 
@@ -277,7 +279,7 @@ class Connection:
             self._dropped = handle is self._handle
             raise errors.Unreachable(
                 f"{what} on {self.uri}: libvirtd did not answer within {limit:.0f} s",
-                hint="is libvirtd stopped or stuck? the connection is opened again",
+                hint=_STUCK_HINT,
             ) from None
 
     def _domain(self, name: str) -> Any:
