@@ -133,6 +133,7 @@ def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
     assert result.consistency == online.CRASH_CONSISTENT
     assert "the guest agent's freeze failed" in result.why, result.why
+    print(f"{guest.name}: {result.consistency}: {result.why}")
     guest.wait_for_counter(above=guest.counter())  # never frozen: it kept writing
     copy = _snapshot_copy(lab, snap)
     assert fscounter.check(copy).needs_recovery, "taken while mounted and written"
