@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import enum
 import pathlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import typer
@@ -213,8 +214,9 @@ def snap_list(
     from csi_vm.store import records  # noqa: PLC0415 - see the imports
 
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
-        found = records.list_snapshots(env.store, vm)
-    _show_snaps(found, fmt=fmt, no_headers=no_headers, title=f"{len(found)} snapshots")
+        # A page at a time, as `vm list`: a fleet's snapshots start at once.
+        pages = records.snapshot_pages(env.store, vm)
+        _show_snaps(pages, fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} snapshots")
 
 
 @snap_app.command("show")
@@ -238,7 +240,7 @@ def snap_show(
     if not fmt.tabular and fmt is not Output.NAME:
         vmenv.emit(_snap_dict(snap), fmt=fmt)
         return
-    _show_snaps([snap], fmt=fmt, no_headers=no_headers, title=f"snapshot {name}")
+    _show_snaps([[snap]], fmt=fmt, no_headers=no_headers, title=lambda _: f"snapshot {name}")
 
 
 SNAP_COLUMNS = (
@@ -252,27 +254,34 @@ SNAP_COLUMNS = (
 
 
 def _show_snaps(
-    found: list[records.Snapshot], *, fmt: Output, no_headers: bool, title: str
+    pages: Iterable[list[records.Snapshot]],
+    *,
+    fmt: Output,
+    no_headers: bool,
+    title: Callable[[int], str],
 ) -> None:
-    if fmt is Output.NAME:
-        vmenv.names([("snapshot", s.name) for s in found])
-        return
     if not fmt.tabular:
-        vmenv.emit([_snap_dict(s) for s in found], fmt=fmt)
+        dicts = ([_snap_dict(s) for s in page] for page in pages)
+        vmenv.emit_pages(dicts, fmt=fmt, kind="snapshot")
         return
-    rows = [
-        (
-            s.name,
-            s.vm,
-            _when(s.created),
-            ", ".join(f"{d.disk} ({d.strategy})" for d in s.disks),
-            sizes.binary(sum(d.size for d in s.disks)),
-            ", ".join(f"{d.disk}={d.object_id}" for d in s.disks),
-        )
-        for s in found
-    ]
-    layout = fmt.layout(no_headers=no_headers)
-    tables.show(vmenv.console, columns=SNAP_COLUMNS, rows=rows, layout=layout, title=title)
+    tables.stream_stdout(
+        lambda: vmenv.console,
+        columns=SNAP_COLUMNS,
+        pages=([_snap_row(s) for s in page] for page in pages),
+        layout=fmt.layout(no_headers=no_headers),
+        title=title,
+    )
+
+
+def _snap_row(s: records.Snapshot) -> tuple[str, ...]:
+    return (
+        s.name,
+        s.vm,
+        _when(s.created),
+        ", ".join(f"{d.disk} ({d.strategy})" for d in s.disks),
+        sizes.binary(sum(d.size for d in s.disks)),
+        ", ".join(f"{d.disk}={d.object_id}" for d in s.disks),
+    )
 
 
 @snap_app.command("restore")

@@ -270,20 +270,50 @@ def get_snapshot(store: db.Store, name: str) -> Snapshot:
 
 
 def list_snapshots(store: db.Store, vm: str | None = None) -> list[Snapshot]:
+    """Every snapshot (of `vm`), oldest first; `snapshot_pages` reads them a page at a time."""
+    return [snap for page in snapshot_pages(store, vm) for snap in page]
+
+
+def snapshot_pages(
+    store: db.Store, vm: str | None = None, *, size: int = PAGE
+) -> Iterator[list[Snapshot]]:
+    """Snapshots (of `vm`) oldest first, `size` at a time, by index (see `summary_pages`)."""
+    after: tuple[float, int] = (float("-inf"), 0)  # (created, rowid) of the last one read
+    while True:
+        rows, disks = _snapshot_page(store, vm, after=after, size=size)
+        if rows:
+            by_name: dict[str, list[sqlite3.Row]] = {row["name"]: [] for row in rows}
+            for disk in disks:
+                by_name[disk["snapshot"]].append(disk)
+            yield [_snapshot(row, by_name[row["name"]]) for row in rows]
+        if len(rows) < size:
+            return
+        after = (rows[-1]["created"], rows[-1]["rowid"])
+
+
+def _snapshot_page(
+    store: db.Store, vm: str | None, *, after: tuple[float, int], size: int
+) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    # Snapshots taken in the same second keep their order by rowid.
+    where = "(created, rowid) > (?, ?)" + ("" if vm is None else " AND vm = ?")
     conn = store.connection()
-    if vm is None:
-        rows = conn.execute("SELECT * FROM snapshots ORDER BY created").fetchall()
-    else:
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
         rows = conn.execute(
-            "SELECT * FROM snapshots WHERE vm = ? ORDER BY created", (vm,)
+            f"SELECT rowid, * FROM snapshots WHERE {where} ORDER BY created, rowid LIMIT ?",  # noqa: S608 - constant text
+            (*after, *(() if vm is None else (vm,)), size),
         ).fetchall()
-    result = []
-    for row in rows:
+        marks = ", ".join("?" * len(rows))
         disks = conn.execute(
-            "SELECT * FROM snapshot_disks WHERE snapshot = ? ORDER BY rowid", (row["name"],)
+            f"SELECT * FROM snapshot_disks WHERE snapshot IN ({marks}) ORDER BY snapshot, rowid",  # noqa: S608 - only placeholders
+            [row["name"] for row in rows],
         ).fetchall()
-        result.append(_snapshot(row, disks))
-    return result
+    finally:
+        if own:
+            conn.execute("COMMIT")
+    return rows, disks
 
 
 def insert_snapshot(cur: sqlite3.Cursor, snap: Snapshot) -> None:

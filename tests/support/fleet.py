@@ -52,6 +52,27 @@ def seed(store: db.Store, *, count: int, start: int = 0) -> None:
         )
 
 
+def seed_snapshots(store: db.Store, *, vms: int, each: int) -> list[str]:
+    """`each` snapshots of the first `vms` seeded VMs, taken round by round:
+    every VM's k-th snapshot has the same time. Returns their names, oldest first
+    (in a round, in the order they were written)."""
+    rows = [
+        (f"{name(i)}-snap-{k}", name(i), _spec_json(name(i)), 2.0e9 + k)
+        for k in range(each)
+        for i in range(vms)
+    ]
+    with store.transaction() as cur:
+        cur.executemany(
+            "INSERT INTO snapshots (name, vm, vm_spec, created) VALUES (?, ?, ?, ?)", rows
+        )
+        cur.executemany(
+            "INSERT INTO snapshot_disks (snapshot, disk, driver, mode, size, strategy, object_id)"
+            " VALUES (?, ?, 'local', 'block', ?, 'csi-snapshot', ?)",
+            ((snap, d, MIB, f"{snap}-{d}") for snap, *_ in rows for d in DISKS),
+        )
+    return [snap for snap, *_ in rows]
+
+
 def _disk_rows(indexes: range) -> Iterator[tuple[str, str, int, str]]:
     for i in indexes:
         for disk in DISKS:

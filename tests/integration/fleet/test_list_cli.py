@@ -18,6 +18,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 #: three pages and a bit: page edges inside the list
 COUNT = 3 * records.PAGE + 17
+#: VMs with a snapshot, all taken in the same second: more than a page
+SNAPSHOTS = records.PAGE + 5
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,7 @@ def fleet_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("fleet")
     store = db.Store(base / "csi-vm.db")
     fleet.seed(store, count=COUNT)
+    fleet.seed_snapshots(store, vms=SNAPSHOTS, each=1)
     store.close()
     (base / "config.yaml").write_text("drivers: {}\n")
     env = {
@@ -100,3 +103,16 @@ def test_an_empty_store_lists_a_header_an_empty_json_list_and_no_names(
     assert json.loads(_cli(empty, "vm", "list", "-o", "json")) == []
     assert yaml.safe_load(_cli(empty, "vm", "list", "-o", "yaml")) == []
     assert _cli(empty, "vm", "list", "-o", "name") == ""
+
+
+def test_snapshot_list_has_every_snapshot_once_oldest_first(fleet_env: dict[str, str]) -> None:
+    taken = [f"{fleet.name(i)}-snap-0" for i in range(SNAPSHOTS)]
+    lines = _cli(fleet_env, "snapshot", "list").splitlines()
+    assert lines[0].split() == ["NAME", "VM", "CREATED", "DISKS"]
+    assert [line.split()[0] for line in lines[1:]] == taken
+    listed = json.loads(_cli(fleet_env, "snapshot", "list", "-o", "json"))
+    assert [s["name"] for s in listed] == taken
+    names = _cli(fleet_env, "snapshot", "list", "-o", "name").splitlines()
+    assert names == [f"snapshot/{n}" for n in taken]
+    one = _cli(fleet_env, "snapshot", "list", fleet.name(3), "--no-headers").splitlines()
+    assert [line.split()[:2] for line in one] == [[taken[3], fleet.name(3)]]

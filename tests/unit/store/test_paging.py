@@ -85,3 +85,26 @@ def test_vms_made_and_deleted_while_listing_leave_the_others_exactly_once(
     assert fleet.name(10_000) in seen
     kept = {fleet.name(i) for i in range(4 * PAGE)} - {fleet.name(3 * PAGE)}
     assert kept <= set(seen)
+
+
+@pytest.mark.parametrize("each", [1, 3], ids=["one-round", "three-rounds"])
+def test_snapshot_pages_hold_every_snapshot_once_oldest_first(store: db.Store, each: int) -> None:
+    # Rounds of snapshots taken in the same second span page edges.
+    fleet.seed(store, count=2 * PAGE + 3)
+    taken = fleet.seed_snapshots(store, vms=2 * PAGE + 3, each=each)
+    pages = list(records.snapshot_pages(store, size=PAGE))
+    assert [s.name for page in pages for s in page] == taken
+    assert all(0 < len(page) <= PAGE for page in pages)
+    for snap in (s for page in pages for s in page):
+        assert [d.object_id for d in snap.disks] == [f"{snap.name}-{d}" for d in fleet.DISKS]
+        assert snap.vm_spec.name == snap.vm
+
+
+def test_snapshot_pages_of_one_vm(store: db.Store) -> None:
+    fleet.seed(store, count=3)
+    fleet.seed_snapshots(store, vms=3, each=2 * PAGE + 1)
+    vm = fleet.name(1)
+    mine = [s.name for page in records.snapshot_pages(store, vm, size=PAGE) for s in page]
+    assert mine == [f"{vm}-snap-{k}" for k in range(2 * PAGE + 1)]
+    assert [s.name for s in records.list_snapshots(store, vm)] == mine
+    assert list(records.snapshot_pages(store, "no-such-vm", size=PAGE)) == []
