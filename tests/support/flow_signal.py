@@ -3,11 +3,13 @@
     subprocess.run(flow_signal.command("clone", "gold", "--count", "3", ...),
                    env={..., crash.ENV: "4:after", flow_signal.KIND: "fanout"})
 
-Only the boundaries of flows whose id is KIND-<hex> count (a fan-out's own
-steps, not those of the clone flows it starts). With SIGNAL=INT the process
-sends itself SIGINT there instead of SIGKILL, once, and the step waits until
-the command's handler has seen it: what Ctrl-C at that moment does, without
-a race between the handler and the steps that follow.
+Only the boundaries of flows whose id KIND matches count: "fanout" for a
+fan-out's own flow (fanout-<hex>), or a pattern such as "fanout-[0-9a-f]+-2"
+for the flow of its second clone. With SIGNAL=INT the process sends itself
+SIGINT there instead of SIGKILL, once, and the step waits until the
+command's handler has seen it: what Ctrl-C at that moment does, without a
+race between the handler and the steps that follow. SIGNAL=FAIL makes the
+step fail there (OperationFailed), as a driver's failure would.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import sys
 import threading
 
+from csi_vm import errors
 from csi_vm.cli import main as cli
 from csi_vm.flows import engine
 from tests.support import crash
@@ -37,9 +40,9 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-c", _MAIN, *args]
 
 
-def install(spec: str, *, kind: str, interrupt: bool) -> None:
+def install(spec: str, *, kind: str, how: str) -> None:
     number, _, at = spec.partition(":")
-    own = re.compile(rf"{re.escape(kind)}-[0-9a-f]+")
+    own = re.compile(kind if "[" in kind else rf"{re.escape(kind)}-[0-9a-f]+")
     befores: dict[str, int] = {}
     fired = threading.Event()
 
@@ -49,10 +52,13 @@ def install(spec: str, *, kind: str, interrupt: bool) -> None:
         befores[flow_id] = befores.get(flow_id, 0) + (when == "before")
         if int(number) != befores[flow_id] or (at or "before") != when:
             return
-        if not interrupt:
-            os.kill(os.getpid(), signal.SIGKILL)
         fired.set()
-        _interrupt()
+        if how == "INT":
+            _interrupt()
+        elif how == "FAIL":
+            raise errors.OperationFailed(f"failure injected at {flow_id} step {number}")
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     engine.boundary_hooks.append(hook)
 
@@ -70,5 +76,5 @@ def _interrupt() -> None:
 def main() -> None:
     spec, kind = os.environ.get(crash.ENV), os.environ.get(KIND)
     if spec and kind:
-        install(spec, kind=kind, interrupt=os.environ.get(SIGNAL) == "INT")
+        install(spec, kind=kind, how=os.environ.get(SIGNAL, "KILL"))
     cli.run()

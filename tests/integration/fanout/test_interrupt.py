@@ -82,6 +82,20 @@ def test_ctrl_c_keeps_clones_made_and_resume_does_as_told(
     assert_tidy(golden.lab)
 
 
+def test_a_failed_clone_stops_the_fanout_and_keeps_the_others(golden: Golden) -> None:
+    clone = ["clone", golden.vm, *FANOUT, "--parallel", "1"]
+    fail = {flow_signal.KIND: "fanout-[0-9a-f]+-2", flow_signal.SIGNAL: "FAIL"}
+    got = _run(golden, clone, **fail, **{crash.ENV: "2"})  # the second clone's second step
+    assert got.returncode == 5, got.stderr
+    assert "failure injected" in got.stderr and "1 of 3 clones made and kept" in got.stderr
+    assert "Traceback" not in got.stderr
+    _assert_made(golden, NAMES[:1])
+    resumed = _run(golden, ["resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_made(golden, NAMES)
+    assert_tidy(golden.lab)
+
+
 def test_kill_at_every_step_then_resume_either_way(golden: Golden) -> None:
     start = golden.lab.inventory()
     # One clone at a time, so that the N-th boundary is the same one each run
