@@ -250,8 +250,8 @@ def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_T
     """
     if not agent_connected(conn, name):
         return Freeze(False, "no guest agent is connected to the VM's agent channel")
-    conn.call(name, "agent timeout", "agentSetResponseTimeout", timeout_s, 0)
     try:
+        conn.call(name, "agent timeout", "agentSetResponseTimeout", timeout_s, 0)
         count = conn.call(name, "fsFreeze", "fsFreeze", None, 0)
     except errors.NotFound:
         raise
