@@ -164,7 +164,7 @@ def estimate(env: context.Env, plan: FanoutPlan, *, data_bytes: int, read_rate: 
         return Estimate(bytes_per_clone=0, seconds=None, basis=f"no estimate: {why}")
     basis = (
         f"{count} x {per:.3f} s, the time per clone of the last {plan.strategy} "
-        f"fan-out on driver {driver!r}"
+        f"fan-out on driver {driver!r}, {known.get('parallel', 1):.0f} at a time"
     )
     return Estimate(bytes_per_clone=0, seconds=count * per, basis=basis)
 
@@ -175,7 +175,7 @@ def record_rate(env: context.Env, plan: FanoutPlan) -> None:
         return
     found = _rates(env)
     key = f"{plan.disks[0].driver}/{plan.strategy}"
-    found[key] = {"seconds_per_clone": plan.seconds / len(plan.made)}
+    found[key] = {"seconds_per_clone": plan.seconds / len(plan.made), "parallel": plan.parallel}
     if plan.bytes_written:
         found[key]["bytes_per_second"] = plan.bytes_written / plan.seconds
     path = env.state_dir / RATES_FILE
