@@ -13,6 +13,7 @@ from csi_vm.copy import plan
 from csi_vm.flows import offline_disk
 from csi_vm.store import journal, records
 from tests.integration.flows.conftest import MIB, Lab, lab_factory, pattern_image
+from tests.integration.flows.test_crash_resume import _referenced
 
 __all__ = ["lab_factory"]
 
@@ -71,19 +72,9 @@ def golden(ladder: str, lab_factory: Callable[..., Lab]) -> Golden:
     return make_golden(lab_factory(LADDERS[ladder]))
 
 
-def referenced(lab: Lab) -> tuple[set[str], set[str]]:
-    """The CSI objects the store knows about: all that may exist on the driver."""
-    volumes = {d.volume_id for vm in records.list_vms(lab.env.store) for d in vm.disks}
-    snaps: set[str] = set()
-    for snap in records.list_snapshots(lab.env.store):
-        for d in snap.disks:
-            (volumes if d.strategy == "host-copy" else snaps).add(d.object_id)
-    return volumes, snaps
-
-
 def assert_tidy(lab: Lab) -> None:
     """No orphaned volume or snapshot, no unfinished flow, no lock, nothing attached."""
-    assert lab.inventory() == referenced(lab), "orphaned or missing CSI objects"
+    assert lab.inventory() == _referenced(lab), "orphaned or missing CSI objects"
     assert not journal.interrupted(lab.env.store)
     locks = lab.env.store.connection().execute("SELECT COUNT(*) FROM vm_locks").fetchone()[0]
     assert locks == 0
