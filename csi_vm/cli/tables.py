@@ -235,4 +235,4 @@ def _boxed(
 def _plain(cell: Cell) -> str:
     # A value never spans lines in a pipe: a line is a row.
     text = cell if isinstance(cell, str) else cell.plain
-    return " ".join(text.split("\n")) or "<none>"
+    return text.replace("\n", " ") or "<none>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeAlias
@@ -151,13 +152,17 @@ def _show_vms(
     )
 
 
+# A fleet has few distinct sizes: 300,000 conversions of a list become a few.
+_binary = functools.lru_cache(maxsize=1024)(sizes.binary)
+
+
 def _vm_row(vm: records.Summary, node: str | None) -> tuple[str, ...]:
     return (
         vm.name,
         node or "-",
         str(vm.vcpus),
-        sizes.binary(vm.memory_mib * 1024 * 1024),
-        ", ".join(f"{d.name} ({sizes.binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks),
+        _binary(vm.memory_mib * 1024 * 1024),
+        ", ".join(f"{d.name} ({_binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks),
         ", ".join(f"{d.name}={d.volume_id}" for d in vm.disks),
     )
 
