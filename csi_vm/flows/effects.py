@@ -92,11 +92,22 @@ def first_difference(src: str, dst: str, *, size: int, full: bool) -> int | None
     with open(src, "rb", buffering=0) as a, open(dst, "rb", buffering=0) as b:
         if full:
             return _full(a.fileno(), b.fileno(), size)
-        for offset in offsets(size):
+        places = offsets(size)
+        _prefetch(a.fileno(), places)
+        _prefetch(b.fileno(), places)
+        for offset in places:
             length = min(SAMPLE_BYTES, size - offset)
             if os.pread(a.fileno(), length, offset) != os.pread(b.fileno(), length, offset):
                 return offset
     return None
+
+
+def _prefetch(fd: int, places: list[int]) -> None:
+    """Ask for every sampled block at once: the device reads them in parallel, where
+    one read after another waits for each (a sampled compare of a cold 4 GiB disk
+    is 4096 reads)."""
+    for offset in places:
+        os.posix_fadvise(fd, offset, SAMPLE_BYTES, os.POSIX_FADV_WILLNEED)
 
 
 def _full(a: int, b: int, size: int) -> int | None:
