@@ -70,6 +70,8 @@ REFLINK_TARGET_S = 10.0
 REFLINK_SPACE_PCT = 5.0
 HOST_COPY_RATIO = 1.2
 BASELINE = "csi-vm image copy of the golden disk, x count"
+#: deadline of each CSI call (config `timeout:`), long enough for a copying clone
+CSI_TIMEOUT_S = 600
 CSI_VM = [str(pathlib.Path(sys.executable).with_name("csi-vm"))]
 
 
@@ -203,11 +205,12 @@ class Lab:
             extra_args=("--log-level", "WARNING"),
         )
         config = work / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {"node": "node-a", "drivers": {"local": {"endpoint": self.driver.endpoint}}}
-            )
-        )
+        # A driver that copies inside CreateVolume (the copy case) takes longer
+        # than the default 10 s deadline of a CSI call for a 1 GiB clone while
+        # others copy beside it; a deadline that ends the call makes the retry
+        # find the first still in flight (ABORTED), and the fan-out fails.
+        driver = {"endpoint": self.driver.endpoint, "timeout": CSI_TIMEOUT_S}
+        config.write_text(yaml.safe_dump({"node": "node-a", "drivers": {"local": driver}}))
         self.env = {
             **os.environ,
             "CSI_VM_CONFIG": str(config),
