@@ -12,6 +12,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import stat
 import struct
 from collections.abc import Iterator
 
@@ -26,6 +27,13 @@ FICLONERANGE = 0x4020940D
 BLKGETSIZE64 = 0x80081272
 #: BLKZEROOUT = _IO(0x12, 127): zero a byte range of a block device
 BLKZEROOUT = 0x127F
+#: LOOP_GET_STATUS64 (linux/loop.h): a loop device's backing file, as struct loop_info64
+LOOP_GET_STATUS64 = 0x4C05
+#: struct loop_info64: lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit (all
+#: u64), then numbers, flags, names and key: 232 bytes in all
+_LOOP_INFO64 = struct.Struct("=5Q192x")
+#: the block major of loop devices (Documentation/admin-guide/devices.txt)
+_LOOP_MAJOR = 7
 
 # fallocate(2) and sync_file_range(2) flags from linux/falloc.h and linux/fs.h.
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -54,23 +62,69 @@ class NotSupported(Exception):
 
 
 def data_extents(fd: int, *, size: int) -> Iterator[plan.Extent]:
-    """Data regions of a file from SEEK_DATA/SEEK_HOLE; the rest reads as zeros."""
-    pos = 0
-    while pos < size:
+    """Data regions of a file from SEEK_DATA/SEEK_HOLE; the rest reads as zeros.
+
+    A block device has no holes to seek, so every byte of it is read; a loop
+    device answers for the file behind it instead (`_loop_backing`), so a
+    sparse disk on one is read for its data alone.
+    """
+    backing = _loop_backing(fd)
+    if backing is None:
+        yield from _seek_extents(fd, start=0, end=size)
+        return
+    file_fd, offset = backing
+    try:
+        for start, length in _seek_extents(file_fd, start=offset, end=offset + size):
+            yield start - offset, length
+    finally:
+        os.close(file_fd)
+
+
+def _seek_extents(fd: int, *, start: int, end: int) -> Iterator[plan.Extent]:
+    pos = start
+    while pos < end:
         try:
             data = os.lseek(fd, pos, os.SEEK_DATA)
         except OSError as err:
             if err.errno == errno.ENXIO:  # no data at or after pos
                 return
             if err.errno in _UNSUPPORTED:  # no SEEK_DATA: everything is data
-                yield pos, size - pos
+                yield pos, end - pos
                 return
             raise
-        if data >= size:
+        if data >= end:
             return
-        hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
         yield data, hole - data
         pos = hole
+
+
+def _loop_backing(fd: int) -> tuple[int, int] | None:
+    """The file a loop device reads, opened, and where in it the device starts; or None.
+
+    The file is trusted only if it is the very one the device holds (LOOP_GET_STATUS64
+    names its device and inode): a path seen from another mount namespace, or a file
+    replaced since, would give another file's holes. The device is flushed first, so
+    data written to it and not yet to the file is seen by SEEK_DATA.
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISBLK(st.st_mode) or os.major(st.st_rdev) != _LOOP_MAJOR:
+        return None
+    try:
+        info = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+        device, inode, _, offset, _ = _LOOP_INFO64.unpack_from(info)
+        sysfs = f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}/loop/backing_file"
+        with open(sysfs, encoding="utf-8") as stream:
+            path = stream.read().rstrip("\n")
+        os.fsync(fd)
+        file_fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    held = os.fstat(file_fd)
+    if (held.st_dev, held.st_ino) != (device, inode):
+        os.close(file_fd)
+        return None
+    return file_fd, offset
 
 
 def clone_file(src_fd: int, dst_fd: int) -> None:
