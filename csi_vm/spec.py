@@ -16,22 +16,20 @@ Every problem is reported as one line naming the field.
 
 from __future__ import annotations
 
-import enum
 import pathlib
 from typing import Any
 
 import pydantic
 import yaml
 
-from csi_vm import config, errors, sizes
+from csi_vm import config, diskmode, errors, sizes
+
+#: a disk's mode, as the spec's users name it (spec.Mode); store records read
+#: it from diskmode without loading pydantic
+Mode = diskmode.Mode
 
 #: the largest disk csi-vm accepts: far beyond any test, far below int64 limits
 MAX_DISK_BYTES = 64 * 1024**4
-
-
-class Mode(enum.StrEnum):
-    BLOCK = "block"
-    FILESYSTEM = "filesystem"
 
 
 def parse_size(value: object, *, field: str = "size", notes: list[str] | None = None) -> int:

@@ -108,14 +108,14 @@ def show(
     from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
 
     with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
-        vm = records.get_vm(env.store, name)
+        vm = records.get_summary(env.store, name)
         run = running.find(env.store, name)
     node = None if run is None else run.node
     if not fmt.tabular and fmt is not Output.NAME:
-        vmenv.emit(_listed_dict(records.summary(vm), node), fmt=fmt)
+        vmenv.emit(_listed_dict(vm, node), fmt=fmt)
         return
     _show_vms(
-        [[(records.summary(vm), node)]],
+        [[(vm, node)]],
         fmt=fmt,
         no_headers=no_headers,
         title=lambda _: f"VM {name}",

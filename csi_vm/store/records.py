@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from csi_vm import errors
+from csi_vm import diskmode, errors
 from csi_vm.store import db
 
 if TYPE_CHECKING:
@@ -88,20 +88,44 @@ class Snapshot:
 def get_vm(store: db.Store, name: str) -> VM:
     vm = find_vm(store, name)
     if vm is None:
-        raise errors.NotFound(f"no VM named {name!r}", hint="see `csi-vm vm list`")
+        raise _no_vm(name)
     return vm
 
 
 def find_vm(store: db.Store, name: str) -> VM | None:
+    found = _vm_rows(store, name, "*")
+    return None if found is None else _vm(*found)
+
+
+def get_summary(store: db.Store, name: str) -> Summary:
+    """What `vm show` prints of a VM: its spec is not validated again (see _SUMMARY),
+    so the command never builds the spec's validators."""
+    found = _vm_rows(store, name, _SUMMARY)
+    if found is None:
+        raise _no_vm(name)
+    row, disks = found
+    return Summary(name=name, vcpus=row["vcpus"], memory_mib=row["mem"], disks=_disks(disks))
+
+
+def _no_vm(name: str) -> errors.NotFound:
+    return errors.NotFound(f"no VM named {name!r}", hint="see `csi-vm vm list`")
+
+
+def _vm_rows(
+    store: db.Store, name: str, columns: str
+) -> tuple[sqlite3.Row, list[sqlite3.Row]] | None:
     conn = store.connection()
-    row = conn.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
+    row = conn.execute(
+        f"SELECT {columns} FROM vms WHERE name = ?",  # noqa: S608 - constant columns
+        (name,),
+    ).fetchone()
     if row is None:
         return None
     disks = conn.execute(
         f"SELECT {_DISK_COLUMNS} FROM disks WHERE vm = ? ORDER BY rowid",  # noqa: S608 - constant
         (name,),
     ).fetchall()
-    return _vm(row, disks)
+    return row, disks
 
 
 def list_vms(store: db.Store) -> list[VM]:
@@ -244,9 +268,7 @@ _DISK_COLUMNS = "vm, name, driver, mode, size, volume_id"
 def _disks(rows: Sequence[Sequence[Any]]) -> tuple[Disk, ...]:
     """Disk records of rows of `_DISK_COLUMNS` (plain tuples: half the cost of
     sqlite3.Row, which a list of 100,000 VMs feels)."""
-    from csi_vm import spec  # noqa: PLC0415 - see the imports
-
-    modes = {mode.value: mode for mode in spec.Mode}
+    modes = {mode.value: mode for mode in diskmode.Mode}
     return tuple(
         Disk(vm=vm, name=name, driver=driver, mode=modes[mode], size=size, volume_id=volume_id)
         for vm, name, driver, mode, size, volume_id in rows

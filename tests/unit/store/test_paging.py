@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from csi_vm import spec
+from csi_vm import errors, spec
 from csi_vm.store import db, records
 from tests.support import fleet
 
@@ -62,6 +62,9 @@ def test_a_summary_is_what_the_full_record_says(store: db.Store) -> None:
     full = records.list_vms(store)
     listed = [vm for page in records.summary_pages(store, size=2) for vm in page]
     assert listed == [records.summary(vm) for vm in full]
+    assert [records.get_summary(store, vm.name) for vm in full] == listed
+    with pytest.raises(errors.NotFound, match="no VM named 'gone'"):
+        records.get_summary(store, "gone")
     assert listed[0] == records.Summary(name="big", vcpus=8, memory_mib=16384, disks=(disk,))
 
 
