@@ -94,10 +94,8 @@ def _open_source(src: endpoints.Endpoint) -> Iterator[int]:
 
 
 def _extents(src: endpoints.Endpoint, fd: int) -> list[plan.Extent]:
-    """Where the source holds data: SEEK_DATA on a file; all of a device, whose
-    zero blocks are found while reading."""
-    if src.kind is endpoints.Kind.BLOCK:
-        return [(0, src.size)] if src.size else []
+    """Where the source holds data: SEEK_DATA on a file or a loop device's file; all
+    of another device, whose zero blocks are found while reading."""
     try:
         return plan.clip(kernel.data_extents(fd, size=src.size), size=src.size)
     except OSError as err:

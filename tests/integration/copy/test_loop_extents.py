@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from csi_vm.copy import kernel, plan
-from tests.integration.copy.conftest import MiB, data_map, make_image
+from csi_vm.copy import engine, kernel, model, plan
+from tests.integration.copy.conftest import MiB, data_map, make_image, same_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -69,3 +69,21 @@ def test_an_offset_device_maps_from_its_start(tmp_path: pathlib.Path, attach: ob
         f.write(b"\x02" * MiB)
     device = attach(image, offset=MiB)  # type: ignore[operator]
     assert _extents(device) == [(MiB, MiB)]
+
+
+def test_a_copy_from_a_loop_device_reads_its_data_alone(
+    tmp_path: pathlib.Path, attach: object
+) -> None:
+    image = make_image(tmp_path / "disk.img", size=SIZE, extents=3)
+    device = attach(image)  # type: ignore[operator]
+    totals: set[int] = set()
+
+    def progress(phase: model.Phase, done: int, total: int) -> None:
+        if phase is model.Phase.COPY:
+            totals.add(total)
+
+    out = tmp_path / "copy.img"
+    options = model.Options(progress=progress)
+    engine.copy(pathlib.Path(device), out, options=options)
+    assert totals == {3 * MiB}  # what is read: the data, not the 64 MiB device
+    assert same_bytes(image, out, size=SIZE)
