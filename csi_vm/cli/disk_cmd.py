@@ -213,7 +213,7 @@ def snap_list(
     """
     from csi_vm.store import records  # noqa: PLC0415 - see the imports
 
-    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env, vmenv.reader_may_leave():
         # A page at a time, as `vm list`: a fleet's snapshots start at once.
         pages = records.snapshot_pages(env.store, vm)
         _show_snaps(pages, fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} snapshots")

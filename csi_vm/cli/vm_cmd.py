@@ -77,7 +77,7 @@ def list_(
 
         csi-vm vm list -o wide
     """
-    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
+    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env, vmenv.reader_may_leave():
         # Written a page at a time as it is read: the first lines of a fleet
         # of any size come at once, and memory holds one page.
         _show_vms(_listed(env.store), fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} VMs")

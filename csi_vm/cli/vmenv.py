@@ -236,6 +236,20 @@ def names(objects: list[tuple[str, str]]) -> None:
         typer.echo(f"{kind}/{name}")
 
 
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """A list whose reader stops reading (`| head`) ends there, quietly and successfully.
+
+    The rest of the list would go nowhere: reading it from the store is
+    work for nobody.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report that failure too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def emit_pages(pages: Iterable[list[dict[str, object]]], *, fmt: Output, kind: str = "vm") -> None:
     """What `emit` prints of the list of every page's items, written a page at a time."""
     write = sys.stdout.write

@@ -116,3 +116,22 @@ def test_snapshot_list_has_every_snapshot_once_oldest_first(fleet_env: dict[str,
     assert names == [f"snapshot/{n}" for n in taken]
     one = _cli(fleet_env, "snapshot", "list", fleet.name(3), "--no-headers").splitlines()
     assert [line.split()[:2] for line in one] == [[taken[3], fleet.name(3)]]
+
+
+@pytest.mark.parametrize(
+    "args", [["vm", "list"], ["vm", "list", "-o", "json"], ["snapshot", "list"]], ids=" ".join
+)
+def test_a_reader_that_stops_reading_ends_the_list_quietly(
+    fleet_env: dict[str, str], args: list[str]
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "csi_vm", *args],
+        env=fleet_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()  # then leave, as `| head -1` does
+        proc.stdout.close()
+        assert proc.wait(timeout=120) == 0
+        assert proc.stderr.read() == b""
