@@ -261,6 +261,8 @@ def _vm(row: sqlite3.Row, disks: Sequence[Sequence[Any]]) -> VM:
     )
 
 
+#: a stored mode's enum member, looked up without Enum's call machinery
+_MODES = {mode.value: mode for mode in diskmode.Mode}
 #: the columns `_disks` reads, in its order
 _DISK_COLUMNS = "vm, name, driver, mode, size, volume_id"
 
@@ -268,9 +270,8 @@ _DISK_COLUMNS = "vm, name, driver, mode, size, volume_id"
 def _disks(rows: Sequence[Sequence[Any]]) -> tuple[Disk, ...]:
     """Disk records of rows of `_DISK_COLUMNS` (plain tuples: half the cost of
     sqlite3.Row, which a list of 100,000 VMs feels)."""
-    modes = {mode.value: mode for mode in diskmode.Mode}
     return tuple(
-        Disk(vm=vm, name=name, driver=driver, mode=modes[mode], size=size, volume_id=volume_id)
+        Disk(vm=vm, name=name, driver=driver, mode=_MODES[mode], size=size, volume_id=volume_id)
         for vm, name, driver, mode, size, volume_id in rows
     )
 
