@@ -6,10 +6,16 @@ atomic, so parallel test processes can share the file). `scripts/reliability-tab
 renders the table from that file. FAULTS is the declared list: the committed
 table must have exactly these rows (a test checks it), so the document cannot
 drift from what the tests try.
+
+Tests that run the counter guest through a fault also measure, per attempt,
+what must be zero (`Checks`): lost acknowledged writes, guests left frozen,
+orphans, hangs past the stated bound. They record the measured values before
+asserting them, so a run that broke one shows it in the table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -22,6 +28,38 @@ REFUSED = "refused"
 OUTCOMES = (COMPLETED, ROLLED_BACK, REFUSED)
 #: tally key: of the outcomes, how many `resume` had to finish
 VIA_RESUME = "via resume"
+#: tally key: how many attempts measured `Checks`
+MEASURED = "measured"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Checks:
+    """What one attempt left behind, measured after it (and its resume) ended."""
+
+    #: counter writes the guest had acknowledged before the fault and the disk lost
+    lost_writes: int
+    #: 1 when the guest did not run and write afterwards (paused, frozen, gone)
+    left_frozen: int
+    #: leftover flows, locks, block or domain jobs, stray domains and volumes
+    orphans: int
+    #: 1 when the operation and its resume took longer than the stated bound
+    hangs: int
+
+
+CHECKS = tuple(f.name for f in dataclasses.fields(Checks))
+#: column titles of the checks, in CHECKS order
+CHECK_TITLES = ("lost writes", "left frozen", "orphans", "hangs past bound")
+#: the cell of a check the row's test does not measure
+NOT_MEASURED = "n/a"
+
+#: libvirt deadlines in the tests that fault libvirtd (production: 60 s, 30 s, 5 s x 5)
+CALL_S = 5.0
+RECONNECT_S = 5.0
+KEEPALIVE = (1, 3)
+#: the stated bound on one attempt, the operation and its resume together: a
+#: flow and its rollback make well under 15 libvirt connections or calls
+#: that may each wait a call's deadline plus the reconnect budget
+BOUND_S = 15 * (CALL_S + RECONNECT_S)
 
 #: fault id -> what was done; the order is the table's order
 FAULTS: dict[str, str] = {
@@ -47,12 +85,20 @@ FAULTS: dict[str, str] = {
     ),
     "libvirtd-restarted-during-block-job": (
         "libvirtd SIGKILLed and restarted during an online expansion's block copy, at its "
-        "pivot, and during an online snapshot's push backup (back within 1 s; the block "
-        "copy also down past the reconnect budget)"
+        "pivot, and during an online snapshot's push backup (back within 1 s, and down "
+        "past the reconnect budget)"
     ),
     "libvirtd-restarted-during-migration": (
         "libvirtd of the source or the destination SIGKILLed and restarted during a live "
         "storage migration"
+    ),
+    "libvirtd-frozen-during-block-job": (
+        "libvirtd stopped (SIGSTOP) during an online expansion's block copy and an online "
+        "snapshot's push backup, until the operation returned; then SIGCONT"
+    ),
+    "libvirtd-frozen-during-migration": (
+        "libvirtd of the source or the destination stopped (SIGSTOP) during a live storage "
+        "migration, until the migration returned; then SIGCONT"
     ),
     "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
     "bad-config-file": "hypothesis-generated config files",
@@ -63,18 +109,31 @@ FAULTS: dict[str, str] = {
 }
 
 
-def record(fault: str, outcome: str, *, count: int = 1, via_resume: bool = False) -> None:
+def record(
+    fault: str,
+    outcome: str,
+    *,
+    count: int = 1,
+    via_resume: bool = False,
+    checks: Checks | None = None,
+) -> None:
     """Write down that `fault` was tried `count` times with `outcome`.
 
     `via_resume`: the flow's own rollback could not finish (the fault was
-    still on) and `csi-vm resume` completed it afterwards.
+    still on) and `csi-vm resume` completed it afterwards. `checks`: what
+    the attempt left behind, as measured (one attempt: `count` is 1).
     """
     assert fault in FAULTS, f"undeclared fault {fault!r}: add it to FAULTS"
     assert outcome in OUTCOMES, outcome
     target = os.environ.get(ENV_VAR)
     if not target or count <= 0:
         return
-    row = {"fault": fault, "outcome": outcome, "count": count, "via_resume": via_resume}
+    row: dict[str, object] = {
+        "fault": fault, "outcome": outcome, "count": count, "via_resume": via_resume,
+    }  # fmt: skip
+    if checks is not None:
+        assert count == 1, "checks are measured per attempt"
+        row["checks"] = dataclasses.asdict(checks)
     line = json.dumps(row) + "\n"
     with pathlib.Path(target).open("a", encoding="utf-8") as stream:
         stream.write(line)
@@ -83,26 +142,34 @@ def record(fault: str, outcome: str, *, count: int = 1, via_resume: bool = False
 def tally(path: pathlib.Path) -> dict[str, dict[str, int]]:
     """fault -> outcome -> how many times, from a file `record` wrote."""
     counts: dict[str, dict[str, int]] = {
-        f: dict.fromkeys((*OUTCOMES, VIA_RESUME), 0) for f in FAULTS
+        f: dict.fromkeys((*OUTCOMES, VIA_RESUME, MEASURED, *CHECKS), 0) for f in FAULTS
     }
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            counts[row["fault"]][row["outcome"]] += int(row["count"])
+            got = counts[row["fault"]]
+            got[row["outcome"]] += int(row["count"])
             if row.get("via_resume"):
-                counts[row["fault"]][VIA_RESUME] += int(row["count"])
+                got[VIA_RESUME] += int(row["count"])
+            if "checks" in row:
+                got[MEASURED] += 1
+                for check in CHECKS:
+                    got[check] += int(row["checks"][check])
     return counts
 
 
 def render(counts: dict[str, dict[str, int]]) -> str:
-    """The markdown table, one row per declared fault."""
-    lines = [
-        "| fault | what was done | tried | completed | rolled back | refused | via resume |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+    """The markdown table, one row per declared fault.
+
+    A check a fault's test does not measure (no guest runs in it) is `NOT_MEASURED`.
+    """
+    titles = " | ".join(("tried", *OUTCOMES, VIA_RESUME, *CHECK_TITLES))
+    lines = [f"| fault | what was done | {titles} |", "|---|---|" + "---:|" * 9]
     for fault, what in FAULTS.items():
         got = counts.get(fault, {})
         row = [got.get(o, 0) for o in OUTCOMES]
-        cells = " | ".join(map(str, [sum(row), *row, got.get(VIA_RESUME, 0)]))
+        measured = got.get(MEASURED, 0) > 0
+        checks = [str(got.get(c, 0)) if measured else NOT_MEASURED for c in CHECKS]
+        cells = " | ".join(map(str, [sum(row), *row, got.get(VIA_RESUME, 0), *checks]))
         lines.append(f"| `{fault}` | {what} | {cells} |")
     return "\n".join(lines) + "\n"
