@@ -55,7 +55,19 @@ def _script(*args: str) -> str:
 
 def start(name: str) -> str:
     """Start (or find running) the node and return its URI."""
+    _continue_if_stopped(name)
     return _script("start", name).splitlines()[-1]
+
+
+def _continue_if_stopped(name: str) -> None:
+    """A test run killed inside `frozen` left the daemon stopped: continue it."""
+    try:
+        pid = daemon_pid(name)
+        stopped = _proc_state(pid) == "T"
+    except (OSError, ValueError):
+        return  # no daemon, or one that just went: the script starts a new one
+    if stopped:
+        os.kill(pid, signal.SIGCONT)
 
 
 def stop(name: str) -> None:
