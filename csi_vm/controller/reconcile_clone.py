@@ -131,10 +131,11 @@ def _many(ctx: context.Context, obj: Json, src: _Source, *, names: tuple[str, ..
 
 def _each(ctx: context.Context, obj: Json, src: _Source, *, name: str) -> clone_fanout.Clone:
     """One clone of a fan-out: a step further, or why it failed."""
-    if vmobjects.made_by(ctx, obj, name=name):
+    target = vmobjects.target_state(ctx, obj, name=name)
+    if target is vmobjects.Target.OURS:
         return clone_fanout.Clone(name, storage.Progress.READY)  # made on an earlier pass
-    if taken := vmobjects.target_taken(ctx, obj, name=name):
-        return clone_fanout.Clone(name, storage.Progress.FAILED, taken)
+    if target is vmobjects.Target.TAKEN:
+        return clone_fanout.Clone(name, storage.Progress.FAILED, vmobjects.taken_message(name))
     try:
         results = _disks(ctx, src, target_vm=name)
     except errors.AlreadyExists as err:  # a claim of its name that is someone else's

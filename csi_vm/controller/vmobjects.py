@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 from csi_vm import errors
 from csi_vm.controller import context, diskops, placement, storage
 from csi_vm.crd import kinds
@@ -11,29 +13,37 @@ from csi_vm.crd import models as crd
 MADE_BY = "csi-vm.io/made-by"
 
 
+class Target(enum.Enum):
+    """Where a target VM name stands for the clone or restore that would make it."""
+
+    FREE = "free"  # no CsiVM of that name
+    OURS = "ours"  # made by this clone or restore, on an earlier pass
+    TAKEN = "taken"  # someone else's: its disks must not be replaced
+
+
+def target_state(ctx: context.Context, obj: context.Json, *, name: str) -> Target:
+    meta = crd.meta(obj)
+    try:
+        vm = ctx.objs.get(kinds.VM, name, namespace=meta.namespace)
+    except errors.NotFound:
+        return Target.FREE
+    if (vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == meta.uid:
+        return Target.OURS
+    return Target.TAKEN
+
+
+def taken_message(name: str) -> str:
+    return f"CsiVM {name} already exists; choose another target name"
+
+
 def target_taken(ctx: context.Context, obj: context.Json, *, name: str) -> str | None:
     """Why the target VM ``name`` cannot be made by ``obj``, or None when it can.
 
     A VM of that name that ``obj`` did not make is someone else's: its disks
     must not be replaced, so the operation stops before creating anything.
     """
-    meta = crd.meta(obj)
-    try:
-        vm = ctx.objs.get(kinds.VM, name, namespace=meta.namespace)
-    except errors.NotFound:
-        return None
-    if (vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == meta.uid:
-        return None  # ours, from an earlier pass
-    return f"CsiVM {name} already exists; choose another target name"
-
-
-def made_by(ctx: context.Context, obj: context.Json, *, name: str) -> bool:
-    """Whether the CsiVM ``name`` exists and ``obj`` made it (on an earlier pass)."""
-    try:
-        vm = ctx.objs.get(kinds.VM, name, namespace=crd.meta(obj).namespace)
-    except errors.NotFound:
-        return False
-    return bool((vm.get("metadata") or {}).get("annotations", {}).get(MADE_BY) == crd.meta(obj).uid)
+    taken = target_state(ctx, obj, name=name) is Target.TAKEN
+    return taken_message(name) if taken else None
 
 
 def host_copy(
