@@ -43,6 +43,8 @@ class _Source:
     namespace: str
     owner: Json
     choices: dict[str, model.Choice]
+    #: each disk's claim mode, read once for all clones
+    modes: dict[str, crd.VolumeMode]
     #: with a fan-out, the one temporary snapshot per disk all restores share
     shared_snapshot: str = ""
 
@@ -77,6 +79,15 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         namespace=meta.namespace,
         owner=storage.owner_of(obj),
         choices=choices,
+        modes={
+            d.name: volumemode.of_source(
+                ctx.objs,
+                claim=d.claim_of(wanted.source),
+                namespace=meta.namespace,
+                fallback=d.volume_mode,
+            )
+            for d in source_spec.disks
+        },
         shared_snapshot=f"{meta.name}-{{disk}}-fanout-tmp" if wanted.fan_out else "",
     )
     if wanted.fan_out:
@@ -184,9 +195,7 @@ def _disk(
 ) -> diskops.DiskResult:
     claim_name = disk.claim_of(src.name)
     choice = src.choices[disk.name]
-    mode = volumemode.of_source(
-        ctx.objs, claim=claim_name, namespace=src.namespace, fallback=disk.volume_mode
-    )
+    mode = src.modes[disk.name]
     target = storage.Target(
         name=f"{target_vm}-{disk.name}",
         namespace=src.namespace,
