@@ -6,10 +6,15 @@ import logging
 import os
 import pathlib
 import socket
+from typing import TYPE_CHECKING
 
 import typer
 
+from csi_vm import errors
 from csi_vm.cli import signals
+
+if TYPE_CHECKING:
+    from csi_vm.controller import launchpod
 
 # The controller, the Kubernetes client and prometheus are imported when it
 # runs: --help needs none of them.
@@ -45,6 +50,29 @@ def run_cmd(
         9090, "--metrics-port", min=0, max=65535, help="0 disables /metrics."
     ),
     resync: int = typer.Option(30, "--resync", min=1, help="Seconds between full re-lists."),
+    launcher_image: str = typer.Option(
+        "",
+        "--launcher-image",
+        help="Run each running VM in a launcher Pod of this image (libvirtd and qemu); "
+        "default: no launcher Pods, guests run in the node DaemonSet's libvirt.",
+    ),
+    launcher_overhead: str = typer.Option(
+        "256Mi", "--launcher-overhead", help="Memory a launcher Pod asks for on top of the VM's."
+    ),
+    launcher_vcpu_millis: int = typer.Option(
+        1000,
+        "--launcher-vcpu-millis",
+        min=1,
+        help="CPU a launcher Pod asks for per vCPU (1000: one).",
+    ),
+    launcher_stop_grace: int = typer.Option(
+        30, "--launcher-stop-grace", min=0, help="Seconds a guest gets to power off when stopped."
+    ),
+    launcher_acceleration: str = typer.Option(
+        "auto",
+        "--launcher-acceleration",
+        help="auto (KVM where a test guest runs under it, else TCG), kvm or tcg.",
+    ),
 ) -> None:
     """Lead through a Lease, then reconcile csi-vm's custom resources until stopped.
 
@@ -60,6 +88,10 @@ def run_cmd(
     from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
     from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
 
+    launcher = _launcher(
+        launcher_image, overhead=launcher_overhead, vcpu_millis=launcher_vcpu_millis,
+        stop_grace_s=launcher_stop_grace, acceleration=launcher_acceleration,
+    )  # fmt: skip
     # Retries log at INFO (a command shows them with -v); a service shows them.
     logging.getLogger("csi_vm.retry").setLevel(logging.INFO)
     api = kube_api.connect(kubeconfig_file=kubeconfig)
@@ -75,6 +107,7 @@ def run_cmd(
         metrics=meters,
         image=image,
         probe_namespace=own_namespace,
+        launcher=launcher,
     )
     elector = leader.Elector(
         objs=objs,
@@ -89,3 +122,29 @@ def run_cmd(
         signals.run_cancellable(lambda stop: controller_run.run(controller, elector, stop))
     finally:
         api.close()
+
+
+_ACCELERATIONS = ("auto", "kvm", "tcg")
+
+
+def _launcher(
+    image: str, *, overhead: str, vcpu_millis: int, stop_grace_s: int, acceleration: str
+) -> launchpod.Settings | None:
+    """The launcher Pods' settings; None without --launcher-image (no launcher Pods)."""
+    from csi_vm.controller import launchpod  # noqa: PLC0415 - see the imports
+    from csi_vm.kube import quantity  # noqa: PLC0415 - see the imports
+
+    if acceleration not in _ACCELERATIONS:
+        raise errors.InvalidInput(
+            f"--launcher-acceleration {acceleration!r}: expected one of {', '.join(_ACCELERATIONS)}"
+        )
+    try:
+        quantity.to_bytes(overhead)
+    except errors.InvalidInput as err:
+        raise errors.InvalidInput(f"--launcher-overhead: {err.message}") from err
+    if not image:
+        return None
+    return launchpod.Settings(
+        image=image, overhead=overhead, vcpu_millis=vcpu_millis, stop_grace_s=stop_grace_s,
+        acceleration=acceleration,
+    )  # fmt: skip

@@ -7,7 +7,7 @@ import datetime
 from collections.abc import Callable
 
 from capabilities import model
-from csi_vm.controller import metrics
+from csi_vm.controller import launchpod, metrics
 from csi_vm.crd import events, kinds, status, status_write
 from csi_vm.crd import models as crd
 from csi_vm.kube import api as kube_api
@@ -38,6 +38,9 @@ class Context:
     #: where verification PVCs, VolumeSnapshots and Pods go (the release's namespace)
     probe_namespace: str = "default"
     clock: Callable[[], datetime.datetime] = _utc_now
+    #: set: each running VM gets a launcher Pod (`launchpod`); None: guests run
+    #: in the node DaemonSet's libvirt, and a holder Pod publishes the disks
+    launcher: launchpod.Settings | None = None
 
 
 def write_status(

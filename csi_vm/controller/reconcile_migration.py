@@ -49,36 +49,12 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         )
         return
     vm_spec = crd.spec(vm, crd.VMSpec)
-    if not vm_spec.running:
-        context.refuse(
-            ctx,
-            kinds.MIGRATION,
-            obj,
-            reason="VMNotRunning",
-            message=f"CsiVM {spec.vm} is stopped: start it on the target node instead",
-        )
-        return
-    try:
-        ctx.objs.get(kinds.NODE, spec.target_node)
-    except errors.NotFound:
-        context.refuse(
-            ctx,
-            kinds.MIGRATION,
-            obj,
-            reason="NodeNotFound",
-            message=f"target node {spec.target_node} does not exist",
-        )
+    refused = _refusal(ctx, spec, vm)
+    if refused:
+        reason, message = refused
+        context.refuse(ctx, kinds.MIGRATION, obj, reason=reason, message=message)
         return
     source = rules.assigned_node(vm)
-    if source == spec.target_node:
-        context.refuse(
-            ctx,
-            kinds.MIGRATION,
-            obj,
-            reason="AlreadyOnTarget",
-            message=f"CsiVM {spec.vm} already runs on {source}",
-        )
-        return
     obj, choice = _decide(ctx, obj, vm_spec)
     cond = _chosen(choice, generation=meta.generation)
     if choice.native:
@@ -93,6 +69,25 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
         **status.strategy_fields(OPERATION, choice),
     }
     context.write_status(ctx, kinds.MIGRATION, obj, fields=fields, conditions=[cond])
+
+
+def _refusal(ctx: context.Context, spec: crd.MigrationSpec, vm: Json) -> tuple[str, str] | None:
+    """Why the migration cannot be run (reason, message), or None."""
+    if not crd.spec(vm, crd.VMSpec).running:
+        return "VMNotRunning", f"CsiVM {spec.vm} is stopped: start it on the target node instead"
+    if ctx.launcher is not None:
+        return "NotWithLauncherPods", (
+            f"CsiVM {spec.vm} runs in a launcher Pod, which cannot migrate yet: "
+            "stop it and start it on the target node instead"
+        )
+    try:
+        ctx.objs.get(kinds.NODE, spec.target_node)
+    except errors.NotFound:
+        return "NodeNotFound", f"target node {spec.target_node} does not exist"
+    source = rules.assigned_node(vm)
+    if source == spec.target_node:
+        return "AlreadyOnTarget", f"CsiVM {spec.vm} already runs on {source}"
+    return None
 
 
 def _decide(ctx: context.Context, obj: Json, vm_spec: crd.VMSpec) -> tuple[Json, model.Choice]:

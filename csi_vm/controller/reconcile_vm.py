@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 
 from csi_vm import errors
-from csi_vm.controller import context, expand, storage, strategy, unbound, volumemode
+from csi_vm.controller import context, expand, launchpod, storage, strategy, unbound, volumemode
 from csi_vm.crd import kinds, rules, status
 from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
@@ -35,7 +35,7 @@ NODE = "NodeAssigned"
 #: The condition that says whether every disk's claim is bound, and if not why.
 DISKS = "DisksReady"
 #: Phases the node agent writes; the controller leaves them alone.
-AGENT_PHASES = ("Starting", "Running", "Stopped", "Failed")
+AGENT_PHASES = ("Starting", "Running", "Stopping", "Stopped", "Failed")
 _MIGRATION = "live_migration"
 
 
@@ -110,11 +110,32 @@ def _hold(ctx: context.Context, obj: Json, *, node: str, disks: list[storage.Hel
         return status.tell(
             ctx.events, obj, kind=NODE, reason="NodeNotFound", message=message, ok=False
         )
+    gen = crd.meta(obj).generation
+    if ctx.launcher is not None:
+        return _launch(ctx, obj, node=node, disks=disks, settings=ctx.launcher)
     ensure_holder(ctx, obj, node=node, disks=disks)
-    return status.condition(
-        NODE, ok=True, reason="Held", message=f"disks published on {node}",
-        generation=crd.meta(obj).generation,
-    )  # fmt: skip
+    message = f"disks published on {node}"
+    return status.condition(NODE, ok=True, reason="Held", message=message, generation=gen)
+
+
+def _launch(
+    ctx: context.Context,
+    obj: Json,
+    *,
+    node: str,
+    disks: list[storage.HeldDisk],
+    settings: launchpod.Settings,
+) -> Json:
+    """The VM's launcher Pod on ``node`` while it is to run; none, once it is to stop."""
+    gen = crd.meta(obj).generation
+    if not crd.spec(obj, crd.VMSpec).running:
+        # Its container powers the guest off before it ends (`launchpod`).
+        launchpod.remove(ctx.objs, obj)
+        message = f"stopped: no launcher Pod on {node}"
+        return status.condition(NODE, ok=True, reason="Stopped", message=message, generation=gen)
+    pod = launchpod.ensure(ctx.objs, launchpod.body(obj, node=node, disks=disks, settings=settings))
+    message = f"launcher Pod {pod['metadata']['name']} on {node}"
+    return status.condition(NODE, ok=True, reason="Launched", message=message, generation=gen)
 
 
 def ensure_holder(

@@ -325,6 +325,11 @@ def vm_holder(owner: Json, *, node: str, disks: list[HeldDisk], image: str) -> J
     return _object("v1", "Pod", target, spec)
 
 
+def pod(target: Target, spec: Json) -> Json:
+    """A Pod named, owned and annotated as ``target`` says."""
+    return _object("v1", "Pod", target, spec)
+
+
 def resize(size: str) -> Json:
     """The PVC patch that asks the external-resizer to grow a volume."""
     return {"spec": {"resources": {"requests": {"storage": size}}}}

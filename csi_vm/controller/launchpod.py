@@ -1,0 +1,164 @@
+"""A running VM's launcher Pod: sized from the VM, holding its claims, running its qemu.
+
+With ``--vm-pods=launcher`` the controller makes one Pod per running VM on
+the VM's node (`csi_vm.crd.vmpod` has its name and layout) instead of the
+holder Pod, and deletes it when ``spec.running`` turns false:
+
+- it requests the VM's memory plus a fixed overhead (libvirtd, qemu's own
+  memory and, under TCG, its translation cache) and the same as its memory
+  limit, so the scheduler places a VM only where it fits and the guest
+  cannot take more than was asked for; CPU: ``vcpu_millis`` per vCPU
+  (a whole CPU by default; a smaller share overcommits, as KubeVirt's CPU
+  allocation ratio does);
+- its container uses every claim of the VM (volumeDevices for Block,
+  volumeMounts for Filesystem), so the kubelet publishes them there;
+- it runs libvirtd with its run directory on the node
+  (`csi_vm.crd.vmpod.host_dir`), where the node agent opens its socket to
+  define and start the domain. The Pod is its own: deleting or upgrading
+  the node DaemonSet leaves it and its guest running;
+- on deletion (the VM stopped or deleted) the container asks every guest
+  to power off and gives it ``stop_grace_s`` before killing it; the
+  Pod's termination grace period covers that wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from csi_vm.controller import placement, storage
+from csi_vm.crd import kinds, vmpod
+from csi_vm.crd import models as crd
+from csi_vm.kube import objects, quantity
+
+Json = objects.Json
+_MIB = 1 << 20
+#: what the Pod's deletion waits on top of the guest's power-off: libvirtd's exit
+_EXIT_MARGIN_S = 15
+
+# The container's program. First it finds out whether KVM works on the node
+# (ACCEL=auto): a 64 KiB firmware whose reset vector writes 1 to the
+# isa-debug-exit port, which ends qemu with status 3, run under KVM. Any
+# other end, or a warning from qemu (a CPU feature the host does not give
+# KVM guests), means TCG; the finding and why go to the run directory,
+# where the node agent reads them (`csi_vm.crd.vmpod.read_acceleration`).
+# On SIGTERM (the Pod deleted): ask each guest to power off, wait for up to
+# the grace period, destroy what still runs, then end libvirtd. `wait`
+# returns when the trap runs, so it waits twice.
+_SCRIPT = """\
+set -u
+mkdir -p /var/log/libvirt /var/lib/libvirt /var/cache/libvirt
+accel() {
+  case "$ACCEL" in tcg|kvm) echo "$ACCEL: set by --launcher-acceleration"; return;; esac
+  if [ ! -c /dev/kvm ]; then echo "tcg: the node has no /dev/kvm"; return; fi
+  fw=/tmp/kvm-test.fd
+  { head -c 65520 /dev/zero; printf '\\260\\001\\346\\364\\364'; head -c 11 /dev/zero; } > "$fw"
+  out=$(timeout 20 qemu-system-x86_64 -accel kvm -machine pc -m 16 -bios "$fw" \\
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -display none -nodefaults \\
+    -monitor none -serial none 2>&1)
+  code=$?
+  if [ "$code" -eq 3 ] && [ -z "$out" ]; then echo kvm; return; fi
+  echo "tcg: a KVM test guest ended with status $code $(echo "$out" | head -n 1)"
+}
+accel > "$RUN_DIR/acceleration.new" && mv "$RUN_DIR/acceleration.new" "$RUN_DIR/acceleration"
+virtlogd -d
+libvirtd &
+daemon=$!
+stop() {
+  for dom in $(virsh list --name); do virsh shutdown "$dom" >/dev/null 2>&1; done
+  timeout "$GRACE" sh -c 'while [ -n "$(virsh list --name)" ]; do sleep 1; done'
+  for dom in $(virsh list --name); do virsh destroy "$dom" >/dev/null 2>&1; done
+  kill "$daemon"
+}
+trap stop TERM
+wait "$daemon"
+wait "$daemon"
+"""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: an image with libvirtd, virtlogd, virsh and qemu (the chart's libvirt image)
+    image: str
+    #: memory the Pod asks for on top of the guest's
+    overhead: str = "256Mi"
+    #: CPU requested per vCPU, in thousandths of a CPU
+    vcpu_millis: int = 1000
+    #: how long a guest gets to power off when its Pod is deleted
+    stop_grace_s: int = 30
+    #: "auto" (KVM when a test guest runs under it, else TCG), "kvm" or "tcg"
+    acceleration: str = "auto"
+
+
+def body(vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settings) -> Json:
+    """The launcher Pod of ``vm`` on ``node``, using the claims ``disks``."""
+    meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
+    container: Json = {
+        "name": "launcher",
+        "image": settings.image,
+        "command": ["sh", "-c", _SCRIPT],
+        "env": [
+            {"name": "GRACE", "value": str(settings.stop_grace_s)},
+            {"name": "ACCEL", "value": settings.acceleration},
+            {"name": "RUN_DIR", "value": str(vmpod.RUN_DIR)},
+            {"name": "LIBVIRT_DEFAULT_URI", "value": "qemu:///system"},
+        ],
+        # libvirtd runs qemu in cgroups and namespaces of its own and opens
+        # the claims' raw devices: as the node's libvirt container, privileged.
+        "securityContext": {"privileged": True},
+        "resources": _resources(spec, settings),
+        "volumeMounts": [{"name": "run", "mountPath": str(vmpod.RUN_DIR)}],
+    }
+    devices = [{"name": d.name, "devicePath": str(vmpod.device(d.name))} for d in disks if d.block]
+    if devices:
+        container["volumeDevices"] = devices
+    container["volumeMounts"] += [
+        {"name": d.name, "mountPath": str(vmpod.mount(d.name))} for d in disks if not d.block
+    ]
+    run_dir = vmpod.host_dir(meta.namespace, meta.name)
+    volumes: list[Json] = [
+        {"name": "run", "hostPath": {"path": str(run_dir), "type": "DirectoryOrCreate"}},
+        *({"name": d.name, "persistentVolumeClaim": {"claimName": d.claim}} for d in disks),
+    ]
+    # Through the scheduler, not spec.nodeName: a WaitForFirstConsumer claim
+    # binds only for a Pod the scheduler placed; the VM's node whatever its taints.
+    where = placement.Placement(selector=placement.on_node(node), any_taint=True)
+    pod_spec = {
+        **where.pod_fields(),
+        # libvirtd that ends takes its guest along; a new one in the same Pod
+        # lets the agent start the guest again, as after a crash.
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": settings.stop_grace_s + _EXIT_MARGIN_S,
+        # The guest's Pod never talks to the API server.
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    target = storage.Target(
+        name=vmpod.pod_name(meta.name), namespace=meta.namespace, size="0", storage_class="",
+        owner=storage.owner_of(vm), annotations={"csi-vm.io/node": node},
+    )  # fmt: skip
+    pod = storage.pod(target, pod_spec)
+    pod["metadata"]["labels"].update(
+        {"app.kubernetes.io/component": "vm-launcher", "csi-vm.io/vm": meta.name}
+    )
+    return pod
+
+
+def _resources(spec: crd.VMSpec, settings: Settings) -> Json:
+    memory = quantity.to_bytes(spec.memory) + quantity.to_bytes(settings.overhead)
+    mem = f"{-(-memory // _MIB)}Mi"
+    return {
+        "requests": {"cpu": f"{spec.cpus * settings.vcpu_millis}m", "memory": mem},
+        "limits": {"memory": mem},
+    }
+
+
+def ensure(objs: objects.Objects, pod: Json) -> Json:
+    """Create the launcher Pod unless it exists; the one there."""
+    return storage.ensure(objs, kinds.POD, pod)
+
+
+def remove(objs: objects.Objects, vm: Json) -> None:
+    """Delete the VM's launcher Pod, if any: its guest powers off first (`_SCRIPT`)."""
+    meta = crd.meta(vm)
+    objs.delete(kinds.POD, vmpod.pod_name(meta.name), namespace=meta.namespace)
