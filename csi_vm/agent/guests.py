@@ -17,10 +17,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 
 from csi_vm import errors
-from csi_vm.agent import disks, state
+from csi_vm.agent import disks, launched, state
 from csi_vm.crd import kinds, rules, status
 from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
@@ -46,7 +45,12 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
             return
         if rules.assigned_node(vm) != agent.node or crd.meta(vm).deletion_timestamp:
             return
-        if crd.spec(vm, crd.VMSpec).running:
+        running = crd.spec(vm, crd.VMSpec).running
+        if agent.launcher_dir is not None and running:
+            launched.run(agent, vm, launchers=agent.launcher_dir)
+        elif agent.launcher_dir is not None:
+            launched.stop(agent, vm)
+        elif running:
             _run(agent, vm)
         else:
             _stop(agent, vm)
@@ -54,8 +58,8 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
 
 def forget(agent: state.Agent, obj: Json) -> None:
     """The VM was deleted: its guest must not outlive it on this node."""
-    if (obj.get("status") or {}).get("nodeName") != agent.node:
-        return
+    if (obj.get("status") or {}).get("nodeName") != agent.node or agent.launcher_dir:
+        return  # a launcher Pod goes with its VM, and powers the guest off first
     meta = crd.meta(obj)
     with agent.locks.hold(meta.namespace, meta.name):
         dom = state.domain_name(meta)
@@ -136,19 +140,12 @@ def _start(agent: state.Agent, vm: Json, dom: str, found: list[domain.Disk]) -> 
     memory_mib = max(16, quantity.to_bytes(spec.memory) // _MIB)
     # The VM's uid is the domain's UUID: the same on every node it moves to.
     vm_spec = domain.VmSpec(
-        name=dom, uuid=_uuid(meta.uid), disks=tuple(found), console_log=console,
+        name=dom, uuid=state.vm_uuid(meta.uid), disks=tuple(found), console_log=console,
         vcpus=spec.cpus, memory_mib=memory_mib, boot=agent.boot,
     )  # fmt: skip
     agent.conn.define(domain.to_xml(vm_spec))
     agent.conn.start(dom)
     log.info("started %s on %s", dom, agent.conn.uri)
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError as err:
-        raise errors.InvalidInput(f"uid {text!r} is not a UUID") from err
 
 
 def _stop(agent: state.Agent, vm: Json) -> None:

@@ -18,7 +18,8 @@ AGENT: tuple[Rule, ...] = (
     # state: where a VM runs and what a migration did
     Rule(group="csi-vm.io", resource="csivms/status", verbs=frozenset({"patch"})),
     Rule(group="csi-vm.io", resource="csivmmigrations/status", verbs=frozenset({"patch"})),
-    # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume
+    # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume;
+    # launched: whether the VM's launcher Pod runs, and each claim's volumeMode
     Rule(group="", resource="pods", verbs=frozenset({"get"})),
     Rule(group="", resource="persistentvolumeclaims", verbs=frozenset({"get"})),
     # state: Events about what the agent did to a VM or a migration

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import pathlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 
 from csi_vm import errors
-from csi_vm.crd import events, status, status_write
+from csi_vm.crd import events, status, status_write, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.kube import objects
 from launcher import domain, libvirt_conn
 
 Json = objects.Json
 COMPONENT = "csi-vm-node-agent"
-#: libvirt domain names: at most 63 characters (`launcher.domain`)
-_MAX_DOMAIN = 63
 
 
 class Locks:
@@ -63,6 +61,11 @@ class Agent:
     #: how long a published block volume may take to show its device
     device_timeout_s: float = 5.0
     locks: Locks = dataclasses.field(default_factory=Locks)
+    #: guests in launcher Pods (`csi_vm.agent.launched`): the node's directory
+    #: of their run directories, at the host's path; None runs them on ``conn``
+    launcher_dir: pathlib.Path | None = None
+    #: the libvirt URI of the launcher whose run directory is given
+    launcher_uri: Callable[[pathlib.Path], str] = vmpod.socket_uri
 
     def console_log(self, dom: str) -> pathlib.Path:
         # Flat in the state dir, which exists on every node: a migration's
@@ -71,15 +74,16 @@ class Agent:
 
 
 def domain_name(meta: crd.Meta) -> str:
-    """The libvirt name of a namespaced VM: "<namespace>_<name>", hashed when too long.
+    """The libvirt name of a namespaced VM (`csi_vm.crd.vmpod.domain_name`)."""
+    return vmpod.domain_name(meta.namespace, meta.name)
 
-    "_" is in neither a namespace nor an object name, so two VMs never share one.
-    """
-    name = f"{meta.namespace}_{meta.name}"
-    if len(name) <= _MAX_DOMAIN:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"{name[: _MAX_DOMAIN - 13]}-{digest}"
+
+def vm_uuid(text: str) -> uuid.UUID:
+    """The VM's uid as the domain's UUID: the same on every node it moves to."""
+    try:
+        return uuid.UUID(text)
+    except ValueError as err:
+        raise errors.InvalidInput(f"uid {text!r} is not a UUID") from err
 
 
 def peer_uris(explicit: dict[str, str], template: str) -> Callable[[str], str]:

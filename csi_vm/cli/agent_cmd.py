@@ -118,6 +118,12 @@ def run_cmd(
     ),
     initrd: pathlib.Path | None = typer.Option(None, "--initrd", help="Its initramfs."),
     cmdline: str = typer.Option("", "--cmdline", help="Its kernel command line."),
+    launcher_dir: pathlib.Path | None = typer.Option(
+        None,
+        "--launcher-dir",
+        help="Guests run in launcher Pods, whose run directories are under this directory "
+        "of the node (the controller's --launcher-image); default: in --libvirt-uri.",
+    ),
 ) -> None:
     from csi_vm.agent import run as agent_run  # noqa: PLC0415 - see the imports
     from csi_vm.agent import state  # noqa: PLC0415 - see the imports
@@ -143,6 +149,7 @@ def run_cmd(
         peer_uri=peers,
         boot=boot,
         stop_grace_s=stop_grace,
+        launcher_dir=launcher_dir,
     )
     stop = threading.Event()
     try:

@@ -1,0 +1,169 @@
+"""A CsiVM whose guest runs in its own launcher Pod (``--vm-pods=launcher``).
+
+The controller makes the Pod (`csi_vm.controller.launchpod`); the agent of
+the Pod's node defines and starts the domain through the libvirt socket the
+Pod keeps in its directory on the node (`csi_vm.crd.vmpod`), with the disks
+at the paths the Pod's container has them. Nothing the agent does ties the
+guest to the agent: a restarted or upgraded agent finds the domain running
+and goes on reporting it. Stopping is the Pod's: the controller deletes it
+and its container powers the guest off; the agent reports Stopped once the
+Pod is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+from xml.etree import ElementTree
+
+from csi_vm import errors
+from csi_vm.agent import state
+from csi_vm.crd import kinds, rules, status, vmpod
+from csi_vm.crd import models as crd
+from csi_vm.flows import vmrun
+from csi_vm.kube import quantity
+from launcher import domain, libvirt_conn
+
+log = logging.getLogger("csi_vm.agent")
+
+Json = state.Json
+RUNNING = "Running"
+_MIB = 1 << 20
+
+
+def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
+    """Start the guest in the VM's launcher Pod once the Pod runs; report where it runs.
+
+    ``launchers``: the node's directory of launcher run directories.
+    """
+    meta = crd.meta(vm)
+    dom = state.domain_name(meta)
+    run_dir = launchers / vmpod.domain_name(meta.namespace, meta.name)
+    accel = vmpod.read_acceleration(run_dir)
+    why = _not_ready(agent, _pod(agent, meta), meta)
+    if not why and accel is None:
+        why = f"launcher Pod {vmpod.pod_name(meta.name)} has not tested the node's KVM yet"
+    if why or accel is None:
+        _report(agent, vm, reason="LauncherNotReady", message=why, ok=False, fields={})
+        return
+    where = f"launcher Pod {vmpod.pod_name(meta.name)} on {agent.node} ({accel.label})"
+    try:
+        with libvirt_conn.Connection.open(agent.launcher_uri(run_dir)) as conn:
+            if _active(conn, dom):
+                _running(agent, vm, message=f"runs in {where}")
+                return
+            vm = state.write(
+                agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node},
+                conditions=[],
+            )  # fmt: skip
+            _start(agent, conn, vm, dom, accel=accel)
+    except errors.Unreachable as err:
+        _report(agent, vm, reason="LauncherNotReady", message=str(err), ok=False, fields={})
+        return
+    except errors.CsiVmError as err:
+        message = f"start in {where} failed: {err}"
+        fields = {"phase": "Failed", "message": message}
+        _report(agent, vm, reason="StartFailed", message=message, ok=False, fields=fields)
+        return
+    message = f"started in {where}"
+    agent.events.record(vm, reason="Started", message=message)
+    _running(agent, vm, message=message)
+
+
+def stop(agent: state.Agent, vm: Json) -> None:
+    """``running: false``: the controller deletes the Pod, which powers the guest off."""
+    meta = crd.meta(vm)
+    if _pod(agent, meta) is not None:
+        message = f"launcher Pod {vmpod.pod_name(meta.name)} powers the guest off and ends"
+        stopping: Json = {"phase": "Stopping"}
+        _report(agent, vm, reason="Stopping", message=message, ok=False, fields=stopping)
+        return
+    stopped: Json = {"phase": "Stopped", "nodeName": None, "message": None}
+    _report(agent, vm, reason="Stopped", message="spec.running is false", ok=False, fields=stopped)
+
+
+def _pod(agent: state.Agent, meta: crd.Meta) -> Json | None:
+    try:
+        return agent.objs.get(kinds.POD, vmpod.pod_name(meta.name), namespace=meta.namespace)
+    except errors.NotFound:
+        return None
+
+
+def _not_ready(agent: state.Agent, pod: Json | None, meta: crd.Meta) -> str:
+    """Why the guest cannot start in ``pod`` now, or ""."""
+    name = vmpod.pod_name(meta.name)
+    if pod is None:
+        return f"no launcher Pod {name} yet: the controller makes it"
+    placed = (pod.get("spec") or {}).get("nodeName")
+    if placed != agent.node:
+        return f"launcher Pod {name} is on node {placed or '(none yet)'}, not {agent.node}"
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return f"launcher Pod {name} is being deleted"
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    if phase != "Running":
+        # The kubelet runs it only once every volume is published.
+        return f"launcher Pod {name} is {phase}, not Running yet"
+    return ""
+
+
+def _active(conn: libvirt_conn.Connection, dom: str) -> bool:
+    try:
+        return conn.status(dom).active
+    except errors.NotFound:
+        return False
+
+
+def _start(
+    agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, dom: str, *,
+    accel: vmpod.Acceleration,
+) -> None:  # fmt: skip
+    meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
+    if not meta.uid:
+        raise errors.InvalidInput(f"CsiVM {meta.name} has no uid")
+    found = tuple(_disk(agent, meta, disk, index=i) for i, disk in enumerate(spec.disks))
+    vm_spec = domain.VmSpec(
+        name=dom, uuid=state.vm_uuid(meta.uid), disks=found,
+        console_log=vmpod.RUN_DIR / vmpod.CONSOLE, vcpus=spec.cpus,
+        memory_mib=max(16, quantity.to_bytes(spec.memory) // _MIB), boot=agent.boot,
+    )  # fmt: skip
+    conn.define(_with_accel(domain.to_xml(vm_spec), accel.accel.domain_type))
+    try:
+        conn.start(dom)
+    except errors.CsiVmError:
+        with contextlib.suppress(errors.CsiVmError):
+            conn.undefine(dom)
+        raise
+    log.info("started %s in its launcher Pod (%s)", dom, accel.label)
+
+
+def _disk(agent: state.Agent, meta: crd.Meta, disk: crd.Disk, *, index: int) -> domain.Disk:
+    """The disk at the launcher container's path, in the mode of its claim."""
+    claim = agent.objs.get(kinds.PVC, disk.claim_of(meta.name), namespace=meta.namespace)
+    target = vmrun.target(index)
+    if rules.volume_mode(claim) is crd.VolumeMode.BLOCK:
+        return domain.Disk(
+            source=vmpod.device(disk.name), target=target, kind=domain.DiskKind.BLOCK
+        )
+    return domain.Disk(source=vmpod.image(disk.name), target=target, kind=domain.DiskKind.FILE)
+
+
+def _with_accel(xml: str, domain_type: str) -> str:
+    """``xml`` with the domain type of this node's acceleration (`launcher.domain` writes TCG)."""
+    root = ElementTree.fromstring(xml)  # noqa: S314 - domain.to_xml's own output
+    root.set("type", domain_type)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
+def _running(agent: state.Agent, vm: Json, *, message: str) -> None:
+    fields = {"phase": "Running", "nodeName": agent.node, "message": None}
+    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields)
+
+
+def _report(
+    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json
+) -> None:
+    cond = status.current(vm, RUNNING)
+    if not (ok and cond.get("status") == "True"):  # a True one says how it got here: keep it
+        cond = state.tell(agent, vm, kind=RUNNING, reason=reason, message=message, ok=ok)
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])

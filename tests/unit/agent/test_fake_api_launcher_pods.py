@@ -1,0 +1,258 @@
+"""Launcher Pods: the controller makes one per running VM, the agent starts the guest in it.
+
+Fake API server (see conftest); libvirt's test driver stands in for the
+launcher Pod's libvirtd (what a launcher Pod really runs is in
+tests/integration/cluster/test_launcher_pods.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+
+from csi_vm import errors
+from csi_vm.agent import guests, launched, state
+from csi_vm.controller import context, launchpod
+from csi_vm.controller import run as controller_run
+from csi_vm.crd import kinds, vmpod
+from tests.support import fakekube
+from tests.support import vmobjects as v
+
+from .conftest import NODE, TEST_URI, fs_claim, read, schedule, vm_on
+
+pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
+
+SETTINGS = launchpod.Settings(image="libvirt:test", overhead="256Mi", vcpu_millis=100)
+POD = "web-launcher"
+
+
+@pytest.fixture
+def lctx(ctx: context.Context) -> context.Context:
+    return dataclasses.replace(ctx, launcher=SETTINGS)
+
+
+@pytest.fixture
+def lagent(agent: state.Agent, tmp_path: pathlib.Path) -> state.Agent:
+    """An agent whose guests run in launcher Pods; each Pod's libvirt is the test driver."""
+    return dataclasses.replace(
+        agent, launcher_dir=tmp_path / "vms", launcher_uri=lambda _: TEST_URI
+    )
+
+
+def _vm(fake: fakekube.FakeKube, *, memory: str = "1Gi", cpus: int = 2) -> None:
+    obj = vm_on("web")
+    obj["spec"].update({"memory": memory, "cpus": cpus})
+    fake.add(v.node(NODE), obj, fs_claim("web-claim"))
+
+
+def _bind(fake: fakekube.FakeKube) -> None:
+    pvcs = fake.store.resource("", "v1", "persistentvolumeclaims")
+    assert pvcs is not None
+    fake.store.patch(pvcs, v.NS, "web-claim", {"spec": {"volumeName": "pv-1"}})
+    fake.store.patch(pvcs, v.NS, "web-claim", {"status": {"phase": "Bound"}}, subresource="status")
+
+
+def _pod_runs(fake: fakekube.FakeKube) -> None:
+    """What the scheduler and the kubelet do: the Pod on its node, Running."""
+    schedule(fake, POD)
+    pods = fake.store.resource("", "v1", "pods")
+    assert pods is not None
+    fake.store.patch(pods, v.NS, POD, {"status": {"phase": "Running"}}, subresource="status")
+
+
+def _found_kvm(agent: state.Agent, text: str) -> None:
+    """What the launcher's container writes once it tested the node's KVM."""
+    assert agent.launcher_dir is not None
+    run_dir = agent.launcher_dir / vmpod.domain_name(v.NS, "web")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / vmpod.ACCELERATION).write_text(text + "\n")
+
+
+def _launched(
+    fake: fakekube.FakeKube,
+    lctx: context.Context,
+    lagent: state.Agent,
+    *,
+    found: str,
+    runs: bool = True,
+) -> None:
+    """The VM's launcher Pod made, its claim bound, the Pod scheduled and (``runs``) Running.
+
+    ``found``: what the Pod wrote of the node's KVM ("": nothing yet).
+    """
+    _vm(fake)
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    _bind(fake)
+    if runs:
+        _pod_runs(fake)
+    else:
+        schedule(fake, POD)
+    if found:
+        _found_kvm(lagent, found)
+
+
+def _running_cond(vm: dict) -> dict:  # type: ignore[type-arg]
+    return next(c for c in vm["status"]["conditions"] if c["type"] == guests.RUNNING)
+
+
+def test_fake_api_controller_makes_a_launcher_pod_sized_from_the_vm(
+    fake: fakekube.FakeKube, lctx: context.Context
+) -> None:
+    _vm(fake, memory="1Gi", cpus=2)
+
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+
+    pod = read(lctx, kinds.POD, POD)
+    kubernetes_validate.validate(pod, v.KUBERNETES, strict=True)
+    container = pod["spec"]["containers"][0]
+    # The guest's memory and the overhead, as request and limit; 100m per vCPU.
+    assert container["resources"] == {
+        "requests": {"cpu": "200m", "memory": "1280Mi"},
+        "limits": {"memory": "1280Mi"},
+    }
+    assert container["image"] == "libvirt:test"
+    # The Pod holds the VM's claim itself (a Filesystem claim: mounted).
+    claims = [vol["persistentVolumeClaim"]["claimName"] for vol in pod["spec"]["volumes"][1:]]
+    assert claims == ["web-claim"]
+    assert {"name": "root", "mountPath": "/csi-vm/root"} in container["volumeMounts"]
+    # Its libvirt directory is the node's, where the agent opens the socket.
+    run = pod["spec"]["volumes"][0]["hostPath"]["path"]
+    assert run == str(vmpod.HOST_DIR / f"{v.NS}_web")
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "CsiVM"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    # No holder Pod: the launcher Pod publishes the disks.
+    assert not fake.store.list_objects(_pods(fake))[0][1:]
+
+
+def _pods(fake: fakekube.FakeKube):  # type: ignore[no-untyped-def]
+    pods = fake.store.resource("", "v1", "pods")
+    assert pods is not None
+    return pods
+
+
+def test_fake_api_controller_deletes_the_launcher_pod_when_the_vm_stops(
+    fake: fakekube.FakeKube, lctx: context.Context
+) -> None:
+    _vm(fake)
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    fake.store.patch(_vms(fake), v.NS, "web", {"spec": {"running": False}})
+
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+
+    assert [p["metadata"]["name"] for p in fake.store.list_objects(_pods(fake))[0]] == []
+
+
+def _vms(fake: fakekube.FakeKube):  # type: ignore[no-untyped-def]
+    res = fake.store.resource(kinds.GROUP, kinds.VERSION, "csivms")
+    assert res is not None
+    return res
+
+
+def test_fake_api_agent_waits_for_the_launcher_pod_to_run(
+    fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
+) -> None:
+    _launched(fake, lctx, lagent, found="", runs=False)  # scheduled, not Running yet
+
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+
+    vm = read(lctx, kinds.VM, "web")
+    cond = _running_cond(vm)
+    assert (cond["reason"], cond["message"]) == (
+        "LauncherNotReady",
+        f"launcher Pod {POD} is Pending, not Running yet",
+    )
+    assert not lagent.conn.exists(f"{v.NS}_web")
+
+
+@pytest.mark.parametrize(
+    ("found", "domain_type", "label"),
+    [
+        ("tcg: the node has no /dev/kvm", "qemu", "TCG: the node has no /dev/kvm"),
+        ("kvm", "kvm", "KVM"),
+    ],
+)
+def test_fake_api_agent_starts_the_guest_in_the_launcher_pod(
+    fake: fakekube.FakeKube,
+    lctx: context.Context,
+    lagent: state.Agent,
+    found: str,
+    domain_type: str,
+    label: str,
+) -> None:
+    _launched(fake, lctx, lagent, found=found)
+
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+
+    dom = f"{v.NS}_web"
+    assert lagent.conn.status(dom).active
+    xml = lagent.conn.xml_desc(dom)
+    assert f"type='{domain_type}'" in xml.split(">", 1)[0].replace('"', "'")
+    # The disk as the launcher's container has it, not a kubelet path.
+    assert "/csi-vm/root/disk.img" in xml
+    vm = read(lctx, kinds.VM, "web")
+    assert (vm["status"]["phase"], vm["status"]["nodeName"]) == ("Running", NODE)
+    assert _running_cond(vm)["message"] == f"started in launcher Pod {POD} on {NODE} ({label})"
+
+
+def test_fake_api_agent_reports_stopped_only_once_the_launcher_pod_is_gone(
+    fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
+) -> None:
+    _launched(fake, lctx, lagent, found="tcg")
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+    fake.store.patch(_vms(fake), v.NS, "web", {"spec": {"running": False}})
+
+    launched.stop(lagent, read(lctx, kinds.VM, "web"))
+    assert read(lctx, kinds.VM, "web")["status"]["phase"] == "Stopping"
+
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+    vm = read(lctx, kinds.VM, "web")
+    assert (vm["status"]["phase"], vm["status"].get("nodeName")) == ("Stopped", None)
+
+
+def test_fake_api_controller_refuses_to_migrate_a_vm_in_a_launcher_pod(
+    fake: fakekube.FakeKube, lctx: context.Context
+) -> None:
+    _vm(fake)
+    fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
+
+    controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
+
+    mig = read(lctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "NotWithLauncherPods"
+    assert "launcher Pod" in mig["status"]["message"]
+
+
+def test_launcher_acceleration_as_the_pod_wrote_it(tmp_path: pathlib.Path) -> None:
+    assert vmpod.read_acceleration(tmp_path) is None
+    (tmp_path / vmpod.ACCELERATION).write_text("tcg: a KVM test guest ended with status 124\n")
+    found = vmpod.read_acceleration(tmp_path)
+    assert found == vmpod.Acceleration(
+        accel=vmpod.Accel.TCG, why="a KVM test guest ended with status 124"
+    )
+    (tmp_path / vmpod.ACCELERATION).write_text("kvm\n")
+    assert vmpod.read_acceleration(tmp_path) == vmpod.Acceleration(accel=vmpod.Accel.KVM, why="")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--launcher-acceleration", "fast", "--launcher-acceleration 'fast': expected one of"),
+        ("--launcher-overhead", "lots", "--launcher-overhead: 'lots' is not a size"),
+    ],
+)
+def test_controller_run_refuses_bad_launcher_settings_before_connecting(
+    flag: str, value: str, says: str
+) -> None:
+    cmd = [sys.executable, "-m", "csi_vm", "controller", "run", "--launcher-image", "x"]
+    done = subprocess.run(
+        [*cmd, flag, value], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == errors.InvalidInput.exit_code, done.stderr
+    assert done.stderr.startswith(f"error: {says}"), done.stderr
+    assert "Traceback" not in done.stderr
