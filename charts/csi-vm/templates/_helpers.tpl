@@ -83,3 +83,11 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{/*
+The node's directory of launcher Pods' run directories: the controller puts
+each Pod's there (csi_vm.crd.vmpod.HOST_DIR), the node agent reads them.
+*/}}
+{{- define "csi-vm.vmRunDir" -}}
+/var/run/csi-vm/vms
+{{- end }}
