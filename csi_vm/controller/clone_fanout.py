@@ -12,21 +12,17 @@ Ready or Failed is not worked on again.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Sequence
 
 import pydantic
 
-from csi_vm import config, errors
+from csi_vm import errors, nametemplate
 from csi_vm.controller import storage
 from csi_vm.crd import models as crd
 from csi_vm.kube import objects
 
 Json = objects.Json
 Progress = storage.Progress
-
-#: `{i}`, or `{i:0N}` to pad i with zeros to N digits (lab-{i:03} -> lab-001)
-_FIELD = re.compile(r"\{i(?::0([1-9]))?\}")
 
 
 class FanOutSpec(crd.Frozen):
@@ -73,25 +69,19 @@ def targets(obj: Json) -> Targets:
 
 def names(template: str, count: int, *, what: str) -> tuple[str, ...]:
     """The `count` names of `template`, each a valid VM name; `errors.InvalidInput` if not."""
-    if not _FIELD.search(template) or re.search(r"[{}]", _FIELD.sub("", template)):
+    try:
+        made = nametemplate.names(template, count)
+    except nametemplate.NotAName as err:
+        raise errors.InvalidInput(f"{what}: nameTemplate {template!r} gives {err.reason}") from err
+    except nametemplate.TemplateError as err:
         raise errors.InvalidInput(
             f"{what}: nameTemplate {template!r} must hold {{i}} or {{i:0N}}, "
             "and nothing else in braces",
             hint="e.g. lab-{i} (lab-1, lab-2, ...) or lab-{i:03} (lab-001, ...)",
-        )
-    made = tuple(_render(template, i) for i in range(1, count + 1))
-    for name in (made[0], made[-1]):  # the first, and the longest
-        try:
-            config.check_name(name, what="VM name")
-        except ValueError as err:
-            raise errors.InvalidInput(f"{what}: nameTemplate {template!r} gives {err}") from err
+        ) from err
     if len(set(made)) < len(made):  # {i:0N} cannot make names the same; kept as a guard
         raise errors.InvalidInput(f"{what}: nameTemplate {template!r} repeats names")
     return made
-
-
-def _render(template: str, i: int) -> str:
-    return _FIELD.sub(lambda m: str(i).zfill(int(m.group(1) or 0)), template)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 
-from csi_vm import config, errors, sizes
+from csi_vm import errors, nametemplate, sizes
 from csi_vm.flows import clone_restore, context, plans
 from csi_vm.store import records, running
 
-#: `{i}`, or `{i:0N}` to pad i with zeros to N digits (lab-{i:03} -> lab-001)
-_FIELD = re.compile(r"\{i(?::0([1-9]))?\}")
 #: cheapest first: what one disk's strategy costs a fan-out
 _COST = ("csi-clone", "snapshot-restore", "host-copy")
 #: measured rates of earlier fan-outs, per driver and strategy, in the state dir
@@ -78,29 +75,22 @@ def names(template: str, count: int) -> tuple[str, ...]:
     """The N names a template gives, each a valid VM name; InvalidInput (exit 2) otherwise."""
     if count < 1:
         raise errors.InvalidInput(f"--count {count}: a fan-out makes at least 1 clone")
-    if not _FIELD.search(template):
+    try:
+        return nametemplate.names(template, count)
+    except nametemplate.NoField as err:
         raise errors.InvalidInput(
             f"--name-template {template!r} has no {{i}}: every clone needs a name of its own",
             hint="e.g. --name-template lab-{i} names them lab-1, lab-2, ...",
-        )
-    if re.search(r"[{}]", _FIELD.sub("", template)):
+        ) from err
+    except nametemplate.StrayBraces as err:
         raise errors.InvalidInput(
             f"--name-template {template!r}: only {{i}} or {{i:0N}} may stand in braces",
             hint="e.g. lab-{i} or lab-{i:03}",
-        )
-    made = tuple(_name(template, i) for i in range(1, count + 1))
-    for name in (made[0], made[-1]):  # the first and the longest
-        try:
-            config.check_name(name, what="VM name")
-        except ValueError as err:
-            raise errors.InvalidInput(
-                f"--name-template {template!r} gives {name!r}, not a VM name: {err}"
-            ) from err
-    return made
-
-
-def _name(template: str, i: int) -> str:
-    return _FIELD.sub(lambda m: str(i).zfill(int(m.group(1) or 0)), template)
+        ) from err
+    except nametemplate.NotAName as err:
+        raise errors.InvalidInput(
+            f"--name-template {template!r} gives {err.name!r}, not a VM name: {err.reason}"
+        ) from err
 
 
 def check(env: context.Env, *, source: str, template: str, count: int, parallel: int) -> FanoutPlan:
