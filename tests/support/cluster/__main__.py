@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from tests.support.cluster import daemons, gobuild, images, lab
 
@@ -11,30 +12,47 @@ from tests.support.cluster import daemons, gobuild, images, lab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/cluster",
-        description="A real one-node Kubernetes on this machine, for csi-vm's tests and for "
-        "trying csi-vm. Needs root. Binaries are built once per pinned version into "
+        description="A real two-node Kubernetes on this machine, for csi-vm's tests and for "
+        "trying csi-vm; the second node is a network, mount and UTS namespace of its own. "
+        "Needs root. Binaries are built once per pinned version into "
         "~/.cache/csi-vm/cluster (CSI_VM_CLUSTER_CACHE); state lives in /var/lib/csi-vm-cluster "
         "(CSI_VM_CLUSTER_STATE).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
-        "up", help="build what is missing, start the cluster, wait until the node is Ready"
+    up = sub.add_parser(
+        "up", help="build what is missing, start the cluster, wait until the nodes are Ready"
+    )
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 2),
+        default=lab.DEFAULT_NODES,
+        help="how many nodes (default %(default)s); a node already up stays up",
     )
     sub.add_parser(
         "down", help="stop everything and remove what the cluster made (also after a kill)"
     )
     sub.add_parser(
-        "env", help="print export lines for KUBECONFIG and PATH (kubectl, helm): eval them"
+        "env",
+        help="print export lines for KUBECONFIG, PATH (kubectl, helm) and CSI_VM_NODE2 "
+        "(a prefix that runs a command on node 2): eval them",
     )
     logs = sub.add_parser("logs", help="the last lines of each daemon's log")
-    logs.add_argument("name", nargs="?", default="", help=f"one of: {', '.join(lab.ORDER)}")
+    names = lab.all_daemons(lab.layout.default())
+    logs.add_argument("name", nargs="?", default="", help=f"one of: {', '.join(names)}")
     logs.add_argument("-n", "--lines", type=int, default=40)
     args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        # Seconds since the start: where `up` and `down` spend their time.
+        print(f"== {time.monotonic() - started:6.1f}s {text}", flush=True)
+
     try:
         if args.command == "up":
-            lab.up(say=lambda text: print(f"== {text}", flush=True))
+            lab.up(say=say, nodes=args.nodes)
         elif args.command == "down":
-            lab.down(say=lambda text: print(f"== {text}", flush=True))
+            lab.down(say=say)
         elif args.command == "env":
             print("\n".join(lab.env_lines(lab.layout.default())))
         else:

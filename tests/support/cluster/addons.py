@@ -7,8 +7,14 @@
   controller sidecars (provisioner, attacher, and resizer and snapshotter
   only where the configuration offers the feature), registered with the
   kubelet through the plugin-registration socket;
+- on the second node, the same driver as a node plugin only, with a state
+  directory of its own (node-local volumes): the controller sidecars run
+  once, on the first node, since the attacher and resizer cannot be told to
+  serve one node's volumes only;
 - a StorageClass per configuration, for Block and Filesystem claims alike
-  (ext4 for the latter), and a VolumeSnapshotClass for the full one.
+  (ext4 for the latter), and a VolumeSnapshotClass for the full one. Their
+  volumes live on the first node (allowedTopologies), so the scheduler keeps
+  the Pods that use them there.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ DRIVERS = (FULL, LITE)
 SNAPSHOT_CLASS = "csi-vm-full"
 
 
-def install(where: layout.Layout, *, say: Say) -> None:
+def install(where: layout.Layout, *, nodes: list[str], say: Say) -> None:
     say("installing the snapshot CRDs and controller, and the local driver in two configurations")
     crds = [f"--filename={crd}" for crd in sorted(_snapshot_crds().glob("*storage.k8s.io_*.yaml"))]
     lab.kubectl(where, "apply", "--server-side", *crds, timeout=120)
@@ -63,6 +69,7 @@ def install(where: layout.Layout, *, say: Say) -> None:
     docs = [*_snapshot_controller(), *_driver_common()]
     for config in DRIVERS:
         docs += _driver(where, config)
+    _drop_unpinned_classes(where)
     lab.kubectl(
         where,
         "apply",
@@ -72,7 +79,7 @@ def install(where: layout.Layout, *, say: Say) -> None:
         "-",
         input_text=yaml.safe_dump_all(docs),
     )
-    _wait_drivers(where, say=say)
+    _wait_drivers(where, nodes=nodes, say=say)
 
 
 def _snapshot_crds() -> pathlib.Path:
@@ -269,45 +276,32 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
         sidecars.append(_sidecar("csi-resizer", "csi-resizer", "--timeout=120s"))
     if config.snapshots:
         sidecars.append(_sidecar("csi-snapshotter", "csi-snapshotter", "--timeout=120s"))
-    labels = {"app": name}
-    daemonset = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": _meta(name),
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": "csi-driver",
-                    "containers": [driver, *sidecars],
-                    "volumes": [
-                        {
-                            "name": "socket-dir",
-                            "hostPath": {"path": str(plugin_dir), "type": "DirectoryOrCreate"},
-                        },
-                        {
-                            "name": "registration",
-                            "hostPath": {
-                                "path": str(layout.KUBELET_DIR / "plugins_registry"),
-                                "type": "DirectoryOrCreate",
-                            },
-                        },
-                        {
-                            "name": "kubelet",
-                            "hostPath": {"path": str(layout.KUBELET_DIR), "type": "Directory"},
-                        },
-                        {"name": "dev", "hostPath": {"path": "/dev", "type": "Directory"}},
-                        {
-                            "name": "state",
-                            "hostPath": {"path": str(state), "type": "DirectoryOrCreate"},
-                        },
-                    ],
-                },
+    volumes: list[Json] = [
+        {
+            "name": "socket-dir",
+            "hostPath": {"path": str(plugin_dir), "type": "DirectoryOrCreate"},
+        },
+        {
+            "name": "registration",
+            "hostPath": {
+                "path": str(layout.KUBELET_DIR / "plugins_registry"),
+                "type": "DirectoryOrCreate",
             },
         },
-    }
+        {
+            "name": "kubelet",
+            "hostPath": {"path": str(layout.KUBELET_DIR), "type": "Directory"},
+        },
+        {"name": "dev", "hostPath": {"path": "/dev", "type": "Directory"}},
+        {
+            "name": "state",
+            "hostPath": {"path": str(state), "type": "DirectoryOrCreate"},
+        },
+    ]
     docs: list[Json] = [
+        _daemonset(name, [driver, *sidecars], volumes, _ON_FIRST_NODE),
+        # The other nodes' node plugins: their own volumes, no sidecars.
+        _daemonset(f"{name}-node", [driver], volumes, _ON_OTHER_NODES),
         {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "CSIDriver",
@@ -319,7 +313,6 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
                 "fsGroupPolicy": "File",
             },
         },
-        daemonset,
     ]
     if config.snapshots:
         docs.append(
@@ -342,26 +335,93 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer",
             "allowVolumeExpansion": config.expansion,
+            "allowedTopologies": [_FIRST_NODE_TOPOLOGY],
         }
     )
     return docs
 
 
-def _wait_drivers(where: layout.Layout, *, say: Say) -> None:
-    say("waiting for both drivers to register with the kubelet")
-    deadline = time.monotonic() + 300
-    wanted = {c.driver for c in DRIVERS}
-    while time.monotonic() < deadline:
+# The local driver's topology key (csi_vm.localdriver.context.TOPOLOGY_KEY)
+# with the first node's id: where the classes' volumes are made.
+_FIRST_NODE_TOPOLOGY: Json = {
+    "matchLabelExpressions": [{"key": "csi-vm.local/node", "values": [layout.NODE]}]
+}
+
+
+_HOSTNAME = "kubernetes.io/hostname"
+_ON_FIRST_NODE: Json = {"nodeSelector": {_HOSTNAME: layout.NODE}}
+_ON_OTHER_NODES: Json = {
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": _HOSTNAME, "operator": "NotIn", "values": [layout.NODE]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+}
+
+
+def _daemonset(name: str, containers: list[Json], volumes: list[Json], placement: Json) -> Json:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(name),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "csi-driver",
+                    "containers": containers,
+                    "volumes": volumes,
+                    **placement,
+                },
+            },
+        },
+    }
+
+
+def _drop_unpinned_classes(where: layout.Layout) -> None:
+    """Delete the classes an older `up` made without allowedTopologies.
+
+    A StorageClass cannot change but by being made anew; claims and volumes
+    name their class and are not affected.
+    """
+    for config in DRIVERS:
         done = lab.kubectl(
             where,
             "get",
-            "csinode",
-            layout.NODE,
+            "storageclass",
+            config.storage_class,
+            "--ignore-not-found",
             "-o",
-            "jsonpath={.spec.drivers[*].name}",
+            "jsonpath={.metadata.name}/{.allowedTopologies}",
             check=False,
         )
-        if wanted <= set(done.stdout.split()):
+        if done.stdout.strip() == f"{config.storage_class}/":
+            lab.kubectl(where, "delete", "storageclass", config.storage_class)
+
+
+def _registered(where: layout.Layout, node: str) -> set[str]:
+    done = lab.kubectl(
+        where, "get", "csinode", node, "-o", "jsonpath={.spec.drivers[*].name}", check=False
+    )
+    return set(done.stdout.split())
+
+
+def _wait_drivers(where: layout.Layout, *, nodes: list[str], say: Say) -> None:
+    say(f"waiting for both drivers to register with the kubelet of {' and '.join(nodes)}")
+    deadline = time.monotonic() + 300
+    wanted = {c.driver for c in DRIVERS}
+    while time.monotonic() < deadline:
+        if all(wanted <= _registered(where, node) for node in nodes):
             lab.kubectl(
                 where,
                 "-n",

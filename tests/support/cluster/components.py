@@ -19,11 +19,18 @@ ADMIN = pki.Identity("admin", "kubernetes-admin", "system:masters")
 CONTROLLER_MANAGER = pki.Identity("controller-manager", "system:kube-controller-manager")
 SCHEDULER = pki.Identity("scheduler", "system:kube-scheduler")
 KUBELET = pki.Identity("kubelet", f"system:node:{layout.NODE}", "system:nodes")
+# The node authorizer lets a kubelet touch only its own Node's objects: one
+# identity per node.
+KUBELET2 = pki.Identity("kubelet-node-2", f"system:node:{layout.NODE2}", "system:nodes")
 PROXY = pki.Identity("kube-proxy", "system:kube-proxy")
 APISERVER_KUBELET = pki.Identity(
     "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
 )
-IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET, PROXY, APISERVER_KUBELET)
+IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET, KUBELET2, PROXY, APISERVER_KUBELET)
+
+
+def kubelet_identity(node: layout.Node) -> pki.Identity:
+    return KUBELET if node.name == layout.NODE else KUBELET2
 
 
 def kubeconfig(where: layout.Layout, identity: pki.Identity) -> pathlib.Path:
@@ -112,13 +119,13 @@ def scheduler(bin_dir: pathlib.Path, where: layout.Layout) -> list[str]:
     ]
 
 
-def containerd_config(where: layout.Layout) -> str:
+def containerd_config(node: layout.Node) -> str:
     # Debian's containerd 1.6 reads config version 2.
     return f"""version = 2
-root = "{where.state / "containerd"}"
-state = "{where.run / "containerd-state"}"
+root = "{node.home / "containerd"}"
+state = "{node.run / "containerd-state"}"
 [grpc]
-  address = "{where.containerd_socket}"
+  address = "{node.containerd_socket}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{images.PAUSE}"
   enable_cdi = false
@@ -135,21 +142,23 @@ state = "{where.run / "containerd-state"}"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "{where.cni_conf_dir}"
+    conf_dir = "{node.cni_conf_dir}"
 """
 
 
-def containerd(where: layout.Layout) -> list[str]:
-    return ["containerd", f"--config={where.config / 'containerd.toml'}"]
+def containerd(node: layout.Node) -> list[str]:
+    return ["containerd", f"--config={node.config / 'containerd.toml'}"]
 
 
-def cni_config(where: layout.Layout) -> str:
+def cni_config(node: layout.Node) -> str:
+    gateway = node.ip
     conf = {
         "cniVersion": "0.4.0",
         "name": "csi-vm-test",
         "plugins": [
             {
                 "type": "bridge",
+                # One bridge per node, each in its node's network namespace.
                 "bridge": layout.BRIDGE,
                 "isGateway": True,
                 # Pods talk to the API server and to each other, never beyond
@@ -158,11 +167,12 @@ def cni_config(where: layout.Layout) -> str:
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": layout.POD_CIDR, "gateway": layout.NODE_IP}]],
+                    "ranges": [[{"subnet": node.pod_cidr, "gateway": gateway}]],
                     # Service addresses are reached through the node, where
-                    # kube-proxy's rules translate them.
-                    "routes": [{"dst": layout.SERVICE_CIDR}],
-                    "dataDir": str(where.state / "cni" / "ipam"),
+                    # kube-proxy's rules translate them; the other nodes and
+                    # their pods through the node's routes.
+                    "routes": [{"dst": layout.SERVICE_CIDR}, {"dst": layout.CLUSTER_CIDR}],
+                    "dataDir": str(node.home / "cni" / "ipam"),
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
@@ -171,8 +181,8 @@ def cni_config(where: layout.Layout) -> str:
     return json.dumps(conf, indent=2)
 
 
-def kubelet_config(where: layout.Layout) -> str:
-    conf = {
+def kubelet_config(where: layout.Layout, node: layout.Node) -> str:
+    conf: dict[str, object] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "authentication": {
@@ -182,9 +192,9 @@ def kubelet_config(where: layout.Layout) -> str:
         },
         "authorization": {"mode": "Webhook"},
         "cgroupDriver": "cgroupfs",
-        "containerRuntimeEndpoint": f"unix://{where.containerd_socket}",
+        "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
         "failSwapOn": False,
-        "address": layout.NODE_IP,
+        "address": node.ip,
         "healthzBindAddress": "127.0.0.1",
         "resolvConf": "/etc/resolv.conf",
         "serializeImagePulls": False,
@@ -201,28 +211,34 @@ def kubelet_config(where: layout.Layout) -> str:
         "volumeStatsAggPeriod": "30s",
         "fileCheckFrequency": "5s",
     }
+    if node.cgroup_root:
+        # Two kubelets on one machine share its cgroup hierarchies: each
+        # keeps its pods below a cgroup of its own.
+        conf["cgroupRoot"] = node.cgroup_root
     return yaml.safe_dump(conf)
 
 
-def kubelet(bin_dir: pathlib.Path, where: layout.Layout) -> list[str]:
+def kubelet(bin_dir: pathlib.Path, where: layout.Layout, node: layout.Node) -> list[str]:
+    # The root directory is the same path on every node: a node's mount
+    # namespace shows its own directory there.
     return [
         str(bin_dir / "kubelet"),
-        f"--config={where.config / 'kubelet.yaml'}",
-        f"--kubeconfig={kubeconfig(where, KUBELET)}",
-        f"--hostname-override={layout.NODE}",
-        f"--node-ip={layout.NODE_IP}",
+        f"--config={node.config / 'kubelet.yaml'}",
+        f"--kubeconfig={kubeconfig(where, kubelet_identity(node))}",
+        f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}",
         f"--root-dir={layout.KUBELET_DIR}",
         "--v=1",
     ]
 
 
-def proxy_config(where: layout.Layout) -> str:
+def proxy_config(where: layout.Layout, node: layout.Node) -> str:
     conf = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "mode": "iptables",
-        "clusterCIDR": layout.POD_CIDR,
-        "hostnameOverride": layout.NODE,
+        "clusterCIDR": layout.CLUSTER_CIDR,
+        "hostnameOverride": node.name,
         "clientConnection": {"kubeconfig": str(kubeconfig(where, PROXY))},
         "metricsBindAddress": "127.0.0.1:10249",
         "healthzBindAddress": "127.0.0.1:10256",
@@ -232,5 +248,5 @@ def proxy_config(where: layout.Layout) -> str:
     return yaml.safe_dump(conf)
 
 
-def proxy(bin_dir: pathlib.Path, where: layout.Layout) -> list[str]:
-    return [str(bin_dir / "kube-proxy"), f"--config={where.config / 'kube-proxy.yaml'}", "--v=1"]
+def proxy(bin_dir: pathlib.Path, node: layout.Node) -> list[str]:
+    return [str(bin_dir / "kube-proxy"), f"--config={node.config / 'kube-proxy.yaml'}", "--v=1"]

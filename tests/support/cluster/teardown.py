@@ -19,21 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 
 from tests.support import loops
-from tests.support.cluster import daemons, layout
+from tests.support.cluster import daemons, layout, node2
 
 Say = Callable[[str], object]
 _OURS = re.compile(r"^(KUBE-|CNI-)")
 
 
 def run(where: layout.Layout, *, order: Sequence[str], say: Say) -> None:
+    # The second node first: its pods may use what the first node serves.
+    second = where.node2()
+    if _second_node_left(where):
+        say(f"stopping node {second.name}")
+        _stop_node(where, second)
+        node2.remove(where)
     say("stopping the kubelet and kube-proxy")
-    for name in ("kubelet", "kube-proxy"):
-        daemons.stop(name, run_dir=where.run)
-    say("removing containers")
-    _remove_containers(where)
-    daemons.stop("containerd", run_dir=where.run)
-    _kill_shims(where)
-    _kill_pod_processes()
+    _stop_node(where, where.node1())
     say("stopping the control plane")
     for name in reversed(order):
         daemons.stop(name, run_dir=where.run)
@@ -49,7 +49,28 @@ def run(where: layout.Layout, *, order: Sequence[str], say: Say) -> None:
     say("cluster down")
 
 
-def _ctr(where: layout.Layout, *args: str) -> list[str]:
+def _second_node_left(where: layout.Layout) -> bool:
+    return (
+        where.node2().run.exists()
+        or node2.netns_path().exists()
+        or any(c.is_dir() for c in node2.cgroup_dirs(where.node2()))
+        or subprocess.run(
+            ["ip", "link", "show", layout.VETH_HOST], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
+def _stop_node(where: layout.Layout, node: layout.Node) -> None:
+    for name in ("kubelet", "kube-proxy"):
+        daemons.stop(node.daemon(name), run_dir=where.run)
+    _remove_containers(node)
+    daemons.stop(node.daemon("containerd"), run_dir=where.run)
+    _kill_shims(node)
+    _kill_pod_processes(node)
+
+
+def _ctr(where: layout.Node, *args: str) -> list[str]:
     if not where.containerd_socket.is_socket():
         return []
     done = subprocess.run(
@@ -62,7 +83,7 @@ def _ctr(where: layout.Layout, *args: str) -> list[str]:
     return done.stdout.split()
 
 
-def _remove_containers(where: layout.Layout) -> None:
+def _remove_containers(where: layout.Node) -> None:
     for task in _ctr(where, "tasks", "ls", "-q"):
         _ctr(where, "tasks", "kill", "-s", "SIGKILL", task)
     for task in _ctr(where, "tasks", "ls", "-q"):
@@ -71,7 +92,7 @@ def _remove_containers(where: layout.Layout) -> None:
         _ctr(where, "containers", "rm", container)
 
 
-def _kill_shims(where: layout.Layout) -> None:
+def _kill_shims(where: layout.Node) -> None:
     """Shims (and so containers) outlive containerd: end the ones of this cluster."""
     marker = str(where.containerd_socket).encode()
     for proc in pathlib.Path("/proc").iterdir():
@@ -84,17 +105,17 @@ def _kill_shims(where: layout.Layout) -> None:
 
 
 _CGROUPS = pathlib.Path("/sys/fs/cgroup")
-# The kubelet's cgroupfs driver puts every pod below this cgroup.
-_PODS = "kubepods"
 
 
-def _kill_pod_processes() -> None:
+def _kill_pod_processes(node: layout.Node) -> None:
     """SIGKILL what pods still run: after a crash no containerd is left to stop them.
 
     A shim's death does not end its container; the kubelet's pod cgroups
     still list every process of every pod. The emptied cgroups are removed.
     """
-    tree = _CGROUPS / "pids" / _PODS
+    # The kubelet's cgroupfs driver puts every pod of the node below this cgroup.
+    pods = node.pods_cgroup
+    tree = _CGROUPS / "pids" / pods
     deadline = time.monotonic() + 20
     while (pids := _procs(tree)) and time.monotonic() < deadline:
         for pid in pids:
@@ -102,14 +123,7 @@ def _kill_pod_processes() -> None:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
     for hierarchy in _CGROUPS.iterdir() if _CGROUPS.is_dir() else ():
-        root = hierarchy / _PODS
-        if root.is_dir():
-            for cgroup in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if cgroup.is_dir():
-                    with contextlib.suppress(OSError):
-                        cgroup.rmdir()
-            with contextlib.suppress(OSError):
-                root.rmdir()
+        node2.remove_cgroup(hierarchy / pods)
 
 
 def _procs(tree: pathlib.Path) -> list[int]:
