@@ -1,4 +1,4 @@
-"""The real one-node cluster and the chart installed on it, for end-to-end tests.
+"""The real two-node cluster and the chart installed on it, for end-to-end tests.
 
 The cluster is started once per session (`scripts/cluster up` may have done
 it already; `up` is idempotent), and the chart is installed once with the

@@ -3,7 +3,7 @@
 Unit tests run the controller and the node agent against the fake API
 server of tests/support. Each scenario here runs twice through
 `csi_vm.kube` (`Objects` and the `Api` door): once against the fake with
-the chart's CRDs installed, once against the one-node cluster. Both runs
+the chart's CRDs installed, once against the test cluster. Both runs
 assert the same observable result, so where the fake stops behaving like
 a real server a test fails here, instead of a controller test passing
 against the fake only.

@@ -1,9 +1,10 @@
 """`scripts/cluster down` after a crash leaves nothing behind, and `up` comes back.
 
 Runs last among the cluster tests (the conftest orders it so): it kills
-every daemon of the cluster with SIGKILL, as a crashed machine session
-would, with pods, volumes and loop devices in use, then checks that `down`
-removes all the cluster made, and brings the cluster back for whatever runs
+every daemon of the cluster, both nodes' alike, with SIGKILL, as a crashed
+machine session would, with pods, volumes and loop devices in use, then
+checks that `down` removes all the cluster made (node 2's namespaces, veth
+pair and cgroups included), and brings the cluster back for whatever runs
 after it.
 """
 
@@ -14,7 +15,7 @@ import pathlib
 import signal
 import subprocess
 
-from tests.support.cluster import addons, daemons, kubectl, lab, layout
+from tests.support.cluster import addons, daemons, kubectl, lab, layout, node2
 
 
 def _mounts_under(path: pathlib.Path) -> list[str]:
@@ -79,7 +80,9 @@ def test_down_after_a_crash_removes_everything_and_up_restores(chart: kubectl.Ku
     )
     assert _loops_under(where.state), "the drivers attached no loop device"
 
-    for name in lab.ORDER:
+    # Node 2 runs too (its node plugins, and the chart's node pod).
+    assert daemons.running(where.node2().daemon("kubelet"), run_dir=where.run)
+    for name in lab.all_daemons(where):
         pid = daemons.running(name, run_dir=where.run)
         if pid:
             os.killpg(pid, signal.SIGKILL)
@@ -90,19 +93,25 @@ def test_down_after_a_crash_removes_everything_and_up_restores(chart: kubectl.Ku
     assert not _loops_under(where.state)
     assert not _loops_under(layout.KUBELET_DIR)
     assert not _chains()
-    assert not any(daemons.running(n, run_dir=where.run) for n in lab.ORDER)
-    bridge = subprocess.run(["ip", "link", "show", layout.BRIDGE], capture_output=True, check=False)
-    assert bridge.returncode != 0, "the pod bridge is still there"
-    shims = subprocess.run(
-        ["pgrep", "-f", f"containerd-shim.*{where.containerd_socket}"],
-        capture_output=True,
-        check=False,
-    )
-    assert shims.returncode != 0, "container shims survived"
+    assert not any(daemons.running(n, run_dir=where.run) for n in lab.all_daemons(where))
+    for link in (layout.BRIDGE, layout.VETH_HOST):
+        found = subprocess.run(["ip", "link", "show", link], capture_output=True, check=False)
+        assert found.returncode != 0, f"link {link} is still there"
+    assert not node2.netns_path().exists(), "node 2's network namespace is still there"
+    assert not [c for c in node2.cgroup_dirs(where.node2()) if c.exists()]
+    for node in where.nodes():
+        shims = subprocess.run(
+            ["pgrep", "-f", f"containerd-shim.*{node.containerd_socket}"],
+            capture_output=True,
+            check=False,
+        )
+        assert shims.returncode != 0, f"container shims of {node.name} survived"
     assert not where.state.exists() and not layout.KUBELET_DIR.exists()
+    assert not where.run.exists()
 
     lab.up(where, say=print)
-    assert chart.run("get", "node", layout.NODE).returncode == 0
+    for node in (layout.NODE, layout.NODE2):
+        assert chart.run("get", "node", node).returncode == 0
 
 
 def _bind(kube: kubectl.Kube, ns: str) -> bool:
