@@ -13,7 +13,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import types
@@ -66,8 +65,9 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     help="Print the version of csi-vm and exit.",
 )
 def app(verbose: bool, debug: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Set up by the sub-command as it runs (registry.LazyCommand): one that
+    # never logs is spared the logging module's import.
+    registry.Logging.verbose = verbose
     _State.debug = debug
 
 

@@ -39,6 +39,10 @@ class Entry:
     add_help_option: bool = True
     #: the target is a plain click command, run without typer (see image_cmd)
     plain: bool = False
+    #: sub-commands of a typer group that run as plain click commands, and the
+    #: "module:function" that makes one from its name (see vm_read)
+    plain_commands: tuple[str, ...] = ()
+    plain_target: str = ""
 
 
 def _wire_vm() -> None:
@@ -96,6 +100,8 @@ ENTRIES: tuple[Entry, ...] = (
         _CLI + "vm_cmd:app",
         "Create, list, show and delete VMs (their disks on CSI volumes).",
         wiring=_wire_vm,
+        plain_commands=("list", "show"),
+        plain_target=_CLI + "vm_read:command",
     ),
     Entry(
         "controller",
@@ -161,8 +167,21 @@ def load(entry: Entry) -> click.Command:
     return command  # type: ignore[return-value]
 
 
+def load_plain(entry: Entry, name: str) -> click.Command:
+    """The plain click command `name` of the group ``entry``, inside roots like typer's."""
+    from csi_vm.cli import plainclick  # noqa: PLC0415 - loaded with its command
+
+    make = _attribute(entry.plain_target)
+    group = plainclick.Group(entry.name, help=entry.help, commands=[make(name)])
+    return click.Group("csi-vm", commands=[group])
+
+
 def _target(entry: Entry) -> Any:
-    module_name, attribute = entry.target.split(":")
+    return _attribute(entry.target)
+
+
+def _attribute(target: str) -> Any:
+    module_name, attribute = target.split(":")
     return getattr(importlib.import_module(module_name), attribute)
 
 
@@ -178,6 +197,19 @@ _INTERRUPTED = 130
 INTERRUPT = threading.Event()
 
 
+class Logging:
+    """-v/--verbose of csi-vm, set by its group before a sub-command runs."""
+
+    verbose = False
+
+    @classmethod
+    def setup(cls) -> None:
+        import logging  # noqa: PLC0415 - `vm list` and `vm show` never log: not for them
+
+        level = logging.DEBUG if cls.verbose else logging.WARNING
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
 class LazyCommand(click.Command):
     """A stand-in for one sub-command: takes the rest of the line unparsed."""
 
@@ -190,7 +222,10 @@ class LazyCommand(click.Command):
         return []
 
     def invoke(self, ctx: click.Context) -> Any:
-        command = load(self.entry)
+        plain = ctx.args[0] if ctx.args and ctx.args[0] in self.entry.plain_commands else None
+        if plain is None or Logging.verbose:
+            Logging.setup()
+        command = load(self.entry) if plain is None else load_plain(self.entry, plain)
         prog = ctx.parent.info_name if ctx.parent is not None else "csi-vm"
         code = command.main(
             args=[self.entry.name, *ctx.args], prog_name=prog, standalone_mode=False

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import pathlib
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, TypeAlias
 
 import typer
 
-from csi_vm import sizes
-from csi_vm.cli import tables, vmenv
+from csi_vm.cli import vm_read, vmenv
 from csi_vm.cli.vmenv import CONFIG_HELP, DB_HELP, Output
-
-if TYPE_CHECKING:
-    from csi_vm.store import db, records
 
 # The config, the flows and the store are imported by the commands that use
 # them: `--help` loads this module and needs none of them.
@@ -71,24 +64,12 @@ def list_(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """List VMs with their disks, and the node each running VM runs on.
-
-    Example:
-
-        csi-vm vm list -o wide
-    """
-    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env, vmenv.reader_may_leave():
-        # Written a page at a time as it is read: the first lines of a fleet
-        # of any size come at once, and memory holds one page.
-        _show_vms(_listed(env.store), fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} VMs")
+    # Run by the registry as vm_read's plain command; declared here for
+    # `vm --help` and as the twin its tests hold it to.
+    vm_read.list_vms(fmt=fmt, no_headers=no_headers, cfg=cfg, db=db)
 
 
-def _listed(store: db.Store) -> Iterator[list[Listed]]:
-    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
-
-    for page in records.summary_pages(store):
-        nodes = running.nodes_between(store, first=page[0].name, last=page[-1].name)
-        yield [(vm, nodes.get(vm.name)) for vm in page]
+list_.__doc__ = vm_read.list_vms.__doc__
 
 
 @app.command("show")
@@ -99,72 +80,10 @@ def show(
     cfg: pathlib.Path | None = CFG,
     db: pathlib.Path | None = DB,
 ) -> None:
-    """Show one VM: its row of `vm list`; -o yaml or json for spec, disks and CSI volumes.
-
-    Example:
-
-        csi-vm vm show web-1 -o yaml
-    """
-    from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
-
-    with vmenv.environment(cfg, db, quiet=True, read_only=True) as env:
-        vm = records.get_summary(env.store, name)
-        run = running.find(env.store, name)
-    node = None if run is None else run.node
-    if not fmt.tabular and fmt is not Output.NAME:
-        vmenv.emit(_listed_dict(vm, node), fmt=fmt)
-        return
-    _show_vms(
-        [[(vm, node)]],
-        fmt=fmt,
-        no_headers=no_headers,
-        title=lambda _: f"VM {name}",
-    )
+    vm_read.show_vm(name=name, fmt=fmt, no_headers=no_headers, cfg=cfg, db=db)
 
 
-VM_COLUMNS = (
-    tables.Column("name"),
-    tables.Column("running on"),
-    tables.Column("vcpus"),
-    tables.Column("memory"),
-    tables.Column("disks"),
-    tables.Column("volumes", wide=True),
-)
-
-
-#: a VM as listed, with the node it runs on (None: stopped)
-Listed: TypeAlias = "tuple[records.Summary, str | None]"
-
-
-def _show_vms(
-    pages: Iterable[list[Listed]], *, fmt: Output, no_headers: bool, title: Callable[[int], str]
-) -> None:
-    if not fmt.tabular:
-        dicts = ([_listed_dict(vm, node) for vm, node in page] for page in pages)
-        vmenv.emit_pages(dicts, fmt=fmt)
-        return
-    tables.stream_stdout(
-        lambda: vmenv.console,
-        columns=VM_COLUMNS,
-        pages=([_vm_row(vm, node) for vm, node in page] for page in pages),
-        layout=fmt.layout(no_headers=no_headers),
-        title=title,
-    )
-
-
-# A fleet has few distinct sizes: 300,000 conversions of a list become a few.
-_binary = functools.lru_cache(maxsize=1024)(sizes.binary)
-
-
-def _vm_row(vm: records.Summary, node: str | None) -> tuple[str, ...]:
-    return (
-        vm.name,
-        node or "-",
-        str(vm.vcpus),
-        _binary(vm.memory_mib * 1024 * 1024),
-        ", ".join(f"{d.name} ({_binary(d.size)} {d.mode} on {d.driver})" for d in vm.disks),
-        ", ".join(f"{d.name}={d.volume_id}" for d in vm.disks),
-    )
+show.__doc__ = vm_read.show_vm.__doc__
 
 
 @app.command("delete")
@@ -191,31 +110,10 @@ def delete(
             vms.delete(env, name=name)
     if not fmt.tabular:
         vmenv.emit(
-            {"operation": "delete", "dry_run": dry_run, **_vm_dict(records.summary(vm))}, fmt=fmt
+            {"operation": "delete", "dry_run": dry_run, **vm_read.vm_dict(records.summary(vm))},
+            fmt=fmt,
         )
         return
     volumes = ", ".join(d.volume_id for d in vm.disks)
     verb = "would delete" if dry_run else "deleted"
     vmenv.console.print(f"{verb} VM {name} and its volumes {volumes}")
-
-
-def _listed_dict(vm: records.Summary, node: str | None) -> dict[str, object]:
-    return {**_vm_dict(vm), "running_on": node}
-
-
-def _vm_dict(vm: records.Summary) -> dict[str, object]:
-    return {
-        "name": vm.name,
-        "vcpus": vm.vcpus,
-        "memory_mib": vm.memory_mib,
-        "disks": [
-            {
-                "name": d.name,
-                "size": d.size,
-                "mode": d.mode.value,
-                "driver": d.driver,
-                "volume_id": d.volume_id,
-            }
-            for d in vm.disks
-        ],
-    }

@@ -15,6 +15,8 @@ import tomllib
 import pytest
 
 import csi_vm
+from csi_vm.store import db
+from tests.support import fleet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,10 +25,16 @@ HEAVY = frozenset({"kubernetes", "libvirt", "jsonschema"})
 FRAMEWORK = frozenset({"typer", "pydantic", "rich"})
 #: typer checks option values through pydantic; csi-vm answers the common ones itself
 PYDANTIC = frozenset({"pydantic"})
+#: `vm list` and `vm show` read a page of the store: plain click, no flow
+#: machinery (the engine and its logging), no rich in a pipe; yaml only reads
+#: the config, or writes -o yaml
+VM_READ = HEAVY | FRAMEWORK | frozenset({"launcher", "grpc", "logging", "csi_vm.flows"})
 
 
-def _imported(args: list[str], tmp: pathlib.Path, *, exit_code: int = 0) -> set[str]:
-    """The top-level names of every module `csi-vm ARGS` imported."""
+def _imported(
+    args: list[str], tmp: pathlib.Path, *, exit_code: int = 0, depth: int = 1
+) -> set[str]:
+    """The names, to `depth` parts (csi_vm.flows), of every module `csi-vm ARGS` imported."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "csi_vm", *args],
         capture_output=True,
@@ -38,7 +46,8 @@ def _imported(args: list[str], tmp: pathlib.Path, *, exit_code: int = 0) -> set[
     lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert done.returncode == exit_code, done.stderr[-2000:]
     assert lines, "python -X importtime printed nothing"
-    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+    names = (line.rsplit("|", 1)[1].strip().split(".") for line in lines[1:])
+    return {".".join(parts[:n]) for parts in names for n in range(1, depth + 1)}
 
 
 def _files(tmp: pathlib.Path) -> dict[str, str]:
@@ -55,10 +64,6 @@ def _files(tmp: pathlib.Path) -> dict[str, str]:
         (["--help"], HEAVY | FRAMEWORK),
         (["version"], HEAVY | FRAMEWORK),
         (["vm", "--help"], HEAVY | PYDANTIC | {"markdown_it", "yaml"}),
-        (
-            ["vm", "list", "--config", "{config}", "--db", "{db}"],
-            HEAVY | PYDANTIC | {"launcher", "grpc", "rich"},
-        ),
         (["disk", "--help"], HEAVY | PYDANTIC),
         (["snapshot", "--help"], HEAVY | PYDANTIC),
         (["clone", "--help"], HEAVY | PYDANTIC),
@@ -82,6 +87,31 @@ def test_command_leaves_out_what_it_does_not_use(
 ) -> None:
     filled = [arg.format(**_files(tmp_path)) for arg in args]
     assert sorted(_imported(filled, tmp_path) & forbidden) == []
+
+
+VM_READ_LINES = {
+    "list": (["vm", "list"], VM_READ),
+    "list-wide": (["vm", "list", "-o", "wide", "--no-headers"], VM_READ),
+    "list-json": (["vm", "list", "-o", "json"], VM_READ),
+    "list-name": (["vm", "list", "-o", "name"], VM_READ),
+    "show": (["vm", "show", "vm-000001"], VM_READ),
+    "show-json": (["vm", "show", "vm-000001", "-o", "json"], VM_READ),
+    "list-help": (["vm", "list", "--help"], VM_READ | {"yaml"}),
+    "show-help": (["vm", "show", "--help"], VM_READ | {"yaml"}),
+}
+
+
+@pytest.mark.parametrize(("args", "forbidden"), VM_READ_LINES.values(), ids=VM_READ_LINES.keys())
+def test_vm_list_and_show_load_neither_typer_nor_flows(
+    args: list[str], forbidden: frozenset[str], tmp_path: pathlib.Path
+) -> None:
+    files = _files(tmp_path)
+    store = db.Store(pathlib.Path(files["db"]))
+    fleet.seed(store, count=3)
+    store.close()
+    store_args = ["--config", files["config"], "--db", files["db"]]
+    line = args if "--help" in args else [*args, *store_args]
+    assert sorted(_imported(line, tmp_path, depth=2) & forbidden) == []
 
 
 def test_the_check_sees_imports_a_command_makes(tmp_path: pathlib.Path) -> None:
