@@ -10,7 +10,9 @@ therefore followed by a look at the volume published on this node:
     require   a new volume holds at least the disk: device, or image file
     compare   a new volume against its source: the size, then a sample of
               blocks spread over the whole disk (every block with `full`);
-              for a snapshot, also the fingerprint of those sampled blocks
+              for a snapshot, also the fingerprint of those sampled blocks;
+              with `once`, the source's sampled blocks are read by the first
+              compare against it in this process only (a fan-out's clones)
     match     a volume restored from a snapshot against that fingerprint: a
               snapshot keeps no source to compare with, so what its data
               looked like when it was taken is all a restore can be held to
@@ -26,6 +28,7 @@ import hashlib
 import json
 import os
 import pathlib
+import threading
 from typing import Any
 
 from csi_vm import diskfile, errors, spec
@@ -89,17 +92,57 @@ def offsets(size: int, stride: int = 0) -> list[int]:
 
 def first_difference(src: str, dst: str, *, size: int, full: bool) -> int | None:
     """The first offset where `dst` differs from `src` in the compared range, or None."""
+    if not full:
+        return first_unlike(sampled(src, size=size), dst, size=size)
     with open(src, "rb", buffering=0) as a, open(dst, "rb", buffering=0) as b:
-        if full:
-            return _full(a.fileno(), b.fileno(), size)
-        places = offsets(size)
-        _prefetch(a.fileno(), places)
-        _prefetch(b.fileno(), places)
-        for offset in places:
-            length = min(SAMPLE_BYTES, size - offset)
-            if os.pread(a.fileno(), length, offset) != os.pread(b.fileno(), length, offset):
-                return offset
+        return _full(a.fileno(), b.fileno(), size)
+
+
+def sampled(path: str, *, size: int) -> list[bytes]:
+    """The blocks a sampled compare of `size` bytes reads of `path`, in `offsets` order."""
+    places = offsets(size)
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        _prefetch(fd, places)
+        return [os.pread(fd, min(SAMPLE_BYTES, size - at), at) for at in places]
+
+
+def first_unlike(blocks: list[bytes], dst: str, *, size: int) -> int | None:
+    """The first sampled offset where `dst` differs from the source's `blocks`, or None."""
+    places = offsets(size)
+    with open(dst, "rb", buffering=0) as f:
+        fd = f.fileno()
+        _prefetch(fd, places)
+        for at, block in zip(places, blocks, strict=True):
+            if os.pread(fd, len(block), at) != block:
+                return at
     return None
+
+
+class SourceSamples:
+    """A source's sampled blocks, read once for many compares against it (a fan-out's
+    clones): the source is stopped and held by the flow that compares, so its blocks
+    stay as read. Each clone's blocks are still read, through its own device."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read: dict[tuple[str, int], list[bytes]] = {}
+
+    def blocks(self, path: str, *, size: int) -> list[bytes]:
+        with self._lock:  # the first compare reads; the others wait for it, not read again
+            key = (path, size)
+            if key not in self._read:
+                self._read[key] = sampled(path, size=size)
+            return self._read[key]
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            for key in [k for k in self._read if k[0] == path]:
+                del self._read[key]
+
+
+#: sources a compare named `once` for: their blocks are read by the first compare only
+SOURCES = SourceSamples()
 
 
 def _prefetch(fd: int, places: list[int]) -> None:
@@ -188,7 +231,10 @@ def _compare(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     if have < size:
         _missing(env, data, f"{what}: the new volume holds {have} bytes, the disk {size}")
     full = bool(data.get("full"))
-    at = first_difference(data["src"], data["dst"], size=size, full=full)
+    if data.get("once") and not full:
+        at = first_unlike(SOURCES.blocks(data["src"], size=size), data["dst"], size=size)
+    else:
+        at = first_difference(data["src"], data["dst"], size=size, full=full)
     if at is not None:
         how = "compared in full" if full else "sampled"
         _missing(env, data, f"{what}: the new volume differs from its source at byte {at} ({how})")

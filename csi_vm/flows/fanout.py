@@ -26,6 +26,7 @@ from typing import Any
 from csi_vm import errors
 from csi_vm.flows import (
     context,
+    effects,
     engine,
     fanout_plan,
     fanout_tree,
@@ -208,7 +209,11 @@ def _make_all(
     sched = fanout_tree.Scheduler(
         origin=plan.source, todo=todo, made=list(made), parallel=plan.parallel, tree=plan.tree
     )
-    failure = _run_jobs(env, flow, sched, base, made, plan=plan, cancel=cancel)
+    try:
+        failure = _run_jobs(env, flow, sched, base, made, plan=plan, cancel=cancel)
+    finally:
+        for path in state.paths.values():
+            effects.SOURCES.forget(path)
     done = dataclasses.replace(
         plan,
         made=tuple(n for n in plan.names if n in made),

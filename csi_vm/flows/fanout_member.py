@@ -9,7 +9,9 @@ back, or never begun), and a retry takes the next id.
     fanout_clone   make VM `target`: each disk by its strategy, from the
                    origin's volume, the fan-out's snapshot, or a copy of
                    `source` (the origin or a clone already made), then
-                   compared with the origin (its size, then sampled blocks)
+                   compared with the origin (its size, then sampled blocks:
+                   the origin's are read once per fan-out, each clone's
+                   through its own device)
     data_bytes     what a host copy of an attached disk writes: its non-zero data
 """
 
@@ -91,7 +93,7 @@ def _disk(
     answer = {"csi-clone": "the clone ready", "snapshot-restore": "the volume restored"}
     verify.compare(
         flow, src_path=data["paths"][disk.name], new=new_att, size=disk.size, what=what,
-        answer=answer.get(strategy, "the copy made"), full=data["full"],
+        answer=answer.get(strategy, "the copy made"), full=data["full"], once=True,
     )  # fmt: skip
     volume_steps.detach(flow, new_att)
     return new, written

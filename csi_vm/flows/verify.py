@@ -79,12 +79,18 @@ def compare(
     answer: str,
     full: bool,
     fingerprint: bool = False,
+    once: bool = False,
 ) -> str:
-    """`same_data` of volumes already attached: the source at `src_path`, the new one."""
+    """`same_data` of volumes already attached: the source at `src_path`, the new one.
+
+    With `once`, many compares share one read of the source's sampled blocks
+    (`effects.SOURCES`); its holder forgets them when the source is let go.
+    """
     seen = flow.run(
         "compare",
         {"driver": new.vol.driver, "src": src_path, "dst": new.path, "size": size,
-         "what": f"{flow.vm}: {what}", "answer": answer, "full": full, "fingerprint": fingerprint},
+         "what": f"{flow.vm}: {what}", "answer": answer, "full": full, "fingerprint": fingerprint,
+         "once": once},
     )  # fmt: skip
     return str(seen.get("fingerprint") or "")
 
