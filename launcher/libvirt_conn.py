@@ -268,6 +268,9 @@ class Connection:
         """`func(*args)`, bounded by `limit` (-1: `CALL_S`; None: keepalive only)."""
         limit = self._call_s if limit == -1.0 else limit
         handle = self._handle
+        if self._dropped:
+            # its late call closes it at any moment: a call on it could touch freed memory
+            raise errors.Unreachable(f"{what} on {self.uri}: the connection was dropped")
         try:
             return libvirt_deadline.bounded(
                 func, args, limit=limit, late=lambda _value: _close_late(handle)
@@ -291,6 +294,8 @@ class Connection:
         `once` must look its objects up afresh: a domain object of the old
         connection is dead with it.
         """
+        if self._dropped:
+            self._reconnect()  # a call missed its deadline there: never use it again
         try:
             return once()
         except errors.Unreachable as err:

@@ -31,6 +31,7 @@ class FakeHandle:
     def __init__(self) -> None:
         self.answer = threading.Event()
         self.closed = threading.Event()
+        self.calls = 0
         self.keepalive: tuple[int, int] | None = None
 
     def lookupByName(self, name: str) -> FakeDomain:
@@ -53,6 +54,7 @@ class FakeDomain:
         self.conn = conn
 
     def jobInfo(self) -> list[int]:
+        self.conn.calls += 1
         self.conn.answer.wait()
         return [libvirt.VIR_DOMAIN_JOB_NONE]
 
@@ -62,10 +64,21 @@ class FakeDomain:
 
 
 @pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle]:
-    """The handles libvirt.open hands out, in order."""
-    queue: list[FakeHandle] = []
-    monkeypatch.setattr(libvirt, "open", lambda uri: queue.pop(0))
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle | None]:
+    """The handles libvirt.open hands out, in order; None: the connection is refused."""
+    queue: list[FakeHandle | None] = []
+
+    def fake_open(uri: str) -> FakeHandle:
+        handle = queue.pop(0)
+        if handle is None:
+            err = libvirt.libvirtError("Connection refused")
+            err.err = (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_RPC, "refused", 2) + (
+                None,
+            ) * 5
+            raise err
+        return handle
+
+    monkeypatch.setattr(libvirt, "open", fake_open)
     monkeypatch.setattr(libvirt_conn, "CALL_S", LIMIT_S)
     return queue
 
@@ -128,6 +141,21 @@ def test_a_call_past_its_deadline_drops_the_connection(
     assert not stuck.closed.is_set()  # its call still runs
     stuck.answer.set()
     assert stuck.closed.wait(5)  # closed once the late call ended
+
+
+def test_a_dropped_connection_is_never_used_again(opened: list[FakeHandle | None]) -> None:
+    """Not even after the reconnect failed: its late call may close it at any moment."""
+    stuck, fresh = FakeHandle(), FakeHandle()
+    conn = libvirt_conn.Connection("qemu:///x", stuck, reconnect_s=0)
+    opened.append(None)  # the daemon does not take the new connection yet
+    with pytest.raises(errors.Unreachable, match="cannot connect"):
+        conn.call("vm", "jobInfo", "jobInfo")
+    opened.append(fresh)
+    fresh.answer.set()
+    assert conn.call("vm", "jobInfo", "jobInfo") == [libvirt.VIR_DOMAIN_JOB_NONE]
+    assert (stuck.calls, fresh.calls) == (1, 1)
+    stuck.answer.set()
+    assert stuck.closed.wait(5)
 
 
 def test_an_open_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
