@@ -146,15 +146,17 @@ PAGE = 500
 _SUMMARY = "name, json_extract(spec, '$.vcpus') AS vcpus, json_extract(spec, '$.memory_mib') AS mem"
 
 
-def summary_pages(store: db.Store, *, size: int = PAGE) -> Iterator[list[Summary]]:
-    """All VMs by name, `size` at a time, with two indexed queries a page.
+def summary_pages(
+    store: db.Store, *, size: int = PAGE, first: int | None = None
+) -> Iterator[list[Summary]]:
+    """All VMs by name, `size` at a time (the first page `first`), two indexed queries a page.
 
     Each page is read on its own (keyset paging: the next one starts after
     the last name), so no read is held open while the caller writes a page
     out. Every VM that exists throughout the listing comes exactly once, in
     order; one created or deleted meanwhile may or may not.
     """
-    for page in _row_pages(store, _SUMMARY, size=size):
+    for page in _row_pages(store, _SUMMARY, size=size, first=first):
         yield [
             Summary(
                 name=row["name"],
@@ -169,15 +171,18 @@ def summary_pages(store: db.Store, *, size: int = PAGE) -> Iterator[list[Summary
 Page: TypeAlias = list[tuple[sqlite3.Row, list[tuple[Any, ...]]]]
 
 
-def _row_pages(store: db.Store, columns: str, *, size: int = PAGE) -> Iterator[Page]:
+def _row_pages(
+    store: db.Store, columns: str, *, size: int = PAGE, first: int | None = None
+) -> Iterator[Page]:
     after = ""  # a name is never empty: every name sorts after it
+    limit = size if first is None else first
     while True:
-        page = _row_page(store, columns, after=after, size=size)
+        page = _row_page(store, columns, after=after, size=limit)
         if page:
             yield page
-        if len(page) < size:
+        if len(page) < limit:
             return
-        after = page[-1][0]["name"]
+        after, limit = page[-1][0]["name"], size
 
 
 def _row_page(store: db.Store, columns: str, *, after: str, size: int) -> Page:

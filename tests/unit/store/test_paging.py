@@ -35,6 +35,19 @@ def test_pages_hold_every_vm_once_in_order(store: db.Store, count: int) -> None:
     assert len(pages) == -(-count // PAGE)
 
 
+@pytest.mark.parametrize(
+    "count", [0, 2, 3, 4, 3 + PAGE, 3 + 2 * PAGE + 1], ids=lambda n: f"{n}-vms"
+)
+def test_a_short_first_page_then_full_ones(store: db.Store, count: int) -> None:
+    fleet.seed(store, count=count)
+    pages = list(records.summary_pages(store, size=PAGE, first=3))
+    assert [vm.name for page in pages for vm in page] == [fleet.name(i) for i in range(count)]
+    sizes = [len(page) for page in pages]
+    assert sizes[:1] == ([min(count, 3)] if count else [])
+    assert all(0 < n <= PAGE for n in sizes[1:])
+    assert len(pages) == (count > 0) + -(-max(count - 3, 0) // PAGE)
+
+
 def test_each_vm_of_a_page_has_its_own_disks_and_sizes(store: db.Store) -> None:
     fleet.seed(store, count=2 * PAGE)
     for page in records.summary_pages(store, size=PAGE):
