@@ -20,7 +20,7 @@ import time
 
 from csi_vm import errors
 from csi_vm.agent import disks, launched, state
-from csi_vm.crd import kinds, rules, status
+from csi_vm.crd import kinds, rules, status, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
 from launcher import domain, libvirt_conn
@@ -46,10 +46,15 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
         if rules.assigned_node(vm) != agent.node or crd.meta(vm).deletion_timestamp:
             return
         running = crd.spec(vm, crd.VMSpec).running
-        if agent.launcher_dir is not None and running:
-            launched.run(agent, vm, launchers=agent.launcher_dir)
-        elif agent.launcher_dir is not None:
-            launched.stop(agent, vm)
+        # A guest that runs in the node's libvirt (started before launcher
+        # Pods were turned on) stays there until it is stopped: a second
+        # qemu in its launcher Pod would write the same disks.
+        if agent.launcher_dir is not None and not active(agent.conn, state.domain_name(meta)):
+            _forget_definition(agent, state.domain_name(meta))
+            if running:
+                launched.run(agent, vm, launchers=agent.launcher_dir)
+            else:
+                launched.stop(agent, vm)
         elif running:
             _run(agent, vm)
         else:
@@ -66,6 +71,12 @@ def forget(agent: state.Agent, obj: Json) -> None:
         agent.conn.destroy(dom)
         agent.conn.undefine(dom)
         log.info("VM %s/%s deleted: its domain %s is gone", meta.namespace, meta.name, dom)
+
+
+def _forget_definition(agent: state.Agent, dom: str) -> None:
+    """Undefine a stopped domain the node's libvirt still has: the launcher Pod runs it now."""
+    if agent.conn.exists(dom):
+        agent.conn.undefine(dom)
 
 
 def active(conn: libvirt_conn.Connection, dom: str) -> bool:
@@ -85,6 +96,16 @@ def _run(agent: state.Agent, vm: Json) -> None:
             )
         fields = {"phase": "Running", "nodeName": agent.node, "message": None}
         state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+        return
+    if in_pod := _launcher_pod(agent, vm):
+        # Launcher Pods were turned off while this one ran: its guest may still run.
+        message = (
+            f"the guest may still run in launcher Pod {in_pod}: delete that Pod to run it here"
+        )
+        cond = state.tell(
+            agent, vm, kind=RUNNING, reason="InLauncherPod", message=message, ok=False
+        )
+        state.write(agent, kinds.VM, vm, fields={}, conditions=[cond])
         return
     if moving := _migration_running(agent, vm):
         # The guest may run on the target already (an agent that stopped
@@ -118,6 +139,16 @@ def _run(agent: state.Agent, vm: Json) -> None:
     cond = state.tell(agent, vm, kind=RUNNING, reason="Running", message=message, ok=True)
     fields = {"phase": "Running", "nodeName": agent.node, "message": None}
     state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+
+
+def _launcher_pod(agent: state.Agent, vm: Json) -> str:
+    """The name of the VM's launcher Pod, or "" when it has none."""
+    meta = crd.meta(vm)
+    try:
+        agent.objs.get(kinds.POD, vmpod.pod_name(meta.name), namespace=meta.namespace)
+    except errors.NotFound:
+        return ""
+    return vmpod.pod_name(meta.name)
 
 
 def _migration_running(agent: state.Agent, vm: Json) -> str:

@@ -23,7 +23,7 @@ from csi_vm.crd import kinds, vmpod
 from tests.support import fakekube
 from tests.support import vmobjects as v
 
-from .conftest import NODE, TEST_URI, fs_claim, read, schedule, vm_on
+from .conftest import NODE, TEST_URI, fs_claim, provision, read, schedule, vm_on
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 
@@ -256,3 +256,50 @@ def test_controller_run_refuses_bad_launcher_settings_before_connecting(
     assert done.returncode == errors.InvalidInput.exit_code, done.stderr
     assert done.stderr.startswith(f"error: {says}"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_fake_api_a_guest_of_the_node_libvirt_stays_there_when_launcher_pods_come(
+    fake: fakekube.FakeKube,
+    ctx: context.Context,
+    lctx: context.Context,
+    agent: state.Agent,
+    lagent: state.Agent,
+) -> None:
+    # Started before launcher Pods were turned on: in the node's libvirt.
+    fake.add(v.node(NODE), vm_on("web"))
+    provision(fake, ctx, agent, "web")
+    guests.reconcile(agent, read(ctx, kinds.VM, "web"))
+    assert agent.conn.status(f"{v.NS}_web").active
+    # Then on: the controller makes a launcher Pod, which runs.
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    _pod_runs(fake)
+    _found_kvm(lagent, "tcg")
+    started: list[pathlib.Path] = []
+    lagent = dataclasses.replace(lagent, launcher_uri=lambda d: started.append(d) or TEST_URI)
+
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+
+    # No second qemu for the same disks: the launcher's libvirt is never asked.
+    assert started == []
+    vm = read(lctx, kinds.VM, "web")
+    assert (vm["status"]["phase"], _running_cond(vm)["message"]) == (
+        "Running",
+        f"started on {NODE} with 1 disk(s)",
+    )
+
+
+def test_fake_api_node_libvirt_never_starts_a_guest_that_has_a_launcher_pod(
+    fake: fakekube.FakeKube, ctx: context.Context, lctx: context.Context, agent: state.Agent
+) -> None:
+    # Launcher Pods were on and are off now: the Pod (and its guest) may still be there.
+    _vm(fake)
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    _bind(fake)
+    _pod_runs(fake)
+
+    guests.reconcile(agent, read(ctx, kinds.VM, "web"))
+
+    assert not agent.conn.exists(f"{v.NS}_web")
+    cond = _running_cond(read(ctx, kinds.VM, "web"))
+    assert cond["reason"] == "InLauncherPod", cond
+    assert POD in cond["message"]
