@@ -102,7 +102,7 @@ def stream_stdout(
     are known.
     """
     pages = iter(pages)
-    if not _plain_pipe():
+    if not plain_pipe():
         first = list(next(pages, []))
         second = next(pages, None)
         if second is None:
@@ -124,7 +124,7 @@ def stream_stdout(
 
 def _write_lines(lines: list[str], console: Callable[[], Console]) -> None:
     """Lines to standard output, through rich only where rich would change them."""
-    if _plain_pipe() and all(line.isascii() and line.isprintable() for line in lines):
+    if plain_pipe() and all(line.isascii() and line.isprintable() for line in lines):
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         sys.stdout.flush()
         return
@@ -133,7 +133,7 @@ def _write_lines(lines: list[str], console: Callable[[], Console]) -> None:
         console().out(line, highlight=False)
 
 
-def _plain_pipe() -> bool:
+def plain_pipe() -> bool:
     """Standard output is a pipe that rich would write plain lines to.
 
     rich's Console.is_terminal is False, whatever else it checks, when stdout
@@ -155,7 +155,7 @@ def _pipe_lines(
     rich's `out` writes a line of printable ASCII unchanged; it strips or
     expands control characters and tabs, so any other text goes through rich.
     """
-    if not _plain_pipe() or any(not isinstance(c, str) for row in rows for c in row):
+    if not plain_pipe() or any(not isinstance(c, str) for row in rows for c in row):
         return None
     lines = plain_lines(heads, rows, headers=headers)
     return lines if all(line.isascii() and line.isprintable() for line in lines) else None

@@ -40,20 +40,23 @@ def list_vms(
     with vmenv.read_store(cfg, db) as store, vmenv.reader_may_leave():
         # Written a page at a time as it is read: the first lines of a fleet
         # of any size come at once, and memory holds one page.
-        _show_vms(_listed(store), fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} VMs")
+        # A first page of a screenful comes out in a few milliseconds; a page
+        # of 500 took 15. Columns are as wide as the first page needs (see
+        # tables), a later, longer value widening them from its line on. A
+        # terminal keeps its boxed table for a list of one page of 500.
+        boxed = fmt.tabular and not tables.plain_pipe()
+        pages = _listed(store, first=None if boxed else FIRST_PAGE)
+        _show_vms(pages, fmt=fmt, no_headers=no_headers, title=lambda n: f"{n} VMs")
 
 
-#: VMs on the first page of `vm list`: a terminal's screenful
+#: VMs on the first page of `vm list` in a pipe: a screenful
 FIRST_PAGE = 50
 
 
-def _listed(store: db.Store) -> Iterator[list[Listed]]:
+def _listed(store: db.Store, *, first: int | None) -> Iterator[list[Listed]]:
     from csi_vm.store import records, running  # noqa: PLC0415 - see the imports
 
-    # A first page of a screenful comes out in a few milliseconds; a page of
-    # 500 took 15. Columns are as wide as the first page needs (see tables):
-    # a later, longer value widens them from its line on.
-    for page in records.summary_pages(store, first=FIRST_PAGE):
+    for page in records.summary_pages(store, first=first):
         nodes = running.nodes_between(store, first=page[0].name, last=page[-1].name)
         yield [(vm, nodes.get(vm.name)) for vm in page]
 

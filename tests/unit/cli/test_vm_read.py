@@ -9,6 +9,7 @@ to the byte.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 import click
@@ -131,3 +132,22 @@ def test_the_warning_of_an_unfinished_flow_is_printed(
     _, out, err = _run(registry.load_plain(VM, "list"), args, capsys)
     assert "clone flow clone-gone of VM 'vm-000003' is unfinished" in err
     assert out.count("\n") == 13
+
+
+def test_a_terminal_boxes_a_list_longer_than_the_first_page_of_a_pipe(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pipe's first page is short, for its first line's sake; a terminal's
+    # stays a page of 500, whose list it draws as one boxed table.
+    count = vm_read.FIRST_PAGE + 10
+    store = db.Store(tmp_path / "fleet.db")
+    fleet.seed(store, count=count)
+    store.close()
+    (tmp_path / "config.yaml").write_text("drivers: {}\n")
+    args = ["list", "-c", str(tmp_path / "config.yaml"), "--db", str(tmp_path / "fleet.db")]
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _run(registry.load_plain(VM, "list"), args, capsys)
+    assert code == 0
+    assert f"{count} VMs" in out
+    assert fleet.name(count - 1) in out
