@@ -6,7 +6,7 @@ random bytes, at 0, 256, 512 and 768 MiB), prints for each operation and path:
   - clone: from creating a CsiVMClone until its phase is Ready;
   - expand: from patching the CsiVM's disk to 2Gi until the disk's claim
     shows 2Gi in status.capacity and the VM's status has the resize done;
-on the one-node test cluster of scripts/cluster, natively on the local
+on the test cluster of scripts/cluster (its first node), natively on the local
 driver's full configuration (StorageClass csi-vm-full: the CSI sidecars do
 the work) and by host copy on its lite one (csi-vm-lite: copy Jobs), each as
 a ratio against the baseline "CLI" run in this process: the same operation
