@@ -244,14 +244,28 @@ class Freeze:
 def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_TIMEOUT_S) -> Freeze:
     """Freeze the guest's filesystems through its agent, or say why they are not frozen.
 
-    A guest whose agent is not connected is not asked. An agent that fails or
-    does not answer in time may still have frozen some filesystems (or do it
-    late): it is asked to thaw them all before the caller goes on crash-consistent.
+    A guest whose agent is not connected is not asked. An agent that does not
+    answer a harmless command first is not asked to freeze either: libvirt
+    gives up on a freeze after the time-out, but the agent, once it runs again,
+    still freezes, and a thaw libvirt sends meanwhile never reaches it (libvirt
+    first waits for the agent to answer a sync), so the guest would stay frozen.
+    An agent that fails or does not answer the freeze itself may still have
+    frozen some filesystems (or do it late): it is asked to thaw them all before
+    the caller goes on crash-consistent.
     """
     if not agent_connected(conn, name):
         return Freeze(False, "no guest agent is connected to the VM's agent channel")
     try:
         conn.call(name, "agent timeout", "agentSetResponseTimeout", timeout_s, 0)
+        conn.call(name, "guest agent clock", "getTime", 0)
+    except errors.NotFound:
+        raise
+    except errors.CsiVmError as err:
+        log.warning("%s: guest agent not asked to freeze: %s", name, err)
+        late = isinstance(err, errors.Unreachable)
+        how = f"did not answer within {timeout_s} s" if late else "failed"
+        return Freeze(False, f"the guest agent {how} ({err.message}); it was not asked to freeze")
+    try:
         count = conn.call(name, "fsFreeze", "fsFreeze", None, 0)
     except errors.NotFound:
         raise

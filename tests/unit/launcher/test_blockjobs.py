@@ -61,10 +61,31 @@ def test_a_failed_freeze_is_thawed_and_says_why(error: errors.CsiVmError, thawed
     conn = FakeConn({"XMLDesc": _xml("connected"), "fsFreeze": error, "fsThaw": thaw})
     got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
     assert not got.frozen
-    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "fsFreeze", "fsThaw"]
+    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "getTime", "fsFreeze", "fsThaw"]
     assert error.message in got.why
     assert ("no filesystem is left frozen" in got.why) == thawed
     assert ("virsh domfsthaw web" in got.why) != thawed
+
+
+@pytest.mark.parametrize(
+    ("error", "how"),
+    [
+        (errors.Unreachable("Guest agent is not responding"), "did not answer within 10 s"),
+        (errors.Unsupported("agent response timeout not supported"), "failed"),
+    ],
+    ids=["not-answering", "no-bound"],
+)
+def test_an_agent_that_does_not_answer_first_is_never_asked_to_freeze(
+    error: errors.CsiVmError, how: str
+) -> None:
+    """A freeze it ran once it woke would have no thaw after it."""
+    method = "getTime" if isinstance(error, errors.Unreachable) else "agentSetResponseTimeout"
+    conn = FakeConn({"XMLDesc": _xml("connected"), method: error})
+    got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
+    assert not got.frozen
+    assert "fsFreeze" not in conn.calls
+    assert "fsThaw" not in conn.calls
+    assert got.why == f"the guest agent {how} ({error.message}); it was not asked to freeze"
 
 
 def test_with_an_agent_freeze_is_bounded_says_yes_and_thaw_asks_it() -> None:
@@ -72,7 +93,7 @@ def test_with_an_agent_freeze_is_bounded_says_yes_and_thaw_asks_it() -> None:
     got = blockjobs.freeze(conn, "web")  # type: ignore[arg-type]
     assert got == blockjobs.Freeze(True, "2 filesystem(s) frozen by the guest agent")
     blockjobs.thaw(conn, "web")  # type: ignore[arg-type]
-    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "fsFreeze", "fsThaw"]
+    assert conn.calls == ["XMLDesc", "agentSetResponseTimeout", "getTime", "fsFreeze", "fsThaw"]
 
 
 def test_cancel_aborts_only_a_running_job() -> None:
