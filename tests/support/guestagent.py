@@ -99,3 +99,36 @@ def backing_file(device: pathlib.Path) -> pathlib.Path:
     rdev = os.stat(device).st_rdev
     sysfs = pathlib.Path(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/loop/backing_file")
     return pathlib.Path(sysfs.read_text().strip())
+
+
+#: what the guest writes on its console around a stall (`stall_agent`)
+STALLED, WOKEN = "CSIVMCTR agent stopped", "CSIVMCTR agent woken"
+
+
+def stall_agent(domain: str, *, console: pathlib.Path, seconds: int) -> None:
+    """SIGSTOP the guest's qemu-ga for `seconds`, then SIGCONT it, from a child it spawns.
+
+    Returns once the guest's console says the agent is stopped. The host learns
+    it from the console, not by asking the agent: an unanswered command would
+    leave libvirt waiting on the agent before the command under test asks it.
+    The child lets the agent answer the exec first: an exec whose answer is
+    lost leaves virsh waiting out its time-out, nothing worse.
+    """
+    script = (
+        f"q=$(pidof qemu-ga); kill -STOP $q && echo '{STALLED}' >/dev/console; "
+        f"sleep {seconds}; kill -CONT $q; echo '{WOKEN}' >/dev/console"
+    )
+    request = {
+        "execute": "guest-exec",
+        "arguments": {"path": "sh", "arg": ["-c", f"sleep 1; {script}"]},
+    }
+    subprocess.run(
+        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain, json.dumps(request),
+         "--timeout", "10"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    deadline = time.monotonic() + EXEC_LIMIT_S
+    while STALLED not in console.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{domain}: the guest never said its agent stopped")
+        time.sleep(0.05)

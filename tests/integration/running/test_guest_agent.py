@@ -5,10 +5,13 @@ a frozen snapshot whose copy needs no journal replay, a kill -9 between the
 freeze and the thaw that `resume` thaws, an fstrim that frees the volume's
 blocks, and last (it leaves the agent stopped for good) an agent that stops
 answering, which gives a crash-consistent snapshot that does need a replay.
+The push backup's guest lives a kill -9 right after the freeze, then an agent
+stopped for a while: the snapshot ends while it sleeps, the guest thawed after.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -18,13 +21,18 @@ import time
 import pytest
 
 from csi_vm.flows import offline_disk, online, vmrun, vms
-from csi_vm.store import records
-from launcher import fscounter
+from csi_vm.store import records, running
+from launcher import blockjobs, fscounter
 from tests.support import crash, guestagent
 
 from .conftest import BOOT_LIMIT_S, MIB, Lab
+from .test_online import _published
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
+
+#: how long the guest keeps its agent stopped: past a snapshot that waits out
+#: both agent commands (freeze, thaw) on a loaded host, so it ends first
+STALL_S = 60
 
 #: written, deleted and trimmed: far above the few blocks the counter and
 #: ext4's own metadata change meanwhile
@@ -132,12 +140,65 @@ def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str
     guestagent.stop_agent(guest.name)
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
     assert result.consistency == online.CRASH_CONSISTENT
-    assert "the guest agent's freeze failed" in result.why, result.why
+    assert "it was not asked to freeze" in result.why, result.why
     print(f"{guest.name}: {result.consistency}: {result.why}")
     guest.wait_for_counter(above=guest.counter())  # never frozen: it kept writing
     copy = _snapshot_copy(lab, snap)
     assert fscounter.check(copy).needs_recovery, "taken while mounted and written"
     copy.unlink()
+
+
+def _stalled_agent_times_out_and_the_guest_ends_thawed(lab: Lab, guest: Guest, snap: str) -> None:
+    """An agent that stops answering for a while: the snapshot waits at most one time-out
+    per agent command (freeze, then thaw), goes on crash-consistent, and the guest,
+    once its agent answers again, is thawed."""
+    began = time.monotonic()
+    base = _cli(lab, {}, "snapshot", "create", guest.name, "--name", f"{snap}-base", "-o", "json")
+    baseline = time.monotonic() - began
+    assert base.returncode == 0, base.stderr
+    assert online.FS_FROZEN in json.loads(base.stdout)["detail"], base.stdout
+    console = vmrun.console(lab.env, vm_name=guest.name)
+    guestagent.stall_agent(guest.name, console=console, seconds=STALL_S)
+    began = time.monotonic()
+    stalled = _cli(lab, {}, "snapshot", "create", guest.name, "--name", snap, "-o", "json")
+    took = time.monotonic() - began
+    assert stalled.returncode == 0, stalled.stderr
+    detail = json.loads(stalled.stdout)["detail"]
+    print(f"{guest.name}: {took:.1f} s with the agent stopped, {baseline:.1f} s frozen: {detail}")
+    late = f"did not answer within {blockjobs.AGENT_TIMEOUT_S} s"
+    assert f"{online.CRASH_CONSISTENT}: the guest agent {late}" in detail, detail
+    assert "it was not asked to freeze" in detail, detail
+    assert guestagent.WOKEN not in console.read_text(errors="replace"), (
+        "ended before the agent woke"
+    )
+    assert took <= baseline + 2 * blockjobs.AGENT_TIMEOUT_S
+    guestagent.wait_for_agent(guest.name, within=STALL_S + guestagent.EXEC_LIMIT_S)
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    guest.wait_for_counter(above=guest.counter())
+
+
+def _killed_after_the_freeze_resume_thaws_and_stops_the_backup(lab: Lab, guest: Guest) -> None:
+    before = set(_published(lab, "bare"))
+    acknowledged = guest.counter()
+    # the push backup's steps: create_volume, attach, freeze (3), backup_begin, thaw, ...
+    killed = _cli(lab, {crash.ENV: "3:after"}, "snapshot", "create", guest.name, "--name", "kb")
+    assert killed.returncode == -9, killed.stderr
+    assert guestagent.freeze_status(guest.name) == "frozen"
+    stalled = guest.counter()
+    assert stalled >= acknowledged
+    resumed = _cli(lab, {}, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rolled back online-snapshot" in resumed.stdout
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    assert guest.wait_for_counter(above=stalled) > stalled >= acknowledged
+    assert records.find_snapshot(lab.env.store, "kb") is None
+    assert set(_published(lab, "bare")) == before, "the backup's volume is left"
+    domain = running.get(lab.env.store, guest.name).domain
+    job = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domjobinfo", domain],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "None" in job.stdout, job.stdout
 
 
 def test_native_snapshots_freeze_resume_thaws_and_fstrim_frees(
@@ -151,9 +212,11 @@ def test_native_snapshots_freeze_resume_thaws_and_fstrim_frees(
     vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)
 
 
-def test_a_push_backup_snapshot_is_taken_inside_the_freeze(
+def test_a_push_backup_is_taken_inside_the_freeze_and_never_leaves_it_frozen(
     lab: Lab, agent_boot: vmrun.Boot
 ) -> None:
     guest = Guest(lab, agent_boot, name="agent-backup", driver="bare")
     _frozen_snapshot_is_clean(lab, guest, "agent-backup-frozen")
+    _killed_after_the_freeze_resume_thaws_and_stops_the_backup(lab, guest)
+    _stalled_agent_times_out_and_the_guest_ends_thawed(lab, guest, "agent-backup-stalled")
     vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)
