@@ -235,13 +235,38 @@ def disk_source(conn: libvirt_conn.Connection, name: str, *, target: str) -> str
 AGENT_TIMEOUT_S = 10
 
 
+#: how long a freeze that did not answer is followed by thaws. The agent works
+#: through its commands in turn: a thaw is answered once the late freeze is
+#: done, so a freeze the guest needs longer for (a large flush) is thawed
+#: within this bound, and an agent stalled past it leaves the flow pending.
+SETTLE_S = 60.0
+#: the least time between two thaws when one fails at once (agent channel
+#: closed): a thaw that waits for the agent's answer is asked again at once
+_RETHAW_GAP_S = 1.0
+
+#: the guest's filesystems after `freeze`, as written to the flow journal
+FROZEN, NOT_FROZEN, UNKNOWN = "frozen", "not frozen", "unknown"
+
+
 @dataclasses.dataclass(frozen=True)
 class Freeze:
-    frozen: bool
+    state: str  # FROZEN, NOT_FROZEN (the agent said so), or UNKNOWN (no thaw answered)
     why: str  # how many filesystems were frozen, or why none is
 
+    @property
+    def frozen(self) -> bool:
+        return self.state == FROZEN
 
-def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_TIMEOUT_S) -> Freeze:
+
+def freeze(
+    conn: libvirt_conn.Connection,
+    name: str,
+    *,
+    timeout_s: int = AGENT_TIMEOUT_S,
+    settle_s: float = SETTLE_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Sleep = time.sleep,
+) -> Freeze:
     """Freeze the guest's filesystems through its agent, or say why they are not frozen.
 
     A guest whose agent is not connected is not asked. An agent that does not
@@ -250,11 +275,11 @@ def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_T
     still freezes, and a thaw libvirt sends meanwhile never reaches it (libvirt
     first waits for the agent to answer a sync), so the guest would stay frozen.
     An agent that fails or does not answer the freeze itself may still have
-    frozen some filesystems (or do it late): it is asked to thaw them all before
-    the caller goes on crash-consistent.
+    frozen some filesystems (or do it late): it is asked to thaw until one thaw
+    answers, for up to `settle_s`; if none does, the state is UNKNOWN.
     """
     if not agent_connected(conn, name):
-        return Freeze(False, "no guest agent is connected to the VM's agent channel")
+        return Freeze(NOT_FROZEN, "no guest agent is connected to the VM's agent channel")
     try:
         conn.call(name, "agent timeout", "agentSetResponseTimeout", timeout_s, 0)
         conn.call(name, "guest agent clock", "getTime", 0)
@@ -262,31 +287,69 @@ def freeze(conn: libvirt_conn.Connection, name: str, *, timeout_s: int = AGENT_T
         raise
     except errors.CsiVmError as err:
         log.warning("%s: guest agent not asked to freeze: %s", name, err)
-        late = isinstance(err, errors.Unreachable)
-        how = f"did not answer within {timeout_s} s" if late else "failed"
-        return Freeze(False, f"the guest agent {how} ({err.message}); it was not asked to freeze")
+        how = _how(err, timeout_s)
+        return Freeze(
+            NOT_FROZEN, f"the guest agent {how} ({err.message}); it was not asked to freeze"
+        )
     try:
         count = conn.call(name, "fsFreeze", "fsFreeze", None, 0)
     except errors.NotFound:
         raise
     except errors.CsiVmError as err:
         log.warning("%s: guest agent freeze failed (%s): thawing", name, err)
+        failed = f"the guest agent's freeze {_how(err, timeout_s)} ({err.message})"
+        last = _settle(conn, name, bound_s=settle_s, clock=clock, sleep=sleep)
+        return _after_failed_freeze(failed, last, bound_s=settle_s)
+    return Freeze(FROZEN, f"{count} filesystem(s) frozen by the guest agent")
+
+
+def _after_failed_freeze(failed: str, last: errors.CsiVmError | None, *, bound_s: float) -> Freeze:
+    if last is None:
         return Freeze(
-            False, f"the guest agent's freeze failed ({err.message}); {_rethaw(conn, name)}"
+            NOT_FROZEN, f"{failed}; a thaw that followed answered: no filesystem is left frozen"
         )
-    return Freeze(True, f"{count} filesystem(s) frozen by the guest agent")
+    return Freeze(
+        UNKNOWN,
+        f"{failed}; no thaw answered within {bound_s:.0f} s after it ({last.message}): "
+        "the guest may still be frozen",
+    )
 
 
-def _rethaw(conn: libvirt_conn.Connection, name: str) -> str:
-    try:
-        thaw(conn, name)
-    except errors.CsiVmError as err:
-        log.warning("%s: thaw after a failed freeze: %s", name, err)
-        return (
-            f"the thaw that followed failed too ({err.message}): once the agent answers, "
-            f"check with `virsh domfsthaw {name}`"
-        )
-    return "the thaw that followed answered: no filesystem is left frozen"
+def _how(err: errors.CsiVmError, timeout_s: int) -> str:
+    return (
+        f"did not answer within {timeout_s} s" if isinstance(err, errors.Unreachable) else "failed"
+    )
+
+
+def _settle(
+    conn: libvirt_conn.Connection,
+    name: str,
+    *,
+    bound_s: float,
+    clock: Callable[[], float],
+    sleep: Sleep,
+) -> errors.CsiVmError | None:
+    """Thaw until the agent answers one thaw (None), or the last error after `bound_s`.
+
+    A thaw of a thawed guest answers too, so an answer means no filesystem is
+    frozen. Each thaw waits for the agent's answer (up to its time-out): an
+    agent still busy with a late freeze answers the thaw once it is done.
+    """
+    deadline = clock() + bound_s
+    while True:
+        began = clock()
+        try:
+            thaw(conn, name)
+            return None
+        except errors.NotFound:
+            raise
+        except errors.CsiVmError as err:
+            log.warning("%s: thaw after a failed freeze: %s", name, err)
+            last = err
+        if clock() >= deadline:
+            return last
+        if (pause := min(began + _RETHAW_GAP_S, deadline) - clock()) > 0:
+            sleep(pause)
 
 
 def agent_connected(conn: libvirt_conn.Connection, name: str) -> bool:
