@@ -216,6 +216,8 @@ def _left_pending(
     """Record in the journal that the flow waits for `csi-vm resume`, and say so."""
     driver = step.data.get("driver")
     reach = f"driver {driver!r}" if driver else "the service it needs"
+    if isinstance(err, Pending):
+        reach = err.reach  # the step named what did not answer itself
     why = f"its {what} could not reach {reach} (step {step.seq}, {step.action})"
     journal.mark_pending(env.store, flow_id=flow_id, error=why)
     return Pending(

@@ -3,10 +3,12 @@
 Snapshot: CSI snapshots taken while the guest's filesystems are frozen by its
 qemu guest agent (thawed in `finally`, also on errors, and by `resume` after a
 kill); without an agent, or when its freeze fails or times out (then thawed
-at once), the snapshot is crash-consistent and says so, and why. A driver without CSI
-snapshots gets a libvirt push backup into a new volume: qemu copies the disk
-as it was when the backup began while the guest keeps writing. Either kind is
-listed, restored and deleted like an offline snapshot.
+at once), the snapshot is crash-consistent and says so, and why. A failed
+freeze that no thaw answered after (the guest may still be frozen) rolls the
+snapshot back. A driver without CSI snapshots gets a libvirt push backup
+into a new volume: qemu copies the disk as it was when the backup began while
+the guest keeps writing. Either kind is listed, restored and deleted like an
+offline snapshot.
 
 Expansion: CSI controller + node expansion, then `blockResize` so the guest
 sees the new size. Without CSI expansion: a block copy into a new, larger
@@ -66,7 +68,23 @@ def plan_snapshot(env: context.Env, vm: records.VM) -> plans.Plan:
     return dataclasses.replace(base, disks=tuple(_online_strategy(p) for p in base.disks))
 
 
+class _FreezeUnknown(errors.Unreachable):
+    """The freeze and every thaw after it went unanswered: see `_refuse_unknown_freeze`."""
+
+
 def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotResult:
+    try:
+        return _snapshot(env, vm_name=vm_name, name=name)
+    except _FreezeUnknown as err:
+        # Only a finished rollback lets it through (else `engine.Pending`):
+        # the rollback's own thaw answered.
+        raise errors.Unreachable(
+            f"{err.message}; the rollback's thaw answered after that: the guest is thawed",
+            hint="take the snapshot again",
+        ) from err
+
+
+def _snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotResult:
     run = running.get(env.store, vm_name)
     vm = records.get_vm(env.store, vm_name)
     snap_name = _snapshot_name(env, vm_name, name)
@@ -77,6 +95,7 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
         guest = {"vm": run.domain, "node": run.node}
         # Journaled, so that a guest frozen by a process that died is thawed by resume.
         froze = flow.run("freeze", guest)
+        _refuse_unknown_freeze(vm_name, froze)
         frozen = bool(froze["frozen"])
         try:
             taken = {
@@ -103,6 +122,16 @@ def snapshot(env: context.Env, *, vm_name: str, name: str | None) -> SnapshotRes
     return SnapshotResult(
         snapshot=snap, plan=plan, consistency=consistency, why=str(froze.get("why", ""))
     )
+
+
+def _refuse_unknown_freeze(vm: str, froze: dict[str, object]) -> None:
+    """No snapshot while the guest may be frozen: the flow rolls back, and its
+    rollback thaws it, or stays pending until `resume` can."""
+    if froze.get("state") == blockjobs.UNKNOWN:
+        raise _FreezeUnknown(
+            f"VM {vm}: no snapshot taken: {froze['why']}",
+            hint="`csi-vm resume` thaws it once its agent answers",
+        )
 
 
 def _snapshot_name(env: context.Env, vm: str, name: str | None) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from csi_vm import errors
-from csi_vm.flows import context, volume_actions
+from csi_vm.flows import context, engine, volume_actions
 from launcher import blockjobs, domain, libvirt_conn, node, vmrecord
 
 log = logging.getLogger("csi_vm.flows")
@@ -111,7 +111,7 @@ def _freeze(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
     while the guest is frozen leaves the step for `resume` to undo (thaw)."""
     with _conn(env, data["node"]) as conn:
         got = blockjobs.freeze(conn, data["vm"])
-    return {"frozen": got.frozen, "why": got.why}
+    return {"frozen": got.frozen, "state": got.state, "why": got.why}
 
 
 def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data:
@@ -123,21 +123,40 @@ def _thaw(env: context.Env, data: Data, flow_id: str = "", seq: int = 0) -> Data
 def _undo_freeze(env: context.Env, data: Data) -> None:
     """Never leave a guest frozen, also when the process that froze it died.
 
-    Thawed when the freeze answered "frozen" or never answered (killed while
-    the agent worked). An agent that is connected but does not answer leaves
-    the flow pending (Transient), so `resume` asks it again; a VM that is gone
-    or has no agent connected has nothing frozen by it.
+    Thawed unless the agent confirmed that nothing is frozen: also when the
+    freeze's state is "unknown" (neither the freeze nor a thaw after it
+    answered) or the step has no answer at all (killed while the agent
+    worked). An agent that is connected but does not answer leaves the flow
+    pending (Transient), so `resume` asks it again; a VM that is gone or has
+    no agent connected has nothing frozen by it.
     """
-    if data.get("frozen") is False:
-        return  # the agent froze nothing, or thawed it when its freeze failed
+    if _confirmed_not_frozen(data):
+        return  # the agent froze nothing, or a thaw answered after its freeze failed
     try:
         with _conn(env, data["node"], wait_s=libvirt_conn.RECONNECT_S) as conn:
             if not blockjobs.agent_connected(conn, data["vm"]):
                 log.info("%s: no guest agent connected: nothing to thaw", data["vm"])
                 return
-            blockjobs.thaw(conn, data["vm"])
+            _thaw_or_pending(conn, data["vm"])
     except errors.NotFound as err:
         log.info("%s: thaw: %s (the VM is gone)", data["vm"], err)
+
+
+def _thaw_or_pending(conn: libvirt_conn.Connection, vm: str) -> None:
+    try:
+        blockjobs.thaw(conn, vm)
+    except errors.Unreachable as err:
+        raise engine.Pending(
+            err.message,
+            hint=err.hint or "",
+            reach=f"the guest agent of {vm} (the guest may still be frozen)",
+        ) from err
+
+
+def _confirmed_not_frozen(data: Data) -> bool:
+    if "state" in data:
+        return bool(data["state"] == blockjobs.NOT_FROZEN)
+    return data.get("frozen") is False  # journaled before freeze states were recorded
 
 
 def _backup_begin(env: context.Env, data: Data, flow_id: str, seq: int) -> Data:
