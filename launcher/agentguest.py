@@ -111,6 +111,12 @@ fi
 {counter.file_loop(f"{MOUNT}/{fscounter.FILE}", disk=device)}"""
 
 
+def agent_command() -> str:
+    """sh code: qemu-ga in the guest on the agent's port (named as `_agent` names it)."""
+    port = f"/dev/virtio-ports/{domain.AGENT_CHANNEL}"
+    return f"LD_LIBRARY_PATH=/{_LIB_DIR} /{_BINARY} -m virtio-serial -p {port} -t /run"
+
+
 def _agent() -> str:
     """sh code: name the virtio ports as udev would, then run qemu-ga on the agent's port."""
     port = f"/dev/virtio-ports/{domain.AGENT_CHANNEL}"
@@ -124,7 +130,7 @@ while [ ! -e {port} ] && [ $i -lt 30 ]; do
   i=$((i + 1)); [ -e {port} ] || sleep 0.1
 done
 if [ -e {port} ]; then
-  LD_LIBRARY_PATH=/{_LIB_DIR} /{_BINARY} -m virtio-serial -p {port} -t /run &
+  {agent_command()} &
   echo "CSIVMCTR guest agent started"
 else
   echo "CSIVMCTR no {domain.AGENT_CHANNEL} port: no guest agent"

@@ -15,6 +15,8 @@ import subprocess
 import time
 from typing import Any
 
+from launcher import agentguest
+
 #: a guest-exec of a shell one-liner under TCG takes well under this
 EXEC_LIMIT_S = 60.0
 
@@ -131,4 +133,49 @@ def stall_agent(domain: str, *, console: pathlib.Path, seconds: int) -> None:
     while STALLED not in console.read_text(errors="replace"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{domain}: the guest never said its agent stopped")
+        time.sleep(0.05)
+
+
+#: what the guest writes on its console around a slow freeze (`slow_freeze`)
+SLOW_READY, SLOW_DONE = "CSIVMCTR agent restarted, freeze hook", "CSIVMCTR slow freeze done"
+
+
+def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
+    """Restart the guest's qemu-ga with a freeze hook that takes `seconds` before it freezes.
+
+    qemu-ga runs its fsfreeze hook, and waits for it, before it freezes: the
+    agent answers everything until a freeze, then nothing until the hook is
+    done and the filesystems are frozen, as a guest with a long flush would.
+    A child of the old agent (it answers the exec first) stops it and starts
+    the new one; the host learns it from the console, then waits for a ping.
+    """
+    hook = "/run/slow-freeze-hook"
+    body = (
+        f'#!/bin/sh\\n[ "$1" = freeze ] || exit 0\\nsleep {seconds}\\n'
+        f'echo "{SLOW_DONE}" >/dev/console\\n'
+    )
+    script = (
+        f"printf '{body}' >{hook} && chmod +x {hook} && "
+        "kill -TERM $(pidof qemu-ga) && while pidof qemu-ga >/dev/null; do sleep 0.1; done && "
+        f"({agentguest.agent_command()} -F{hook} </dev/null >/dev/null 2>&1 &) && "
+        f"echo '{SLOW_READY}' >/dev/console"
+    )
+    request = {
+        "execute": "guest-exec",
+        "arguments": {"path": "sh", "arg": ["-c", f"sleep 1; {script}"]},
+    }
+    subprocess.run(
+        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain, json.dumps(request),
+         "--timeout", "10"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    wait_for_console(domain, console, SLOW_READY)
+    wait_for_agent(domain, within=EXEC_LIMIT_S)
+
+
+def wait_for_console(domain: str, console: pathlib.Path, line: str) -> None:
+    deadline = time.monotonic() + EXEC_LIMIT_S
+    while line not in console.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{domain}: the guest never wrote {line!r} on its console")
         time.sleep(0.05)

@@ -5,6 +5,8 @@ a frozen snapshot whose copy needs no journal replay, a kill -9 between the
 freeze and the thaw that `resume` thaws, an fstrim that frees the volume's
 blocks, and last (it leaves the agent stopped for good) an agent that stops
 answering, which gives a crash-consistent snapshot that does need a replay.
+Before that, a freeze slower than its time-out (a freeze hook that sleeps)
+is thawed once the agent is done with it, before the snapshot goes on.
 The push backup's guest lives a kill -9 right after the freeze, then an agent
 stopped for a while: the snapshot ends while it sleeps, the guest thawed after.
 """
@@ -33,6 +35,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
 #: how long the guest keeps its agent stopped: past a snapshot that waits out
 #: both agent commands (freeze, thaw) on a loaded host, so it ends first
 STALL_S = 60
+
+#: how long the guest's freeze hook takes: past the freeze's time-out, well
+#: inside the thaws that follow it (`blockjobs.SETTLE_S`)
+SLOW_FREEZE_S = 2 * blockjobs.AGENT_TIMEOUT_S + 5
 
 #: written, deleted and trimmed: far above the few blocks the counter and
 #: ext4's own metadata change meanwhile
@@ -136,6 +142,23 @@ def _fstrim_frees_the_volume(guest: Guest) -> None:
     assert written - trimmed >= (JUNK_MIB - 1) * MIB
 
 
+def _late_freeze_is_thawed_before_the_snapshot_goes_on(lab: Lab, guest: Guest, snap: str) -> None:
+    """The agent answers its first command, then its freeze takes longer than the
+    time-out: csi-vm thaws until a thaw answers, which the agent does once its
+    late freeze is done, and the snapshot is crash-consistent with the guest thawed."""
+    console = vmrun.console(lab.env, vm_name=guest.name)
+    guestagent.slow_freeze(guest.name, console=console, seconds=SLOW_FREEZE_S)
+    result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
+    print(f"{guest.name}: {result.consistency}: {result.why}")
+    assert guestagent.SLOW_DONE in console.read_text(errors="replace"), "froze late, before"
+    assert result.consistency == online.CRASH_CONSISTENT
+    late = f"the guest agent's freeze did not answer within {blockjobs.AGENT_TIMEOUT_S} s"
+    assert result.why.startswith(late), result.why
+    assert result.why.endswith("a thaw that followed answered: no filesystem is left frozen")
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    guest.wait_for_counter(above=guest.counter())
+
+
 def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str) -> None:
     guestagent.stop_agent(guest.name)
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
@@ -208,6 +231,7 @@ def test_native_snapshots_freeze_resume_thaws_and_fstrim_frees(
     _frozen_snapshot_is_clean(lab, guest, "agent-native-frozen")
     _killed_while_frozen_then_resume_thaws(lab, guest)
     _fstrim_frees_the_volume(guest)
+    _late_freeze_is_thawed_before_the_snapshot_goes_on(lab, guest, "agent-native-late")
     _unresponsive_agent_gives_crash_consistent(lab, guest, "agent-native-crash")
     vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)
 
