@@ -344,7 +344,8 @@ def _settle(
         except errors.NotFound:
             raise
         except errors.CsiVmError as err:
-            log.warning("%s: thaw after a failed freeze: %s", name, err)
+            # one line a second while libvirt refuses at once: the result says it once
+            log.info("%s: thaw after a failed freeze: %s", name, err)
             last = err
         if clock() >= deadline:
             return last

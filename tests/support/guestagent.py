@@ -136,8 +136,14 @@ def stall_agent(domain: str, *, console: pathlib.Path, seconds: int) -> None:
         time.sleep(0.05)
 
 
-#: what the guest writes on its console around a slow freeze (`slow_freeze`)
-SLOW_READY, SLOW_DONE = "CSIVMCTR agent restarted, freeze hook", "CSIVMCTR slow freeze done"
+def slow_ready(seconds: int) -> str:
+    """What the guest writes on its console once its agent has a `seconds` freeze hook."""
+    return f"CSIVMCTR agent restarted, freeze hook of {seconds} s"
+
+
+def slow_done(seconds: int) -> str:
+    """What the guest writes on its console when that hook ends (the freeze follows)."""
+    return f"CSIVMCTR slow freeze of {seconds} s done"
 
 
 def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
@@ -152,13 +158,13 @@ def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
     hook = "/run/slow-freeze-hook"
     body = (
         f'#!/bin/sh\\n[ "$1" = freeze ] || exit 0\\nsleep {seconds}\\n'
-        f'echo "{SLOW_DONE}" >/dev/console\\n'
+        f'echo "{slow_done(seconds)}" >/dev/console\\n'
     )
     script = (
         f"printf '{body}' >{hook} && chmod +x {hook} && "
         "kill -TERM $(pidof qemu-ga) && while pidof qemu-ga >/dev/null; do sleep 0.1; done && "
         f"({agentguest.agent_command()} -F{hook} </dev/null >/dev/null 2>&1 &) && "
-        f"echo '{SLOW_READY}' >/dev/console"
+        f"echo '{slow_ready(seconds)}' >/dev/console"
     )
     request = {
         "execute": "guest-exec",
@@ -169,12 +175,14 @@ def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
          "--timeout", "10"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    wait_for_console(domain, console, SLOW_READY)
+    wait_for_console(domain, console, slow_ready(seconds))
     wait_for_agent(domain, within=EXEC_LIMIT_S)
 
 
-def wait_for_console(domain: str, console: pathlib.Path, line: str) -> None:
-    deadline = time.monotonic() + EXEC_LIMIT_S
+def wait_for_console(
+    domain: str, console: pathlib.Path, line: str, *, within: float = EXEC_LIMIT_S
+) -> None:
+    deadline = time.monotonic() + within
     while line not in console.read_text(errors="replace"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{domain}: the guest never wrote {line!r} on its console")

@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from csi_vm import errors
 from csi_vm.flows import offline_disk, online, vmrun, vms
 from csi_vm.store import records, running
 from launcher import blockjobs, fscounter
@@ -39,6 +40,10 @@ STALL_S = 60
 #: how long the guest's freeze hook takes: past the freeze's time-out, well
 #: inside the thaws that follow it (`blockjobs.SETTLE_S`)
 SLOW_FREEZE_S = 2 * blockjobs.AGENT_TIMEOUT_S + 5
+
+#: a freeze hook past all of that (the freeze's time-out, the thaws for
+#: `blockjobs.SETTLE_S`, the rollback's thaw) with a wide margin on a loaded host
+STUCK_FREEZE_S = blockjobs.AGENT_TIMEOUT_S * 2 + int(blockjobs.SETTLE_S) + 60
 
 #: written, deleted and trimmed: far above the few blocks the counter and
 #: ext4's own metadata change meanwhile
@@ -150,13 +155,38 @@ def _late_freeze_is_thawed_before_the_snapshot_goes_on(lab: Lab, guest: Guest, s
     guestagent.slow_freeze(guest.name, console=console, seconds=SLOW_FREEZE_S)
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
     print(f"{guest.name}: {result.consistency}: {result.why}")
-    assert guestagent.SLOW_DONE in console.read_text(errors="replace"), "froze late, before"
+    done = guestagent.slow_done(SLOW_FREEZE_S)
+    assert done in console.read_text(errors="replace"), "froze late, before"
     assert result.consistency == online.CRASH_CONSISTENT
     late = f"the guest agent's freeze did not answer within {blockjobs.AGENT_TIMEOUT_S} s"
     assert result.why.startswith(late), result.why
     assert result.why.endswith("a thaw that followed answered: no filesystem is left frozen")
     assert guestagent.freeze_status(guest.name) == "thawed"
     guest.wait_for_counter(above=guest.counter())
+
+
+def _stuck_freeze_leaves_the_flow_pending_and_resume_thaws(lab: Lab, guest: Guest) -> None:
+    """No thaw answers within the bound: no snapshot, the flow pending with one
+    line, and `resume`, once the agent answers again, thaws the late freeze."""
+    console = vmrun.console(lab.env, vm_name=guest.name)
+    guestagent.slow_freeze(guest.name, console=console, seconds=STUCK_FREEZE_S)
+    stuck = _cli(lab, {}, "snapshot", "create", guest.name, "--name", "stuck")
+    print(f"{guest.name}: exit {stuck.returncode}: {stuck.stderr.strip()}")
+    assert stuck.returncode == errors.Transient.exit_code, stuck.stderr
+    assert "no snapshot taken" in stuck.stderr
+    assert "the guest may still be frozen" in stuck.stderr
+    assert "`csi-vm resume` thaws it once its agent answers" in stuck.stderr
+    done = guestagent.slow_done(STUCK_FREEZE_S)
+    assert done not in console.read_text(errors="replace"), "the hook ended first"
+    guestagent.wait_for_console(guest.name, console, done, within=STUCK_FREEZE_S)
+    guestagent.wait_for_agent(guest.name, within=guestagent.EXEC_LIMIT_S)
+    assert guestagent.freeze_status(guest.name) == "frozen"  # the late freeze, thaw-less
+    resumed = _cli(lab, {}, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rolled back online-snapshot" in resumed.stdout
+    assert guestagent.freeze_status(guest.name) == "thawed"
+    guest.wait_for_counter(above=guest.counter())
+    assert records.find_snapshot(lab.env.store, "stuck") is None
 
 
 def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str) -> None:
@@ -232,6 +262,7 @@ def test_native_snapshots_freeze_resume_thaws_and_fstrim_frees(
     _killed_while_frozen_then_resume_thaws(lab, guest)
     _fstrim_frees_the_volume(guest)
     _late_freeze_is_thawed_before_the_snapshot_goes_on(lab, guest, "agent-native-late")
+    _stuck_freeze_leaves_the_flow_pending_and_resume_thaws(lab, guest)
     _unresponsive_agent_gives_crash_consistent(lab, guest, "agent-native-crash")
     vmrun.stop(lab.env, vm_name=guest.name, grace_s=0)
 
