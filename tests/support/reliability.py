@@ -100,6 +100,21 @@ FAULTS: dict[str, str] = {
         "libvirtd of the source or the destination stopped (SIGSTOP) during a live storage "
         "migration, until the migration returned; then SIGCONT"
     ),
+    "csi-vm-killed-between-freeze-and-thaw": (
+        "csi-vm SIGKILLed right after the guest agent froze the guest, in an online CSI "
+        "snapshot and in an online push backup; then `csi-vm resume`"
+    ),
+    "guest-freeze-slower-than-its-time-out": (
+        "the guest's freeze takes longer than the agent's time-out (a sleeping freeze hook)"
+    ),
+    "guest-freeze-stuck-past-every-thaw": (
+        "the guest's freeze outlasts the time-out and every thaw csi-vm sends; the agent "
+        "answers again only later; then `csi-vm resume`"
+    ),
+    "guest-agent-stopped": "the guest agent stopped for good before an online snapshot",
+    "guest-agent-stalled": (
+        "the guest agent stopped (SIGSTOP in the guest) for 60 s during an online snapshot"
+    ),
     "bad-vm-spec": "hypothesis-generated VM specs (names, sizes, modes, sources)",
     "bad-config-file": "hypothesis-generated config files",
     "bad-cli-arguments": "hypothesis-generated names and sizes on the command line",

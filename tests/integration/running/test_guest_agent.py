@@ -24,14 +24,16 @@ import pytest
 
 from csi_vm import errors
 from csi_vm.flows import offline_disk, online, vmrun, vms
-from csi_vm.store import records, running
+from csi_vm.store import journal, records, running
 from launcher import blockjobs, fscounter
-from tests.support import crash, guestagent
+from tests.support import crash, guestagent, reliability
 
 from .conftest import BOOT_LIMIT_S, MIB, Lab
 from .test_online import _published
 
-pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
+# The native test waits out a freeze hook stuck past every thaw (over 2 min) among
+# its other steps; the bound is for a hung test, not a speed check.
+pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(900)]
 
 #: how long the guest keeps its agent stopped: past a snapshot that waits out
 #: both agent commands (freeze, thaw) on a loaded host, so it ends first
@@ -44,6 +46,13 @@ SLOW_FREEZE_S = 2 * blockjobs.AGENT_TIMEOUT_S + 5
 #: a freeze hook past all of that (the freeze's time-out, the thaws for
 #: `blockjobs.SETTLE_S`, the rollback's thaw) with a wide margin on a loaded host
 STUCK_FREEZE_S = blockjobs.AGENT_TIMEOUT_S * 2 + int(blockjobs.SETTLE_S) + 60
+
+#: the faults these tests declare for docs/reliability.md
+KILLED_AFTER_FREEZE = "csi-vm-killed-between-freeze-and-thaw"
+SLOW_FREEZE = "guest-freeze-slower-than-its-time-out"
+STUCK_FREEZE = "guest-freeze-stuck-past-every-thaw"
+AGENT_GONE = "guest-agent-stopped"
+AGENT_STALLED = "guest-agent-stalled"
 
 #: written, deleted and trimmed: far above the few blocks the counter and
 #: ext4's own metadata change meanwhile
@@ -81,6 +90,51 @@ class Guest:
                 return value
             time.sleep(0.05)
         raise AssertionError(f"{self.name}: counter stayed at <= {above} for {within} s")
+
+
+def _measure(
+    lab: Lab,
+    guest: Guest,
+    *,
+    acknowledged: int,
+    took: float,
+    gone: str | None = None,
+    agent: bool = True,
+) -> reliability.Checks:
+    """What one agent fault left behind, for the reliability table.
+
+    `acknowledged`: the counter the guest had written before the fault; `took`:
+    the operation and its resume, without the time the fault itself lasted;
+    `gone`: a snapshot the rollback must have left no record of; `agent`: False
+    when the guest has no agent left to ask, so only its writes tell.
+    """
+    now = guest.counter()
+    try:
+        thawed = not agent or guestagent.freeze_status(guest.name) == "thawed"
+        guest.wait_for_counter(above=now)
+    except AssertionError:
+        thawed = False
+    conn = lab.env.store.connection()
+    unfinished = conn.execute(
+        "SELECT COUNT(*) FROM flows WHERE state IN (?, ?)", (journal.RUNNING, journal.COMMITTED)
+    ).fetchone()[0]
+    locks = conn.execute("SELECT COUNT(*) FROM vm_locks").fetchone()[0]
+    leftover = int(gone is not None and records.find_snapshot(lab.env.store, gone) is not None)
+    bound = reliability.BOUND_S
+    print(f"{guest.name}: took {took:.1f} s (bound {bound:.0f} s), counter {acknowledged} -> {now}")
+    print(f"{guest.name}: thawed {thawed}, unfinished flows {unfinished}, locks {locks}")
+    return reliability.Checks(
+        lost_writes=max(0, acknowledged - now),
+        left_frozen=int(not thawed),
+        orphans=unfinished + locks + leftover,
+        hangs=int(took > reliability.BOUND_S),
+    )
+
+
+def _record(fault: str, outcome: str, *, via_resume: bool, checks: reliability.Checks) -> None:
+    """Record the attempt as measured, then hold it to the rule."""
+    reliability.record(fault, outcome, via_resume=via_resume, checks=checks)
+    assert checks == reliability.Checks(lost_writes=0, left_frozen=0, orphans=0, hangs=0)
 
 
 def _snapshot_copy(lab: Lab, snap: str) -> pathlib.Path:
@@ -125,11 +179,16 @@ def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 def _killed_while_frozen_then_resume_thaws(lab: Lab, guest: Guest) -> None:
     # the native snapshot's steps: freeze (1), create_snapshot, thaw
+    acknowledged, began = guest.counter(), time.monotonic()
     killed = _cli(lab, {crash.ENV: "1:after"}, "snapshot", "create", guest.name, "--name", "k")
     assert killed.returncode == -9, killed.stderr
     assert guestagent.freeze_status(guest.name) == "frozen"
     stalled = guest.counter()
     resumed = _cli(lab, {}, "resume")
+    checks = _measure(
+        lab, guest, acknowledged=acknowledged, took=time.monotonic() - began, gone="k"
+    )
+    _record(KILLED_AFTER_FREEZE, reliability.ROLLED_BACK, via_resume=True, checks=checks)
     assert resumed.returncode == 0, resumed.stderr
     assert "rolled back online-snapshot" in resumed.stdout
     assert guestagent.freeze_status(guest.name) == "thawed"
@@ -153,7 +212,10 @@ def _late_freeze_is_thawed_before_the_snapshot_goes_on(lab: Lab, guest: Guest, s
     late freeze is done, and the snapshot is crash-consistent with the guest thawed."""
     console = vmrun.console(lab.env, vm_name=guest.name)
     guestagent.slow_freeze(guest.name, console=console, seconds=SLOW_FREEZE_S)
+    acknowledged, began = guest.counter(), time.monotonic()
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
+    checks = _measure(lab, guest, acknowledged=acknowledged, took=time.monotonic() - began)
+    _record(SLOW_FREEZE, reliability.COMPLETED, via_resume=False, checks=checks)
     print(f"{guest.name}: {result.consistency}: {result.why}")
     done = guestagent.slow_done(SLOW_FREEZE_S)
     assert done in console.read_text(errors="replace"), "froze late, before"
@@ -170,7 +232,9 @@ def _stuck_freeze_leaves_the_flow_pending_and_resume_thaws(lab: Lab, guest: Gues
     line, and `resume`, once the agent answers again, thaws the late freeze."""
     console = vmrun.console(lab.env, vm_name=guest.name)
     guestagent.slow_freeze(guest.name, console=console, seconds=STUCK_FREEZE_S)
+    acknowledged, began = guest.counter(), time.monotonic()
     stuck = _cli(lab, {}, "snapshot", "create", guest.name, "--name", "stuck")
+    took = time.monotonic() - began
     print(f"{guest.name}: exit {stuck.returncode}: {stuck.stderr.strip()}")
     assert stuck.returncode == errors.Transient.exit_code, stuck.stderr
     assert "no snapshot taken" in stuck.stderr
@@ -181,7 +245,11 @@ def _stuck_freeze_leaves_the_flow_pending_and_resume_thaws(lab: Lab, guest: Gues
     guestagent.wait_for_console(guest.name, console, done, within=STUCK_FREEZE_S)
     guestagent.wait_for_agent(guest.name, within=guestagent.EXEC_LIMIT_S)
     assert guestagent.freeze_status(guest.name) == "frozen"  # the late freeze, thaw-less
+    began = time.monotonic()
     resumed = _cli(lab, {}, "resume")
+    took += time.monotonic() - began
+    checks = _measure(lab, guest, acknowledged=acknowledged, took=took, gone="stuck")
+    _record(STUCK_FREEZE, reliability.ROLLED_BACK, via_resume=True, checks=checks)
     assert resumed.returncode == 0, resumed.stderr
     assert "rolled back online-snapshot" in resumed.stdout
     assert guestagent.freeze_status(guest.name) == "thawed"
@@ -191,7 +259,11 @@ def _stuck_freeze_leaves_the_flow_pending_and_resume_thaws(lab: Lab, guest: Gues
 
 def _unresponsive_agent_gives_crash_consistent(lab: Lab, guest: Guest, snap: str) -> None:
     guestagent.stop_agent(guest.name)
+    acknowledged, began = guest.counter(), time.monotonic()
     result = online.snapshot(lab.env, vm_name=guest.name, name=snap)
+    took = time.monotonic() - began
+    checks = _measure(lab, guest, acknowledged=acknowledged, took=took, agent=False)
+    _record(AGENT_GONE, reliability.COMPLETED, via_resume=False, checks=checks)
     assert result.consistency == online.CRASH_CONSISTENT
     assert "it was not asked to freeze" in result.why, result.why
     print(f"{guest.name}: {result.consistency}: {result.why}")
@@ -212,7 +284,7 @@ def _stalled_agent_times_out_and_the_guest_ends_thawed(lab: Lab, guest: Guest, s
     assert online.FS_FROZEN in json.loads(base.stdout)["detail"], base.stdout
     console = vmrun.console(lab.env, vm_name=guest.name)
     guestagent.stall_agent(guest.name, console=console, seconds=STALL_S)
-    began = time.monotonic()
+    acknowledged, began = guest.counter(), time.monotonic()
     stalled = _cli(lab, {}, "snapshot", "create", guest.name, "--name", snap, "-o", "json")
     took = time.monotonic() - began
     assert stalled.returncode == 0, stalled.stderr
@@ -226,6 +298,8 @@ def _stalled_agent_times_out_and_the_guest_ends_thawed(lab: Lab, guest: Guest, s
     )
     assert took <= baseline + 2 * blockjobs.AGENT_TIMEOUT_S
     guestagent.wait_for_agent(guest.name, within=STALL_S + guestagent.EXEC_LIMIT_S)
+    checks = _measure(lab, guest, acknowledged=acknowledged, took=took)
+    _record(AGENT_STALLED, reliability.COMPLETED, via_resume=False, checks=checks)
     assert guestagent.freeze_status(guest.name) == "thawed"
     guest.wait_for_counter(above=guest.counter())
 
@@ -234,12 +308,17 @@ def _killed_after_the_freeze_resume_thaws_and_stops_the_backup(lab: Lab, guest: 
     before = set(_published(lab, "bare"))
     acknowledged = guest.counter()
     # the push backup's steps: create_volume, attach, freeze (3), backup_begin, thaw, ...
+    began = time.monotonic()
     killed = _cli(lab, {crash.ENV: "3:after"}, "snapshot", "create", guest.name, "--name", "kb")
     assert killed.returncode == -9, killed.stderr
     assert guestagent.freeze_status(guest.name) == "frozen"
     stalled = guest.counter()
     assert stalled >= acknowledged
     resumed = _cli(lab, {}, "resume")
+    checks = _measure(
+        lab, guest, acknowledged=acknowledged, took=time.monotonic() - began, gone="kb"
+    )
+    _record(KILLED_AFTER_FREEZE, reliability.ROLLED_BACK, via_resume=True, checks=checks)
     assert resumed.returncode == 0, resumed.stderr
     assert "rolled back online-snapshot" in resumed.stdout
     assert guestagent.freeze_status(guest.name) == "thawed"
