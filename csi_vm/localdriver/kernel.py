@@ -24,12 +24,6 @@ LOOP_SET_CAPACITY = 0x4C07
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CTL_GET_FREE = 0x4C82
 LO_FLAGS_READ_ONLY = 1
-LO_FLAGS_DIRECT_IO = 16
-#: the loop device's sector size: what guests and filesystems on it see. Asked
-#: for explicitly, since with direct I/O the kernel would otherwise take the
-#: backing disk's (4096 on a 4Kn disk); where direct I/O cannot keep 512, the
-#: kernel attaches the device with buffered I/O instead
-SECTOR = 512
 #: struct loop_info64: five u64, four u32, two 64-byte names, a 32-byte key, two u64
 _LOOP_INFO64 = struct.Struct("=5Q4I64s64s32s2Q")
 #: struct loop_config: fd, block_size, the loop_info64, eight reserved u64
@@ -65,22 +59,15 @@ class KernelCallFailed(Exception):
 
 
 def loop_attach(image: str, *, read_only: bool, control: str = "/dev/loop-control") -> str:
-    """Attach ``image`` to a free loop device; its path (``/dev/loopN``).
-
-    With direct I/O where the image's filesystem allows it: the device reads
-    and writes the image without a second page cache under its own, and many
-    reads in flight reach the disk at once (a buffered loop device serves one
-    after the other: a sampled compare of a reflink clone, 4096 scattered
-    reads, took about twice as long).
-    """
+    """Attach ``image`` to a free loop device; its path (``/dev/loopN``)."""
     backing = _open(image, os.O_RDONLY if read_only else os.O_RDWR)
     try:
         info = _LOOP_INFO64.pack(
             0, 0, 0, 0, 0, 0, 0, 0,
-            LO_FLAGS_DIRECT_IO | (LO_FLAGS_READ_ONLY if read_only else 0),
+            LO_FLAGS_READ_ONLY if read_only else 0,
             os.fsencode(image)[: _LO_NAME_SIZE - 1], b"", b"", 0, 0,
         )  # fmt: skip
-        config = _LOOP_CONFIG.pack(backing, SECTOR, info)
+        config = _LOOP_CONFIG.pack(backing, 0, info)
         ctl = _open(control, os.O_RDWR)
         try:
             return _configure_free(ctl, config, image)

@@ -159,23 +159,3 @@ def test_read_only_bind_refuses_writes_and_unmounts(tmp_path: pathlib.Path) -> N
         kernel.umount(str(target))
     assert not (target / "kept").exists()
     assert (source / "kept").read_text() == "data"
-
-
-def test_a_device_reads_its_image_directly_with_512_byte_sectors(
-    tmp_path: pathlib.Path, attached: list[str]
-) -> None:
-    """Direct I/O: no second page cache, and scattered reads in flight at once; the
-    sector size stays 512 whatever the disk under the image has."""
-    image = _image(tmp_path / "v.img")
-    device = kernel.loop_attach(str(image), read_only=False)
-    attached.append(device)
-    assert _sys(device, "loop/dio") == "1"
-    assert _sys(device, "queue/logical_block_size") == "512"
-    fd = os.open(device, os.O_WRONLY)
-    try:
-        os.pwrite(fd, b"x" * 512, 512)  # a lone 512-byte sector is written as such
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    with image.open("rb") as f:
-        assert f.read(1024) == bytes(512) + b"x" * 512
