@@ -120,20 +120,8 @@ def stall_agent(domain: str, *, console: pathlib.Path, seconds: int) -> None:
         f"q=$(pidof qemu-ga); kill -STOP $q && echo '{STALLED}' >/dev/console; "
         f"sleep {seconds}; kill -CONT $q; echo '{WOKEN}' >/dev/console"
     )
-    request = {
-        "execute": "guest-exec",
-        "arguments": {"path": "sh", "arg": ["-c", f"sleep 1; {script}"]},
-    }
-    subprocess.run(
-        ["virsh", "-c", "qemu:///system", "qemu-agent-command", domain, json.dumps(request),
-         "--timeout", "10"],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-    deadline = time.monotonic() + EXEC_LIMIT_S
-    while STALLED not in console.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{domain}: the guest never said its agent stopped")
-        time.sleep(0.05)
+    _exec_detached(domain, script)
+    wait_for_console(domain, console, STALLED)
 
 
 def slow_ready(seconds: int) -> str:
@@ -166,6 +154,17 @@ def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
         f"({agentguest.agent_command()} -F{hook} </dev/null >/dev/null 2>&1 &) && "
         f"echo '{slow_ready(seconds)}' >/dev/console"
     )
+    _exec_detached(domain, script)
+    wait_for_console(domain, console, slow_ready(seconds))
+    wait_for_agent(domain, within=EXEC_LIMIT_S)
+
+
+def _exec_detached(domain: str, script: str) -> None:
+    """Have the agent start `script` in the guest a second from now, without waiting for it.
+
+    The pause lets the agent answer the exec before the script touches the
+    agent itself; an answer lost anyway only leaves virsh waiting its time-out.
+    """
     request = {
         "execute": "guest-exec",
         "arguments": {"path": "sh", "arg": ["-c", f"sleep 1; {script}"]},
@@ -175,8 +174,6 @@ def slow_freeze(domain: str, *, console: pathlib.Path, seconds: int) -> None:
          "--timeout", "10"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    wait_for_console(domain, console, slow_ready(seconds))
-    wait_for_agent(domain, within=EXEC_LIMIT_S)
 
 
 def wait_for_console(
