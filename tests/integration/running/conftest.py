@@ -7,7 +7,10 @@ are shared by a module.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +22,7 @@ from csi_vm import config, spec
 from csi_vm.flows import context, engine, vmrun, vms
 from csi_vm.store import db, running
 from launcher import blockjobs, counter, libvirt_conn
-from tests.support import driverproc, libvirtnode
+from tests.support import crash, driverproc, libvirtnode
 
 MIB = 1 << 20
 #: "a few seconds" under TCG (LAB.md); this only guards against a hung boot
@@ -112,3 +115,19 @@ def stop_all(env: context.Env) -> None:
     engine.resume(env)  # a test that failed mid-flow leaves it to roll back first
     for run in running.list_all(env.store):
         vmrun.stop(env, vm_name=run.vm, grace_s=0)
+
+
+def run_cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real csi-vm command on the lab's config, store and state (killed where `extra`
+    names a crash point)."""
+    env = {
+        **os.environ,
+        **extra,
+        "CSI_VM_CONFIG": str(lab.tmp / "config.yaml"),
+        "CSI_VM_DB": str(lab.tmp / "csi-vm.db"),
+        "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
+    }
+    return subprocess.run(
+        crash.command(*args) if crash.ENV in extra else [sys.executable, "-m", "csi_vm", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip

@@ -17,7 +17,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import time
 
 import pytest
@@ -29,6 +28,7 @@ from launcher import blockjobs, fscounter
 from tests.support import crash, guestagent, reliability
 
 from .conftest import BOOT_LIMIT_S, MIB, Lab
+from .conftest import run_cli as _cli
 from .test_online import _published
 
 # The native test waits out a freeze hook stuck past every thaw (over 2 min) among
@@ -161,20 +161,6 @@ def _frozen_snapshot_is_clean(lab: Lab, guest: Guest, snap: str) -> None:
     assert check.clean, check.report
     assert before <= fscounter.read_counter(copy) <= after
     copy.unlink()
-
-
-def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **extra,
-        "CSI_VM_CONFIG": str(lab.tmp / "config.yaml"),
-        "CSI_VM_DB": str(lab.tmp / "csi-vm.db"),
-        "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
-    }
-    return subprocess.run(
-        crash.command(*args) if crash.ENV in extra else [sys.executable, "-m", "csi_vm", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def _killed_while_frozen_then_resume_thaws(lab: Lab, guest: Guest) -> None:

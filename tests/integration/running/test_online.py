@@ -5,10 +5,7 @@ One guest boot per test: each test snapshots, then expands, the same VM.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +17,7 @@ from launcher import counter
 from tests.support import crash
 
 from .conftest import MIB, Lab, wait_for_counter
+from .conftest import run_cli as _cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
 
@@ -122,20 +120,6 @@ def test_kill_during_an_online_block_copy_expansion_then_resume(
     # the old volume retired, or the new one removed: nothing else is left
     assert set(_published(lab, "bare")) == others | {vm.disk("root").volume_id}
     vmrun.stop(lab.env, vm_name=name, grace_s=0)
-
-
-def _cli(lab: Lab, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **extra,
-        "CSI_VM_CONFIG": str(lab.tmp / "config.yaml"),
-        "CSI_VM_DB": str(lab.tmp / "csi-vm.db"),
-        "CSI_VM_STATE_DIR": str(lab.tmp / "state"),
-    }
-    return subprocess.run(
-        crash.command(*args) if crash.ENV in extra else [sys.executable, "-m", "csi_vm", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def test_kill_during_a_backup_snapshot_then_resume(lab: Lab) -> None:
