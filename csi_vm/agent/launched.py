@@ -30,6 +30,9 @@ log = logging.getLogger("csi_vm.agent")
 Json = state.Json
 RUNNING = "Running"
 _MIB = 1 << 20
+#: a kernel, initramfs and command line in the launcher's run directory: when
+#: put there (tests, demos), the guest boots them instead of its first disk
+BOOT_KERNEL, BOOT_INITRD, BOOT_CMDLINE = "boot-kernel", "boot-initrd", "boot-cmdline"
 
 
 def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
@@ -57,7 +60,7 @@ def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
                 agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node},
                 conditions=[],
             )  # fmt: skip
-            _start(agent, conn, vm, dom, accel=accel)
+            _start(agent, conn, vm, dom, accel=accel, boot=_boot(agent, run_dir))
     except errors.Unreachable as err:
         _report(agent, vm, reason="LauncherNotReady", message=str(err), ok=False, fields={})
         return
@@ -114,9 +117,27 @@ def _active(conn: libvirt_conn.Connection, dom: str) -> bool:
         return False
 
 
+def _boot(agent: state.Agent, run_dir: pathlib.Path) -> domain.DirectBoot | None:
+    """A kernel and initramfs put into the launcher's run directory, else the agent's own.
+
+    The launcher's qemu sees no file of the node but that directory (as
+    `vmpod.RUN_DIR`): a guest booted from a kernel of its own (tests, demos)
+    has it placed there before the VM starts, beside its command line.
+    """
+    kernel, initrd = run_dir / BOOT_KERNEL, run_dir / BOOT_INITRD
+    if not (kernel.is_file() and initrd.is_file()):
+        return agent.boot
+    cmdline = run_dir / BOOT_CMDLINE
+    return domain.DirectBoot(
+        kernel=vmpod.RUN_DIR / BOOT_KERNEL,
+        initramfs=vmpod.RUN_DIR / BOOT_INITRD,
+        cmdline=cmdline.read_text().strip() if cmdline.is_file() else "",
+    )
+
+
 def _start(
     agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, dom: str, *,
-    accel: vmpod.Acceleration,
+    accel: vmpod.Acceleration, boot: domain.DirectBoot | None,
 ) -> None:  # fmt: skip
     meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
     if not meta.uid:
@@ -125,7 +146,7 @@ def _start(
     vm_spec = domain.VmSpec(
         name=dom, uuid=state.vm_uuid(meta.uid), disks=found,
         console_log=vmpod.RUN_DIR / vmpod.CONSOLE, vcpus=spec.cpus,
-        memory_mib=max(16, quantity.to_bytes(spec.memory) // _MIB), boot=agent.boot,
+        memory_mib=max(16, quantity.to_bytes(spec.memory) // _MIB), boot=boot,
     )  # fmt: skip
     conn.define(_with_accel(domain.to_xml(vm_spec), accel.accel.domain_type))
     try:

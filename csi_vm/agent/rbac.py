@@ -15,9 +15,13 @@ AGENT: tuple[Rule, ...] = (
     # run: list and watch; guests, migrations: read one fresh before acting
     Rule(group="csi-vm.io", resource="csivms", verbs=frozenset({"get", "list", "watch"})),
     Rule(group="csi-vm.io", resource="csivmmigrations", verbs=frozenset({"get", "list", "watch"})),
+    Rule(group="csi-vm.io", resource="csivmsnapshots", verbs=frozenset({"get", "list", "watch"})),
     # state: where a VM runs and what a migration did
     Rule(group="csi-vm.io", resource="csivms/status", verbs=frozenset({"patch"})),
     Rule(group="csi-vm.io", resource="csivmmigrations/status", verbs=frozenset({"patch"})),
+    # online_snapshot: the freeze's outcome, and whether the snapshots were cut
+    Rule(group="csi-vm.io", resource="csivmsnapshots/status", verbs=frozenset({"patch"})),
+    Rule(group="snapshot.storage.k8s.io", resource="volumesnapshots", verbs=frozenset({"get"})),
     # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume;
     # launched: whether the VM's launcher Pod runs, and each claim's volumeMode
     Rule(group="", resource="pods", verbs=frozenset({"get"})),

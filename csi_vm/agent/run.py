@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from csi_vm import errors
-from csi_vm.agent import guests, migrations, state
+from csi_vm.agent import guests, migrations, online_snapshot, state
 from csi_vm.crd import kinds
 from csi_vm.kube import informer, objects
 
@@ -28,6 +28,7 @@ Step = Callable[[state.Agent, objects.Json], None]
 STEPS: dict[objects.Resource, Step] = {
     kinds.VM: guests.reconcile,
     kinds.MIGRATION: migrations.reconcile,
+    kinds.SNAPSHOT: online_snapshot.reconcile,
 }
 #: what a deleted object needs done on this node
 ON_DELETE: dict[objects.Resource, Step] = {kinds.VM: guests.forget}

@@ -13,12 +13,13 @@ from csi_vm import errors
 from csi_vm.controller import (
     context,
     diskops,
+    online,
     snapclass,
     storage,
     vmobjects,
     volumemode,
 )
-from csi_vm.crd import kinds, rules
+from csi_vm.crd import kinds, onlinesnap, rules
 from csi_vm.crd import models as crd
 
 Json = context.Json
@@ -47,6 +48,8 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     )
     owner = storage.owner_of(obj)
     node = rules.assigned_node(vm)
+    csi = [d.name for d in vm_spec.disks if choices[d.name].strategy == "csi-snapshot"]
+    gate = online.gate(ctx, obj, vm=vm, disks=csi) if csi else online.OPEN
     results = [
         _disk(
             ctx,
@@ -57,6 +60,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             snap=meta,
             snapshot_class=spec.snapshot_class,
             owner=owner,
+            gate=gate,
         )
         for disk in vm_spec.disks
     ]
@@ -73,13 +77,14 @@ def _disk(
     snap: crd.Meta,
     snapshot_class: str,
     owner: Json,
+    gate: online.Gate,
 ) -> diskops.DiskResult:
     source = disk.claim_of(vm)
     mode = volumemode.of_source(
         ctx.objs, claim=source, namespace=snap.namespace, fallback=disk.volume_mode
     )
     target = storage.Target(
-        name=f"{snap.name}-{disk.name}",
+        name=onlinesnap.volume_snapshot_name(snap.name, disk.name),
         namespace=snap.namespace,
         size=disk.size,
         storage_class=disk.storage_class,
@@ -87,11 +92,16 @@ def _disk(
         annotations=storage.explain(OPERATION, choice),
         mode=mode,
     )
-    if choice.strategy == "csi-snapshot":
+    message = ""
+    if choice.strategy == "csi-snapshot" and not gate.open:
+        # the running guest is not frozen yet: nothing is made before it is
+        kind, progress, message = "VolumeSnapshot", gate.progress, gate.message
+    elif choice.strategy == "csi-snapshot":
         chosen = snapclass.for_storage_class(ctx, disk.storage_class, asked=snapshot_class)
         body = storage.volume_snapshot(target, source_claim=source, snapshot_class=chosen)
         made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
         kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
+        message = gate.message
     else:
         progress = vmobjects.host_copy(
             ctx, target, source_claim=source, source_mode=mode, node=node
@@ -106,4 +116,5 @@ def _disk(
         storage_class=disk.storage_class,
         mode=mode,
         progress=progress,
+        message=message,
     )

@@ -7,18 +7,21 @@ DaemonSet, which the chart tests hold to the same list, grants too much).
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
-from csi_vm.agent import migrations, rbac, state
+from csi_vm.agent import migrations, online_snapshot, rbac, state
 from csi_vm.agent import run as agent_run
 from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
-from csi_vm.crd import kinds
+from csi_vm.crd import kinds, onlinesnap
 from tests.support import fakekube
 from tests.support import vmobjects as v
 from tests.unit.controller.test_fake_api_rbac import Grant, _calls
 
 from .conftest import NODE, OTHER, provision, read, vm_on
+from .test_fake_api_online_snapshot import asked, launcher_agent
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 
@@ -28,7 +31,7 @@ def _declared() -> set[Grant]:
 
 
 def test_fake_api_agent_calls_exactly_what_it_declares(
-    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent
+    fake: fakekube.FakeKube, ctx: context.Context, agent: state.Agent, tmp_path: pathlib.Path
 ) -> None:
     fake.add(v.node(NODE), v.node(OTHER), vm_on("web"), v.report("fast", v.BASIC))
     provision(fake, ctx, agent, "web")
@@ -44,6 +47,11 @@ def test_fake_api_agent_calls_exactly_what_it_declares(
                  if c["type"] == "Ready")  # fmt: skip
     assert ready["reason"] == "WaitingForTarget"
     migrations.reconcile(agent, read(ctx, kinds.MIGRATION, "m1"))  # finished: nothing more
+    # A snapshot of a VM in its launcher Pod: thawed once its VolumeSnapshot is cut.
+    asked(fake, phase=onlinesnap.FROZEN, cut=True)
+    online_snapshot.reconcile(
+        launcher_agent(agent, tmp_path, "web"), read(ctx, kinds.SNAPSHOT, "s1")
+    )
 
     calls, declared = _calls(fake), _declared()
     assert not calls - declared, f"called but not declared: {sorted(calls - declared)}"

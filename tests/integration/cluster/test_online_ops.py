@@ -1,0 +1,302 @@
+"""Online operations on a VM that runs in its launcher Pod, on the real cluster.
+
+One guest boot for the whole module: the counter guest with qemu-guest-agent
+(`launcher.agentguest`), booted from a kernel put into its launcher's run
+directory, counting in a file of the ext4 its claim holds. A value it echoes
+on its console was written with fsync first: the disk must never hold less.
+
+Each operation is followed by the same checks: the guest is the same qemu in
+its one launcher Pod, it still counts (so it is not left frozen), no
+acknowledged write was lost, and nothing is left behind once the operation's
+resource is deleted.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from csi_vm.crd import onlinesnap, vmpod
+from csi_vm.flows import vmrun
+from launcher import counter, fscounter
+from tests.integration.cluster import conftest, disks
+from tests.support.cluster import addons, kubectl, lab, layout
+
+Json = dict[str, Any]
+API = "csi-vm.io/v1alpha1"
+VM = "ctr"
+POD = vmpod.pod_name(VM)
+CLAIM = f"{VM}-root"
+DEVICE = vmpod.device("root")
+_ACKED = re.compile(rb"^CSIVMCTR (\d+)\r?$", re.MULTILINE)
+
+
+class Guest:
+    """The running counter guest: what it acknowledged, and what its disk holds."""
+
+    def __init__(self, kube: kubectl.Kube, namespace: str, *, offset: int) -> None:
+        self.kube, self.namespace, self.offset = kube, namespace, offset
+        self.console = vmpod.host_dir(namespace, VM) / vmpod.CONSOLE
+        self.qemu = ""
+
+    def acked(self) -> int:
+        """The last value the guest echoed: written and fsynced before."""
+        found = _ACKED.findall(self.console.read_bytes()) if self.console.exists() else []
+        return int(found[-1]) if found else 0
+
+    def on_disk(self) -> counter.Record:
+        """The counter file's block, read from the claim's device in the launcher Pod."""
+        out = self.kube.run(
+            "-n", self.namespace, "exec", POD, "--", "dd", f"if={DEVICE}",
+            f"bs={counter.BLOCK_SIZE}", f"skip={self.offset // counter.BLOCK_SIZE}",
+            "count=1", "iflag=direct", "status=none",
+        ).stdout  # fmt: skip
+        record = counter.parse(out.encode(), source=f"{CLAIM}:/{fscounter.FILE}")
+        assert record is not None, "the counter file's block is all zeros"
+        return record
+
+    def pid(self) -> str:
+        dom = vmpod.domain_name(self.namespace, VM)
+        pid = self.kube.run(
+            "-n", self.namespace, "exec", POD, "--", "cat", f"{vmpod.RUN_DIR}/qemu/{dom}.pid"
+        ).stdout.strip()  # fmt: skip
+        assert pid.isdigit(), pid
+        return pid
+
+    def counts_past(self, value: int) -> int:
+        """Wait until the guest acknowledged a value beyond ``value``: it runs, unfrozen."""
+        return int(
+            self.kube.wait_for(
+                f"the guest counting past {value}",
+                lambda: (n := self.acked()) > value and n,
+                timeout=120,
+                explain=lambda: self.console.read_text(errors="replace")[-2000:],
+            )
+        )
+
+    def check(self) -> None:
+        """One qemu in one Pod, the same as at boot, counting, no acknowledged write lost."""
+        pods = [p["metadata"]["name"] for p in self.kube.items("pods", namespace=self.namespace)]
+        assert pods == [POD], pods
+        assert self.pid() == self.qemu
+        acked = self.acked()
+        self.counts_past(acked)
+        # the disk is written before the console: it never holds less than was echoed
+        assert self.on_disk().value >= acked
+
+
+def _namespace(kube: kubectl.Kube) -> Iterator[str]:
+    name = f"e2e-online-{uuid.uuid4().hex[:6]}"
+    kube.run("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kube.run("delete", "namespace", name, "--wait=true", "--timeout=300s", check=False)
+
+
+@pytest.fixture(scope="module")
+def online_ns(chart: kubectl.Kube) -> Iterator[str]:
+    yield from _namespace(chart)
+
+
+def _claim(name: str, storage_class: str) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "volumeMode": "Block",
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": disks.DISK}},
+        },
+    }
+
+
+def _seed(kube: kubectl.Kube, namespace: str, image: pathlib.Path) -> None:
+    """Write ``image`` onto the claim on the VM's node, with a Pod as a workload would."""
+    name = f"seed-{uuid.uuid4().hex[:6]}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": layout.NODE},
+            "containers": [{
+                "name": "seed",
+                "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
+                "imagePullPolicy": "Never",
+                "command": ["dd", f"if=/seed/{image.name}", "of=/dev/xvda", "bs=1M",
+                            "conv=fsync", "status=none"],
+                "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}],
+                "volumeMounts": [{"name": "seed", "mountPath": "/seed", "readOnly": True}],
+            }],
+            "volumes": [
+                {"name": "disk", "persistentVolumeClaim": {"claimName": CLAIM}},
+                {"name": "seed", "hostPath": {"path": str(image.parent), "type": "Directory"}},
+            ],
+        },
+    }  # fmt: skip
+    kube.apply(pod, namespace=namespace)
+
+    def done() -> bool:
+        phase = (kube.get("pod", name, namespace=namespace).get("status") or {}).get("phase")
+        assert phase != "Failed", kube.logs("-n", namespace, name)
+        return phase == "Succeeded"
+
+    kube.wait_for(
+        f"pod {name} seeding {CLAIM}",
+        done,
+        timeout=300,
+        explain=lambda: kube.describe("-n", namespace, "pod", name),
+    )
+    kube.run("-n", namespace, "delete", "pod", name, "--wait=true")
+
+
+def _vm(running: bool) -> Json:
+    return {
+        "apiVersion": API,
+        "kind": "CsiVM",
+        "metadata": {"name": VM},
+        "spec": {
+            "running": running,
+            "cpus": 1,
+            "memory": "128Mi",
+            "nodeName": layout.NODE,
+            "disks": [
+                {"name": "root", "size": disks.DISK, "claimName": CLAIM,
+                 "storageClassName": addons.FULL.storage_class}
+            ],
+        },
+    }  # fmt: skip
+
+
+def _explain(kube: kubectl.Kube, namespace: str) -> str:
+    return (
+        kube.describe("-n", namespace, "csivm,csivmsnapshot")
+        + kube.run("-n", namespace, "get", "pvc,pods,volumesnapshots,jobs", "-o", "wide",
+                   check=False).stdout
+        + kube.logs("-n", conftest.RELEASE_NAMESPACE, "-l",
+                    "app.kubernetes.io/component=node", "-c", "launcher", "--tail=40")
+    )  # fmt: skip
+
+
+def _boot_files(run_dir: pathlib.Path) -> None:
+    """The agent guest's kernel where the launcher's qemu finds it (`agent.launched`)."""
+    from csi_vm.agent import launched  # noqa: PLC0415 - its names only
+
+    built = vmrun.counter_guest(agent=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built.kernel, run_dir / launched.BOOT_KERNEL)
+    shutil.copyfile(built.initramfs, run_dir / launched.BOOT_INITRD)
+    (run_dir / launched.BOOT_CMDLINE).write_text(built.cmdline)
+
+
+@pytest.fixture(scope="module")
+def guest(
+    chart: kubectl.Kube, online_ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Guest]:
+    kube, namespace = chart, online_ns
+    seed = tmp_path_factory.mktemp("online-seed")
+    seed.chmod(0o755)
+    image = seed / "root.img"
+    fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
+    offset = fscounter.record_offset(image)
+    kube.apply(_claim(CLAIM, addons.FULL.storage_class), namespace=namespace)
+    _seed(kube, namespace, image)
+    run_dir = vmpod.host_dir(namespace, VM)
+    _boot_files(run_dir)
+    try:
+        kube.apply(_vm(running=True), namespace=namespace)
+        kube.wait_for(
+            f"CsiVM {VM} Running",
+            lambda: (
+                (kube.get("csivm", VM, namespace=namespace).get("status") or {}).get("phase")
+                == "Running"
+            ),
+            timeout=420,
+            explain=lambda: _explain(kube, namespace),
+        )
+        found = Guest(kube, namespace, offset=offset)
+        found.counts_past(3)  # booted, its filesystem mounted, qemu-ga started before
+        found.qemu = found.pid()
+        yield found
+        kube.apply(_vm(running=False), namespace=namespace)
+        kube.wait_for(
+            f"launcher Pod {POD} gone",
+            lambda: kube.maybe("pod", POD, namespace=namespace) is None,
+            timeout=300,
+        )
+    finally:
+        kube.run("-n", namespace, "delete", "csivm", VM, "--wait=true", check=False)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _leftovers(kube: kubectl.Kube, namespace: str) -> dict[str, list[str]]:
+    """What the namespace holds beyond the VM's claim and launcher Pod."""
+    names = {
+        kind: sorted(o["metadata"]["name"] for o in kube.items(kind, namespace=namespace))
+        for kind in ("pvc", "pods", "volumesnapshots", "jobs")
+    }
+    names["pvc"] = [n for n in names["pvc"] if n != CLAIM]
+    names["pods"] = [n for n in names["pods"] if n != POD]
+    return {kind: found for kind, found in names.items() if found}
+
+
+def _snapshot(kube: kubectl.Kube, namespace: str, name: str) -> Json:
+    body = {
+        "apiVersion": API,
+        "kind": "CsiVMSnapshot",
+        "metadata": {"name": name},
+        "spec": {"vmName": VM},
+    }
+    kube.apply(body, namespace=namespace)
+
+    def done() -> Json | None:
+        snap = kube.get("csivmsnapshot", name, namespace=namespace)
+        phase = (snap.get("status") or {}).get("phase")
+        assert phase != "Failed", snap.get("status")
+        return snap if phase == "Ready" else None
+
+    return dict(
+        kube.wait_for(
+            f"CsiVMSnapshot {name} Ready",
+            done,
+            timeout=300,
+            explain=lambda: _explain(kube, namespace),
+        )
+    )
+
+
+def test_online_snapshot_freezes_the_guest_around_its_csi_snapshot(
+    chart: kubectl.Kube, online_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, online_ns
+    snap = _snapshot(kube, namespace, "live")
+    status = snap["status"]
+    assert status["strategy"] == "csi-snapshot", status
+    online = status[onlinesnap.FIELD]
+    # The agent froze the guest's filesystems through its guest agent, the
+    # controller snapshotted inside the freeze, and the agent thawed after the cut.
+    assert online["phase"] == onlinesnap.THAWED, online
+    assert online["nodeName"] == layout.NODE, online
+    assert online["consistency"] == onlinesnap.CONSISTENT, online
+    assert re.search(r"[1-9]\d* filesystem\(s\) frozen", online["reason"]), online
+    volume_snapshot = kube.get("volumesnapshot", "live-root", namespace=namespace)
+    assert volume_snapshot["status"]["readyToUse"] is True
+    guest.check()
+
+    kube.run("-n", namespace, "delete", "csivmsnapshot", "live", "--wait=true")
+    kube.wait_for(
+        "the snapshot's VolumeSnapshot gone",
+        lambda: not _leftovers(kube, namespace),
+        timeout=120,
+        explain=lambda: str(_leftovers(kube, namespace)),
+    )
