@@ -15,7 +15,7 @@ from csi_vm.localdriver.config import DriverConfig, Feature
 
 def plugin_services(config: DriverConfig) -> list[str]:
     services = ["CONTROLLER_SERVICE"]
-    if not config.shared:  # shared storage is reachable from every node
+    if config.pinned or not config.shared:  # shared storage is reachable from every node
         services.append("VOLUME_ACCESSIBILITY_CONSTRAINTS")
     if config.offers(Feature.GROUP_SNAPSHOT):
         services.append("GROUP_CONTROLLER_SERVICE")

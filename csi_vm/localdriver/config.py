@@ -90,6 +90,8 @@ class DriverConfig:
     state_dir: pathlib.Path
     node_id: str
     shared: bool = False
+    #: with shared: each volume still lives on one node (see --pin-volumes)
+    pinned: bool = False
     without: frozenset[Feature] = frozenset()
     broken: frozenset[Feature] = frozenset()
     log_level: str = "INFO"
@@ -161,6 +163,13 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="several instances (different --node-id) share one state dir: simulated "
         "network storage, volumes are not pinned to a node",
+    )
+    parser.add_argument(
+        "--pin-volumes",
+        action="store_true",
+        help="with --shared: each volume still lives on one node, the first its "
+        "CreateVolume's accessibility requirements prefer among the nodes that run an "
+        "instance (simulated node-local disks whose controller serves every node)",
     )
     parser.add_argument(
         "--without",
@@ -238,12 +247,18 @@ def parse_args(argv: Sequence[str] | None) -> DriverConfig:
             "'.', starting and ending with a letter or digit",
             hint="Kubernetes names the driver's CSIDriver object after it, e.g. local.example.com",
         )
+    if ns.pin_volumes and not ns.shared:
+        raise errors.InvalidInput(
+            "--pin-volumes needs --shared",
+            hint="without --shared every volume already lives on this instance's node",
+        )
     endpoint = Endpoint.parse(ns.endpoint)
     return DriverConfig(
         endpoint=endpoint,
         state_dir=ns.state_dir.absolute(),
         node_id=node_id,
         shared=bool(ns.shared),
+        pinned=bool(ns.pin_volumes),
         without=without,
         broken=broken,
         log_level=str(ns.log_level),

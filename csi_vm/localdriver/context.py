@@ -15,6 +15,11 @@ TOPOLOGY_KEY = "csi-vm.local/node"
 STATE_FILE = "state.db"
 
 
+def node_of(segment: dict[str, str]) -> str | None:
+    """The node a topology segment names, if it is one of this driver's (only our key)."""
+    return segment.get(TOPOLOGY_KEY) if set(segment) == {TOPOLOGY_KEY} else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Context:
     config: DriverConfig
@@ -25,13 +30,13 @@ class Context:
     hooks: testhooks.PauseHooks
 
     @property
-    def pinned_node(self) -> str | None:
-        """The node new volumes are pinned to; None for shared (network-like) storage."""
-        return None if self.config.shared else self.config.node_id
+    def has_topology(self) -> bool:
+        """False for shared (network-like) storage, whose volumes every node reaches."""
+        return self.config.pinned or not self.config.shared
 
     def segment(self) -> dict[str, str] | None:
         """This node's topology segment; None with --shared (no topology at all)."""
-        return None if self.config.shared else {TOPOLOGY_KEY: self.config.node_id}
+        return {TOPOLOGY_KEY: self.config.node_id} if self.has_topology else None
 
 
 def open_context(config: DriverConfig, *, host: hostops.Host | None = None) -> Context:
@@ -40,7 +45,7 @@ def open_context(config: DriverConfig, *, host: hostops.Host | None = None) -> C
     database = db.Database(config.state_dir / STATE_FILE)
     try:
         with database.transaction() as cur:
-            owner = "shared" if config.shared else f"node:{config.node_id}"
+            owner = _owner(config)
             attachstate.claim_state_dir(cur, mode=owner)
             attachstate.register_node(cur, config.node_id)
         store = images.ImageStore(config.state_dir, shared=config.shared)
@@ -59,6 +64,13 @@ def open_context(config: DriverConfig, *, host: hostops.Host | None = None) -> C
         database.close()
         raise
     return ctx
+
+
+def _owner(config: DriverConfig) -> str:
+    """What the state dir is for: instances of another kind must not share it."""
+    if config.shared:
+        return "shared-pinned" if config.pinned else "shared"
+    return f"node:{config.node_id}"
 
 
 def _sweep(ctx: Context) -> None:

@@ -52,6 +52,7 @@ def stage(ctx: Context, req: requests.Stage) -> None:
         with ctx.db.read() as cur:
             vol = lookup.volume(cur, req.volume_id)
             existing = nodestate.get_staging(cur, volume_id=vol.volume_id, node_id=node)
+        nodeprep.check_reachable(ctx, vol)
         _check_restage(existing, path=str(path), cap=cap)
         nodeprep.check_access(vol, cap)
         image = ctx.images.volume_path(vol.volume_id)

@@ -58,6 +58,15 @@ def check_access(vol: model.Volume, cap: model.Capability) -> None:
         )
 
 
+def check_reachable(ctx: Context, vol: model.Volume) -> None:
+    """A volume pinned to another node is not there to stage or publish (--pin-volumes)."""
+    if vol.pinned_node and vol.pinned_node != ctx.config.node_id:
+        raise errors.NotFound(
+            f"volume {vol.volume_id} lives on node {vol.pinned_node!r}, "
+            f"not reachable from {ctx.config.node_id!r}"
+        )
+
+
 @contextlib.contextmanager
 def image_lock(image: pathlib.Path, *, missing_ok: bool = False) -> Iterator[None]:
     """Cross-process mutex for attach/detach decisions on one image."""

@@ -97,6 +97,7 @@ def _plan(ctx: Context, req: requests.Publish) -> _Plan:
             existing=nodestate.get_target(cur, node_id=node, path=str(target)),
         )
         others = nodestate.targets_of(cur, volume_id=vol.volume_id, node_id=node)
+    nodeprep.check_reachable(ctx, vol)
     _check_existing(plan)
     nodeprep.check_access(vol, cap)
     _check_other_targets(plan, others)

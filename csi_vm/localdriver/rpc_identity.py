@@ -39,7 +39,7 @@ class Identity(csi_pb2_grpc.IdentityServicer):
         cfg = self._ctx.config
         manifest = {
             "node-id": cfg.node_id,
-            "storage": "shared" if cfg.shared else "node-local",
+            "storage": "node-local" if cfg.pinned or not cfg.shared else "shared",
             "without": ",".join(sorted(cfg.without)),
         }
         return csi_pb2.GetPluginInfoResponse(

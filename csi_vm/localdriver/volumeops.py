@@ -18,7 +18,7 @@ from csi_vm.localdriver import (
     requests,
 )
 from csi_vm.localdriver.config import Feature
-from csi_vm.localdriver.context import Context
+from csi_vm.localdriver.context import Context, node_of
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +150,24 @@ def validate_capabilities(
     return None
 
 
+def _serves(ctx: Context, segment: dict[str, str]) -> bool:
+    """Whether this driver makes volumes in the segment: its node, or (--pin-volumes)
+    any node that runs an instance on the state dir."""
+    mine = ctx.segment()
+    if mine is None or segment == mine:
+        return True
+    node = node_of(segment)
+    if not ctx.config.shared or node is None:
+        return False
+    with ctx.db.read() as cur:
+        return attachstate.node_exists(cur, node)
+
+
 def capacity(
     ctx: Context, *, caps: tuple[model.Capability, ...], segment: dict[str, str] | None
 ) -> Capacity:
     """Free space of the state dir's filesystem, or 0 where this driver cannot provision."""
-    mine = ctx.segment()
-    elsewhere = segment is not None and mine is not None and segment != mine
+    elsewhere = segment is not None and not _serves(ctx, segment)
     unsupported = any(policy.capability_problem(c, ctx.config) for c in caps)
     available = 0 if elsewhere or unsupported else ctx.images.free_bytes()
     aligned = available - available % limits.ALIGNMENT_BYTES

@@ -35,7 +35,7 @@ from csi_vm.localdriver import (
     requests,
 )
 from csi_vm.localdriver.config import Feature
-from csi_vm.localdriver.context import Context
+from csi_vm.localdriver.context import Context, node_of
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,30 @@ def _check_source(ctx: Context, source: model.Source | None) -> None:
     policy.fail_if_broken(ctx.config, feature, rpc=f"CreateVolume from a {source.kind}")
 
 
-def _check_topology(ctx: Context, req: requests.CreateVolume) -> None:
-    segment = ctx.segment()
-    if segment is None or not req.requisite:
-        return  # shared storage has no topology; no requisite means "anywhere"
-    if segment not in req.requisite:
+def placement(ctx: Context, req: requests.CreateVolume) -> str | None:
+    """The node the new volume lives on; None for shared storage, reachable from all."""
+    if not ctx.has_topology:
+        return None  # shared storage has no topology; no requisite means "anywhere"
+    if not ctx.config.shared:
+        _check_own_node(ctx, req)
+        return ctx.config.node_id
+    if not req.requisite and not req.preferred:
+        return ctx.config.node_id
+    with ctx.db.read() as cur:
+        # The preferred segments first, as CSI asks: the scheduler's node leads them.
+        for segment in (*req.preferred, *req.requisite):
+            node = node_of(segment)
+            allowed = not req.requisite or segment in req.requisite
+            if node and allowed and attachstate.node_exists(cur, node):
+                return node
+    raise faults.ResourceExhausted(
+        "accessibility_requirements: none of the requisite nodes runs an instance of this "
+        "driver on its state dir"
+    )
+
+
+def _check_own_node(ctx: Context, req: requests.CreateVolume) -> None:
+    if req.requisite and ctx.segment() not in req.requisite:
         raise faults.ResourceExhausted(
             "accessibility_requirements: volumes of this driver live on node "
             f"{ctx.config.node_id!r}, which is not among the requisite topologies"
@@ -71,7 +90,6 @@ def validate(ctx: Context, req: requests.CreateVolume) -> int:
         policy.fail_if_broken(ctx.config, Feature.MULTI_NODE, rpc="CreateVolume (multi-node)")
     limits.check_mutable(req.mutable, field="mutable_parameters")
     _check_source(ctx, req.source)
-    _check_topology(ctx, req)
     return limits.resolve_size(
         req.capacity.required,
         req.capacity.limit,
@@ -128,6 +146,7 @@ def _final_size(size: int, *, source_size: int, req: requests.CreateVolume) -> i
 
 def create(ctx: Context, req: requests.CreateVolume) -> model.Volume:
     size = validate(ctx, req)
+    node = placement(ctx, req)
     shared = [f"{req.source.kind}:{req.source.object_id}"] if req.source else []
     with ctx.locks.hold(exclusive=[f"volume-name:{req.name}"], shared=shared, what=req.name):
         with ctx.db.read() as cur:
@@ -143,15 +162,15 @@ def create(ctx: Context, req: requests.CreateVolume) -> model.Volume:
                 f"capacity_range: {size} bytes is more than the {ctx.images.free_bytes()} "
                 "bytes free in the driver's state dir"
             )
-        return _make(ctx, req, size=size, source_path=source_path)
+        return _make(ctx, req, size=size, source_path=source_path, node=node)
 
 
-def _record(ctx: Context, req: requests.CreateVolume, *, size: int) -> model.Volume:
+def _record(req: requests.CreateVolume, *, size: int, node: str | None) -> model.Volume:
     return model.Volume(
         volume_id=limits.new_id("vol"),
         name=req.name,
         size=size,
-        pinned_node=ctx.pinned_node,
+        pinned_node=node,
         source=req.source,
         parameters=dict(req.parameters),
         mutable=dict(req.mutable),
@@ -161,9 +180,14 @@ def _record(ctx: Context, req: requests.CreateVolume, *, size: int) -> model.Vol
 
 
 def _make(
-    ctx: Context, req: requests.CreateVolume, *, size: int, source_path: str | None
+    ctx: Context,
+    req: requests.CreateVolume,
+    *,
+    size: int,
+    source_path: str | None,
+    node: str | None,
 ) -> model.Volume:
-    vol = _record(ctx, req, size=size)
+    vol = _record(req, size=size, node=node)
     live = [req.source.object_id] if req.source and req.source.kind == "volume" else []
     with ctx.images.create(ctx.images.volume_path(vol.volume_id)) as image:
         if source_path and req.source and fault_switches.copies_source(ctx.config, req.source.kind):

@@ -61,6 +61,7 @@ def test_tcp_endpoint() -> None:
         (["--endpoint", "http://x"], "scheme"),
         (["--driver-name", "Upper.example.com"], "--driver-name"),
         (["--driver-name", "a" * 64], "--driver-name"),
+        (["--pin-volumes"], "--pin-volumes needs --shared"),
     ],
     ids=[
         "unknown-feature",
@@ -71,6 +72,7 @@ def test_tcp_endpoint() -> None:
         "scheme",
         "name-case",
         "name-long",
+        "pin-unshared",
     ],
 )
 def test_refusals(args: list[str], says: str) -> None:
