@@ -183,7 +183,7 @@ def test_host_network_pods_see_their_own_node(cluster: layout.Layout) -> None:
 
 def test_the_local_drivers_serve_both_nodes(cluster: layout.Layout) -> None:
     kube = kubectl.Kube(cluster)
-    wanted = {c.driver for c in addons.DRIVERS}
+    wanted = {c.driver for c in addons.ALL_DRIVERS}
     for node in NODES:
         drivers = {d["name"] for d in kube.get("csinode", node)["spec"]["drivers"] or []}
         assert wanted <= drivers, f"{node}: {drivers}"

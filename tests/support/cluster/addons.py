@@ -14,7 +14,14 @@
 - a StorageClass per configuration, for Block and Filesystem claims alike
   (ext4 for the latter), and a VolumeSnapshotClass for the full one. Their
   volumes live on the first node (allowedTopologies), so the scheduler keeps
-  the Pods that use them there.
+  the Pods that use them there;
+- two more full configurations whose node plugins share one state directory
+  on both nodes (the machine's, which the second node does not bind over):
+  `csi-vm-nodes`, node-local volumes made on either node (the one the
+  claim's first Pod, or its selected-node annotation, names; the driver
+  refuses every other node), and `csi-vm-shared`, volumes every node
+  reaches, so a ReadWriteMany Block claim is used on both nodes at once as
+  a SAN's would be.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ class DriverConfiguration:
     key: str
     driver: str
     without: tuple[str, ...]
+    #: which nodes reach a volume: FIRST_NODE, the node it was made for
+    #: (EITHER_NODE), or all at once (EVERY_NODE)
+    reach: str = "first-node"
 
     @property
     def snapshots(self) -> bool:
@@ -55,19 +65,24 @@ class DriverConfiguration:
         return f"csi-vm-{self.key}"
 
 
+FIRST_NODE, EITHER_NODE, EVERY_NODE = "first-node", "either-node", "every-node"
 FULL = DriverConfiguration("full", "full.local.csi-vm.io", ())
 LITE = DriverConfiguration("lite", "lite.local.csi-vm.io", ("snapshot", "clone", "expansion"))
+#: The classes of the first node: what the tests of one node's storage use.
 DRIVERS = (FULL, LITE)
-SNAPSHOT_CLASS = "csi-vm-full"
+NODES = DriverConfiguration("nodes", "nodes.local.csi-vm.io", (), reach=EITHER_NODE)
+SHARED = DriverConfiguration("shared", "shared.local.csi-vm.io", (), reach=EVERY_NODE)
+TWO_NODE_DRIVERS = (NODES, SHARED)
+ALL_DRIVERS = (*DRIVERS, *TWO_NODE_DRIVERS)
 
 
 def install(where: layout.Layout, *, nodes: list[str], say: Say) -> None:
-    say("installing the snapshot CRDs and controller, and the local driver in two configurations")
+    say("installing the snapshot CRDs and controller, and the local driver in four configurations")
     crds = [f"--filename={crd}" for crd in sorted(_snapshot_crds().glob("*storage.k8s.io_*.yaml"))]
     lab.kubectl(where, "apply", "--server-side", *crds, timeout=120)
     lab.kubectl(where, "wait", "--for=condition=Established", "crd", "--all", "--timeout=120s")
     docs = [*_snapshot_controller(), *_driver_common()]
-    for config in DRIVERS:
+    for config in ALL_DRIVERS:
         docs += _driver(where, config)
     _drop_unpinned_classes(where)
     lab.kubectl(
@@ -219,7 +234,10 @@ def _sidecar(name: str, binary: str, *args: str) -> Json:
 
 
 def driver_state_dir(where: layout.Layout, config: DriverConfiguration) -> pathlib.Path:
-    return where.state / "drivers" / config.key
+    if config.reach == FIRST_NODE:
+        # The second node binds a directory of its own over this one.
+        return where.state / "drivers" / config.key
+    return where.state / "shared-drivers" / config.key
 
 
 def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
@@ -238,6 +256,10 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
     ]
     if config.without:
         command.append(f"--without={','.join(config.without)}")
+    if config.reach != FIRST_NODE:
+        command.append("--shared")
+    if config.reach == EITHER_NODE:
+        command.append("--pin-volumes")
     driver = {
         "name": "driver",
         "image": f"{images.CSI_VM_REPO}:{lab.project_image_tag(where)}",
@@ -300,7 +322,8 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
     ]
     docs: list[Json] = [
         _daemonset(name, [driver, *sidecars], volumes, _ON_FIRST_NODE),
-        # The other nodes' node plugins: their own volumes, no sidecars.
+        # The other nodes' node plugins, no sidecars: their own volumes, or
+        # (a state dir the nodes share) the controller's.
         _daemonset(f"{name}-node", [driver], volumes, _ON_OTHER_NODES),
         {
             "apiVersion": "storage.k8s.io/v1",
@@ -319,26 +342,36 @@ def _driver(where: layout.Layout, config: DriverConfiguration) -> list[Json]:
             {
                 "apiVersion": "snapshot.storage.k8s.io/v1",
                 "kind": "VolumeSnapshotClass",
-                "metadata": _meta(SNAPSHOT_CLASS, None),
+                "metadata": _meta(config.storage_class, None),
                 "driver": config.driver,
                 "deletionPolicy": "Delete",
             }
         )
-    docs.append(
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": _meta(config.storage_class, None),
-            "provisioner": config.driver,
-            # Block claims ignore it; Filesystem claims get ext4.
-            "parameters": {"csi.storage.k8s.io/fstype": "ext4"},
-            "reclaimPolicy": "Delete",
-            "volumeBindingMode": "WaitForFirstConsumer",
-            "allowVolumeExpansion": config.expansion,
-            "allowedTopologies": [_FIRST_NODE_TOPOLOGY],
-        }
-    )
+    docs.append(_storage_class(config))
     return docs
+
+
+def _storage_class(config: DriverConfiguration) -> Json:
+    placement: Json = {
+        # The node of the claim's first Pod, or of its selected-node annotation.
+        EITHER_NODE: {"volumeBindingMode": "WaitForFirstConsumer"},
+        # Every node reaches the volume: nothing to wait for.
+        EVERY_NODE: {"volumeBindingMode": "Immediate"},
+    }.get(
+        config.reach,
+        {"volumeBindingMode": "WaitForFirstConsumer", "allowedTopologies": [_FIRST_NODE_TOPOLOGY]},
+    )
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": _meta(config.storage_class, None),
+        "provisioner": config.driver,
+        # Block claims ignore it; Filesystem claims get ext4.
+        "parameters": {"csi.storage.k8s.io/fstype": "ext4"},
+        "reclaimPolicy": "Delete",
+        "allowVolumeExpansion": config.expansion,
+        **placement,
+    }
 
 
 # The local driver's topology key (csi_vm.localdriver.context.TOPOLOGY_KEY)
@@ -417,9 +450,9 @@ def _registered(where: layout.Layout, node: str) -> set[str]:
 
 
 def _wait_drivers(where: layout.Layout, *, nodes: list[str], say: Say) -> None:
-    say(f"waiting for both drivers to register with the kubelet of {' and '.join(nodes)}")
+    say(f"waiting for the drivers to register with the kubelet of {' and '.join(nodes)}")
     deadline = time.monotonic() + 300
-    wanted = {c.driver for c in DRIVERS}
+    wanted = {c.driver for c in ALL_DRIVERS}
     while time.monotonic() < deadline:
         if all(wanted <= _registered(where, node) for node in nodes):
             lab.kubectl(
