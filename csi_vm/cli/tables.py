@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
+
+from csi_vm.cli.pipe import plain_pipe as plain_pipe  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -131,20 +132,6 @@ def _write_lines(lines: list[str], console: Callable[[], Console]) -> None:
     sys.stdout.flush()  # what came before goes first
     for line in lines:
         console().out(line, highlight=False)
-
-
-def plain_pipe() -> bool:
-    """Standard output is a pipe that rich would write plain lines to.
-
-    rich's Console.is_terminal is False, whatever else it checks, when stdout
-    is not a tty and neither TTY_COMPATIBLE nor FORCE_COLOR is set.
-    """
-    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
-        return False
-    try:
-        return not sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _pipe_lines(
