@@ -1,5 +1,5 @@
 """`python -m csi_vm` is the `csi-vm` command."""
 
-from csi_vm.cli import main
+from csi_vm.cli import fastpath
 
-main.run()
+fastpath.run()

@@ -76,10 +76,11 @@ def show_vm(
         vm = records.get_summary(store, name)
         run = running.find(store, name)
     node = None if run is None else run.node
-    if not fmt.tabular and fmt is not Output.NAME:
-        vmenv.emit(listed_dict(vm, node), fmt=fmt)
-        return
-    _show_vms([[(vm, node)]], fmt=fmt, no_headers=no_headers, title=lambda _: f"VM {name}")
+    with vmenv.reader_may_leave():
+        if not fmt.tabular and fmt is not Output.NAME:
+            vmenv.emit(listed_dict(vm, node), fmt=fmt)
+            return
+        _show_vms([[(vm, node)]], fmt=fmt, no_headers=no_headers, title=lambda _: f"VM {name}")
 
 
 VM_COLUMNS = (

@@ -145,9 +145,11 @@ def read_store(cfg_file: pathlib.Path | None, db_file: pathlib.Path | None) -> I
     flow machinery: `vm list` and `vm show` start in a fraction of the time.
     """
     from csi_vm import config  # noqa: PLC0415 - see the imports
+    from csi_vm.cli import fastpath  # noqa: PLC0415 - see the imports
     from csi_vm.store import db, journal  # noqa: PLC0415 - see the imports
 
-    config.load(config_path(cfg_file))
+    # Remembered valid: the next `vm show` may answer without reading it (fastpath).
+    fastpath.check_config(config_path(cfg_file), config.load)
     store = db.Store(db_path(db_file))
     try:
         # The common case has no unfinished flow: the engine that words
