@@ -153,7 +153,7 @@ def copy_range(src_fd: int, dst_fd: int, *, offset: int, length: int) -> None:
         done += n
 
 
-def read_into(fd: int, buf: bytearray, *, offset: int, length: int) -> None:
+def read_into(fd: int, buf: bytearray | memoryview, *, offset: int, length: int) -> None:
     """Fill ``buf[:length]`` from ``offset``; a short read means the source shrank."""
     view = memoryview(buf)
     done = 0
@@ -162,6 +162,19 @@ def read_into(fd: int, buf: bytearray, *, offset: int, length: int) -> None:
         if n == 0:
             raise OSError(errno.EIO, f"source ended early at byte {offset + done}")
         done += n
+
+
+#: what O_DIRECT asks of a write's memory, offset and length: a multiple of the
+#: device's logical block size, which is at most 4096 on every common device
+DIRECT_ALIGN = 4096
+
+
+def aligned_buffer(size: int) -> tuple[bytearray, int]:
+    """A buffer of ``size`` bytes for direct I/O: a bytearray, and the offset in it
+    where its part aligned to DIRECT_ALIGN begins (a bytearray never moves unless resized)."""
+    buf = bytearray(size + DIRECT_ALIGN)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    return buf, -address % DIRECT_ALIGN
 
 
 def write_all(fd: int, data: memoryview, *, offset: int) -> None:

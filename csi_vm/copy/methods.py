@@ -6,7 +6,11 @@
 - copy_file_range: the kernel copies without passing data through user space;
   between files only.
 - readwrite: pread into a buffer, skip all-zero blocks, pwrite the rest. Works
-  for everything, including block devices on either side.
+  for everything, including block devices on either side. A block device
+  target is written with O_DIRECT where the copy has it open so (``direct_fd``)
+  and the write is aligned: a buffered write to a loop device is cached twice,
+  in the device's page cache and in its backing file's, and ran at a quarter
+  of the speed of a direct one.
 
 A piece that gets :class:`kernel.NotSupported` steps the copier down to the
 next method and is redone with it; the method reported is the last one used.
@@ -14,6 +18,7 @@ next method and is redone with it; the method reported is the last one used.
 
 from __future__ import annotations
 
+import errno
 import threading
 
 from csi_vm.copy import kernel, model, plan
@@ -38,10 +43,19 @@ class Copier:
     """
 
     def __init__(
-        self, *, src_fd: int, dst_fd: int, methods: list[model.Method], sparse: bool, piece: int
+        self,
+        *,
+        src_fd: int,
+        dst_fd: int,
+        methods: list[model.Method],
+        sparse: bool,
+        piece: int,
+        direct_fd: int | None = None,
     ) -> None:
         self.src_fd = src_fd
         self.dst_fd = dst_fd
+        #: the target opened with O_DIRECT too, for aligned writes; None: buffered only
+        self.direct_fd = direct_fd
         self.sparse = sparse
         self._methods = methods
         self._piece = piece
@@ -97,25 +111,44 @@ class Copier:
         return written
 
     def _read_write(self, offset: int, length: int) -> int:
-        buf = self._buffer()
-        kernel.read_into(self.src_fd, buf, offset=offset, length=length)
-        runs = plan.data_runs(buf, length=length)
+        buf, at = self._buffer()
+        view = memoryview(buf)[at : at + length]
+        kernel.read_into(self.src_fd, view, offset=offset, length=length)
+        runs = plan.data_runs(buf, length=length, start=at)
         if not self.sparse:
-            return self._overwrite(buf, offset=offset, length=length, empty=not runs)
-        view = memoryview(buf)
+            return self._overwrite(view, offset=offset, empty=not runs)
         for start, size in runs:
-            kernel.write_all(self.dst_fd, view[start : start + size], offset=offset + start)
+            self._write(view[start : start + size], offset=offset + start)
         return plan.total(runs)
 
-    def _overwrite(self, buf: bytearray, *, offset: int, length: int, empty: bool) -> int:
+    def _overwrite(self, view: memoryview, *, offset: int, empty: bool) -> int:
         if empty:
-            kernel.zero_device_range(self.dst_fd, offset=offset, length=length)
+            kernel.zero_device_range(self.dst_fd, offset=offset, length=len(view))
             return 0
-        kernel.write_all(self.dst_fd, memoryview(buf)[:length], offset=offset)
-        return length
+        self._write(view, offset=offset)
+        return len(view)
 
-    def _buffer(self) -> bytearray:
-        buf: bytearray | None = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = bytearray(self._piece)
-        return buf
+    def _write(self, data: memoryview, *, offset: int) -> None:
+        """Write direct when the target is open so and the write is aligned, else buffered.
+
+        `data` starts aligned: runs begin on ZERO_BLOCK boundaries of an aligned buffer.
+        """
+        direct = self.direct_fd
+        if direct is None or (offset | len(data)) % kernel.DIRECT_ALIGN:
+            kernel.write_all(self.dst_fd, data, offset=offset)
+            return
+        try:
+            kernel.write_all(direct, data, offset=offset)
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+            # A device with logical blocks larger than DIRECT_ALIGN: buffered from now on.
+            # A direct write that failed EINVAL wrote nothing; the whole range is rewritten.
+            self.direct_fd = None
+            kernel.write_all(self.dst_fd, data, offset=offset)
+
+    def _buffer(self) -> tuple[bytearray, int]:
+        found: tuple[bytearray, int] | None = getattr(self._local, "buf", None)
+        if found is None:
+            found = self._local.buf = kernel.aligned_buffer(self._piece)
+        return found

@@ -88,8 +88,11 @@ def touched_chunks(extents: Iterable[Extent], *, chunk: int) -> set[int]:
     return touched
 
 
-def data_runs(buf: bytes | bytearray, *, length: int, block: int = ZERO_BLOCK) -> list[Extent]:
-    """Runs of blocks in ``buf[:length]`` that are not all zeros, relative to ``buf``.
+def data_runs(
+    buf: bytes | bytearray, *, length: int, block: int = ZERO_BLOCK, start: int = 0
+) -> list[Extent]:
+    """Runs of blocks in ``buf[start : start + length]`` that are not all zeros, relative
+    to ``start`` (a buffer may begin where it is aligned for direct I/O).
 
     A partial last block counts as a block. ``startswith`` a zero block at an
     offset compares in C without copying: 15 times faster than slicing a
@@ -98,15 +101,15 @@ def data_runs(buf: bytes | bytearray, *, length: int, block: int = ZERO_BLOCK) -
     """
     zero = bytes(block)
     runs: list[Extent] = []
-    start = -1
+    first = -1
     for pos in range(0, length, block):
         size = min(block, length - pos)
-        is_zero = buf.startswith(zero if size == block else zero[:size], pos)
-        if not is_zero and start < 0:
-            start = pos
-        elif is_zero and start >= 0:
-            runs.append((start, pos - start))
-            start = -1
-    if start >= 0:
-        runs.append((start, length - start))
+        is_zero = buf.startswith(zero if size == block else zero[:size], start + pos)
+        if not is_zero and first < 0:
+            first = pos
+        elif is_zero and first >= 0:
+            runs.append((first, pos - first))
+            first = -1
+    if first >= 0:
+        runs.append((first, length - first))
     return runs

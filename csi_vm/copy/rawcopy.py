@@ -38,6 +38,7 @@ def copy(
             copier = methods.Copier(
                 src_fd=src_fd,
                 dst_fd=out.fd,
+                direct_fd=_direct(out, extents),
                 methods=_candidates(src, dst),
                 sparse=out.is_file or options.target_zeroed,
                 piece=PIECE,
@@ -74,6 +75,18 @@ def copy(
         verified=options.verify,
         verify_seconds=verify_seconds,
     )
+
+
+def _direct(out: staging.Staged, extents: list[plan.Extent]) -> int | None:
+    """The target's O_DIRECT descriptor when every extent starts aligned for it.
+
+    Then only a run that ends unaligned (the image's last block) is written
+    buffered, and no page of it is also written direct: mixing the two on one
+    page could let the cached page, written back later, undo the direct write.
+    """
+    if any(offset % kernel.DIRECT_ALIGN for offset, _ in extents):
+        return None
+    return out.direct_fd
 
 
 def _candidates(src: endpoints.Endpoint, dst: endpoints.Endpoint) -> list[model.Method]:

@@ -27,12 +27,16 @@ NEW_FILE_MODE = 0o600
 
 
 class Staged:
-    """The open object a copy writes: ``path`` and ``fd``."""
+    """The open object a copy writes: ``path`` and ``fd``; a device also as ``direct_fd``."""
 
-    def __init__(self, *, dst: endpoints.Endpoint, path: pathlib.Path, fd: int) -> None:
+    def __init__(
+        self, *, dst: endpoints.Endpoint, path: pathlib.Path, fd: int, direct_fd: int | None = None
+    ) -> None:
         self.dst = dst
         self.path = path
         self.fd = fd
+        #: the device opened with O_DIRECT as well (see methods.Copier); None for a file
+        self.direct_fd = direct_fd
         self.committed = False
         self._flushed = False
 
@@ -86,6 +90,8 @@ def open_target(dst: endpoints.Endpoint, *, size: int) -> Iterator[Staged]:
         yield staged
     finally:
         os.close(staged.fd)
+        if staged.direct_fd is not None:
+            os.close(staged.direct_fd)
         if staged.is_file and not staged.committed:
             with contextlib.suppress(FileNotFoundError):
                 staged.path.unlink()
@@ -102,7 +108,18 @@ def _open_device(dst: endpoints.Endpoint, *, size: int) -> Staged:
         fd = os.open(dst.path, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
     except OSError as err:
         raise failures.translate(err, path=dst.path, doing="opening target") from err
-    return Staged(dst=dst, path=dst.path, fd=fd)
+    return Staged(dst=dst, path=dst.path, fd=fd, direct_fd=_open_direct(dst.path))
+
+
+def _open_direct(path: pathlib.Path) -> int | None:
+    """The device again, with O_DIRECT, or None where it refuses that (writes stay buffered).
+
+    Not O_EXCL: the first open holds the claim. One fsync of the first open flushes both.
+    """
+    try:
+        return os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _partial_prefix(target: pathlib.Path) -> str:
