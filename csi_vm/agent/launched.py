@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+from collections.abc import Sequence
 from xml.etree import ElementTree
 
 from csi_vm import errors
-from csi_vm.agent import state
+from csi_vm.agent import guest_resize, state
 from csi_vm.crd import kinds, rules, status, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.flows import vmrun
@@ -44,17 +45,19 @@ def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
     dom = state.domain_name(meta)
     run_dir = launchers / vmpod.domain_name(meta.namespace, meta.name)
     accel = vmpod.read_acceleration(run_dir)
-    why = _not_ready(agent, _pod(agent, meta), meta)
+    pod = _pod(agent, meta)
+    why = _not_ready(agent, pod, meta)
     if not why and accel is None:
         why = f"launcher Pod {vmpod.pod_name(meta.name)} has not tested the node's KVM yet"
-    if why or accel is None:
+    if why or accel is None or pod is None:
         _report(agent, vm, reason="LauncherNotReady", message=why, ok=False, fields={})
         return
     where = f"launcher Pod {vmpod.pod_name(meta.name)} on {agent.node} ({accel.label})"
     try:
         with libvirt_conn.Connection.open(agent.launcher_uri(run_dir)) as conn:
             if _active(conn, dom):
-                _running(agent, vm, message=f"runs in {where}")
+                grown = _grow(agent, conn, vm, dom=dom, pod=pod)
+                _running(agent, vm, message=f"runs in {where}", extra=grown)
                 return
             vm = state.write(
                 agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node},
@@ -176,15 +179,27 @@ def _with_accel(xml: str, domain_type: str) -> str:
     return ElementTree.tostring(root, encoding="unicode")
 
 
-def _running(agent: state.Agent, vm: Json, *, message: str) -> None:
+def _grow(
+    agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, *, dom: str, pod: Json
+) -> list[Json]:
+    """Disks grown under the running guest (`guest_resize`); a failure waits for the next pass."""
+    try:
+        return guest_resize.follow(agent, conn, vm, dom=dom, pod=pod)
+    except errors.CsiVmError as err:
+        log.warning("%s: telling the guest a disk grew failed: %s", dom, err)
+        return []
+
+
+def _running(agent: state.Agent, vm: Json, *, message: str, extra: Sequence[Json] = ()) -> None:
     fields = {"phase": "Running", "nodeName": agent.node, "message": None}
-    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields)
+    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields, extra=extra)
 
 
 def _report(
-    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json
-) -> None:
+    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json,
+    extra: Sequence[Json] = (),
+) -> None:  # fmt: skip
     cond = status.current(vm, RUNNING)
     if not (ok and cond.get("status") == "True"):  # a True one says how it got here: keep it
         cond = state.tell(agent, vm, kind=RUNNING, reason=reason, message=message, ok=ok)
-    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond, *extra])

@@ -13,6 +13,7 @@ resource is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
 import shutil
@@ -160,7 +161,7 @@ def _seed(kube: kubectl.Kube, namespace: str, image: pathlib.Path) -> None:
     kube.run("-n", namespace, "delete", "pod", name, "--wait=true")
 
 
-def _vm(running: bool) -> Json:
+def _vm(running: bool, storage_class: str = addons.FULL.storage_class) -> Json:
     return {
         "apiVersion": API,
         "kind": "CsiVM",
@@ -172,7 +173,7 @@ def _vm(running: bool) -> Json:
             "nodeName": layout.NODE,
             "disks": [
                 {"name": "root", "size": disks.DISK, "claimName": CLAIM,
-                 "storageClassName": addons.FULL.storage_class}
+                 "storageClassName": storage_class}
             ],
         },
     }  # fmt: skip
@@ -203,18 +204,31 @@ def _boot_files(run_dir: pathlib.Path) -> None:
 def guest(
     chart: kubectl.Kube, online_ns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Guest]:
-    kube, namespace = chart, online_ns
     seed = tmp_path_factory.mktemp("online-seed")
+    yield from _booted(chart, online_ns, addons.FULL.storage_class, seed=seed)
+
+
+@contextlib.contextmanager
+def _guest_on(
+    kube: kubectl.Kube, namespace: str, storage_class: str, *, seed: pathlib.Path
+) -> Iterator[Guest]:
+    yield from _booted(kube, namespace, storage_class, seed=seed)
+
+
+def _booted(
+    kube: kubectl.Kube, namespace: str, storage_class: str, *, seed: pathlib.Path
+) -> Iterator[Guest]:
+    """The counter guest running in its launcher Pod, on a claim of ``storage_class``."""
     seed.chmod(0o755)
     image = seed / "root.img"
     fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
     offset = fscounter.record_offset(image)
-    kube.apply(_claim(CLAIM, addons.FULL.storage_class), namespace=namespace)
+    kube.apply(_claim(CLAIM, storage_class), namespace=namespace)
     _seed(kube, namespace, image)
     run_dir = vmpod.host_dir(namespace, VM)
     _boot_files(run_dir)
     try:
-        kube.apply(_vm(running=True), namespace=namespace)
+        kube.apply(_vm(running=True, storage_class=storage_class), namespace=namespace)
         kube.wait_for(
             f"CsiVM {VM} Running",
             lambda: (
@@ -228,7 +242,7 @@ def guest(
         found.counts_past(3)  # booted, its filesystem mounted, qemu-ga started before
         found.qemu = found.pid()
         yield found
-        kube.apply(_vm(running=False), namespace=namespace)
+        kube.apply(_vm(running=False, storage_class=storage_class), namespace=namespace)
         kube.wait_for(
             f"launcher Pod {POD} gone",
             lambda: kube.maybe("pod", POD, namespace=namespace) is None,
@@ -300,3 +314,34 @@ def test_online_snapshot_freezes_the_guest_around_its_csi_snapshot(
         timeout=120,
         explain=lambda: str(_leftovers(kube, namespace)),
     )
+
+
+def _grow(kube: kubectl.Kube, namespace: str) -> None:
+    vm = _vm(running=True)
+    vm["spec"]["disks"][0]["size"] = disks.GROWN
+    kube.apply(vm, namespace=namespace)
+
+
+def test_online_expansion_grows_the_claim_and_the_guest_sees_it(
+    chart: kubectl.Kube, online_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, online_ns
+    grown = disks.GROWN_MIB * disks.MiB
+    assert guest.on_disk().disk_sectors * 512 == disks.DISK_MIB * disks.MiB
+    _grow(kube, namespace)
+    # The guest writes the size it sees into every record.
+    kube.wait_for(
+        f"the guest seeing {disks.GROWN}",
+        lambda: guest.on_disk().disk_sectors * 512 == grown,
+        timeout=240,
+        explain=lambda: _explain(kube, namespace),
+    )
+    claim = kube.get("pvc", CLAIM, namespace=namespace)
+    assert claim["status"]["capacity"]["storage"] == disks.GROWN
+    vm = kube.get("csivm", VM, namespace=namespace)
+    resized = next(c for c in vm["status"]["conditions"] if c["type"] == "DiskSize")
+    assert resized["reason"] == "GuestResized", resized
+    assert f"grown under the running guest to {disks.GROWN}" in resized["message"], resized
+    assert "CSI expansion" in resized["message"], resized
+    guest.check()
+    assert not _leftovers(kube, namespace)
