@@ -441,6 +441,27 @@ class Connection:
 
         self._surviving("migrate3", once)
 
+    def migrate_to_uri(
+        self, name: str, *, dconnuri: str, params: dict[str, Any], flags: int
+    ) -> None:
+        """virDomainMigrateToURI3: this libvirtd drives the migration to the one at `dconnuri`.
+
+        Peer to peer: the two daemons talk to each other, this client only
+        waits. A client that goes away leaves the job to the daemon.
+        """
+
+        def once() -> None:
+            domain = self._domain(name)
+            what = f"migrate {name} to {dconnuri}"
+            self._call(what, domain.migrateToURI3, dconnuri, params, flags, limit=None)
+
+        self._surviving("migrateToURI3", once)
+
+    def job_active(self, name: str) -> bool:
+        """Whether a job (a migration, here) runs on the domain now."""
+        info = self.call(name, "job", "jobInfo")
+        return bool(int(info[0]) != libvirt.VIR_DOMAIN_JOB_NONE)
+
     def qemu_monitor(self, name: str, command: dict[str, Any]) -> Any:
         """One QMP command, for what this libvirt cannot ask qemu for (see blockjobs.unslice).
 

@@ -51,7 +51,10 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
         # qemu in its launcher Pod would write the same disks.
         if agent.launcher_dir is not None and not active(agent.conn, state.domain_name(meta)):
             _forget_definition(agent, state.domain_name(meta))
-            if running:
+            if running and (moving := _migration_running(agent, vm)):
+                # Gone from its Pod may mean moved: that migration's recovery decides.
+                log.info("%s: not started while migration %s is Running", meta.name, moving)
+            elif running:
                 launched.run(agent, vm, launchers=agent.launcher_dir)
             else:
                 launched.stop(agent, vm)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
-from collections.abc import Sequence
 from xml.etree import ElementTree
 
 from csi_vm import errors
-from csi_vm.agent import guest_resize, state
+from csi_vm.agent import podtls, state
 from csi_vm.crd import kinds, rules, status, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.flows import vmrun
@@ -30,6 +29,8 @@ log = logging.getLogger("csi_vm.agent")
 
 Json = state.Json
 RUNNING = "Running"
+#: how long a launcher's libvirtd may take to start once its certificate is there
+_STARTS_S = 30.0
 _MIB = 1 << 20
 #: a kernel, initramfs and command line in the launcher's run directory: when
 #: put there (tests, demos), the guest boots them instead of its first disk
@@ -43,21 +44,23 @@ def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
     """
     meta = crd.meta(vm)
     dom = state.domain_name(meta)
-    run_dir = launchers / vmpod.domain_name(meta.namespace, meta.name)
+    pod = pod_here(agent, meta)
+    name = pod["metadata"]["name"] if pod else vmpod.pod_name(meta.name)
+    run_dir = launchers / vmpod.run_dir_of(pod or {}, meta.namespace, meta.name).name
     accel = vmpod.read_acceleration(run_dir)
-    pod = _pod(agent, meta)
-    why = _not_ready(agent, pod, meta)
+    why = _not_ready(agent, pod, name)
     if not why and accel is None:
-        why = f"launcher Pod {vmpod.pod_name(meta.name)} has not tested the node's KVM yet"
+        why = f"launcher Pod {name} has not tested the node's KVM yet"
     if why or accel is None or pod is None:
         _report(agent, vm, reason="LauncherNotReady", message=why, ok=False, fields={})
         return
-    where = f"launcher Pod {vmpod.pod_name(meta.name)} on {agent.node} ({accel.label})"
+    where = f"launcher Pod {name} on {agent.node} ({accel.label})"
     try:
-        with libvirt_conn.Connection.open(agent.launcher_uri(run_dir)) as conn:
+        # A certificate made now lets the Pod's libvirtd start: wait for it.
+        wait_s = _STARTS_S if certify(agent, pod, run_dir) else 0.0
+        with libvirt_conn.Connection.open(agent.launcher_uri(run_dir), wait_s=wait_s) as conn:
             if _active(conn, dom):
-                grown = _grow(agent, conn, vm, dom=dom, pod=pod)
-                _running(agent, vm, message=f"runs in {where}", extra=grown)
+                _running(agent, vm, message=f"runs in {where}")
                 return
             vm = state.write(
                 agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node},
@@ -80,8 +83,8 @@ def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
 def stop(agent: state.Agent, vm: Json) -> None:
     """``running: false``: the controller deletes the Pod, which powers the guest off."""
     meta = crd.meta(vm)
-    if _pod(agent, meta) is not None:
-        message = f"launcher Pod {vmpod.pod_name(meta.name)} powers the guest off and ends"
+    if (pod := pod_here(agent, meta)) is not None:
+        message = f"launcher Pod {pod['metadata']['name']} powers the guest off and ends"
         stopping: Json = {"phase": "Stopping"}
         _report(agent, vm, reason="Stopping", message=message, ok=False, fields=stopping)
         return
@@ -89,16 +92,32 @@ def stop(agent: state.Agent, vm: Json) -> None:
     _report(agent, vm, reason="Stopped", message="spec.running is false", ok=False, fields=stopped)
 
 
-def _pod(agent: state.Agent, meta: crd.Meta) -> Json | None:
-    try:
-        return agent.objs.get(kinds.POD, vmpod.pod_name(meta.name), namespace=meta.namespace)
-    except errors.NotFound:
-        return None
+def pod_here(agent: state.Agent, meta: crd.Meta) -> Json | None:
+    """The VM's launcher Pod made for this node: the first one, or a migration's target."""
+    for name in vmpod.pod_names(meta.name, agent.node):
+        try:
+            pod = agent.objs.get(kinds.POD, name, namespace=meta.namespace)
+        except errors.NotFound:
+            continue
+        if vmpod.node_of(pod) == agent.node:
+            return pod
+    return None
 
 
-def _not_ready(agent: state.Agent, pod: Json | None, meta: crd.Meta) -> str:
+def certify(agent: state.Agent, pod: Json, run_dir: pathlib.Path) -> bool:
+    """The Pod's TLS certificate in its run directory, once the Pod has its IP; True if made now."""
+    ip = (pod.get("status") or {}).get("podIP")
+    if agent.ca_dir is None or not ip:
+        return False
+    meta = pod["metadata"]
+    if not podtls.ensure(agent.ca_dir, run_dir, uid=meta["uid"], ip=ip, name=meta["name"]):
+        return False
+    log.info("launcher Pod %s/%s: TLS certificate for %s", meta["namespace"], meta["name"], ip)
+    return True
+
+
+def _not_ready(agent: state.Agent, pod: Json | None, name: str) -> str:
     """Why the guest cannot start in ``pod`` now, or ""."""
-    name = vmpod.pod_name(meta.name)
     if pod is None:
         return f"no launcher Pod {name} yet: the controller makes it"
     placed = (pod.get("spec") or {}).get("nodeName")
@@ -179,27 +198,15 @@ def _with_accel(xml: str, domain_type: str) -> str:
     return ElementTree.tostring(root, encoding="unicode")
 
 
-def _grow(
-    agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, *, dom: str, pod: Json
-) -> list[Json]:
-    """Disks grown under the running guest (`guest_resize`); a failure waits for the next pass."""
-    try:
-        return guest_resize.follow(agent, conn, vm, dom=dom, pod=pod)
-    except errors.CsiVmError as err:
-        log.warning("%s: telling the guest a disk grew failed: %s", dom, err)
-        return []
-
-
-def _running(agent: state.Agent, vm: Json, *, message: str, extra: Sequence[Json] = ()) -> None:
+def _running(agent: state.Agent, vm: Json, *, message: str) -> None:
     fields = {"phase": "Running", "nodeName": agent.node, "message": None}
-    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields, extra=extra)
+    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields)
 
 
 def _report(
-    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json,
-    extra: Sequence[Json] = (),
-) -> None:  # fmt: skip
+    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json
+) -> None:
     cond = status.current(vm, RUNNING)
     if not (ok and cond.get("status") == "True"):  # a True one says how it got here: keep it
         cond = state.tell(agent, vm, kind=RUNNING, reason=reason, message=message, ok=ok)
-    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond, *extra])
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])

@@ -16,7 +16,8 @@ Pod publishes the same volumes there. A storage migration also copies every
 disk (NBD mirror) into the new claims the controller made on the target
 (`csi_vm.controller.movedisks`), which switches the VM to them afterwards.
 Either waits (still Scheduled, condition WaitingForTarget) until the
-target's holder Pod runs.
+target's holder Pod runs. With launcher Pods, `podmigrations` runs the
+migration between the VM's two launcher Pods instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 
 from csi_vm import errors
-from csi_vm.agent import disks, guests, state
+from csi_vm.agent import disks, guests, podmigrations, state
 from csi_vm.crd import kinds, names, status
 from csi_vm.crd import models as crd
 from launcher import libvirt_conn, migration
@@ -41,6 +42,9 @@ class _Refused(errors.Rejected):
 
 
 def reconcile(agent: state.Agent, obj: Json) -> None:
+    if agent.launcher_dir is not None:
+        _between_pods(agent, obj)
+        return
     if not _ours(agent, obj):
         return
     meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
@@ -58,6 +62,32 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
                 _run(agent, mig)
         except _Refused as why:
             _finish(agent, mig, ok=False, reason=why.reason, message=why.message)
+
+
+def _between_pods(agent: state.Agent, obj: Json) -> None:
+    """With launcher Pods: the target's part, or the source's (`podmigrations`)."""
+    fields = obj.get("status") or {}
+    if fields.get("targetNode") == agent.node and fields.get("phase") == "Scheduled":
+        podmigrations.ready_target(agent, obj, _vm(agent, obj))
+        return
+    if not _ours(agent, obj):
+        return
+    meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
+    with agent.locks.hold(meta.namespace, spec.vm):
+        try:
+            mig = agent.objs.get(kinds.MIGRATION, meta.name, namespace=meta.namespace)
+        except errors.NotFound:
+            return
+        if not _ours(agent, mig):
+            return  # finished while this thread waited for the lock
+        try:
+            vm = _vm(agent, mig)
+            if (mig.get("status") or {}).get("phase") == "Running":
+                podmigrations.recover(agent, mig, vm)
+            else:
+                podmigrations.run(agent, mig, vm)
+        except (_Refused, podmigrations.Refused) as why:
+            _finish(agent, mig, ok=False, reason=why.reason, message=str(why))
 
 
 def _ours(agent: state.Agent, obj: Json) -> bool:

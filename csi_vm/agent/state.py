@@ -66,6 +66,9 @@ class Agent:
     launcher_dir: pathlib.Path | None = None
     #: the libvirt URI of the launcher whose run directory is given
     launcher_uri: Callable[[pathlib.Path], str] = vmpod.socket_uri
+    #: the migration CA (tls.crt, tls.key): launcher Pods get TLS certificates
+    #: from it (`csi_vm.agent.podtls`); None: their libvirtd does not listen
+    ca_dir: pathlib.Path | None = None
 
     def console_log(self, dom: str) -> pathlib.Path:
         # Flat in the state dir, which exists on every node: a migration's

@@ -124,6 +124,12 @@ def run_cmd(
         help="Guests run in launcher Pods, whose run directories are under this directory "
         "of the node (the controller's --launcher-image); default: in --libvirt-uri.",
     ),
+    migration_ca_dir: pathlib.Path | None = typer.Option(
+        None,
+        "--migration-ca-dir",
+        help="The migration CA (tls.crt, tls.key): each launcher Pod gets a TLS certificate "
+        "from it, and migrations between them use TLS (the controller's --launcher-tls).",
+    ),
 ) -> None:
     from csi_vm.agent import run as agent_run  # noqa: PLC0415 - see the imports
     from csi_vm.agent import state  # noqa: PLC0415 - see the imports
@@ -150,6 +156,7 @@ def run_cmd(
         boot=boot,
         stop_grace_s=stop_grace,
         launcher_dir=launcher_dir,
+        ca_dir=migration_ca_dir,
     )
     stop = threading.Event()
     try:

@@ -73,6 +73,12 @@ def run_cmd(
         "--launcher-acceleration",
         help="auto (KVM where a test guest runs under it, else TCG), kvm or tcg.",
     ),
+    launcher_tls: bool = typer.Option(
+        False,
+        "--launcher-tls",
+        help="Launcher Pods' libvirtd listens with TLS for migrations (certificates from "
+        "the node agents' --migration-ca-dir).",
+    ),
 ) -> None:
     """Lead through a Lease, then reconcile csi-vm's custom resources until stopped.
 
@@ -90,7 +96,7 @@ def run_cmd(
 
     launcher = _launcher(
         launcher_image, overhead=launcher_overhead, vcpu_millis=launcher_vcpu_millis,
-        stop_grace_s=launcher_stop_grace, acceleration=launcher_acceleration,
+        stop_grace_s=launcher_stop_grace, acceleration=launcher_acceleration, tls=launcher_tls,
     )  # fmt: skip
     # Retries log at INFO (a command shows them with -v); a service shows them.
     logging.getLogger("csi_vm.retry").setLevel(logging.INFO)
@@ -128,7 +134,13 @@ _ACCELERATIONS = ("auto", "kvm", "tcg")
 
 
 def _launcher(
-    image: str, *, overhead: str, vcpu_millis: int, stop_grace_s: int, acceleration: str
+    image: str,
+    *,
+    overhead: str,
+    vcpu_millis: int,
+    stop_grace_s: int,
+    acceleration: str,
+    tls: bool = False,
 ) -> launchpod.Settings | None:
     """The launcher Pods' settings; None without --launcher-image (no launcher Pods)."""
     from csi_vm.controller import launchpod  # noqa: PLC0415 - see the imports
@@ -146,5 +158,5 @@ def _launcher(
         return None
     return launchpod.Settings(
         image=image, overhead=overhead, vcpu_millis=vcpu_millis, stop_grace_s=stop_grace_s,
-        acceleration=acceleration,
+        acceleration=acceleration, tls=tls,
     )  # fmt: skip

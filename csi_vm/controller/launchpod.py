@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from csi_vm import errors
 from csi_vm.controller import placement, storage
 from csi_vm.crd import kinds, vmpod
 from csi_vm.crd import models as crd
@@ -60,8 +61,30 @@ accel() {
   echo "tcg: a KVM test guest ended with status $code $(echo "$out" | head -n 1)"
 }
 accel > "$RUN_DIR/acceleration.new" && mv "$RUN_DIR/acceleration.new" "$RUN_DIR/acceleration"
+listen=""
+if [ "$TLS" = 1 ]; then
+  # The node agent writes this Pod's key and certificates (its IP in them)
+  # into the run directory; libvirtd and qemu find them at their defaults.
+  t="$RUN_DIR/tls"
+  until [ -f "$t/ready" ]; do sleep 1; done
+  install -D -m 0644 "$t/ca.pem" /etc/pki/CA/cacert.pem
+  for who in server client; do
+    install -D -m 0644 "$t/cert.pem" "/etc/pki/libvirt/${who}cert.pem"
+    install -D -m 0600 "$t/key.pem" "/etc/pki/libvirt/private/${who}key.pem"
+    install -D -m 0644 "$t/cert.pem" "/etc/pki/qemu/$who-cert.pem"
+    install -D -m 0600 "$t/key.pem" "/etc/pki/qemu/$who-key.pem"
+  done
+  install -D -m 0644 "$t/ca.pem" /etc/pki/qemu/ca-cert.pem
+  # TLS only, client certificates required and checked against the CA;
+  # qemu's migration and NBD streams check the peer's certificate too.
+  printf 'listen_tls = 1\nlisten_tcp = 0\ntls_no_verify_certificate = 0\n' > /tmp/libvirtd.conf
+  grep -q '^default_tls_x509_verify' /etc/libvirt/qemu.conf ||
+    echo 'default_tls_x509_verify = 1' >> /etc/libvirt/qemu.conf
+  listen="--listen --config /tmp/libvirtd.conf"
+fi
 virtlogd -d
-libvirtd &
+# shellcheck disable=SC2086
+libvirtd $listen &
 daemon=$!
 stop() {
   for dom in $(virsh list --name); do virsh shutdown "$dom" >/dev/null 2>&1; done
@@ -87,11 +110,24 @@ class Settings:
     stop_grace_s: int = 30
     #: "auto" (KVM when a test guest runs under it, else TCG), "kvm" or "tcg"
     acceleration: str = "auto"
+    #: libvirtd listens with TLS (client certificates required) for migrations;
+    #: the node agent writes each Pod's certificates (`csi_vm.agent.podtls`)
+    tls: bool = False
 
 
-def body(vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settings) -> Json:
-    """The launcher Pod of ``vm`` on ``node``, using the claims ``disks``."""
+def body(
+    vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settings, target: bool = False
+) -> Json:
+    """The launcher Pod of ``vm`` on ``node``, using the claims ``disks``.
+
+    ``target``: a live migration's target Pod (`csi_vm.crd.vmpod.target_pod_name`),
+    with a run directory of its own; its libvirtd waits for the guest to come in.
+    """
     meta, spec = crd.meta(vm), crd.spec(vm, crd.VMSpec)
+    name = vmpod.target_pod_name(meta.name, node) if target else vmpod.pod_name(meta.name)
+    run_dir = vmpod.host_dir(meta.namespace, meta.name)
+    if target:
+        run_dir = vmpod.target_run_dir(meta.namespace, meta.name, node)
     container: Json = {
         "name": "launcher",
         "image": settings.image,
@@ -99,6 +135,7 @@ def body(vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settin
         "env": [
             {"name": "GRACE", "value": str(settings.stop_grace_s)},
             {"name": "ACCEL", "value": settings.acceleration},
+            {"name": "TLS", "value": "1" if settings.tls else "0"},
             {"name": "RUN_DIR", "value": str(vmpod.RUN_DIR)},
             {"name": "LIBVIRT_DEFAULT_URI", "value": "qemu:///system"},
         ],
@@ -108,13 +145,14 @@ def body(vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settin
         "resources": _resources(spec, settings),
         "volumeMounts": [{"name": "run", "mountPath": str(vmpod.RUN_DIR)}],
     }
+    if settings.tls:
+        container["ports"] = [{"name": "libvirt-tls", "containerPort": vmpod.TLS_PORT}]
     devices = [{"name": d.name, "devicePath": str(vmpod.device(d.name))} for d in disks if d.block]
     if devices:
         container["volumeDevices"] = devices
     container["volumeMounts"] += [
         {"name": d.name, "mountPath": str(vmpod.mount(d.name))} for d in disks if not d.block
     ]
-    run_dir = vmpod.host_dir(meta.namespace, meta.name)
     volumes: list[Json] = [
         {"name": "run", "hostPath": {"path": str(run_dir), "type": "DirectoryOrCreate"}},
         *({"name": d.name, "persistentVolumeClaim": {"claimName": d.claim}} for d in disks),
@@ -133,13 +171,14 @@ def body(vm: Json, *, node: str, disks: list[storage.HeldDisk], settings: Settin
         "containers": [container],
         "volumes": volumes,
     }
-    target = storage.Target(
-        name=vmpod.pod_name(meta.name), namespace=meta.namespace, size="0", storage_class="",
-        owner=storage.owner_of(vm), annotations={"csi-vm.io/node": node},
+    annotations = {vmpod.NODE_ANNOTATION: node, vmpod.RUN_DIR_ANNOTATION: str(run_dir)}
+    made = storage.Target(
+        name=name, namespace=meta.namespace, size="0", storage_class="",
+        owner=storage.owner_of(vm), annotations=annotations,
     )  # fmt: skip
-    pod = storage.pod(target, pod_spec)
+    pod = storage.pod(made, pod_spec)
     pod["metadata"]["labels"].update(
-        {"app.kubernetes.io/component": "vm-launcher", "csi-vm.io/vm": meta.name}
+        {vmpod.COMPONENT_LABEL: vmpod.COMPONENT, vmpod.LABEL: meta.name}
     )
     return pod
 
@@ -158,7 +197,24 @@ def ensure(objs: objects.Objects, pod: Json) -> Json:
     return storage.ensure(objs, kinds.POD, pod)
 
 
-def remove(objs: objects.Objects, vm: Json) -> None:
-    """Delete the VM's launcher Pod, if any: its guest powers off first (`_SCRIPT`)."""
+def remove(objs: objects.Objects, vm: Json, *, node: str) -> None:
+    """Delete the VM's launcher Pod on ``node``, if any: its guest powers off first (`_SCRIPT`).
+
+    The first Pod's name, and the name a migration to ``node`` gave it.
+    """
     meta = crd.meta(vm)
-    objs.delete(kinds.POD, vmpod.pod_name(meta.name), namespace=meta.namespace)
+    for name in vmpod.pod_names(meta.name, node):
+        objs.delete(kinds.POD, name, namespace=meta.namespace)
+
+
+def on_node(objs: objects.Objects, vm: Json, node: str) -> Json | None:
+    """The VM's launcher Pod on ``node``: the first one, or a migration's target there."""
+    meta = crd.meta(vm)
+    for name in vmpod.pod_names(meta.name, node):
+        try:
+            pod = objs.get(kinds.POD, name, namespace=meta.namespace)
+        except errors.NotFound:
+            continue
+        if vmpod.node_of(pod) == node:
+            return pod
+    return None

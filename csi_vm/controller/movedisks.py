@@ -38,6 +38,15 @@ SWITCHED = "ClaimsSwitched"
 
 def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
     """The new claims and the VM's holder Pod on ``target`` that uses them."""
+    reconcile_vm.ensure_holder(ctx, vm, node=target, disks=new_claims(ctx, mig, vm))
+
+
+def new_claims(ctx: context.Context, mig: Json, vm: Json) -> list[storage.HeldDisk]:
+    """The migration's new claims, one per disk of the VM, made unless they exist.
+
+    Made where the Pod that uses them first runs (WaitForFirstConsumer):
+    the holder or launcher Pod on the target node.
+    """
     meta = crd.meta(mig)
     owner = storage.owner_of(mig)
     held = []
@@ -50,7 +59,7 @@ def prepare(ctx: context.Context, mig: Json, vm: Json, *, target: str) -> None:
         )  # fmt: skip
         storage.ensure(ctx.objs, kinds.PVC, storage.claim(new))
         held.append(storage.HeldDisk(name=disk.name, claim=name, block=True))
-    reconcile_vm.ensure_holder(ctx, vm, node=target, disks=held)
+    return held
 
 
 def finish(ctx: context.Context, mig: Json) -> None:

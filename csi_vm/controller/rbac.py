@@ -39,8 +39,9 @@ CONTROLLER: tuple[Rule, ...] = (
     _rule("snapshot.storage.k8s.io", "volumesnapshots", "get", "create", "delete"),
     # verify: holder Pods that let WaitForFirstConsumer classes bind probe PVCs;
     # reconcile_vm, reconcile_migration: the Pods that publish a VM's disks on its node;
-    # launchpod: a running VM's launcher Pod, deleted when it stops
-    _rule("", "pods", "get", "create", "delete"),
+    # launchpod: a running VM's launcher Pod, deleted when it stops;
+    # podmigration: a migration's target launcher Pod, handed to the VM after it
+    _rule("", "pods", "get", "create", "patch", "delete"),
     _rule("batch", "jobs", "get", "create"),
     # reconcile_vm, reconcile_migration: a VM's or a migration's node must exist
     _rule("", "nodes", "get"),

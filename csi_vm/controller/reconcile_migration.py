@@ -7,7 +7,9 @@ the node agents by writing the decision into the migration's status; the
 source node's agent (`csi_vm.agent.migrations`) runs the libvirt migration
 and reports progress there.
 
-For a shared-volume migration the controller also makes the VM's holder Pod
+With launcher Pods, `podmigration` makes the target launcher Pod instead
+and deletes the Pod left behind. Without them, for a shared-volume
+migration the controller makes the VM's holder Pod
 on the target node, so the kubelet publishes the same volumes there before
 the agent starts; for a storage migration, new claims and a holder on the
 target that uses them (`movedisks`). Once the migration is over it deletes
@@ -19,7 +21,14 @@ from __future__ import annotations
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, diskops, movedisks, reconcile_vm, strategy
+from csi_vm.controller import (
+    context,
+    diskops,
+    movedisks,
+    podmigration,
+    reconcile_vm,
+    strategy,
+)
 from csi_vm.crd import kinds, names, rules, status
 from csi_vm.crd import models as crd
 
@@ -33,7 +42,7 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     phase = (obj.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
         movedisks.finish(ctx, obj)
-        _release_holder(ctx, obj)
+        _release(ctx, obj)
         return
     if phase == "Running":
         return  # the node agent owns the migration from here on
@@ -57,7 +66,9 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     source = rules.assigned_node(vm)
     obj, choice = _decide(ctx, obj, vm_spec)
     cond = _chosen(choice, generation=meta.generation)
-    if choice.native:
+    if ctx.launcher is not None:
+        podmigration.prepare(ctx, obj, vm, strategy=choice.strategy, settings=ctx.launcher)
+    elif choice.native:
         disks = reconcile_vm.held_disks(ctx, vm)
         reconcile_vm.ensure_holder(ctx, vm, node=spec.target_node, disks=disks)
     elif choice.strategy == names.STORAGE_MIGRATION:
@@ -75,11 +86,6 @@ def _refusal(ctx: context.Context, spec: crd.MigrationSpec, vm: Json) -> tuple[s
     """Why the migration cannot be run (reason, message), or None."""
     if not crd.spec(vm, crd.VMSpec).running:
         return "VMNotRunning", f"CsiVM {spec.vm} is stopped: start it on the target node instead"
-    if ctx.launcher is not None:
-        return "NotWithLauncherPods", (
-            f"CsiVM {spec.vm} runs in a launcher Pod, which cannot migrate yet: "
-            "stop it and start it on the target node instead"
-        )
     try:
         ctx.objs.get(kinds.NODE, spec.target_node)
     except errors.NotFound:
@@ -121,7 +127,7 @@ def _chosen(choice: model.Choice, *, generation: int) -> Json:
     )
 
 
-def _release_holder(ctx: context.Context, obj: Json) -> None:
+def _release(ctx: context.Context, obj: Json) -> None:
     """Unpublish the volumes on the node the VM did not end up on."""
     state = obj.get("status") or {}
     left = state.get("sourceNode") if state.get("phase") == "Succeeded" else state.get("targetNode")
@@ -133,6 +139,9 @@ def _release_holder(ctx: context.Context, obj: Json) -> None:
         return  # gone with its holders (ownerReferences)
     # An old migration seen again must not unpublish disks under a VM that
     # came back to that node since.
+    if ctx.launcher is not None:
+        podmigration.release(ctx, obj, vm)
+        return
     if not left or left == rules.assigned_node(vm):
         return
     ctx.objs.delete(kinds.POD, names.holder_pod(spec.vm, str(left)), namespace=namespace)

@@ -130,10 +130,13 @@ def _launch(
     gen = crd.meta(obj).generation
     if not crd.spec(obj, crd.VMSpec).running:
         # Its container powers the guest off before it ends (`launchpod`).
-        launchpod.remove(ctx.objs, obj)
+        launchpod.remove(ctx.objs, obj, node=node)
         message = f"stopped: no launcher Pod on {node}"
         return status.condition(NODE, ok=True, reason="Stopped", message=message, generation=gen)
-    pod = launchpod.ensure(ctx.objs, launchpod.body(obj, node=node, disks=disks, settings=settings))
+    # After a live migration the guest runs in the Pod the migration made there.
+    pod = launchpod.on_node(ctx.objs, obj, node) or launchpod.ensure(
+        ctx.objs, launchpod.body(obj, node=node, disks=disks, settings=settings)
+    )
     message = f"launcher Pod {pod['metadata']['name']} on {node}"
     return status.condition(NODE, ok=True, reason="Launched", message=message, generation=gen)
 

@@ -215,17 +215,43 @@ def test_fake_api_agent_reports_stopped_only_once_the_launcher_pod_is_gone(
     assert (vm["status"]["phase"], vm["status"].get("nodeName")) == ("Stopped", None)
 
 
-def test_fake_api_controller_refuses_to_migrate_a_vm_in_a_launcher_pod(
+def test_fake_api_controller_makes_a_migrations_target_pod_and_removes_the_pod_left(
     fake: fakekube.FakeKube, lctx: context.Context
 ) -> None:
     _vm(fake)
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
     fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
-
     controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
 
     mig = read(lctx, kinds.MIGRATION, "m1")
-    assert mig["status"]["phase"] == "NotWithLauncherPods"
-    assert "launcher Pod" in mig["status"]["message"]
+    assert (mig["status"]["phase"], mig["status"]["sourceNode"]) == ("Scheduled", NODE)
+    target = read(lctx, kinds.POD, "web-launcher-n2")
+    meta = target["metadata"]
+    assert meta["annotations"][vmpod.NODE_ANNOTATION] == "n2"
+    # A run directory of its own, and the migration's until it succeeded.
+    assert meta["annotations"][vmpod.RUN_DIR_ANNOTATION] != str(vmpod.host_dir(v.NS, "web"))
+    assert [o["kind"] for o in meta["ownerReferences"]] == ["CsiVMMigration"]
+    # No report says the class is shared: a storage migration, into a new claim.
+    assert mig["status"]["strategy"] == "storage-migration"
+    volumes = [vol.get("persistentVolumeClaim") for vol in target["spec"]["volumes"]]
+    assert {"claimName": "m1-root"} in volumes
+
+    # The agent moved the guest: the VM says n2, the migration Succeeded.
+    fake.store.patch(fake.store.resource(kinds.GROUP, kinds.VERSION, "csivms"), v.NS, "web",
+                     {"status": {"nodeName": "n2"}}, subresource="status")  # fmt: skip
+    fake.store.patch(fake.store.resource(kinds.GROUP, kinds.VERSION, "csivmmigrations"), v.NS,
+                     "m1", {"status": {"phase": "Succeeded"}}, subresource="status")  # fmt: skip
+    controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
+
+    with pytest.raises(errors.NotFound):
+        read(lctx, kinds.POD, POD)
+    owners = read(lctx, kinds.POD, "web-launcher-n2")["metadata"]["ownerReferences"]
+    assert [o["kind"] for o in owners] == ["CsiVM"]
+    assert read(lctx, kinds.VM, "web")["spec"]["disks"][0]["claimName"] == "m1-root"
+    # The VM's reconcile finds its Pod there and makes no other.
+    controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
+    with pytest.raises(errors.NotFound):
+        read(lctx, kinds.POD, POD)
 
 
 def test_launcher_acceleration_as_the_pod_wrote_it(tmp_path: pathlib.Path) -> None:

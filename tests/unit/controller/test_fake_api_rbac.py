@@ -15,7 +15,7 @@ import urllib.parse
 
 import pytest
 
-from csi_vm.controller import context, leader, rbac, run, verify
+from csi_vm.controller import context, launchpod, leader, rbac, run, verify
 from csi_vm.crd import kinds
 from tests.support import fakekube, fakekube_routes, kubeobjects
 from tests.support import vmobjects as v
@@ -61,6 +61,20 @@ def _scenario(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     _finish_snapshot_and_restore(fake, ctx)
     _finish_clone(fake, ctx)
     _stale_first_writes(fake, ctx)
+    _launcher_migration(fake, ctx)
+
+
+def _launcher_migration(fake: fakekube.FakeKube, ctx: context.Context) -> None:
+    """With launcher Pods: a migration's target Pod, handed to the VM once it succeeded."""
+    lctx = dataclasses.replace(ctx, launcher=launchpod.Settings(image="libvirt:test"))
+    fake.add(v.node("n2"), v.migration("m3", vm_name="db", node="n2"))
+    run.reconcile(lctx, kinds.MIGRATION, _read(fake, "csivmmigrations", "m3"))
+    assert _read(fake, "csivmmigrations", "m3")["status"]["phase"] == "Scheduled"
+    fake.store.patch(_res(fake, "csivms"), v.NS, "db", {"status": {"nodeName": "n2"}},
+                     subresource="status")  # fmt: skip
+    fake.store.patch(_res(fake, "csivmmigrations"), v.NS, "m3", {"status": {"phase": "Succeeded"}},
+                     subresource="status")  # fmt: skip
+    run.reconcile(lctx, kinds.MIGRATION, _read(fake, "csivmmigrations", "m3"))
 
 
 def _verify(fake: fakekube.FakeKube, ctx: context.Context) -> None:

@@ -1,0 +1,301 @@
+"""Live migration between launcher Pods on the real two-node cluster.
+
+One counter guest (`launcher.fscounter`, booted from a kernel put into its
+launcher's run directory) counts in a file of the ext4 its claim holds; a
+value it echoes on its console was written with fsync first. It moves
+between the two nodes and back: from its launcher Pod on one node to a
+second launcher Pod the controller makes on the other, libvirtd to libvirtd
+over TLS (client certificates from the chart's CA, both ways).
+
+After every migration, whatever its outcome: the guest runs in exactly one
+launcher Pod, on the node the VM's status names; it still counts; its disk
+holds at least every value it acknowledged (on whichever node it ran); and
+the namespace holds nothing but the VM's claims and that one Pod.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from csi_vm.crd import vmpod
+from csi_vm.flows import vmrun
+from launcher import counter, fscounter
+from tests.integration.cluster import conftest, disks
+from tests.support.cluster import kubectl, lab, layout
+
+Json = dict[str, Any]
+API = "csi-vm.io/v1alpha1"
+VM = "mover"
+NODES = (layout.NODE, layout.NODE2)
+#: node-local volumes on either node: a migration copies the disk into a new one
+NODE_LOCAL = "csi-vm-nodes"
+_ACKED = re.compile(rb"^CSIVMCTR (\d+)\r?$", re.MULTILINE)
+
+
+def _other(node: str) -> str:
+    return NODES[1] if node == NODES[0] else NODES[0]
+
+
+def _run_dirs(namespace: str) -> list[pathlib.Path]:
+    """Every run directory the VM's launcher Pods can have, on both nodes."""
+    first = vmpod.host_dir(namespace, VM)
+    return [first, *(vmpod.target_run_dir(namespace, VM, n) for n in NODES)]
+
+
+class Guest:
+    """The counter guest: where it runs, what it acknowledged, what its disk holds."""
+
+    def __init__(self, kube: kubectl.Kube, namespace: str, *, offset: int) -> None:
+        self.kube, self.namespace, self.offset = kube, namespace, offset
+
+    def vm(self) -> Json:
+        return self.kube.get("csivm", VM, namespace=self.namespace)
+
+    def node(self) -> str:
+        return str(self.vm()["status"]["nodeName"])
+
+    def pod(self) -> str:
+        """The one launcher Pod in the namespace: the guest's."""
+        pods = [p["metadata"]["name"] for p in self.kube.items("pods", namespace=self.namespace)]
+        assert len(pods) == 1, pods
+        return pods[0]
+
+    def acked(self) -> int:
+        """The last value the guest echoed on any of its consoles: fsynced before."""
+        found = [0]
+        for run_dir in _run_dirs(self.namespace):
+            log = run_dir / vmpod.CONSOLE
+            if log.exists():
+                found += [int(n) for n in _ACKED.findall(log.read_bytes())]
+        return max(found)
+
+    def on_disk(self, pod: str) -> int:
+        """The counter file's value, read from the claim's device in ``pod``."""
+        out = self.kube.run(
+            "-n", self.namespace, "exec", pod, "--", "dd", f"if={vmpod.device('root')}",
+            f"bs={counter.BLOCK_SIZE}", f"skip={self.offset // counter.BLOCK_SIZE}",
+            "count=1", "iflag=direct", "status=none",
+        ).stdout  # fmt: skip
+        record = counter.parse(out.encode(), source=f"{VM}:/{fscounter.FILE}")
+        assert record is not None, "the counter file's block is all zeros"
+        return record.value
+
+    def counts_past(self, value: int) -> int:
+        return int(
+            self.kube.wait_for(
+                f"the guest counting past {value}",
+                lambda: (n := self.acked()) > value and n,
+                timeout=120,
+                explain=lambda: _explain(self.kube, self.namespace),
+            )
+        )
+
+    def settled(self) -> str:
+        """Wait until one launcher Pod is left; check the guest there. Its node."""
+        kube, namespace = self.kube, self.namespace
+        kube.wait_for(
+            "one launcher Pod left",
+            lambda: len(kube.items("pods", namespace=namespace)) == 1,
+            timeout=180,
+            explain=lambda: _explain(kube, namespace),
+        )
+        pod, node = self.pod(), self.node()
+        placed = kube.get("pod", pod, namespace=namespace)["spec"]["nodeName"]
+        assert placed == node, (pod, placed, node)
+        dom = vmpod.domain_name(namespace, VM)
+        state = kube.run("-n", namespace, "exec", pod, "--", "virsh", "domstate", dom).stdout
+        assert state.strip() == "running", state
+        acked = self.acked()
+        self.counts_past(acked)
+        # the disk is written before the console: it never holds less than was echoed
+        assert self.on_disk(pod) >= acked
+        return node
+
+
+def _explain(kube: kubectl.Kube, namespace: str) -> str:
+    return (
+        kube.describe("-n", namespace, "csivm,csivmmigration")
+        + kube.run("-n", namespace, "get", "pvc,pods", "-o", "wide", check=False).stdout
+        + kube.logs("-n", conftest.RELEASE_NAMESPACE, "-l",
+                    "app.kubernetes.io/component=node", "-c", "launcher", "--tail=40")
+        + kube.logs("-n", conftest.RELEASE_NAMESPACE, "-l",
+                    "app.kubernetes.io/component=controller", "--tail=20")
+    )  # fmt: skip
+
+
+def _claim(storage_class: str) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"{VM}-root"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "volumeMode": "Block",
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": disks.DISK}},
+        },
+    }
+
+
+def _seed(kube: kubectl.Kube, namespace: str, image: pathlib.Path) -> None:
+    """Write ``image`` onto the claim on the first node, with a Pod as a workload would."""
+    name = f"seed-{uuid.uuid4().hex[:6]}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": layout.NODE},
+            "containers": [{
+                "name": "seed",
+                "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
+                "imagePullPolicy": "Never",
+                "command": ["dd", f"if=/seed/{image.name}", "of=/dev/xvda", "bs=1M",
+                            "conv=fsync", "status=none"],
+                "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}],
+                "volumeMounts": [{"name": "seed", "mountPath": "/seed", "readOnly": True}],
+            }],
+            "volumes": [
+                {"name": "disk", "persistentVolumeClaim": {"claimName": f"{VM}-root"}},
+                {"name": "seed", "hostPath": {"path": str(image.parent), "type": "Directory"}},
+            ],
+        },
+    }  # fmt: skip
+    kube.apply(pod, namespace=namespace)
+
+    def done() -> bool:
+        phase = (kube.get("pod", name, namespace=namespace).get("status") or {}).get("phase")
+        assert phase != "Failed", kube.logs("-n", namespace, name)
+        return phase == "Succeeded"
+
+    kube.wait_for(f"pod {name} seeding the claim", done, timeout=300,
+                  explain=lambda: kube.describe("-n", namespace, "pod", name))  # fmt: skip
+    kube.run("-n", namespace, "delete", "pod", name, "--wait=true")
+
+
+def _vm(running: bool, storage_class: str) -> Json:
+    return {
+        "apiVersion": API,
+        "kind": "CsiVM",
+        "metadata": {"name": VM},
+        "spec": {
+            "running": running,
+            "cpus": 1,
+            "memory": "128Mi",
+            "nodeName": layout.NODE,
+            "disks": [
+                {"name": "root", "size": disks.DISK, "claimName": f"{VM}-root",
+                 "storageClassName": storage_class}
+            ],
+        },
+    }  # fmt: skip
+
+
+def _boot_files(namespace: str) -> None:
+    """The counter guest's kernel in every run directory its Pods can have.
+
+    A migration's target qemu opens the same paths as the source's.
+    """
+    from csi_vm.agent import launched  # noqa: PLC0415 - its names only
+
+    built = vmrun.counter_guest(agent=True)
+    for run_dir in _run_dirs(namespace):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built.kernel, run_dir / launched.BOOT_KERNEL)
+        shutil.copyfile(built.initramfs, run_dir / launched.BOOT_INITRD)
+        (run_dir / launched.BOOT_CMDLINE).write_text(built.cmdline)
+
+
+@pytest.fixture(scope="module")
+def mig_ns(chart: kubectl.Kube) -> Iterator[str]:
+    name = f"e2e-mig-{uuid.uuid4().hex[:6]}"
+    chart.run("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        chart.run("delete", "namespace", name, "--wait=true", "--timeout=300s", check=False)
+        for run_dir in _run_dirs(name):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def guest(
+    chart: kubectl.Kube, mig_ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Guest]:
+    kube, namespace = chart, mig_ns
+    seed = tmp_path_factory.mktemp("mig-seed")
+    seed.chmod(0o755)
+    image = seed / "root.img"
+    fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
+    offset = fscounter.record_offset(image)
+    kube.apply(_claim(NODE_LOCAL), namespace=namespace)
+    _seed(kube, namespace, image)
+    _boot_files(namespace)
+    kube.apply(_vm(True, NODE_LOCAL), namespace=namespace)
+    kube.wait_for(
+        f"CsiVM {VM} Running",
+        lambda: (
+            (kube.get("csivm", VM, namespace=namespace).get("status") or {}).get("phase")
+            == "Running"
+        ),
+        timeout=420,
+        explain=lambda: _explain(kube, namespace),
+    )
+    found = Guest(kube, namespace, offset=offset)
+    found.counts_past(3)  # booted, its filesystem mounted
+    yield found
+    kube.run("-n", namespace, "delete", "csivm", VM, "--wait=true", check=False)
+
+
+def _migrate(kube: kubectl.Kube, namespace: str, name: str, target: str) -> Json:
+    body = {
+        "apiVersion": API,
+        "kind": "CsiVMMigration",
+        "metadata": {"name": name},
+        "spec": {"vmName": VM, "targetNode": target},
+    }
+    kube.apply(body, namespace=namespace)
+
+    def over() -> Json | None:
+        mig = kube.get("csivmmigration", name, namespace=namespace)
+        phase = (mig.get("status") or {}).get("phase")
+        return mig if phase in ("Succeeded", "Failed") else None
+
+    return dict(kube.wait_for(f"CsiVMMigration {name} over", over, timeout=300,
+                              explain=lambda: _explain(kube, namespace)))  # fmt: skip
+
+
+def _claims(kube: kubectl.Kube, namespace: str) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in kube.items("pvc", namespace=namespace))
+
+
+def test_storage_migration_copies_the_disk_to_the_other_node_and_back(
+    chart: kubectl.Kube, mig_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, mig_ns
+    start = guest.settled()
+    for name, target in (("there", _other(start)), ("back", start)):
+        before = guest.acked()
+        mig = _migrate(kube, namespace, name, target)
+        status = mig["status"]
+        assert (status["phase"], status["strategy"]) == ("Succeeded", "storage-migration"), status
+        assert guest.settled() == target
+        assert guest.acked() > before
+        # The VM now uses the claim made on the target; the one it left is
+        # gone, but for the claim the user made, which stays the user's.
+        claim = guest.vm()["spec"]["disks"][0]["claimName"]
+        assert claim == f"{name}-root"
+        pv = kube.get("pv", kube.get("pvc", claim, namespace=namespace)["spec"]["volumeName"])
+        assert target in str(pv["spec"].get("nodeAffinity")), pv["spec"]
+        kept = sorted({claim, f"{VM}-root"})
+        kube.wait_for("the old claim gone", lambda k=kept: _claims(kube, namespace) == k,
+                      timeout=120, explain=lambda: str(_claims(kube, namespace)))  # fmt: skip
+        kube.run("-n", namespace, "delete", "csivmmigration", name, "--wait=true")
