@@ -4,7 +4,8 @@ When a StorageCapabilityReport has ``spec.verify: true``, the controller
 tries each storage operation the way VMs will use it, through the same
 Kubernetes objects: a 1 GiB block PVC of the class, a VolumeSnapshot of it,
 a PVC restored from that snapshot, a PVC cloned from it, and the PVC grown to
-2 GiB. On a WaitForFirstConsumer class each PVC gets a small holder Pod, as
+2 GiB; and a ReadWriteMany Block PVC written on one node and read on another
+(`verify_shared`). On a WaitForFirstConsumer class each PVC gets a small holder Pod, as
 nothing binds there without a consumer. What happened (bound, ready, grown,
 or not within `TIMEOUT`) becomes the report's verified results, which outrank
 every declaration; then the probe objects are deleted. One step per
@@ -18,7 +19,7 @@ import datetime
 
 from capabilities import model
 from csi_vm import errors
-from csi_vm.controller import context, snapclass, storage
+from csi_vm.controller import context, snapclass, storage, verify_shared
 from csi_vm.crd import kinds
 from csi_vm.crd import models as crd
 from csi_vm.kube import models as kube
@@ -54,6 +55,10 @@ class Probe:
             owner=self.owner,
             annotations={storage.STRATEGY_ANNOTATION: "verify"},
         )
+
+    @property
+    def shared(self) -> verify_shared.Probe:
+        return verify_shared.Probe(claim=self.target(f"{self.source}-shared"), image=self.image)
 
 
 def wanted(report: Json) -> bool:
@@ -92,6 +97,13 @@ def advance(
 
 
 def _results(
+    ctx: context.Context, probe: Probe, *, late: bool
+) -> dict[F, model.FeatureResult | None]:
+    shared = verify_shared.result(ctx, probe.shared, late=lambda what: _late(late, what))
+    return {**_operations(ctx, probe, late=late), F.MULTI_NODE_SHARED: shared}
+
+
+def _operations(
     ctx: context.Context, probe: Probe, *, late: bool
 ) -> dict[F, model.FeatureResult | None]:
     source = _claim(ctx, probe, probe.target(probe.source))
@@ -194,6 +206,8 @@ def _clean(ctx: context.Context, probe: Probe) -> None:
     names = [probe.source, f"{probe.source}-clone", f"{probe.source}-restore"]
     for name in names:
         ctx.objs.delete(kinds.POD, storage.holder_name(name), namespace=probe.namespace)
+    for res, name in probe.shared.made():
+        ctx.objs.delete(res, name, namespace=probe.namespace)
     ctx.objs.delete(kinds.VOLUME_SNAPSHOT, probe.source, namespace=probe.namespace)
     for name in names:
         ctx.objs.delete(kinds.PVC, name, namespace=probe.namespace)

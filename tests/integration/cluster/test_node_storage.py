@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from csi_vm.localdriver.context import TOPOLOGY_KEY
-from tests.support.cluster import addons, kubectl, lab, layout
+from tests.support.cluster import addons, kubectl, lab, layout, reports
 
 pytestmark = [pytest.mark.timeout(600)]
 
@@ -211,3 +211,19 @@ def test_a_shared_claim_is_used_on_both_nodes_at_once(cluster: layout.Layout, ns
         if (va.get("status") or {}).get("attached")
     }
     assert attached == {layout.NODE, layout.NODE2}
+
+
+def test_verification_proves_sharing_on_two_nodes_only_for_the_shared_class(
+    chart: kubectl.Kube,
+) -> None:
+    """spec.verify writes on one node and reads on another: what plans shared-volume migration."""
+    shared = reports.verify(chart, addons.SHARED.storage_class)
+    sharing = shared["features"]["multi_node_shared"]
+    assert sharing["verified"] is True, sharing
+    assert layout.NODE in sharing["evidence"] and layout.NODE2 in sharing["evidence"]
+    assert shared["plan"]["live_migration"]["strategy"] == "shared-volume"
+    pinned = reports.verify(chart, addons.NODES.storage_class)
+    sharing = pinned["features"]["multi_node_shared"]
+    assert sharing["verified"] is False, sharing
+    assert "node affinity" in sharing["evidence"]
+    assert pinned["plan"]["live_migration"]["strategy"] == "storage-migration"

@@ -13,13 +13,14 @@ import datetime
 import pytest
 
 from csi_vm import errors
-from csi_vm.controller import context, reconcile_report, verify
+from csi_vm.controller import context, reconcile_report, storage, verify, verify_shared
 from csi_vm.crd import kinds
 from tests.support import fakekube, kubeobjects
 
 pytestmark = [pytest.mark.fake, pytest.mark.timeout(60)]
 NS = "csi-vm"
 PROBE = "csi-vm-probe-gp3"
+SHARED = f"{PROBE}-shared"
 
 
 @pytest.fixture
@@ -51,6 +52,14 @@ def _set(fake: fakekube.FakeKube, group: str, plural: str, name: str, status: di
     fake.store.patch(res, NS, name, {"status": status}, subresource="status")
 
 
+def _ran(fake: fakekube.FakeKube, pod: str, *, node: str, phase: str) -> None:
+    """The scheduler and the kubelet's part: the Pod placed on ``node`` and ended so."""
+    res = fake.store.resource("", "v1", "pods")
+    assert res is not None
+    fake.store.patch(res, NS, pod, {"spec": {"nodeName": node}})
+    fake.store.patch(res, NS, pod, {"status": {"phase": phase}}, subresource="status")
+
+
 def _exists(ctx: context.Context, res, name: str) -> bool:  # type: ignore[no-untyped-def]
     try:
         ctx.objs.get(res, name, namespace=NS)
@@ -72,6 +81,17 @@ def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
     report = _pass(vctx, "gp3")
     assert report["status"]["verification"]["phase"] == "Running"
     assert _exists(vctx, kinds.POD, f"{PROBE}-holder")  # gp3 waits for a first consumer
+    shared = vctx.objs.get(kinds.PVC, SHARED, namespace=NS)
+    assert shared["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert not _exists(vctx, kinds.POD, f"{SHARED}-read")  # not before the write ended
+    _ran(cluster, f"{SHARED}-write", node="node-a", phase="Succeeded")
+    _pass(vctx, "gp3")
+    reader = vctx.objs.get(kinds.POD, f"{SHARED}-read", namespace=NS)
+    terms = reader["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["node-a"]
+    _ran(cluster, f"{SHARED}-read", node="node-b", phase="Succeeded")
     _set(
         cluster,
         "",
@@ -103,11 +123,17 @@ def test_a_class_is_verified_through_the_sidecars_then_cleaned_up(
     assert (status["verification"]["phase"], status["basis"]) == ("Done", "verified")
     for feature in ("snapshot", "restore_from_snapshot", "clone", "expansion_controller"):
         assert status["features"][feature]["verified"] is True, feature
+    sharing = status["features"]["multi_node_shared"]
+    assert sharing["verified"] is True
+    assert sharing["evidence"].endswith("Block volume written on node-a and read back on node-b")
     assert status["plan"]["vm_clone"]["strategy"] == "csi-clone"
     for name in (PROBE, f"{PROBE}-clone", f"{PROBE}-restore"):
         assert not _exists(vctx, kinds.PVC, name)
         assert not _exists(vctx, kinds.POD, f"{name}-holder")
     assert not _exists(vctx, kinds.VOLUME_SNAPSHOT, PROBE)
+    for pod in (f"{SHARED}-write", f"{SHARED}-read"):
+        assert not _exists(vctx, kinds.POD, pod)
+    assert not _exists(vctx, kinds.PVC, SHARED)
     again = _pass(vctx, "gp3")  # done for this spec: nothing is made again
     assert not _exists(vctx, kinds.PVC, PROBE)
     assert again["status"]["verification"]["phase"] == "Done"
@@ -153,3 +179,47 @@ def test_a_new_verification_starts_its_own_clock(
     status = _pass(ctx, "nfs-csi")["status"]
     assert status["verification"]["phase"] == "Running"
     assert status["verification"]["startedAt"] == "2026-11-28T15:05:01Z"
+
+
+def test_a_volume_pinned_to_its_node_is_not_shared_without_waiting(
+    cluster: fakekube.FakeKube, vctx: context.Context
+) -> None:
+    _pass(vctx, "gp3")
+    owner = storage.owner_of(vctx.objs.get(kinds.REPORT, "gp3"))
+    sc = next(c for c in vctx.api.storage_classes() if c.name == "gp3")
+    probe = verify.Probe(sc=sc, namespace=NS, owner=owner, image="csi-vm:test").shared
+    never = verify_shared.result(vctx, probe, late=lambda what: None)
+    assert never is None  # the write has not ended
+    affinity = {"key": "topology.kubernetes.io/node", "operator": "In", "values": ["node-a"]}
+    cluster.add(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": "pv-pinned"},
+            "spec": {
+                "nodeAffinity": {
+                    "required": {"nodeSelectorTerms": [{"matchExpressions": [affinity]}]}
+                }
+            },
+        }
+    )
+    pvcs = cluster.store.resource("", "v1", "persistentvolumeclaims")
+    assert pvcs is not None
+    cluster.store.patch(pvcs, NS, probe.claim.name, {"spec": {"volumeName": "pv-pinned"}})
+    _ran(cluster, probe.writer, node="node-a", phase="Succeeded")
+    assert verify_shared.result(vctx, probe, late=lambda what: None) is None
+    pods = cluster.store.resource("", "v1", "pods")
+    assert pods is not None
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/2 nodes are available: 1 node(s) had volume node affinity conflict",
+    }
+    cluster.store.patch(
+        pods, NS, probe.reader, {"status": {"conditions": [unschedulable]}}, subresource="status"
+    )
+    found = verify_shared.result(vctx, probe, late=lambda what: None)
+    assert found is not None
+    assert found.verified is False
+    assert "node affinity keeps it there" in found.evidence
