@@ -15,19 +15,18 @@ valid (see `check_config`), a store of the current schema without
 unfinished flows, a VM that is there, a table only into a pipe. Everything
 else (help, other options, errors, a config not seen yet, a terminal) goes
 to the full CLI in `csi_vm.cli.main`, before anything is printed, and is
-answered there as always. tests/unit/cli/test_fastpath.py runs both on the
-same stores and compares every byte.
+answered there as always; such lines pay for nothing more than this module
+(the store's read and the output are fastshow's, imported only for vm show).
+tests/unit/cli/test_fastpath.py runs both on the same stores and compares
+every byte.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import sys
 
 import csi_vm
-from csi_vm import humansize
 from csi_vm.cli import pipe
 
 # Not typing.TYPE_CHECKING: typing is a module this command spares too.
@@ -38,8 +37,6 @@ if TYPE_CHECKING:
 
 #: `-o` values, as vmenv.Output names them
 FORMATS = ("table", "wide", "json", "yaml", "name")
-#: db.SCHEMA_VERSION: a store of another schema is migrated (or refused) by the full CLI
-SCHEMA_VERSION = 5
 #: in the state directory: the identity of the config file last read whole and found valid
 STAMP = "config-checked"
 
@@ -97,11 +94,10 @@ def answer(args: Sequence[str]) -> str | None:
     name, fmt, headers = asked
     if fmt in ("table", "wide") and not pipe.plain_pipe():
         return None  # a terminal gets rich's boxed table
-    try:
-        found = _read(_db_path(), name)
-    except (sqlite3.Error, ValueError, TypeError):
-        return None  # the full CLI opens, migrates or reports the store
-    return None if found is None else _render(found, fmt=fmt, headers=headers)
+    # Imported here: every other command line starts without sqlite3 and json.
+    from csi_vm.cli import fastshow  # noqa: PLC0415
+
+    return fastshow.show(_db_path(), name, fmt=fmt, headers=headers)
 
 
 def _parse(args: Sequence[str]) -> tuple[str, str, bool] | None:
@@ -221,113 +217,3 @@ def _user_dir(kind: str) -> str:
         "state": platformdirs.user_state_dir,
     }
     return dirs[kind]("csi-vm")
-
-
-# -- the store -------------------------------------------------------------------
-
-#: what `vm show` prints of a VM: name, vcpus, memory in MiB, disks, the node it runs on
-Found = tuple[str, int, int, list[tuple[str, int, str, str, str]], str | None]
-
-
-def _read(db: str, name: str) -> Found | None:
-    """The VM `name` as records.get_summary and running.find read it; None: not for here."""
-    if not os.path.isfile(db):
-        return None  # the full CLI creates the store
-    path = os.path.abspath(db).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        return _query(conn, name)
-    finally:
-        conn.close()
-
-
-def _query(conn: sqlite3.Connection, name: str) -> Found | None:
-    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-        return None
-    unfinished = "SELECT 1 FROM flows WHERE state IN ('running', 'committed') LIMIT 1"
-    if conn.execute(unfinished).fetchone() is not None:
-        return None  # the full CLI words the warning of those whose process is gone
-    vm = conn.execute(
-        "SELECT json_extract(spec, '$.vcpus'), json_extract(spec, '$.memory_mib')"
-        " FROM vms WHERE name = ?",
-        (name,),
-    ).fetchone()
-    if vm is None or not _all(int, vm):
-        return None
-    disks = conn.execute(
-        "SELECT name, size, mode, driver, volume_id FROM disks WHERE vm = ? ORDER BY rowid",
-        (name,),
-    ).fetchall()
-    if not all(_all(str, (*d[:1], *d[2:])) and type(d[1]) is int and d[2] in _MODES for d in disks):
-        return None
-    run = conn.execute("SELECT node, boot FROM running WHERE vm = ?", (name,)).fetchone()
-    if run is not None:
-        json.loads(run[1])  # as running.find reads it: a broken row fails there too
-    return name, vm[0], vm[1], disks, None if run is None else run[0]
-
-
-#: diskmode.Mode's values
-_MODES = ("block", "filesystem")
-
-
-def _all(kind: type, values: Sequence[object]) -> bool:
-    return all(type(value) is kind for value in values)
-
-
-# -- the output ------------------------------------------------------------------
-
-
-def _render(found: Found, *, fmt: str, headers: bool) -> str | None:
-    """What vm_read.show_vm prints; None where rich would change the table's text."""
-    name = found[0]
-    if fmt == "name":
-        return f"vm/{name}\n"
-    if fmt == "json":
-        return json.dumps(_as_dict(found), indent=2) + "\n"
-    if fmt == "yaml":
-        import yaml  # noqa: PLC0415 - only for -o yaml
-
-        return yaml.safe_dump(_as_dict(found), sort_keys=False).rstrip() + "\n"
-    return _table(found, wide=fmt == "wide", headers=headers)
-
-
-def _as_dict(found: Found) -> dict[str, object]:
-    name, vcpus, memory_mib, disks, node = found
-    listed = [
-        {"name": d, "size": size, "mode": mode, "driver": driver, "volume_id": volume}
-        for d, size, mode, driver, volume in disks
-    ]
-    return {
-        "name": name,
-        "vcpus": vcpus,
-        "memory_mib": memory_mib,
-        "disks": listed,
-        "running_on": node,
-    }
-
-
-_COLUMNS = ("NAME", "RUNNING ON", "VCPUS", "MEMORY", "DISKS", "VOLUMES")
-
-
-def _table(found: Found, *, wide: bool, headers: bool) -> str | None:
-    name, vcpus, memory_mib, disks, node = found
-    binary = humansize.binary
-    row = (
-        name,
-        node or "-",
-        str(vcpus),
-        binary(memory_mib * 1024 * 1024),
-        ", ".join(f"{d} ({binary(size)} {mode} on {driver})" for d, size, mode, driver, _ in disks),
-        ", ".join(f"{d}={volume}" for d, _, _, _, volume in disks),
-    )
-    keep = len(_COLUMNS) if wide else len(_COLUMNS) - 1
-    cells = [cell.replace("\n", " ") or "<none>" for cell in row[:keep]]
-    lines = [_COLUMNS[:keep], cells] if headers else [cells]
-    widths = [max(len(line[i]) for line in lines) for i in range(keep)]
-    text = [
-        "   ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    ]
-    # rich rewrites a line with other characters: the full CLI prints those
-    if not all(line.isascii() and line.isprintable() for line in text):
-        return None
-    return "".join(f"{line}\n" for line in text)

@@ -20,7 +20,7 @@ import pytest
 
 import csi_vm
 from csi_vm import errors
-from csi_vm.cli import fastpath, paths, vmenv
+from csi_vm.cli import fastpath, fastshow, paths, vmenv
 from csi_vm.store import db
 from tests.support import fleet
 
@@ -225,6 +225,24 @@ def test_the_answered_lines_never_import_click_or_the_config(files: dict[str, st
         assert imported & {"click", "yaml", "typer", "rich", "platformdirs", "typing"} == more
 
 
+def test_other_lines_pay_for_nothing_of_vm_shows(files: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*FAST[:1], "-X", "importtime", *FAST[1:], "version"],
+        env=_env(files, {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"csi_vm.cli.fastpath", "click"} <= imported  # the check sees the command's imports
+    assert imported & {"csi_vm.cli.fastshow", "sqlite3", "json"} == set()
+
+
 def test_a_reader_that_stops_reading_ends_both_quietly(files: dict[str, str]) -> None:
     for command in (FAST, FULL):
         read, write = os.pipe()
@@ -349,7 +367,7 @@ def test_paths_are_the_full_clis(
 
 
 def test_the_schema_is_the_stores() -> None:
-    assert fastpath.SCHEMA_VERSION == db.SCHEMA_VERSION
+    assert fastshow.SCHEMA_VERSION == db.SCHEMA_VERSION
 
 
 def test_the_console_script_is_the_fast_entry() -> None:
