@@ -1,4 +1,4 @@
-"""Time VM disk operations on the real cluster against the same operations by the CLI.
+"""Time VM disk operations and running VMs on the real cluster against the same by the CLI.
 
 On a VM of one 1 GiB disk holding 256 MiB of data (four 64 MiB extents of
 random bytes, at 0, 256, 512 and 768 MiB), prints for each operation and path:
@@ -21,8 +21,11 @@ deleted at the end; the CLI part in a temporary directory under --dir,
 removed with its drivers and their loop devices. One operation runs at a
 time. No assertion is made on time.
 
+With --part start or migrate (both are in the default, all), running VMs
+in launcher Pods instead, beside the CLI: see bench/cluster_vms.py.
+
 Needs root and the cluster up (scripts/cluster up).
-Usage: .venv/bin/python bench/cluster.py [--dir DIR]
+Usage: .venv/bin/python bench/cluster.py [--part disks|start|migrate|all] [--runs 3] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from bench import cluster_vms
 from csi_vm import errors
 from csi_vm.crd import kinds
 from csi_vm.kube import api as kube_api
@@ -484,17 +488,23 @@ def main() -> None:
         default=pathlib.Path("/var/tmp"),
         help="where the CLI part's drivers keep their volumes",
     )
+    parser.add_argument(
+        "--part",
+        choices=("disks", "start", "migrate", "all"),
+        default="all",
+        help="disks: snapshot, clone, expand; start and migrate: running VMs (bench/cluster_vms.py)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="VM starts, and migrations each way")
     args = parser.parse_args()
     where = _cluster_or_exit()
-    loads = [os.getloadavg()[0]]
     try:
-        with tempfile.TemporaryDirectory(prefix="csi-vm-bench-cluster-", dir=args.dir) as tmp:
-            print("CLI against the local driver ...", flush=True)
-            cli, start_up = cli_part(pathlib.Path(tmp))
-        loads.append(os.getloadavg()[0])
-        cluster = cluster_part(where, kubectl.Kube(where))
+        if args.part in ("disks", "all"):
+            _disks_part(where, args.dir)
+        if args.part in ("start", "migrate", "all"):
+            _vms_part(where, args.dir, runs=args.runs, parts=args.part)
     except (
         BenchFailed,
+        cluster_vms.BenchFailed,
         errors.CsiVmError,
         lab.ClusterError,
         helmbin.HelmUnavailable,
@@ -503,7 +513,47 @@ def main() -> None:
     ) as err:
         # AssertionError: what the cluster test helpers raise (kubectl.CommandFailed too).
         raise SystemExit(f"bench/cluster.py failed: {err}") from None
+
+
+def _disks_part(where: layout.Layout, base: pathlib.Path) -> None:
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="csi-vm-bench-cluster-", dir=base) as tmp:
+        print("CLI against the local driver ...", flush=True)
+        cli, start_up = cli_part(pathlib.Path(tmp))
+    loads.append(os.getloadavg()[0])
+    cluster = cluster_part(where, kubectl.Kube(where))
     report(cluster, cli, start_up=start_up, loads=loads)
+
+
+def _vms_part(where: layout.Layout, base: pathlib.Path, *, runs: int, parts: str) -> None:
+    """VM start and migration, the CLI's first (its own libvirt nodes), then the cluster's."""
+    start, moves = parts in ("start", "all"), parts in ("migrate", "all")
+    with (
+        tempfile.TemporaryDirectory(prefix="csi-vm-bench-vms-", dir=base) as tmp,
+        cluster_vms.cli_lab(pathlib.Path(tmp)) as cli_lab,
+    ):
+        print(
+            f"CLI: VMs on the local drivers (load average {os.getloadavg()[0]:.2f}) ...", flush=True
+        )
+        cli_start = cluster_vms.cli_start(cli_lab, runs) if start else None
+        cli_moves = cluster_vms.cli_migrations(cli_lab, runs) if moves else None
+    kube = kubectl.Kube(where)
+    print("installing the chart with the test values ...", flush=True)
+    conftest.install_chart(kube)
+    print(f"cluster: VMs in launcher Pods (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
+    namespace = cluster_vms.namespace_name()
+    kube.run("create", "namespace", namespace)
+    api = kube_api.connect(kubeconfig_file=where.admin_kubeconfig)
+    try:
+        objs = objects.Objects(api)
+        if cli_start is not None:
+            cluster_vms.report_start(cluster_vms.cluster_start(objs, namespace, runs), cli_start)
+        if cli_moves is not None:
+            found = cluster_vms.cluster_migrations(kube, objs, namespace, runs)
+            cluster_vms.report_migrations(found, cli_moves)
+    finally:
+        api.close()
+        _delete_namespace(kube, namespace)
 
 
 if __name__ == "__main__":
