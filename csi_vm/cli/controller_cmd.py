@@ -50,6 +50,12 @@ def run_cmd(
         9090, "--metrics-port", min=0, max=65535, help="0 disables /metrics."
     ),
     resync: int = typer.Option(30, "--resync", min=1, help="Seconds between full re-lists."),
+    image_pull_secret: list[str] = typer.Option(
+        [],
+        "--image-pull-secret",
+        help="A Secret every Pod and Job the controller makes pulls its image with (repeat "
+        "for more); it must exist in each VM's namespace.",
+    ),
     launcher_image: str = typer.Option(
         "",
         "--launcher-image",
@@ -88,11 +94,10 @@ def run_cmd(
     """
     import prometheus_client as prom  # noqa: PLC0415 - see the imports
 
-    from csi_vm.controller import context, leader, metrics  # noqa: PLC0415 - see the imports
+    from csi_vm.controller import context, leader, metrics, pullsecrets  # noqa: PLC0415
     from csi_vm.controller import run as controller_run  # noqa: PLC0415 - see the imports
     from csi_vm.crd import events  # noqa: PLC0415 - see the imports
     from csi_vm.kube import api as kube_api  # noqa: PLC0415 - see the imports
-    from csi_vm.kube import objects  # noqa: PLC0415 - see the imports
 
     launcher = _launcher(
         launcher_image, overhead=launcher_overhead, vcpu_millis=launcher_vcpu_millis,
@@ -101,7 +106,7 @@ def run_cmd(
     # Retries log at INFO (a command shows them with -v); a service shows them.
     logging.getLogger("csi_vm.retry").setLevel(logging.INFO)
     api = kube_api.connect(kubeconfig_file=kubeconfig)
-    objs = objects.Objects(api)
+    objs = pullsecrets.Objects(api, secrets=image_pull_secret)
     meters = metrics.Metrics()
     if metrics_port:
         prom.start_http_server(metrics_port, registry=meters.registry)

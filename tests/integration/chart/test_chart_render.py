@@ -264,3 +264,15 @@ def test_readiness_and_helm_test_probes_follow_the_driver(
     for what, line in lines.items():
         done = _csi_vm(at_driver(line), env=env)
         assert done.returncode == 4, f"{what}: {done.returncode} {done.stderr}"
+
+
+def test_the_controller_hands_the_pull_secrets_to_what_it_makes(helm: pathlib.Path) -> None:
+    objects = chart.render(helm, chart.VALUES["custom-kubelet-values"])
+    deploy = next(o for o in objects if o["kind"] == "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--image-pull-secret")] == [
+        "--image-pull-secret=registry-credentials"
+    ]
+    defaults = next(o for o in chart.render(helm, chart.DEFAULTS) if o["kind"] == "Deployment")
+    args = defaults["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--image-pull-secret")]
