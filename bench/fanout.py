@@ -23,12 +23,21 @@ data size when --data is smaller). Printed against the targets of the issue:
   - host-copy: within 1.2 x (bytes that must be written / sequential rate).
 For the reflink case, the same number of CreateVolume clones sent straight to
 the driver over gRPC is timed too: what the reflink itself costs, beside what
-the csi-vm fan-out adds (its journal, checks and attachments).
+the csi-vm fan-out adds (its journal, checks and attachments). So are the
+verification's reads alone: the sampled blocks (up to 4096) of as many
+reflinked copies of the golden disk, each read through a buffered loop device
+of its own (as the local driver's), --parallel at a time, with no csi-vm work
+around them: on a small machine they are most of the fan-out's time.
 The fan-out is `csi-vm clone SOURCE --count N --name-template lab-{i}` where
 the command has --count (with --parallel), else one `csi-vm clone` per
 clone, in sequence (which of the two is printed).
 No assertion is made on time. Needs root, mkfs.xfs and mkfs.ext4. The copy
-cases need about --count x --data bytes free under --dir (100 GiB by default).
+cases need about --count x --data bytes free under --dir (100 GiB by default):
+each clone holds the golden disk's data, written in full (only its data: holes
+stay holes). Where that does not fit, a smaller --data keeps --count (e.g.
+--count 100 --data 256Mi); the host-copy target is a ratio to the bytes that
+must be written, so it holds at any data size, though fixed costs per clone
+weigh more with less data.
 
 Usage: .venv/bin/python bench/fanout.py [--count 100] [--size 4Gi] [--data 1Gi]
        [--parallel 4] [--dir /var/tmp] [--cases reflink,copy,host-copy]
@@ -45,6 +54,7 @@ sys.path.pop(0)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import pathlib
@@ -105,6 +115,8 @@ class Result:
     base: Baseline
     #: reflink only: the same number of clones as bare CreateVolume calls to the driver
     driver_s: float | None = None
+    #: reflink only: the clones' sampled reads alone, through loop devices (`sample_reads`)
+    reads_s: float | None = None
 
 
 @contextlib.contextmanager
@@ -285,6 +297,38 @@ class Lab:
         self.driver.stop()
 
 
+def sample_reads(fs: Backing, golden: pathlib.Path, *, count: int, parallel: int) -> float:
+    """Seconds to read the sampled blocks a clone's verification reads, of `count`
+    reflinked copies of the golden disk, each through a loop device of its own
+    (buffered, as the local driver's), `parallel` at a time: what verifying the
+    clones costs on this machine without any of csi-vm's other work."""
+    from csi_vm.flows import effects  # noqa: PLC0415 - the reads csi-vm's verification does
+
+    size = golden.stat().st_size
+    first = fs.mount / "reads-0.raw"
+    subprocess.run(["cp", "--sparse=always", str(golden), str(first)], check=True)
+    copies = [first]
+    for i in range(1, count):
+        copies.append(fs.mount / f"reads-{i}.raw")
+        subprocess.run(["cp", "--reflink=always", str(first), str(copies[-1])], check=True)
+    os.sync()
+    devices = [_losetup(c) for c in copies]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            started = time.perf_counter()
+            list(pool.map(lambda d: effects.sampled(d, size=size), devices))
+            return time.perf_counter() - started
+    finally:
+        for device in devices:
+            subprocess.run(["losetup", "--detach", device], check=True)
+
+
+def _losetup(path: pathlib.Path) -> str:
+    return subprocess.run(
+        ["losetup", "--find", "--show", str(path)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def has_count_option() -> bool:
     """Whether `csi-vm clone` fans out by itself (--count), or needs one run per clone."""
     help_text = subprocess.run(
@@ -324,7 +368,8 @@ def run_case(
             seconds = time.perf_counter() - started
             result = Result(case, strategy, seconds, fs.written() - written, fs.used() - used, base)
             if case == "reflink":
-                return dataclasses.replace(result, driver_s=lab.driver_clones(count))
+                reads = sample_reads(fs, golden, count=count, parallel=parallel)
+                return dataclasses.replace(result, driver_s=lab.driver_clones(count), reads_s=reads)
             return result
         finally:
             lab.stop()
@@ -354,6 +399,9 @@ def targets(r: Result, *, count: int, data: int) -> None:
         if r.driver_s is not None:
             print(f"  the driver alone: {count} CreateVolume clones of the golden disk in "
                   f"{r.driver_s:.2f} s; the csi-vm fan-out takes {r.seconds / r.driver_s:.1f} x that")  # fmt: skip
+        if r.reads_s is not None:
+            print(f"  the verification's reads alone (each of {count} reflinked copies' sampled "
+                  f"blocks, through a loop device of its own): {r.reads_s:.2f} s")  # fmt: skip
     if r.case == "host-copy":
         floor = count * data / r.base.rate
         print(f"host-copy target: {r.seconds:.2f} s against {count} x {sizes_text(data)} / rate = "
