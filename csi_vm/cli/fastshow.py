@@ -71,9 +71,10 @@ def _query(conn: sqlite3.Connection, name: str) -> Found | None:
     if not all(_all(str, (*d[:1], *d[2:])) and type(d[1]) is int and d[2] in _MODES for d in disks):
         return None
     run = conn.execute("SELECT node, boot FROM running WHERE vm = ?", (name,)).fetchone()
-    if run is not None:
-        json.loads(run[1])  # as running.find reads it: a broken row fails there too
-    return name, vm[0], vm[1], disks, None if run is None else run[0]
+    if run is None:
+        return name, vm[0], vm[1], disks, None
+    json.loads(run[1])  # as running.find reads it: a broken row fails there too
+    return (name, vm[0], vm[1], disks, run[0]) if type(run[0]) is str else None
 
 
 #: diskmode.Mode's values

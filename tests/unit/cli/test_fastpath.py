@@ -98,6 +98,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             " VALUES ('clone-gone', 'clone', 'vm-000001', '{}', 'running', 2147483646, 1.0, 1.0)"
         )
     flows.close()
+    blob = db.Store(tmp / "blob.db")
+    _add_vm(blob, "blob-1", spec='{"vcpus": 1, "memory_mib": 1}', disks=[])
+    with blob.transaction() as cur:
+        # A node that is not text: the full CLI prints what Python makes of it.
+        cur.execute(
+            "INSERT INTO running (vm, node, uri, domain, boot, started)"
+            " VALUES ('blob-1', X'6e6f6465', 'qemu:///system', 'blob-1', '{}', 1.0)"
+        )
+    blob.close()
     newer = db.Store(tmp / "newer.db")
     newer.connection().execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
     newer.close()
@@ -107,6 +116,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "db": str(tmp / "fleet.db"),
         "flows": str(tmp / "flows.db"),
         "newer": str(tmp / "newer.db"),
+        "blob": str(tmp / "blob.db"),
         "fresh": str(tmp / "fresh" / "csi-vm.db"),
         "state": str(tmp / "state"),
     }
@@ -149,6 +159,8 @@ LINES: dict[str, tuple[list[str], dict[str, str], bool]] = {
     "no-disks-wide": (["empty-1", "-o", "wide"], {}, True),
     "no-disks-yaml": (["empty-1", "-o", "yaml"], {}, True),
     "broken-running-row": (["broken-1"], {}, False),
+    "node-not-text": (["blob-1"], {"CSI_VM_DB": "{blob}"}, False),
+    "node-not-text-json": (["blob-1", "-o", "json"], {"CSI_VM_DB": "{blob}"}, False),
     "odd-table": (["odd-1"], {}, True),
     "odd-wide": (["odd-1", "-o", "wide"], {}, False),
     "odd-json": (["odd-1", "-o", "json"], {}, True),
