@@ -110,6 +110,7 @@ def migrate_p2p(
     migrate_uri: str,
     copy_disks: Sequence[str] = (),
     tls: bool = True,
+    bandwidth_mib_s: int = 0,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> int:
     """Live-migrate `name` peer to peer: src's libvirtd to the one at `dconnuri`; the ms taken.
@@ -119,7 +120,8 @@ def migrate_p2p(
     where the source's qemu sends memory (and, with `copy_disks`, the disks'
     NBD mirror), the destination's address, which its certificate names.
     With `tls` both streams use TLS with the certificates in qemu's default
-    x509 directory. `cancelled` is asked every second: True aborts the job.
+    x509 directory. `bandwidth_mib_s`: a cap (0: none). `cancelled` is asked
+    every second: True aborts the job.
     On success the source's domain is left shut off (reason "migrated").
     """
     params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_URI: migrate_uri}
@@ -131,6 +133,8 @@ def migrate_p2p(
     if copy_disks:
         flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
         params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(copy_disks)
+    if bandwidth_mib_s:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib_s
     began = time.monotonic()
     _cancellable(
         src, name,

@@ -103,6 +103,7 @@ def run(agent: state.Agent, mig: Json, vm: Json) -> None:
             took = migration.migrate_p2p(
                 conn, dom, dconnuri=f"qemu+tls://{host}/system", migrate_uri=f"tcp://{host}",
                 copy_disks=disks if copy else (), tls=agent.ca_dir is not None,
+                bandwidth_mib_s=crd.spec(mig, crd.MigrationSpec).bandwidth_mib_s,
                 cancelled=lambda: _cancelled(agent, mig),
             )  # fmt: skip
         except errors.CsiVmError as err:

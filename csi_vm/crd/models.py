@@ -75,6 +75,8 @@ class CloneSpec(Frozen):
 class MigrationSpec(Frozen):
     vm: str = pydantic.Field(alias="vmName")
     target_node: str = pydantic.Field(default="", alias="targetNode")
+    #: 0: no cap
+    bandwidth_mib_s: int = pydantic.Field(default=0, ge=0, alias="bandwidthMiBps")
 
 
 def meta(obj: dict[str, Any]) -> Meta:
