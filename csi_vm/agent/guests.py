@@ -19,7 +19,7 @@ import logging
 import time
 
 from csi_vm import errors
-from csi_vm.agent import disks, launched, state
+from csi_vm.agent import disks, launched, launchers, state
 from csi_vm.crd import kinds, rules, status, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
@@ -33,7 +33,14 @@ _MIB = 1 << 20
 
 
 def reconcile(agent: state.Agent, obj: Json) -> None:
-    """Bring the VM's guest on this node in line with ``spec.running``."""
+    """Bring the VM's guest on this node in line with ``spec.running``; report its acceleration."""
+    _reconcile(agent, obj)
+    # From the status this pass started with: a status just written comes
+    # back as an event of its own.
+    launchers.report_acceleration(agent, obj)
+
+
+def _reconcile(agent: state.Agent, obj: Json) -> None:
     meta = crd.meta(obj)
     # A migration of this VM holds the lock: it decides, and the next pass follows.
     with agent.locks.hold(meta.namespace, meta.name, wait=False) as free:

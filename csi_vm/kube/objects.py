@@ -81,9 +81,14 @@ class Objects:
         call = self._methods.read(res, name, namespace=namespace)
         return self._api.request("get", res.qualified, call)
 
-    def list(self, res: Resource, *, namespace: str = "") -> tuple[list[Json], str]:
-        """The objects and the list's resourceVersion (where a watch starts)."""
-        return self._api.list_all(res.qualified, self._methods.list(res, namespace=namespace))
+    def list(
+        self, res: Resource, *, namespace: str = "", selector: str = ""
+    ) -> tuple[list[Json], str]:
+        """The objects (those ``selector``'s labels match) and the list's resourceVersion."""
+        method = self._methods.list(res, namespace=namespace)
+        if selector:
+            method = functools.partial(method, label_selector=selector)
+        return self._api.list_all(res.qualified, method)
 
     def create(self, res: Resource, body: Json, *, namespace: str = "") -> Json:
         call = functools.partial(self._methods.create(res, namespace=namespace), body=body)

@@ -7,11 +7,12 @@ DaemonSet, which the chart tests hold to the same list, grants too much).
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pytest
 
-from csi_vm.agent import migrations, online_snapshot, rbac, state
+from csi_vm.agent import launchers, migrations, online_snapshot, rbac, state
 from csi_vm.agent import run as agent_run
 from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
@@ -52,6 +53,9 @@ def test_fake_api_agent_calls_exactly_what_it_declares(
     online_snapshot.reconcile(
         launcher_agent(agent, tmp_path, "web"), read(ctx, kinds.SNAPSHOT, "s1")
     )
+    # A launcher run directory no Pod uses any more: the launcher Pods are listed.
+    (tmp_path / "vms" / "left_behind").mkdir(parents=True)
+    launchers.sweep(dataclasses.replace(agent, launcher_dir=tmp_path / "vms"))
 
     calls, declared = _calls(fake), _declared()
     assert not calls - declared, f"called but not declared: {sorted(calls - declared)}"

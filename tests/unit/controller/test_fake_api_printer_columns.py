@@ -79,10 +79,12 @@ def _written(fake: fakekube.FakeKube, ctx: context.Context) -> dict[str, dict[st
     _pass(ctx, kinds.VM, "db")
     _pass(ctx, kinds.VM, "web")  # the copy into a larger claim is decided
     _pass(ctx, kinds.VM, "web")  # and started
-    # Where a VM runs is the node agent's to write (csi_vm.agent.guests).
+    # Where a VM runs, and with what, is the node agent's to write
+    # (csi_vm.agent.guests, csi_vm.agent.launchers).
     vms = fake.store.resource(kinds.GROUP, kinds.VERSION, kinds.VM.plural)
     assert vms is not None
-    fake.store.patch(vms, NS, "web", {"status": {"nodeName": "n1"}}, subresource="status")
+    ran = {"nodeName": "n1", "acceleration": {"mode": "tcg", "reason": "no /dev/kvm"}}
+    fake.store.patch(vms, NS, "web", {"status": ran}, subresource="status")
     written = {
         "CsiVM": _get(ctx, kinds.VM, "web"),
         "CsiVMSnapshot": _pass(ctx, kinds.SNAPSHOT, "s1"),
