@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+from collections.abc import Sequence
 from xml.etree import ElementTree
 
 from csi_vm import errors
-from csi_vm.agent import podtls, state
+from csi_vm.agent import guest_copy, guest_resize, podtls, state
 from csi_vm.crd import kinds, rules, status, vmpod
 from csi_vm.crd import models as crd
 from csi_vm.flows import vmrun
@@ -60,7 +61,9 @@ def run(agent: state.Agent, vm: Json, *, launchers: pathlib.Path) -> None:
         wait_s = _STARTS_S if certify(agent, pod, run_dir) else 0.0
         with libvirt_conn.Connection.open(agent.launcher_uri(run_dir), wait_s=wait_s) as conn:
             if _active(conn, dom):
-                _running(agent, vm, message=f"runs in {where}")
+                vm = _copy(agent, conn, vm, dom=dom, run_dir=run_dir)
+                grown = _grow(agent, conn, vm, dom=dom, pod=pod)
+                _running(agent, vm, message=f"runs in {where}", extra=grown)
                 return
             vm = state.write(
                 agent, kinds.VM, vm, fields={"phase": "Starting", "nodeName": agent.node},
@@ -198,15 +201,38 @@ def _with_accel(xml: str, domain_type: str) -> str:
     return ElementTree.tostring(root, encoding="unicode")
 
 
-def _running(agent: state.Agent, vm: Json, *, message: str) -> None:
+def _grow(
+    agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, *, dom: str, pod: Json
+) -> list[Json]:
+    """Disks grown under the running guest (`guest_resize`); a failure waits for the next pass."""
+    try:
+        return guest_resize.follow(agent, conn, vm, dom=dom, pod=pod)
+    except errors.CsiVmError as err:
+        log.warning("%s: telling the guest a disk grew failed: %s", dom, err)
+        return []
+
+
+def _copy(
+    agent: state.Agent, conn: libvirt_conn.Connection, vm: Json, *, dom: str, run_dir: pathlib.Path
+) -> Json:
+    """Disks copied into larger claims under the running guest (`guest_copy`)."""
+    try:
+        return guest_copy.follow(agent, conn, vm, dom=dom, run_dir=run_dir)
+    except errors.CsiVmError as err:
+        log.warning("%s: a block copy into a larger claim: %s", dom, err)
+        return vm
+
+
+def _running(agent: state.Agent, vm: Json, *, message: str, extra: Sequence[Json] = ()) -> None:
     fields = {"phase": "Running", "nodeName": agent.node, "message": None}
-    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields)
+    _report(agent, vm, reason="Running", message=message, ok=True, fields=fields, extra=extra)
 
 
 def _report(
-    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json
-) -> None:
+    agent: state.Agent, vm: Json, *, reason: str, message: str, ok: bool, fields: Json,
+    extra: Sequence[Json] = (),
+) -> None:  # fmt: skip
     cond = status.current(vm, RUNNING)
     if not (ok and cond.get("status") == "True"):  # a True one says how it got here: keep it
         cond = state.tell(agent, vm, kind=RUNNING, reason=reason, message=message, ok=ok)
-    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
+    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond, *extra])

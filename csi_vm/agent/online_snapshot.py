@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from csi_vm import errors
-from csi_vm.agent import state
+from csi_vm.agent import online_backup, state
 from csi_vm.crd import kinds, onlinesnap, vmpod
 from csi_vm.crd import models as crd
 from launcher import blockjobs, libvirt_conn
@@ -27,6 +27,12 @@ Json = state.Json
 _POLL_S = 0.1
 #: a CSI snapshot the controller made: only disks of this strategy are cut inside the freeze
 _CSI = "csi-snapshot"
+
+
+def step(agent: state.Agent, obj: Json) -> None:
+    """A snapshot's pass: its freeze around CSI snapshots, its push backup (`online_backup`)."""
+    reconcile(agent, obj)
+    online_backup.reconcile(agent, obj)
 
 
 def reconcile(

@@ -28,7 +28,7 @@ Step = Callable[[state.Agent, objects.Json], None]
 STEPS: dict[objects.Resource, Step] = {
     kinds.VM: guests.reconcile,
     kinds.MIGRATION: migrations.reconcile,
-    kinds.SNAPSHOT: online_snapshot.reconcile,
+    kinds.SNAPSHOT: online_snapshot.step,
 }
 #: what a deleted object needs done on this node
 ON_DELETE: dict[objects.Resource, Step] = {kinds.VM: guests.forget}

@@ -20,13 +20,15 @@ then, so a copy is never abandoned half-way for a resize, or the reverse.
 from __future__ import annotations
 
 from capabilities import model
-from csi_vm.controller import context, storage, strategy, vmobjects
+from csi_vm.controller import context, online_copy, storage, strategy, vmobjects
 from csi_vm.crd import kinds, status
 from csi_vm.crd import models as crd
 
 Json = context.Json
 OPERATION = "disk_expand"
 _COPY = "copy-to-larger"
+#: copy-to-larger under a running guest: the CLI's name for it
+_BLOCK_COPY = "block-copy"
 
 
 def grow(
@@ -50,6 +52,8 @@ def grow(
         ctx.objs.patch(kinds.PVC, claim, storage.resize(disk.size), namespace=namespace)
         _tell(ctx, vm, disk, phase="Requested", message=f"to {disk.size}: {choice.reason}")
         return _resize(choice, "Requested")
+    if crd.spec(vm, crd.VMSpec).running and (running := online_copy.applies(ctx, vm, mode)):
+        return _copy_online(ctx, vm, disk, claim=claim, mode=mode, node=running, choice=choice)
     if crd.spec(vm, crd.VMSpec).running:
         _tell(
             ctx,
@@ -90,6 +94,59 @@ def _choose(ctx: context.Context, disk: crd.Disk, *, mode: crd.VolumeMode) -> mo
     )
 
 
+def _larger(
+    vm: Json, disk: crd.Disk, *, mode: crd.VolumeMode, choice: model.Choice
+) -> storage.Target:
+    """The larger claim a copy goes into: named after the size, so a retry finds it."""
+    meta = crd.meta(vm)
+    return storage.Target(
+        name=f"{meta.name}-{disk.name}-{disk.size.lower().replace('.', '-')}",
+        namespace=meta.namespace,
+        size=disk.size,
+        storage_class=disk.storage_class,
+        owner=storage.owner_of(vm),
+        annotations=storage.explain(OPERATION, choice),
+        mode=mode,
+    )
+
+
+def _copy_online(
+    ctx: context.Context,
+    vm: Json,
+    disk: crd.Disk,
+    *,
+    claim: str,
+    mode: crd.VolumeMode,
+    node: str,
+    choice: model.Choice,
+) -> Json:
+    """copy-to-larger under the running guest of a launcher Pod (`online_copy`)."""
+    if choice.strategy != _BLOCK_COPY:
+        choice = model.Choice(strategy=_BLOCK_COPY, native=False, reason=online_copy.reason(choice))
+    target = _larger(vm, disk, mode=mode, choice=choice)
+    phase = online_copy.step(ctx, vm, disk.name, target, node=node)
+    if phase == online_copy.COPY_FAILED:
+        why = online_copy.pivot(vm, disk.name).get("reason")
+        message = f"block copy into {target.name} failed ({why}); the VM keeps {claim}"
+        _tell(ctx, vm, disk, phase="Failed", warning=True, message=message)
+        return _resize(choice, "Failed")
+    if phase == online_copy.PIVOTED:
+        _switch(ctx, vm, disk, claim=target.name)
+        # Still used by the launcher Pod: Kubernetes deletes it once that Pod is gone.
+        ctx.objs.delete(kinds.PVC, claim, namespace=crd.meta(vm).namespace)
+        message = (
+            f"the running guest now on {target.name} ({disk.size}); {claim} is deleted once "
+            "the launcher Pod that still holds it is gone"
+        )
+        _tell(ctx, vm, disk, phase="Done", message=message)
+        return _resize(choice, "Done")
+    message = f"copying {claim} into {target.name} under the running guest: {choice.reason}"
+    _tell(ctx, vm, disk, phase="Copying", message=message)
+    resized = _resize(choice, "Copying")
+    resized["resize"]["targetClaim"] = target.name
+    return resized
+
+
 def _copy_to_larger(
     ctx: context.Context,
     vm: Json,
@@ -101,15 +158,7 @@ def _copy_to_larger(
     choice: model.Choice,
 ) -> Json:
     meta = crd.meta(vm)
-    target = storage.Target(
-        name=f"{meta.name}-{disk.name}-{disk.size.lower().replace('.', '-')}",
-        namespace=meta.namespace,
-        size=disk.size,
-        storage_class=disk.storage_class,
-        owner=storage.owner_of(vm),
-        annotations=storage.explain(OPERATION, choice),
-        mode=mode,
-    )
+    target = _larger(vm, disk, mode=mode, choice=choice)
     progress = vmobjects.host_copy(ctx, target, source_claim=claim, source_mode=mode, node=node)
     if progress is storage.Progress.FAILED:
         _tell(

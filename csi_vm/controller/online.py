@@ -43,7 +43,7 @@ def gate(ctx: context.Context, obj: Json, *, vm: Json, disks: Sequence[str]) -> 
         return Gate(open=False, progress=storage.Progress.FAILED, message=message)
     if phase in (*onlinesnap.SNAPSHOT_NOW, onlinesnap.THAWED):
         return Gate(open=True, message=f"{online.get('consistency')}: {online.get('reason')}")
-    node = _runs_in_launcher(ctx, vm)
+    node = runs_in_launcher(ctx, vm)
     if not node or _all_made(ctx, obj, disks):
         return OPEN  # not running: an offline snapshot, consistent as it is
     if phase != onlinesnap.REQUESTED:
@@ -58,7 +58,7 @@ def gate(ctx: context.Context, obj: Json, *, vm: Json, disks: Sequence[str]) -> 
     return Gate(open=False, message=f"waiting for the node agent on {node} to freeze the guest")
 
 
-def _runs_in_launcher(ctx: context.Context, vm: Json) -> str:
+def runs_in_launcher(ctx: context.Context, vm: Json) -> str:
     """The node of ``vm`` when its guest runs in a launcher Pod, else ""."""
     status = vm.get("status") or {}
     if ctx.launcher is None or status.get("phase") != "Running":

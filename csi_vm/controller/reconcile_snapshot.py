@@ -14,6 +14,7 @@ from csi_vm.controller import (
     context,
     diskops,
     online,
+    online_backup,
     snapclass,
     storage,
     vmobjects,
@@ -50,6 +51,14 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
     node = rules.assigned_node(vm)
     csi = [d.name for d in vm_spec.disks if choices[d.name].strategy == "csi-snapshot"]
     gate = online.gate(ctx, obj, vm=vm, disks=csi) if csi else online.OPEN
+    copies = [
+        onlinesnap.volume_snapshot_name(meta.name, d.name)
+        for d in vm_spec.disks
+        if choices[d.name].strategy in onlinesnap.COPIES
+    ]
+    backup = online_backup.gate(ctx, obj, vm=vm, claims=copies) if copies else online_backup.OFFLINE
+    if backup.online:
+        choices = online_backup.chosen(choices)
     results = [
         _disk(
             ctx,
@@ -58,9 +67,11 @@ def reconcile(ctx: context.Context, obj: Json) -> None:
             vm=spec.vm,
             node=node,
             snap=meta,
+            obj=obj,
             snapshot_class=spec.snapshot_class,
             owner=owner,
             gate=gate,
+            backup=backup,
         )
         for disk in vm_spec.disks
     ]
@@ -75,9 +86,11 @@ def _disk(
     vm: str,
     node: str,
     snap: crd.Meta,
+    obj: Json,
     snapshot_class: str,
     owner: Json,
     gate: online.Gate,
+    backup: online_backup.Backup,
 ) -> diskops.DiskResult:
     source = disk.claim_of(vm)
     mode = volumemode.of_source(
@@ -102,6 +115,10 @@ def _disk(
         made = storage.ensure(ctx.objs, kinds.VOLUME_SNAPSHOT, body)
         kind, progress = "VolumeSnapshot", storage.snapshot_progress(made)
         message = gate.message
+    elif backup.online:
+        # the running guest's disk as it was when the backup began, not a copy while it writes
+        progress = online_backup.disk(ctx, obj, target, backup)
+        kind, message = "PersistentVolumeClaim", backup.message
     else:
         progress = vmobjects.host_copy(
             ctx, target, source_claim=source, source_mode=mode, node=node

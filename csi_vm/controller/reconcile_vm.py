@@ -24,7 +24,16 @@ from __future__ import annotations
 import dataclasses
 
 from csi_vm import errors
-from csi_vm.controller import context, expand, launchpod, storage, strategy, unbound, volumemode
+from csi_vm.controller import (
+    context,
+    expand,
+    launchpod,
+    online_copy,
+    storage,
+    strategy,
+    unbound,
+    volumemode,
+)
 from csi_vm.crd import kinds, rules, status
 from csi_vm.crd import models as crd
 from csi_vm.kube import quantity
@@ -131,6 +140,9 @@ def _launch(
     if not crd.spec(obj, crd.VMSpec).running:
         # Its container powers the guest off before it ends (`launchpod`).
         launchpod.remove(ctx.objs, obj, node=node)
+        if launchpod.on_node(ctx.objs, obj, node) is None:
+            # the guest is off: a disk it was pivoted onto needs no holder now
+            online_copy.release_holders(ctx, obj)
         message = f"stopped: no launcher Pod on {node}"
         return status.condition(NODE, ok=True, reason="Stopped", message=message, generation=gen)
     # After a live migration the guest runs in the Pod the migration made there.

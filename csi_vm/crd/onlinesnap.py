@@ -55,3 +55,44 @@ def is_cut(volume_snapshot: Json) -> bool:
     """The CSI snapshot was taken: its point in time has passed, the guest may be thawed."""
     status = volume_snapshot.get("status") or {}
     return bool(status.get("creationTime")) or status.get("readyToUse") is True
+
+
+# -- push backup: a running VM on a class without CSI snapshots ------------------------
+#
+# The controller makes the snapshot's claim of each such disk and a holder
+# Pod for it on the VM's node, so the kubelet publishes the claim there, and
+# asks: ``status.onlineBackup`` BackupRequested. The agent makes a device
+# node of the published device in the launcher's run directory (the only
+# node directory the launcher's libvirt sees), and has libvirt back the
+# running guest up into it (frozen around the start when it has a guest
+# agent: a backup's point in time is its start); it removes the device
+# nodes and says BackedUp, or BackupFailed. The controller then deletes the
+# holder Pods, and after a failure the claims too.
+
+BACKUP_FIELD = "onlineBackup"
+BACKUP_REQUESTED = "BackupRequested"
+BACKED_UP = "BackedUp"
+BACKUP_FAILED = "BackupFailed"
+#: the plan's strategy of a disk without CSI snapshots (an offline host copy),
+#: and what a running VM's such disk takes instead
+HOST_COPY, PUSH_BACKUP = "host-copy", "push-backup"
+COPIES = (HOST_COPY, PUSH_BACKUP)
+PUSH_BACKUP_REASON = (
+    "no CSI snapshots on the class and the VM runs: libvirt push backup of the running "
+    "guest into a new claim, the disk as it was when the backup began"
+)
+
+
+def backup(obj: Json) -> Json:
+    """The ``status.onlineBackup`` of a CsiVMSnapshot ({} before any)."""
+    return dict((obj.get("status") or {}).get(BACKUP_FIELD) or {})
+
+
+def backup_holder(claim: str) -> str:
+    """The Pod that has the kubelet publish a backup's claim on the VM's node."""
+    return f"{claim}-holder"
+
+
+def backup_device(target: str) -> str:
+    """The device node of a backup's claim in the launcher's run directory."""
+    return f"backup-{target}"

@@ -80,3 +80,13 @@ def test_launcher_is_root_without_any_capability(helm: pathlib.Path) -> None:
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
     assert not security.get("privileged", False)
+
+
+def test_launcher_with_vm_pods_may_only_make_device_nodes(helm: pathlib.Path) -> None:
+    # A running VM's push backup: a device node in the launcher's run directory.
+    spec = _container(_daemonset(helm, "local-cluster-values"), "launcher")
+    security = spec["securityContext"]
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["MKNOD"]}
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert not security.get("privileged", False)

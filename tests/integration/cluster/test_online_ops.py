@@ -1,9 +1,13 @@
 """Online operations on a VM that runs in its launcher Pod, on the real cluster.
 
-One guest boot for the whole module: the counter guest with qemu-guest-agent
+One guest boot for the native operations: the counter guest with qemu-guest-agent
 (`launcher.agentguest`), booted from a kernel put into its launcher's run
 directory, counting in a file of the ext4 its claim holds. A value it echoes
 on its console was written with fsync first: the disk must never hold less.
+
+A second guest, on the class without CSI snapshots or expansion (lite),
+takes the fallbacks: a push backup for its snapshot, and a block copy into a
+larger claim with a pivot for its expansion.
 
 Each operation is followed by the same checks: the guest is the same qemu in
 its one launcher Pod, it still counts (so it is not left frozen), no
@@ -45,6 +49,8 @@ class Guest:
         self.kube, self.namespace, self.offset = kube, namespace, offset
         self.console = vmpod.host_dir(namespace, VM) / vmpod.CONSOLE
         self.qemu = ""
+        #: where the launcher's container has the guest's disk: after a pivot, the new one
+        self.device = str(DEVICE)
 
     def acked(self) -> int:
         """The last value the guest echoed: written and fsynced before."""
@@ -54,7 +60,7 @@ class Guest:
     def on_disk(self) -> counter.Record:
         """The counter file's block, read from the claim's device in the launcher Pod."""
         out = self.kube.run(
-            "-n", self.namespace, "exec", POD, "--", "dd", f"if={DEVICE}",
+            "-n", self.namespace, "exec", POD, "--", "dd", f"if={self.device}",
             f"bs={counter.BLOCK_SIZE}", f"skip={self.offset // counter.BLOCK_SIZE}",
             "count=1", "iflag=direct", "status=none",
         ).stdout  # fmt: skip
@@ -81,10 +87,13 @@ class Guest:
             )
         )
 
-    def check(self) -> None:
-        """One qemu in one Pod, the same as at boot, counting, no acknowledged write lost."""
+    def check(self, *, holders: tuple[str, ...] = ()) -> None:
+        """One qemu in one Pod, the same as at boot, counting, no acknowledged write lost.
+
+        ``holders``: the holder Pods that publish a claim the guest was pivoted onto.
+        """
         pods = [p["metadata"]["name"] for p in self.kube.items("pods", namespace=self.namespace)]
-        assert pods == [POD], pods
+        assert pods == sorted([POD, *holders]), pods
         assert self.pid() == self.qemu
         acked = self.acked()
         self.counts_past(acked)
@@ -242,15 +251,20 @@ def _booted(
         found.counts_past(3)  # booted, its filesystem mounted, qemu-ga started before
         found.qemu = found.pid()
         yield found
-        kube.apply(_vm(running=False, storage_class=storage_class), namespace=namespace)
-        kube.wait_for(
-            f"launcher Pod {POD} gone",
-            lambda: kube.maybe("pod", POD, namespace=namespace) is None,
-            timeout=300,
-        )
+        _stop(kube, namespace)
     finally:
         kube.run("-n", namespace, "delete", "csivm", VM, "--wait=true", check=False)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stop(kube: kubectl.Kube, namespace: str) -> None:
+    kube.run("-n", namespace, "patch", "csivm", VM, "--type=merge",
+             "-p", '{"spec": {"running": false}}')  # fmt: skip
+    kube.wait_for(
+        f"launcher Pod {POD} gone",
+        lambda: kube.maybe("pod", POD, namespace=namespace) is None,
+        timeout=300,
+    )
 
 
 def _leftovers(kube: kubectl.Kube, namespace: str) -> dict[str, list[str]]:
@@ -259,7 +273,9 @@ def _leftovers(kube: kubectl.Kube, namespace: str) -> dict[str, list[str]]:
         kind: sorted(o["metadata"]["name"] for o in kube.items(kind, namespace=namespace))
         for kind in ("pvc", "pods", "volumesnapshots", "jobs")
     }
-    names["pvc"] = [n for n in names["pvc"] if n != CLAIM]
+    vm = kube.maybe("csivm", VM, namespace=namespace) or {"spec": {"disks": []}}
+    held = {CLAIM, *(d.get("claimName") for d in vm["spec"]["disks"])}
+    names["pvc"] = [n for n in names["pvc"] if n not in held]
     names["pods"] = [n for n in names["pods"] if n != POD]
     return {kind: found for kind, found in names.items() if found}
 
@@ -316,8 +332,8 @@ def test_online_snapshot_freezes_the_guest_around_its_csi_snapshot(
     )
 
 
-def _grow(kube: kubectl.Kube, namespace: str) -> None:
-    vm = _vm(running=True)
+def _grow(kube: kubectl.Kube, namespace: str, storage_class: str) -> None:
+    vm = _vm(running=True, storage_class=storage_class)
     vm["spec"]["disks"][0]["size"] = disks.GROWN
     kube.apply(vm, namespace=namespace)
 
@@ -328,7 +344,7 @@ def test_online_expansion_grows_the_claim_and_the_guest_sees_it(
     kube, namespace = chart, online_ns
     grown = disks.GROWN_MIB * disks.MiB
     assert guest.on_disk().disk_sectors * 512 == disks.DISK_MIB * disks.MiB
-    _grow(kube, namespace)
+    _grow(kube, namespace, addons.FULL.storage_class)
     # The guest writes the size it sees into every record.
     kube.wait_for(
         f"the guest seeing {disks.GROWN}",
@@ -345,3 +361,83 @@ def test_online_expansion_grows_the_claim_and_the_guest_sees_it(
     assert "CSI expansion" in resized["message"], resized
     guest.check()
     assert not _leftovers(kube, namespace)
+
+
+def test_without_csi_snapshots_or_expansion_a_push_backup_and_a_block_copy(
+    chart: kubectl.Kube, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    kube = chart
+    with _guest_on(kube, namespace, addons.LITE.storage_class, seed=tmp_path) as lite:
+        snap = _snapshot(kube, namespace, "pushed")
+        status = snap["status"]
+        # The class cannot snapshot: libvirt backed the running guest up into a new claim.
+        assert status["strategy"] == onlinesnap.PUSH_BACKUP, status
+        assert status["fallback"] is True, status
+        assert "push backup" in status["fallbackReason"], status
+        backup = status[onlinesnap.BACKUP_FIELD]
+        assert backup["phase"] == onlinesnap.BACKED_UP, backup
+        assert backup["consistency"] == onlinesnap.CONSISTENT, backup
+        (disk,) = status["disks"]
+        assert (disk["kind"], disk["objectName"]) == ("PersistentVolumeClaim", "pushed-root")
+        lite.check()
+        # The holder Pod that published the backup's claim is gone; only the claim stays.
+        assert _leftovers(kube, namespace) == {"pvc": ["pushed-root"]}
+        # The backup holds the counter file as the guest had written it, at a
+        # value it had acknowledged by the time the snapshot was Ready.
+        acked = lite.acked()
+        skip = lite.offset // counter.BLOCK_SIZE
+        read = f"dd if={disks.DEVICE} bs=4096 skip={skip} count=1 iflag=direct status=none"
+        record = counter.parse(
+            disks.run_pod(kube, namespace, "pushed-root", ["sh", "-c", read]).encode()
+        )
+        assert record is not None and 0 < record.value <= acked, (record, acked)
+        kube.run("-n", namespace, "delete", "csivmsnapshot", "pushed", "--wait=true")
+        kube.wait_for(
+            "the backup's claim gone with its snapshot",
+            lambda: not _leftovers(kube, namespace),
+            timeout=120,
+            explain=lambda: str(_leftovers(kube, namespace)),
+        )
+
+        # The class cannot expand either: the disk is copied into a larger
+        # claim under the running guest, which is then switched to it.
+        _grow(kube, namespace, addons.LITE.storage_class)
+        larger = f"{CLAIM}-{disks.GROWN.lower()}"
+        holder = f"{larger}-holder"
+        kube.wait_for(
+            f"the guest pivoted onto {larger}",
+            lambda: kube.get("csivm", VM, namespace=namespace)["status"].get("pivots") or {},
+            timeout=240,
+            explain=lambda: _explain(kube, namespace),
+        )
+        vm = kube.get("csivm", VM, namespace=namespace)
+        pivot = vm["status"]["pivots"]["root"]
+        assert (pivot["phase"], pivot["claimName"]) == ("Pivoted", larger), pivot
+        kube.wait_for(
+            f"the VM's disk on {larger}",
+            lambda: (
+                kube.get("csivm", VM, namespace=namespace)["spec"]["disks"][0]["claimName"]
+                == larger
+            ),
+            timeout=120,
+        )
+        lite.device = f"{vmpod.RUN_DIR}/copy-vda"  # where the guest writes now
+        kube.wait_for(
+            f"the guest seeing {disks.GROWN}",
+            lambda: lite.on_disk().disk_sectors * 512 == disks.GROWN_MIB * disks.MiB,
+            timeout=120,
+        )
+        lite.check(holders=(holder,))
+        # The old claim is deleted, kept only while the launcher Pod still holds it.
+        old = kube.get("pvc", CLAIM, namespace=namespace)
+        assert old["metadata"].get("deletionTimestamp"), old["metadata"]
+        _stop(kube, namespace)
+        kube.wait_for(
+            "the holder and the old claim gone once the guest stopped",
+            lambda: (
+                _leftovers(kube, namespace) == {}
+                and kube.maybe("pvc", CLAIM, namespace=namespace) is None
+            ),
+            timeout=180,
+            explain=lambda: str(_leftovers(kube, namespace)),
+        )

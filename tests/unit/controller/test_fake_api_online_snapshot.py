@@ -108,3 +108,54 @@ def test_a_stopped_vm_is_snapshotted_at_once(
     snap = _pass(launching)
     assert _volume_snapshot(launching) is not None
     assert onlinesnap.FIELD not in snap["status"]
+
+
+def _backup_says(fake: fakekube.FakeKube, phase: str, reason: str = "") -> None:
+    done = {"phase": phase, "consistency": onlinesnap.CONSISTENT, "reason": reason}
+    _status(fake, "csivmsnapshots", "s1", {onlinesnap.BACKUP_FIELD: done})
+
+
+def _maybe(ctx: context.Context, res: Any, name: str) -> Obj | None:
+    try:
+        return ctx.objs.get(res, name, namespace=NS)
+    except errors.NotFound:
+        return None
+
+
+def test_a_running_vm_without_csi_snapshots_is_backed_up_by_its_agent(
+    fake: fakekube.FakeKube, launching: context.Context
+) -> None:
+    fake.add(v.report("fast", v.BASIC), v.vm("web", running=True), v.snapshot("s1", vm_name="web"))
+    _status(fake, "csivms", "web", {"phase": "Running", "nodeName": NODE})
+    snap = _pass(launching)
+    status = snap["status"]
+    assert (status["strategy"], status["fallback"]) == (onlinesnap.PUSH_BACKUP, True)
+    assert onlinesnap.backup(snap)["phase"] == onlinesnap.BACKUP_REQUESTED
+    assert _maybe(launching, kinds.JOB, "s1-root") is None  # no copy of a disk being written
+    assert _maybe(launching, kinds.PVC, "s1-root") is not None
+    holder = _maybe(launching, kinds.POD, onlinesnap.backup_holder("s1-root"))
+    assert holder is not None
+    assert NODE in str(holder["spec"]["affinity"])
+
+    _backup_says(fake, onlinesnap.BACKED_UP, "1 filesystem(s) frozen by the guest agent")
+    pvcs = fake.store.resource("", "v1", "persistentvolumeclaims")
+    assert pvcs is not None
+    fake.store.patch(pvcs, NS, "s1-root", {"status": {"phase": "Bound"}}, subresource="status")
+    assert _pass(launching)["status"]["phase"] == "Pending"  # its holder Pod is deleted first
+    snap = _pass(launching)
+    assert snap["status"]["phase"] == "Ready"
+    assert snap["status"]["disks"][0]["kind"] == "PersistentVolumeClaim"
+    assert _maybe(launching, kinds.POD, onlinesnap.backup_holder("s1-root")) is None
+
+
+def test_a_failed_backup_leaves_neither_claim_nor_holder(
+    fake: fakekube.FakeKube, launching: context.Context
+) -> None:
+    fake.add(v.report("fast", v.BASIC), v.vm("web", running=True), v.snapshot("s1", vm_name="web"))
+    _status(fake, "csivms", "web", {"phase": "Running", "nodeName": NODE})
+    _pass(launching)
+    _backup_says(fake, onlinesnap.BACKUP_FAILED, "libvirt refused the backup")
+    snap = _pass(launching)
+    assert snap["status"]["phase"] == "Failed"
+    assert _maybe(launching, kinds.PVC, "s1-root") is None
+    assert _maybe(launching, kinds.POD, onlinesnap.backup_holder("s1-root")) is None
