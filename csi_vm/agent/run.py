@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from csi_vm import errors
-from csi_vm.agent import guests, migrations, online_snapshot, state
+from csi_vm.agent import guests, launchers, migrations, online_snapshot, state
 from csi_vm.crd import kinds
 from csi_vm.kube import informer, objects
 
@@ -75,6 +75,14 @@ class Loop:
 
         return on_event
 
+    def sweep(self, stop: threading.Event) -> None:
+        """Remove launcher run directories left behind, once per ``resync``, until ``stop``."""
+        while not stop.wait(self.resync):
+            try:
+                launchers.sweep(self.agent)
+            except errors.CsiVmError as err:
+                log.warning("sweeping launcher run directories on %s: %s", self.agent.node, err)
+
     def run(self, stop: threading.Event) -> None:
         """Follow every resource until ``stop``."""
         workers = [
@@ -83,6 +91,10 @@ class Loop:
             )
             for res in STEPS
         ]
+        if self.agent.launcher_dir is not None:
+            workers.append(
+                threading.Thread(target=self.sweep, args=(stop,), name="agent-sweep", daemon=True)
+            )
         for worker in workers:
             worker.start()
         stop.wait()
