@@ -16,10 +16,11 @@ import kubernetes_validate
 import pytest
 
 from csi_vm import errors
-from csi_vm.agent import guests, launched, state
+from csi_vm.agent import guests, launched, migrations, podmigrations, state
 from csi_vm.controller import context, launchpod
 from csi_vm.controller import run as controller_run
 from csi_vm.crd import kinds, vmpod
+from csi_vm.crd import models as crd
 from tests.support import fakekube
 from tests.support import vmobjects as v
 
@@ -329,3 +330,35 @@ def test_fake_api_node_libvirt_never_starts_a_guest_that_has_a_launcher_pod(
     cond = _running_cond(read(ctx, kinds.VM, "web"))
     assert cond["reason"] == "InLauncherPod", cond
     assert POD in cond["message"]
+
+
+def test_fake_api_source_agent_waits_for_the_target_pods_libvirtd(
+    fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
+) -> None:
+    _launched(fake, lctx, lagent, found="tcg")
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+    fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
+    controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
+
+    migrations.reconcile(lagent, read(lctx, kinds.MIGRATION, "m1"))
+
+    # Nothing moves before the target node's agent says its libvirtd answers.
+    mig = read(lctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Scheduled"
+    ready = next(c for c in mig["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WaitingForTarget")
+    assert guests.active(lagent.conn, state.domain_name(crd.meta(read(lctx, kinds.VM, "web"))))
+
+
+def test_fake_api_a_migration_deleted_before_it_started_is_not_run(
+    fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
+) -> None:
+    _launched(fake, lctx, lagent, found="tcg")
+    guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
+    fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
+    controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
+    mig = read(lctx, kinds.MIGRATION, "m1")
+    mig["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+
+    with pytest.raises(podmigrations.Refused, match="deleted before it started"):
+        podmigrations.run(lagent, mig, read(lctx, kinds.VM, "web"))
