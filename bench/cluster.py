@@ -554,6 +554,7 @@ def _vms_part(where: layout.Layout, base: pathlib.Path, *, runs: int, parts: str
     finally:
         api.close()
         _delete_namespace(kube, namespace)
+        cluster_vms.remove_run_dirs(namespace)
 
 
 if __name__ == "__main__":
