@@ -192,6 +192,9 @@ def evict(path: pathlib.Path) -> None:
 
 def sequential_rate(where: pathlib.Path, nbytes: int, *, name: str = "sequential") -> float:
     """Bytes per second of one large O_DIRECT write, flushed (what dd oflag=direct does)."""
+    # On a quiet disk: else the writeback of what came before (the golden
+    # disk's import just written) shares it, and the rate reads low.
+    os.sync()
     target = where / name
     started = time.perf_counter()
     subprocess.run(
