@@ -72,7 +72,10 @@ def names(template: str, count: int, *, what: str) -> tuple[str, ...]:
     try:
         made = nametemplate.names(template, count)
     except nametemplate.NotAName as err:
-        raise errors.InvalidInput(f"{what}: nameTemplate {template!r} gives {err.reason}") from err
+        raise errors.InvalidInput(
+            f"{what}: nameTemplate {template!r} gives an invalid name: {err.reason}",
+            hint="e.g. lab-{i}: lowercase letters, digits and '-' around {i}",
+        ) from err
     except nametemplate.TemplateError as err:
         raise errors.InvalidInput(
             f"{what}: nameTemplate {template!r} must hold {{i}} or {{i:0N}}, "

@@ -34,11 +34,11 @@ def test_names_of_a_template(template: str, count: int, names: tuple[str, ...]) 
         ("lab-{n}", 2, "must hold {i} or {i:0N}"),
         ("lab-{i}-{x}", 2, "must hold {i} or {i:0N}"),
         ("lab-{i:3}", 2, "must hold {i} or {i:0N}"),
-        ("-lab{i}", 2, "gives VM name '-lab1'"),
+        ("-lab{i}", 2, "gives an invalid name: VM name '-lab1'"),
         (
             "x" * 60 + "{i}",
             1000,
-            "gives VM name '" + "x" * 60 + "1000'",
+            "gives an invalid name: VM name '" + "x" * 60 + "1000'",
         ),  # only the last is too long
     ],
     ids=["no-field", "other-field", "extra-braces", "width-without-zero", "bad-start", "too-long"],

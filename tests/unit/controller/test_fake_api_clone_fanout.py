@@ -189,7 +189,7 @@ def test_a_foreign_claim_of_a_clone_name_fails_only_that_clone(
         ({"count": 2}, "count and nameTemplate go together"),
         ({"nameTemplate": "lab-{i}"}, "count and nameTemplate go together"),
         ({"count": 2, "nameTemplate": "lab"}, "must hold {i} or {i:0N}"),
-        ({"count": 2, "nameTemplate": "Lab-{i}"}, "gives VM name 'Lab-1' must be"),
+        ({"count": 2, "nameTemplate": "Lab-{i}"}, "gives an invalid name: VM name 'Lab-1' must be"),
         ({"count": 0, "nameTemplate": "lab-{i}"}, "invalid spec"),
         ({}, "no target"),
     ],
