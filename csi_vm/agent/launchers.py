@@ -24,7 +24,7 @@ import pathlib
 import shutil
 
 from csi_vm import errors
-from csi_vm.agent import state
+from csi_vm.agent import launched, state
 from csi_vm.crd import kinds, vmpod
 from csi_vm.crd import models as crd
 
@@ -79,7 +79,9 @@ def sweep(agent: state.Agent) -> list[pathlib.Path]:
     keep = wanted_dirs(pods, vms)
     removed = []
     for path in present:
-        if path.name in keep:
+        # A kernel put there for a test or demo boot is the operator's, who
+        # removes it: a migration's target Pod finds it in its directory.
+        if path.name in keep or (path / launched.BOOT_KERNEL).exists():
             continue
         shutil.rmtree(path, ignore_errors=True)
         log.info("removed the run directory %s: no launcher Pod uses it any more", path)

@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 
-from csi_vm.agent import launchers, state
+from csi_vm.agent import launched, launchers, state
 from csi_vm.controller import context, launchpod
 from csi_vm.crd import kinds, vmpod
 from tests.support import fakekube
@@ -106,6 +106,22 @@ def test_a_run_directory_goes_once_no_launcher_pod_will_use_it(
     assert runs.is_dir() and moved_there.is_dir()
     assert (stopped / vmpod.CONSOLE).read_text() == "boot log\n"
     assert launchers.sweep(lagent) == []  # nothing more to do
+
+
+def test_a_run_directory_with_a_test_kernel_stays_for_a_migrations_target(
+    fake: fakekube.FakeKube, lagent: state.Agent
+) -> None:
+    """Boot files the operator put where a migration's target Pod will run are the operator's."""
+    fake.add(vm_on("web"))
+    assert lagent.launcher_dir is not None
+    target = lagent.launcher_dir / vmpod.target_run_dir(v.NS, "web", OTHER).name
+    target.mkdir(parents=True)
+    (target / launched.BOOT_KERNEL).write_bytes(b"kernel")
+    empty = lagent.launcher_dir / vmpod.target_run_dir(v.NS, "web", NODE).name
+    empty.mkdir()
+
+    assert launchers.sweep(lagent) == [empty]
+    assert (target / launched.BOOT_KERNEL).read_bytes() == b"kernel"
 
 
 def test_no_launcher_directory_no_sweep(agent: state.Agent) -> None:
