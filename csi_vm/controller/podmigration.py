@@ -36,12 +36,24 @@ def prepare(
     """The target launcher Pod on the migration's target node; the Pod."""
     target = crd.spec(mig, crd.MigrationSpec).target_node
     if strategy == names.STORAGE_MIGRATION:
+        _block_only(ctx, vm)
         disks = movedisks.new_claims(ctx, mig, vm)
     else:
         disks = reconcile_vm.held_disks(ctx, vm)
     body = launchpod.body(vm, node=target, disks=disks, settings=settings, target=True)
     body["metadata"]["ownerReferences"] = [storage.owner_of(mig)]
     return launchpod.ensure(ctx.objs, body)
+
+
+def _block_only(ctx: context.Context, vm: Json) -> None:
+    """Refuse a storage copy of a Filesystem disk: its image file has another path in Block."""
+    for disk in reconcile_vm.held_disks(ctx, vm):
+        if not disk.block:
+            raise errors.Rejected(
+                f"CsiVM {crd.meta(vm).name}: disk {disk.name} is a Filesystem claim, and a "
+                "storage migration between launcher Pods copies Block claims only: stop the VM "
+                "and start it on the target node, or use a class shared across nodes"
+            )
 
 
 def release(ctx: context.Context, mig: Json, vm: Json) -> None:

@@ -220,6 +220,7 @@ def test_fake_api_controller_makes_a_migrations_target_pod_and_removes_the_pod_l
     fake: fakekube.FakeKube, lctx: context.Context
 ) -> None:
     _vm(fake)
+    _block(fake)
     controller_run.reconcile(lctx, kinds.VM, read(lctx, kinds.VM, "web"))
     fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
     controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
@@ -332,10 +333,31 @@ def test_fake_api_node_libvirt_never_starts_a_guest_that_has_a_launcher_pod(
     assert POD in cond["message"]
 
 
+def _block(fake: fakekube.FakeKube) -> None:
+    pvcs = fake.store.resource("", "v1", "persistentvolumeclaims")
+    assert pvcs is not None
+    fake.store.patch(pvcs, v.NS, "web-claim", {"spec": {"volumeMode": "Block"}})
+
+
+def test_fake_api_storage_migration_of_a_filesystem_disk_is_refused(
+    fake: fakekube.FakeKube, lctx: context.Context
+) -> None:
+    _vm(fake)  # its claim is a Filesystem one
+    fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
+    controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
+
+    mig = read(lctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Rejected"
+    assert "disk root is a Filesystem claim" in mig["status"]["message"]
+    with pytest.raises(errors.NotFound):
+        read(lctx, kinds.POD, "web-launcher-n2")
+
+
 def test_fake_api_source_agent_waits_for_the_target_pods_libvirtd(
     fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
 ) -> None:
     _launched(fake, lctx, lagent, found="tcg")
+    _block(fake)
     guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
     fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
     controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
@@ -354,10 +376,12 @@ def test_fake_api_a_migration_deleted_before_it_started_is_not_run(
     fake: fakekube.FakeKube, lctx: context.Context, lagent: state.Agent
 ) -> None:
     _launched(fake, lctx, lagent, found="tcg")
+    _block(fake)
     guests.reconcile(lagent, read(lctx, kinds.VM, "web"))
     fake.add(v.node("n2"), v.migration("m1", vm_name="web", node="n2"))
     controller_run.reconcile(lctx, kinds.MIGRATION, read(lctx, kinds.MIGRATION, "m1"))
     mig = read(lctx, kinds.MIGRATION, "m1")
+    assert mig["status"]["phase"] == "Scheduled"
     mig["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
 
     with pytest.raises(podmigrations.Refused, match="deleted before it started"):

@@ -67,10 +67,13 @@ def _scenario(fake: fakekube.FakeKube, ctx: context.Context) -> None:
 def _launcher_migration(fake: fakekube.FakeKube, ctx: context.Context) -> None:
     """With launcher Pods: a migration's target Pod, handed to the VM once it succeeded."""
     lctx = dataclasses.replace(ctx, launcher=launchpod.Settings(image="libvirt:test"))
-    fake.add(v.node("n2"), v.migration("m3", vm_name="db", node="n2"))
+    moved = v.vm("mv", sc="slow", running=True, mode="Block")
+    moved["spec"]["nodeName"] = "n1"
+    fake.add(v.node("n1"), v.node("n2"), moved, v.migration("m3", vm_name="mv", node="n2"))
+    run.reconcile(lctx, kinds.VM, _read(fake, "csivms", "mv"))  # its claim and launcher Pod
     run.reconcile(lctx, kinds.MIGRATION, _read(fake, "csivmmigrations", "m3"))
     assert _read(fake, "csivmmigrations", "m3")["status"]["phase"] == "Scheduled"
-    fake.store.patch(_res(fake, "csivms"), v.NS, "db", {"status": {"nodeName": "n2"}},
+    fake.store.patch(_res(fake, "csivms"), v.NS, "mv", {"status": {"nodeName": "n2"}},
                      subresource="status")  # fmt: skip
     fake.store.patch(_res(fake, "csivmmigrations"), v.NS, "m3", {"status": {"phase": "Succeeded"}},
                      subresource="status")  # fmt: skip
