@@ -11,10 +11,12 @@ test_launcher_pods.py: a running domain is enough.
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any
 
 from csi_vm.crd import vmpod
-from tests.integration.cluster import disks
+from tests.integration.cluster import conftest, disks
 from tests.support.cluster import addons, kubectl, layout
 
 Json = dict[str, Any]
@@ -52,6 +54,18 @@ def _wait_phase(kube: kubectl.Kube, namespace: str, phase: str) -> Json:
     return found
 
 
+def _notes_commands(kube: kubectl.Kube, namespace: str) -> dict[str, list[str]]:
+    """The release's NOTES commands about a VM, for this one: by what they ask for."""
+    text = kube.helm("get", "notes", conftest.RELEASE, "-n", conftest.RELEASE_NAMESPACE).stdout
+    commands = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("kubectl -n <namespace>"):
+            filled = line.replace("<namespace>", namespace).replace("<vm>", VM)
+            commands[line] = shlex.split(filled)[1:]
+    return commands
+
+
 def test_acceleration_while_it_runs_and_the_run_directory_after_it_is_gone(
     chart: kubectl.Kube, namespace: str
 ) -> None:
@@ -70,6 +84,16 @@ def test_acceleration_while_it_runs_and_the_run_directory_after_it_is_gone(
     assert accel["reason"], accel
     running = next(c for c in _status(chart, namespace)["conditions"] if c["type"] == "Running")
     assert accel["mode"].upper() in running["message"], running
+    # What the chart's NOTES tell a user to run about a VM works on this one.
+    commands = _notes_commands(chart, namespace)
+    assert len(commands) >= 6, commands
+    for line, argv in commands.items():
+        out = chart.run(*argv).stdout
+        if ".status.acceleration" in line:
+            assert json.loads(out) == accel, out
+        if "console.log" in line:
+            # Read again after: a running guest's log only grows.
+            assert (run_dir / vmpod.CONSOLE).read_text().startswith(out)
 
     chart.apply(_vm(running=False), namespace=namespace)
     _wait_phase(chart, namespace, "Stopped")
