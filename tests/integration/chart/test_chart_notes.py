@@ -18,6 +18,7 @@ from csi_vm.crd import vmpod
 from tests.integration.chart import conftest as chart
 
 VM_PODS = ("--set", "vmPods.enabled=true")
+NODE_LIBVIRT = ("--set", "vmPods.enabled=false")
 
 
 def notes(helm: pathlib.Path, *extra: str) -> str:
@@ -34,7 +35,7 @@ def _vm_schema() -> dict:  # type: ignore[type-arg]
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("extra", [(), VM_PODS], ids=["node-libvirt", "vm-pods"])
+@pytest.mark.parametrize("extra", [NODE_LIBVIRT, VM_PODS], ids=["node-libvirt", "vm-pods"])
 def test_every_status_field_named_is_in_the_schema(helm: pathlib.Path, extra: tuple[str]) -> None:
     text = notes(helm, *extra)
     fields = set(re.findall(r"\.status\.(\w+)", text))
@@ -51,9 +52,9 @@ def test_with_launcher_pods_the_pod_acceleration_and_console(helm: pathlib.Path)
 
 
 def test_without_launcher_pods_the_node_pod_and_its_console(helm: pathlib.Path) -> None:
-    text = notes(helm)
+    text = notes(helm, *NODE_LIBVIRT)
     assert "-launcher" not in text
-    objects = chart.render(helm, chart.DEFAULTS)
+    objects = chart.render(helm, chart.DEFAULTS, *NODE_LIBVIRT)
     ds = next(o for o in objects if o["kind"] == "DaemonSet")
     labels = ds["spec"]["template"]["metadata"]["labels"]
     node_pods = next(m for m in re.findall(r"-l (\S+)", text) if "component" in m)

@@ -86,6 +86,8 @@ def test_node_mounts_the_kubelet_dirs_of_the_values(helm: pathlib.Path) -> None:
         "/var/lib/k0s/kubelet/pods",
         "/var/lib/k0s/kubelet/plugins/kubernetes.io/csi",
         "/var/lib/k0s/kubelet/plugins/rbd.csi.ceph.com",
+        # The launcher Pods' run directories (vmPods, on by default).
+        "/var/run/csi-vm/vms",
     }
 
 

@@ -40,12 +40,16 @@ def test_vm_pods_give_the_controller_its_settings_and_the_agent_the_sockets(
     assert mounts["vm-run"] == str(vmpod.HOST_DIR)
 
 
-def test_vm_pods_are_off_by_default(helm: pathlib.Path) -> None:
-    objects = chart.render(helm, chart.DEFAULTS)
+def test_vm_pods_are_on_by_default_and_can_be_turned_off(helm: pathlib.Path) -> None:
+    on = chart.render(helm, chart.DEFAULTS)
+    args = _containers(on, "Deployment")["controller"]["args"]
+    assert "--launcher-image=ghcr.io/csi-vm/libvirt:9.0.0" in args
+    assert "vm-run" in _volumes(on)
 
-    args = _containers(objects, "Deployment")["controller"]["args"]
+    off = chart.render(helm, chart.DEFAULTS, "--set", "vmPods.enabled=false")
+    args = _containers(off, "Deployment")["controller"]["args"]
     assert not [a for a in args if a.startswith("--launcher-")]
-    assert "vm-run" not in _volumes(objects)
+    assert "vm-run" not in _volumes(off)
 
 
 def test_vm_pods_refuse_an_unknown_acceleration(helm: pathlib.Path) -> None:
