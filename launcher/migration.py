@@ -128,6 +128,9 @@ def migrate_p2p(
     flags = (
         libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_PERSIST_DEST
     )
+    # A guest that dirties memory about as fast as the link (or the cap)
+    # carries it would never finish: qemu slows its vCPUs down until it does.
+    flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
     if tls:
         flags |= libvirt.VIR_MIGRATE_TLS
     if copy_disks:
@@ -154,9 +157,10 @@ def p2p_outcome(src: libvirt_conn.Connection, name: str) -> Where | None:
     the destination already.
     """
     try:
-        if src.job_active(name):
-            return None
         state = src.status(name)
+        # Only a domain that runs has a job (libvirt refuses to ask a shut-off one).
+        if state.active and src.job_active(name):
+            return None
     except errors.NotFound:
         return Where.TARGET
     if state.state is libvirt_conn.DomainState.RUNNING:
