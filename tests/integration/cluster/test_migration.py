@@ -28,7 +28,7 @@ from csi_vm.crd import vmpod
 from csi_vm.flows import vmrun
 from launcher import counter, fscounter
 from tests.integration.cluster import conftest, disks
-from tests.support.cluster import kubectl, lab, layout
+from tests.support.cluster import addons, kubectl, lab, layout, reports
 
 Json = dict[str, Any]
 API = "csi-vm.io/v1alpha1"
@@ -130,13 +130,13 @@ def _explain(kube: kubectl.Kube, namespace: str) -> str:
     )  # fmt: skip
 
 
-def _claim(storage_class: str) -> Json:
+def _claim(storage_class: str, access: str) -> Json:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": f"{VM}-root"},
         "spec": {
-            "accessModes": ["ReadWriteOnce"],
+            "accessModes": [access],
             "volumeMode": "Block",
             "storageClassName": storage_class,
             "resources": {"requests": {"storage": disks.DISK}},
@@ -214,32 +214,29 @@ def _boot_files(namespace: str) -> None:
         (run_dir / launched.BOOT_CMDLINE).write_text(built.cmdline)
 
 
-@pytest.fixture(scope="module")
-def mig_ns(chart: kubectl.Kube) -> Iterator[str]:
-    name = f"e2e-mig-{uuid.uuid4().hex[:6]}"
-    chart.run("create", "namespace", name)
+def _namespace(kube: kubectl.Kube, prefix: str) -> Iterator[str]:
+    name = f"e2e-{prefix}-{uuid.uuid4().hex[:6]}"
+    kube.run("create", "namespace", name)
     try:
         yield name
     finally:
-        chart.run("delete", "namespace", name, "--wait=true", "--timeout=300s", check=False)
+        kube.run("delete", "namespace", name, "--wait=true", "--timeout=300s", check=False)
         for run_dir in _run_dirs(name):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def guest(
-    chart: kubectl.Kube, mig_ns: str, tmp_path_factory: pytest.TempPathFactory
+def _boot(
+    kube: kubectl.Kube, namespace: str, seed: pathlib.Path, *, storage_class: str, access: str
 ) -> Iterator[Guest]:
-    kube, namespace = chart, mig_ns
-    seed = tmp_path_factory.mktemp("mig-seed")
+    """The counter guest on a claim of ``storage_class``, running on the first node."""
     seed.chmod(0o755)
     image = seed / "root.img"
     fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
     offset = fscounter.record_offset(image)
-    kube.apply(_claim(NODE_LOCAL), namespace=namespace)
+    kube.apply(_claim(storage_class, access), namespace=namespace)
     _seed(kube, namespace, image)
     _boot_files(namespace)
-    kube.apply(_vm(True, NODE_LOCAL), namespace=namespace)
+    kube.apply(_vm(True, storage_class), namespace=namespace)
     kube.wait_for(
         f"CsiVM {VM} Running",
         lambda: (
@@ -255,21 +252,54 @@ def guest(
     kube.run("-n", namespace, "delete", "csivm", VM, "--wait=true", check=False)
 
 
-def _migrate(kube: kubectl.Kube, namespace: str, name: str, target: str) -> Json:
-    body = {
-        "apiVersion": API,
-        "kind": "CsiVMMigration",
-        "metadata": {"name": name},
-        "spec": {"vmName": VM, "targetNode": target},
-    }
+@pytest.fixture(scope="module")
+def shared_ns(chart: kubectl.Kube) -> Iterator[str]:
+    yield from _namespace(chart, "migsh")
+
+
+@pytest.fixture(scope="module")
+def shared_guest(
+    chart: kubectl.Kube, shared_ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Guest]:
+    """On a ReadWriteMany claim of the class verified shared: migrations move memory only."""
+    status = reports.verify(chart, addons.SHARED.storage_class)
+    assert status["plan"]["live_migration"]["strategy"] == "shared-volume", status["plan"]
+    seed = tmp_path_factory.mktemp("migsh-seed")
+    yield from _boot(
+        chart, shared_ns, seed, storage_class=addons.SHARED.storage_class, access="ReadWriteMany"
+    )
+
+
+@pytest.fixture(scope="module")
+def mig_ns(chart: kubectl.Kube) -> Iterator[str]:
+    yield from _namespace(chart, "mig")
+
+
+@pytest.fixture(scope="module")
+def guest(
+    chart: kubectl.Kube, mig_ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Guest]:
+    """On a node-local claim: every migration copies its disk."""
+    seed = tmp_path_factory.mktemp("mig-seed")
+    yield from _boot(chart, mig_ns, seed, storage_class=NODE_LOCAL, access="ReadWriteOnce")
+
+
+def _start_migration(
+    kube: kubectl.Kube, namespace: str, name: str, target: str, *, bandwidth: int = 0
+) -> None:
+    spec: Json = {"vmName": VM, "targetNode": target}
+    if bandwidth:
+        spec["bandwidthMiBps"] = bandwidth
+    body = {"apiVersion": API, "kind": "CsiVMMigration", "metadata": {"name": name}, "spec": spec}
     kube.apply(body, namespace=namespace)
 
-    def over() -> Json | None:
-        mig = kube.get("csivmmigration", name, namespace=namespace)
-        phase = (mig.get("status") or {}).get("phase")
-        return mig if phase in ("Succeeded", "Failed") else None
 
-    return dict(kube.wait_for(f"CsiVMMigration {name} over", over, timeout=300,
+def _phase(kube: kubectl.Kube, namespace: str, name: str, want: tuple[str, ...]) -> Json:
+    def check() -> Json | None:
+        mig = kube.get("csivmmigration", name, namespace=namespace)
+        return mig if (mig.get("status") or {}).get("phase") in want else None
+
+    return dict(kube.wait_for(f"CsiVMMigration {name} {'/'.join(want)}", check, timeout=300,
                               explain=lambda: _explain(kube, namespace)))  # fmt: skip
 
 
@@ -277,25 +307,88 @@ def _claims(kube: kubectl.Kube, namespace: str) -> list[str]:
     return sorted(c["metadata"]["name"] for c in kube.items("pvc", namespace=namespace))
 
 
-def test_storage_migration_copies_the_disk_to_the_other_node_and_back(
-    chart: kubectl.Kube, mig_ns: str, guest: Guest
+def _only_claims(kube: kubectl.Kube, namespace: str, guest: Guest) -> None:
+    """The VM's claim and the one the user made: no claim of a migration is left."""
+    kept = sorted({guest.vm()["spec"]["disks"][0]["claimName"], f"{VM}-root"})
+    kube.wait_for("no claim left over", lambda: _claims(kube, namespace) == kept, timeout=120,
+                  explain=lambda: str(_claims(kube, namespace)))  # fmt: skip
+
+
+def _agent_on(kube: kubectl.Kube, node: str) -> str:
+    pods = kube.items("pods", namespace=conftest.RELEASE_NAMESPACE,
+                      selector="app.kubernetes.io/component=node")  # fmt: skip
+    return next(p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node)
+
+
+def test_shared_volume_migration_moves_the_guest_there_and_back(
+    chart: kubectl.Kube, shared_ns: str, shared_guest: Guest
 ) -> None:
-    kube, namespace = chart, mig_ns
+    kube, namespace, guest = chart, shared_ns, shared_guest
     start = guest.settled()
     for name, target in (("there", _other(start)), ("back", start)):
         before = guest.acked()
-        mig = _migrate(kube, namespace, name, target)
-        status = mig["status"]
-        assert (status["phase"], status["strategy"]) == ("Succeeded", "storage-migration"), status
+        _start_migration(kube, namespace, name, target)
+        status = _phase(kube, namespace, name, ("Succeeded", "Failed"))["status"]
+        assert (status["phase"], status["strategy"]) == ("Succeeded", "shared-volume"), status
         assert guest.settled() == target
         assert guest.acked() > before
-        # The VM now uses the claim made on the target; the one it left is
-        # gone, but for the claim the user made, which stays the user's.
-        claim = guest.vm()["spec"]["disks"][0]["claimName"]
-        assert claim == f"{name}-root"
-        pv = kube.get("pv", kube.get("pvc", claim, namespace=namespace)["spec"]["volumeName"])
-        assert target in str(pv["spec"].get("nodeAffinity")), pv["spec"]
-        kept = sorted({claim, f"{VM}-root"})
-        kube.wait_for("the old claim gone", lambda k=kept: _claims(kube, namespace) == k,
-                      timeout=120, explain=lambda: str(_claims(kube, namespace)))  # fmt: skip
+        # Memory only: the guest keeps its one claim, published on both nodes in turn.
+        assert guest.vm()["spec"]["disks"][0]["claimName"] == f"{VM}-root"
+        assert _claims(kube, namespace) == [f"{VM}-root"]
         kube.run("-n", namespace, "delete", "csivmmigration", name, "--wait=true")
+
+
+def test_storage_migration_copies_the_disk_to_the_other_node(
+    chart: kubectl.Kube, mig_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, mig_ns
+    target = _other(guest.settled())
+    before = guest.acked()
+    _start_migration(kube, namespace, "there", target)
+    status = _phase(kube, namespace, "there", ("Succeeded", "Failed"))["status"]
+    assert (status["phase"], status["strategy"]) == ("Succeeded", "storage-migration"), status
+    assert guest.settled() == target
+    assert guest.acked() > before
+    # The VM now uses the claim made on the target; the one it left is gone
+    # (the claim the user made stays the user's).
+    claim = guest.vm()["spec"]["disks"][0]["claimName"]
+    assert claim == "there-root"
+    pv = kube.get("pv", kube.get("pvc", claim, namespace=namespace)["spec"]["volumeName"])
+    assert target in str(pv["spec"].get("nodeAffinity")), pv["spec"]
+    _only_claims(kube, namespace, guest)
+    kube.run("-n", namespace, "delete", "csivmmigration", "there", "--wait=true")
+
+
+def test_node_agent_killed_mid_migration_leaves_the_guest_on_one_node(
+    chart: kubectl.Kube, mig_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, mig_ns
+    source = guest.settled()
+    # Capped, so the copy still runs when the agent goes (some 25 s for the
+    # disk and the guest's memory), above what the guest dirties.
+    _start_migration(kube, namespace, "killed", _other(source), bandwidth=8)
+    _phase(kube, namespace, "killed", ("Running",))
+    kube.run("-n", conftest.RELEASE_NAMESPACE, "delete", "pod", _agent_on(kube, source))
+    # Its replacement finds the migration Running and settles it from the
+    # source Pod's libvirtd: moved, or back where it was, never both.
+    status = _phase(kube, namespace, "killed", ("Succeeded", "Failed"))["status"]
+    assert "DataSafety" not in str(status), status
+    assert guest.settled() == (_other(source) if status["phase"] == "Succeeded" else source)
+    _only_claims(kube, namespace, guest)
+    kube.run("-n", namespace, "delete", "csivmmigration", "killed", "--wait=true")
+
+
+def test_cancelled_migration_leaves_the_guest_where_it_was(
+    chart: kubectl.Kube, mig_ns: str, guest: Guest
+) -> None:
+    kube, namespace = chart, mig_ns
+    source = guest.settled()
+    claim = guest.vm()["spec"]["disks"][0]["claimName"]
+    _start_migration(kube, namespace, "cancelled", _other(source), bandwidth=1)
+    _phase(kube, namespace, "cancelled", ("Running",))
+    # Deleting the migration cancels it: the job is aborted, its target Pod
+    # and new claim go with it.
+    kube.run("-n", namespace, "delete", "csivmmigration", "cancelled", "--wait=true")
+    assert guest.settled() == source
+    assert guest.vm()["spec"]["disks"][0]["claimName"] == claim
+    _only_claims(kube, namespace, guest)
