@@ -10,6 +10,9 @@ those decisions into guests on its own node's libvirt:
 - `migrations`: a CsiVMMigration the controller scheduled from this node is run
   here with `launcher.migration`, and left Succeeded (the VM on the target)
   or Failed (the VM still on this node), never running on both.
+- `podmigrations`: with launcher Pods, a migration from the VM's Pod here to
+  its second launcher Pod on the target node, libvirtd to libvirtd over TLS;
+  `podtls` signs each launcher Pod's certificate from the chart's CA.
 - `disks`: where the kubelet published each disk of a VM on a node, under
   the VM's holder Pod (named by `csi_vm.crd.names.holder_pod`).
 - `state`: the agent's settings, per-VM locks, status writes, domain names.
