@@ -65,8 +65,9 @@ listen=""
 if [ "$TLS" = 1 ]; then
   # The node agent writes this Pod's key and certificates (its IP in them)
   # into the run directory; libvirtd and qemu find them at their defaults.
+  # Its own uid in "ready": a certificate an earlier Pod left there names another IP.
   t="$RUN_DIR/tls"
-  until [ -f "$t/ready" ]; do sleep 1; done
+  until [ "$(cat "$t/ready" 2>/dev/null)" = "$POD_UID" ]; do sleep 1; done
   install -D -m 0644 "$t/ca.pem" /etc/pki/CA/cacert.pem
   for who in server client; do
     install -D -m 0644 "$t/cert.pem" "/etc/pki/libvirt/${who}cert.pem"
@@ -136,6 +137,7 @@ def body(
             {"name": "GRACE", "value": str(settings.stop_grace_s)},
             {"name": "ACCEL", "value": settings.acceleration},
             {"name": "TLS", "value": "1" if settings.tls else "0"},
+            {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
             {"name": "RUN_DIR", "value": str(vmpod.RUN_DIR)},
             {"name": "LIBVIRT_DEFAULT_URI", "value": "qemu:///system"},
         ],

@@ -386,3 +386,23 @@ def test_fake_api_a_migration_deleted_before_it_started_is_not_run(
 
     with pytest.raises(podmigrations.Refused, match="deleted before it started"):
         podmigrations.run(lagent, mig, read(lctx, kinds.VM, "web"))
+
+
+def test_a_tls_launcher_waits_for_a_certificate_made_for_itself(
+    fake: fakekube.FakeKube, lctx: context.Context
+) -> None:
+    _vm(fake)
+    vm = read(lctx, kinds.VM, "web")
+    settings = dataclasses.replace(SETTINGS, tls=True)
+    pod = launchpod.body(vm, node=NODE, disks=[], settings=settings, target=True)
+    kubernetes_validate.validate(pod, v.KUBERNETES, strict=True)
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TLS"]["value"] == "1"
+    # The Pod's uid, which the agent writes into "ready" with the certificate.
+    assert env["POD_UID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+    assert '= "$POD_UID" ]' in container["command"][2]
+    assert container["ports"] == [{"name": "libvirt-tls", "containerPort": vmpod.TLS_PORT}]
+    assert pod["metadata"]["name"] == vmpod.target_pod_name("web", NODE)
+    run = pod["spec"]["volumes"][0]["hostPath"]["path"]
+    assert run == str(vmpod.target_run_dir(v.NS, "web", NODE))
