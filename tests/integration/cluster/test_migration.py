@@ -18,6 +18,7 @@ from __future__ import annotations
 import pathlib
 import re
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -336,6 +337,44 @@ def test_shared_volume_migration_moves_the_guest_there_and_back(
         assert guest.vm()["spec"]["disks"][0]["claimName"] == f"{VM}-root"
         assert _claims(kube, namespace) == [f"{VM}-root"]
         kube.run("-n", namespace, "delete", "csivmmigration", name, "--wait=true")
+
+
+# A client certificate from a CA of its own: what a Pod of another release,
+# or anyone else, could offer. The client trusts both CAs (the real one for
+# the server, its own because libvirt checks its certificate against them):
+# only the server's check can refuse it.
+_FOREIGN_CLIENT = """set -e
+d=/tmp/foreign; rm -rf $d; mkdir -p $d; cd $d
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other -keyout ca.key -out ca.crt
+openssl req -new -newkey rsa:2048 -nodes -subj /CN=intruder -keyout clientkey.pem -out c.csr
+printf 'extendedKeyUsage=clientAuth\\n' > ext
+openssl x509 -req -in c.csr -CA ca.crt -CAkey ca.key -set_serial 7 -days 1 -extfile ext \\
+  -out clientcert.pem
+cat /etc/pki/CA/cacert.pem ca.crt > cacert.pem
+"""
+
+
+def test_a_launchers_libvirtd_takes_only_clients_with_the_releases_certificates(
+    chart: kubectl.Kube, shared_ns: str, shared_guest: Guest
+) -> None:
+    kube, namespace = chart, shared_ns
+    pod = shared_guest.pod()
+    ip = kube.get("pod", pod, namespace=namespace)["status"]["podIP"]
+
+    def virsh(uri: str) -> subprocess.CompletedProcess[str]:
+        return kube.run("-n", namespace, "exec", pod, "--", "virsh", "-c", uri, "uri",
+                        check=False)  # fmt: skip
+
+    # The Pod's own certificate (libvirt's default client files): answered.
+    mine = virsh(f"qemu+tls://{ip}/system")
+    assert mine.returncode == 0, mine.stderr
+    # A certificate of another CA: refused by the server.
+    kube.run("-n", namespace, "exec", pod, "--", "sh", "-c", _FOREIGN_CLIENT)
+    foreign = virsh(f"qemu+tls://{ip}/system?pkipath=/tmp/foreign")
+    assert foreign.returncode != 0, foreign.stdout
+    # No plain TCP port at all.
+    plain = virsh(f"qemu+tcp://{ip}/system")
+    assert plain.returncode != 0, plain.stdout
 
 
 def test_storage_migration_copies_the_disk_to_the_other_node(
