@@ -24,8 +24,9 @@ AGENT: tuple[Rule, ...] = (
     Rule(group="snapshot.storage.k8s.io", resource="volumesnapshots", verbs=frozenset({"get"})),
     # disks: the holder Pod (its uid names the kubelet's directory) and each claim's volume;
     # launched: whether the VM's launcher Pod runs, and each claim's volumeMode;
-    # launchers: the launcher Pods whose run directories stay
-    Rule(group="", resource="pods", verbs=frozenset({"get", "list"})),
+    # launchers: the launcher Pods whose run directories stay;
+    # run, podevents: a launcher Pod of this node that changed starts its guest
+    Rule(group="", resource="pods", verbs=frozenset({"get", "list", "watch"})),
     Rule(group="", resource="persistentvolumeclaims", verbs=frozenset({"get"})),
     # state: Events about what the agent did to a VM or a migration
     Rule(group="", resource="events", verbs=frozenset({"create"})),

@@ -1,5 +1,8 @@
 """The agent loop: list and watch VMs and migrations, and hand each to its step.
 
+With launcher Pods, the node's launcher Pods are followed too: a change of
+one is a pass of its VM (`csi_vm.agent.podevents`).
+
 The same pattern as the controller (`csi_vm.kube.informer`): one thread per
 resource lists every object, handles it, then follows a watch from the
 list's resourceVersion; a watch ends after ``resync`` seconds and the next
@@ -17,7 +20,7 @@ import threading
 from collections.abc import Callable
 
 from csi_vm import errors
-from csi_vm.agent import guests, launchers, migrations, online_snapshot, state
+from csi_vm.agent import guests, launchers, migrations, online_snapshot, podevents, state
 from csi_vm.crd import kinds
 from csi_vm.kube import informer, objects
 
@@ -75,6 +78,23 @@ class Loop:
 
         return on_event
 
+    def follow_pods(self, stop: threading.Event) -> None:
+        """Pass each VM whose launcher Pod on this node changed through its step, until ``stop``."""
+        informer.follow(
+            self.agent.objs,
+            kinds.POD,
+            namespace=self.namespace,
+            resync=self.resync,
+            stop=stop,
+            handle=self.pod_events(),
+            selector=podevents.SELECTOR,
+            fields=podevents.fields(self.agent.node),
+        )
+
+    def pod_events(self) -> podevents.Handler:
+        """What a launcher Pod's change does: its VM through the CsiVM step."""
+        return podevents.Handler(self.agent, self._handler(kinds.VM))
+
     def sweep(self, stop: threading.Event) -> None:
         """Remove launcher run directories left behind, once per ``resync``, until ``stop``."""
         while not stop.wait(self.resync):
@@ -94,6 +114,11 @@ class Loop:
         if self.agent.launcher_dir is not None:
             workers.append(
                 threading.Thread(target=self.sweep, args=(stop,), name="agent-sweep", daemon=True)
+            )
+            workers.append(
+                threading.Thread(
+                    target=self.follow_pods, args=(stop,), name="agent-pods", daemon=True
+                )
             )
         for worker in workers:
             worker.start()

@@ -30,9 +30,20 @@ Handler = Callable[[str, objects.Json], None]
 WATCH_SPAN = 10
 
 
-def sync(objs: objects.Objects, res: objects.Resource, *, namespace: str, handle: Handler) -> str:
-    """Hand every object of ``res`` to ``handle`` as ADDED; the list's resourceVersion."""
-    items, version = objs.list(res, namespace=namespace)
+def sync(
+    objs: objects.Objects,
+    res: objects.Resource,
+    *,
+    namespace: str,
+    handle: Handler,
+    selector: str = "",
+    fields: str = "",
+) -> str:
+    """Hand every object of ``res`` to ``handle`` as ADDED; the list's resourceVersion.
+
+    ``selector``, ``fields``: only the objects these label and field selectors match.
+    """
+    items, version = objs.list(res, namespace=namespace, selector=selector, fields=fields)
     for obj in items:
         handle("ADDED", obj)
     return version
@@ -47,16 +58,37 @@ def follow(
     stop: threading.Event,
     handle: Handler,
     clock: Callable[[], float] = time.monotonic,
+    selector: str = "",
+    fields: str = "",
 ) -> None:
-    """List and watch ``res`` until ``stop``; ``handle`` sees every object and change."""
+    """List and watch ``res`` until ``stop``; ``handle`` sees every object and change.
+
+    ``selector``, ``fields``: only the objects these label and field selectors match.
+    """
     version, listed = "", 0.0
     while not stop.is_set():
         try:
             if not version or clock() - listed >= resync:
-                version, listed = sync(objs, res, namespace=namespace, handle=handle), clock()
+                version, listed = (
+                    sync(
+                        objs,
+                        res,
+                        namespace=namespace,
+                        handle=handle,
+                        selector=selector,
+                        fields=fields,
+                    ),
+                    clock(),
+                )
             span = int(max(1, min(WATCH_SPAN, resync - (clock() - listed))))
             for event in objs.watch(
-                res, namespace=namespace, since=version, timeout=span, bookmarks=True
+                res,
+                namespace=namespace,
+                since=version,
+                timeout=span,
+                bookmarks=True,
+                selector=selector,
+                fields=fields,
             ):
                 version = event.version or version
                 if event.type != objects.BOOKMARK:

@@ -82,12 +82,11 @@ class Objects:
         return self._api.request("get", res.qualified, call)
 
     def list(
-        self, res: Resource, *, namespace: str = "", selector: str = ""
+        self, res: Resource, *, namespace: str = "", selector: str = "", fields: str = ""
     ) -> tuple[list[Json], str]:
-        """The objects (those ``selector``'s labels match) and the list's resourceVersion."""
-        method = self._methods.list(res, namespace=namespace)
-        if selector:
-            method = functools.partial(method, label_selector=selector)
+        """The objects (those the label ``selector`` and field selector ``fields`` match)
+        and the list's resourceVersion."""
+        method = _selected(self._methods.list(res, namespace=namespace), selector, fields)
         return self._api.list_all(res.qualified, method)
 
     def create(self, res: Resource, body: Json, *, namespace: str = "") -> Json:
@@ -132,8 +131,13 @@ class Objects:
         since: str,
         timeout: int = 60,
         bookmarks: bool = False,
+        selector: str = "",
+        fields: str = "",
     ) -> Iterator[WatchEvent]:
         """Changes after resourceVersion ``since`` until the server ends the stream.
+
+        ``selector`` and ``fields``: only the objects these label and field
+        selectors match, as for `list`.
 
         The server ends it after ``timeout`` seconds. With ``bookmarks`` the
         server may also send `BOOKMARK` events (how far the stream got): a
@@ -141,7 +145,7 @@ class Objects:
         `kube_errors.Expired`: list again.
         """
         what = res.qualified
-        lister = self._methods.list(res, namespace=namespace)
+        lister = _selected(self._methods.list(res, namespace=namespace), selector, fields)
 
         def open_stream(**query: Any) -> Any:
             # Watch adds watch=True and _preload_content=False; the door sends it.
@@ -170,3 +174,12 @@ class Objects:
             ) from err
         finally:
             stream.close()  # a watch left early closes its connection now
+
+
+def _selected(method: Any, selector: str, fields: str) -> Any:
+    """A list call narrowed to what the label and field selectors match ("": no selector)."""
+    if selector:
+        method = functools.partial(method, label_selector=selector)
+    if fields:
+        method = functools.partial(method, field_selector=fields)
+    return method

@@ -191,7 +191,12 @@ def selector(query: dict[str, str]) -> Any:
         meta = obj.get("metadata", {})
         have = meta.get("labels") or {}
         ok = all(_holds(have.get(key), op, value) for key, op, value in labels)
-        values = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}
+        values = {
+            "metadata.name": meta.get("name"),
+            "metadata.namespace": meta.get("namespace"),
+            # the one spec field the real server selects Pods by that csi-vm uses
+            "spec.nodeName": (obj.get("spec") or {}).get("nodeName"),
+        }
         return ok and all(_holds(values.get(key), op, value) for key, op, value in fields)
 
     return match

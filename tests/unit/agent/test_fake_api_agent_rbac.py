@@ -12,11 +12,12 @@ import pathlib
 
 import pytest
 
-from csi_vm.agent import launchers, migrations, online_snapshot, rbac, state
+from csi_vm.agent import launchers, migrations, online_snapshot, podevents, rbac, state
 from csi_vm.agent import run as agent_run
 from csi_vm.controller import context
 from csi_vm.controller import run as controller_run
 from csi_vm.crd import kinds, onlinesnap
+from csi_vm.kube import informer
 from tests.support import fakekube
 from tests.support import vmobjects as v
 from tests.unit.controller.test_fake_api_rbac import Grant, _calls
@@ -56,6 +57,10 @@ def test_fake_api_agent_calls_exactly_what_it_declares(
     # A launcher run directory no Pod uses any more: the launcher Pods are listed.
     (tmp_path / "vms" / "left_behind").mkdir(parents=True)
     launchers.sweep(dataclasses.replace(agent, launcher_dir=tmp_path / "vms"))
+    # The node's launcher Pods are watched: a change of one is a pass of its VM.
+    pods = {"selector": podevents.SELECTOR, "fields": podevents.fields(NODE)}
+    version = informer.sync(agent.objs, kinds.POD, namespace="", handle=loop.pod_events(), **pods)
+    list(agent.objs.watch(kinds.POD, since=version, timeout=1, **pods))
 
     calls, declared = _calls(fake), _declared()
     assert not calls - declared, f"called but not declared: {sorted(calls - declared)}"

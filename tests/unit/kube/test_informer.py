@@ -35,7 +35,9 @@ class Scripted:
         self.since: list[str] = []
         self.stop = threading.Event()
 
-    def list(self, res: objects.Resource, *, namespace: str = "") -> tuple[list[Any], str]:
+    def list(
+        self, res: objects.Resource, *, namespace: str = "", selector: str = "", fields: str = ""
+    ) -> tuple[list[Any], str]:
         self.listed += 1
         return self.lists.pop(0)
 
