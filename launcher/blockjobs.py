@@ -7,6 +7,7 @@ the guest keeps its original disk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.05
 #: a copy of a small disk under TCG takes seconds; this only guards a hung job
 DEFAULT_TIMEOUT_S = 600.0
+#: how long an aborted job may take to end (qemu cancels it and closes its target)
+_ABORT_WAIT_S = 60.0
 
 Sleep = Callable[[float], None]
 
@@ -90,7 +93,9 @@ def backup_wait(
     try:
         return _wait_domain_job(conn, name, timeout=timeout, sleep=sleep)
     except BaseException:
-        abort_job(conn, name)
+        # The wait's own failure is the one to report; the rollback aborts again.
+        with contextlib.suppress(errors.CsiVmError):
+            abort_job(conn, name, timeout=_ABORT_WAIT_S, sleep=sleep)
         raise
 
 
@@ -112,12 +117,32 @@ def _wait_domain_job(
     return stats
 
 
-def abort_job(conn: libvirt_conn.Connection, name: str) -> None:
-    """Abort the domain's job (a backup); none running is no error."""
+def abort_job(
+    conn: libvirt_conn.Connection,
+    name: str,
+    *,
+    timeout: float = _ABORT_WAIT_S,
+    sleep: Sleep = time.sleep,
+) -> None:
+    """Abort the domain's job (a backup) and wait until it is gone; none running is no error.
+
+    libvirt answers the abort before qemu has cancelled the job and closed
+    its target: until then the target's device stays busy, and the
+    unpublish that follows in a rollback would fail on it.
+    """
     try:
         conn.call(name, "abortJob", "abortJob")
+    except errors.NotFound:
+        return  # no domain, nothing holds the target
     except errors.CsiVmError as err:
         log.info("%s: abortJob: %s (the job may have ended already)", name, err)
+    deadline = time.monotonic() + timeout
+    while conn.call(name, "jobInfo", "jobInfo")[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+        if time.monotonic() > deadline:
+            raise errors.OperationFailed(
+                f"the job on {name} did not end within {timeout:.0f} s of its abort"
+            )
+        sleep(_POLL_S)
 
 
 def copy_and_pivot(
