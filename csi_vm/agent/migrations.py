@@ -22,7 +22,9 @@ migration between the VM's two launcher Pods instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from csi_vm import errors
 from csi_vm.agent import disks, guests, podmigrations, state
@@ -47,14 +49,9 @@ def reconcile(agent: state.Agent, obj: Json) -> None:
         return
     if not _ours(agent, obj):
         return
-    meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
-    with agent.locks.hold(meta.namespace, spec.vm):
-        try:
-            mig = agent.objs.get(kinds.MIGRATION, meta.name, namespace=meta.namespace)
-        except errors.NotFound:
+    with _fresh(agent, obj) as mig:
+        if mig is None:
             return
-        if not _ours(agent, mig):
-            return  # finished while this thread waited for the lock
         try:
             if (mig.get("status") or {}).get("phase") == "Running":
                 _recover(agent, mig)
@@ -72,14 +69,9 @@ def _between_pods(agent: state.Agent, obj: Json) -> None:
         return
     if not _ours(agent, obj):
         return
-    meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
-    with agent.locks.hold(meta.namespace, spec.vm):
-        try:
-            mig = agent.objs.get(kinds.MIGRATION, meta.name, namespace=meta.namespace)
-        except errors.NotFound:
+    with _fresh(agent, obj) as mig:
+        if mig is None:
             return
-        if not _ours(agent, mig):
-            return  # finished while this thread waited for the lock
         try:
             vm = _vm(agent, mig)
             if (mig.get("status") or {}).get("phase") == "Running":
@@ -88,6 +80,20 @@ def _between_pods(agent: state.Agent, obj: Json) -> None:
                 podmigrations.run(agent, mig, vm)
         except (_Refused, podmigrations.Refused) as why:
             _finish(agent, mig, ok=False, reason=why.reason, message=str(why))
+
+
+@contextlib.contextmanager
+def _fresh(agent: state.Agent, obj: Json) -> Iterator[Json | None]:
+    """The migration read again under its VM's lock; None once it is gone or not this node's."""
+    meta, spec = crd.meta(obj), crd.spec(obj, crd.MigrationSpec)
+    with agent.locks.hold(meta.namespace, spec.vm):
+        try:
+            mig = agent.objs.get(kinds.MIGRATION, meta.name, namespace=meta.namespace)
+        except errors.NotFound:
+            yield None
+            return
+        # It may have finished while this thread waited for the lock.
+        yield mig if _ours(agent, mig) else None
 
 
 def _ours(agent: state.Agent, obj: Json) -> bool:
@@ -230,24 +236,10 @@ def _settle(
 def _commit(
     agent: state.Agent, mig: Json, vm: Json, *, dst: libvirt_conn.Connection, dom: str, detail: str
 ) -> None:
-    target = str((mig.get("status") or {}).get("targetNode"))
     # The source's definition stays after a migration (PERSIST_DEST defines it
     # on the target); removing it here means only one node can start the guest.
     agent.conn.undefine(dom)
-    message = f"runs on {target} after a live migration from {agent.node}"
-    cond = state.tell(agent, vm, kind=guests.RUNNING, reason="Migrated", message=message, ok=True)
-    # The VM's status first: once the migration says Succeeded, the controller
-    # removes the holder Pod on the node the VM is not on.
-    fields = {"phase": "Running", "nodeName": target, "message": None}
-    state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
-    _finish(agent, mig, ok=True, reason="Succeeded", message=f"moved to {target}: {detail}")
+    podmigrations.commit(agent, mig, vm, detail=detail)
 
 
-def _finish(agent: state.Agent, mig: Json, *, ok: bool, reason: str, message: str) -> None:
-    agent.events.record(mig, reason=reason, message=message, warning=not ok)
-    cond = status.condition(
-        status.READY, ok=ok, reason=reason, message=message, generation=crd.meta(mig).generation
-    )
-    fields = {"phase": "Succeeded" if ok else "Failed", "message": message}
-    state.write(agent, kinds.MIGRATION, mig, fields=fields, conditions=[cond])
-    log.info("migration %s: %s", crd.meta(mig).name, message)
+_finish = podmigrations.finish

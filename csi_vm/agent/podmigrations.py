@@ -151,7 +151,7 @@ def commit(agent: state.Agent, mig: Json, vm: Json, *, detail: str) -> None:
     message = f"runs on {target} after a live migration from {agent.node}"
     cond = state.tell(agent, vm, kind=launched.RUNNING, reason="Migrated", message=message, ok=True)
     # The VM's status first: once the migration says Succeeded, the
-    # controller deletes the launcher Pod on the node the VM is not on.
+    # controller deletes the VM's Pod (launcher or holder) on the node it left.
     fields = {"phase": "Running", "nodeName": target, "message": None}
     state.write(agent, kinds.VM, vm, fields=fields, conditions=[cond])
     finish(agent, mig, ok=True, reason="Succeeded", message=f"moved to {target}: {detail}")
