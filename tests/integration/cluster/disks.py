@@ -7,6 +7,7 @@ a Pod that uses the claim, the way a workload would see it.
 from __future__ import annotations
 
 import hashlib
+import pathlib
 import random
 import uuid
 
@@ -44,28 +45,40 @@ def expected_digest(size_mib: int = DISK_MIB) -> str:
     return hashlib.sha256(data + bytes(size_mib * MiB - len(data))).hexdigest()
 
 
+#: where `run_pod` mounts its ``host_dir``, read-only
+HOST_DIR = "/host"
+
+
 def _pod(
-    kube: kubectl.Kube, claim: str, command: list[str], env: dict[str, str]
-) -> dict[str, object]:
+    kube: kubectl.Kube,
+    claim: str,
+    command: list[str],
+    env: dict[str, str],
+    *,
+    node: str | None,
+    host_dir: pathlib.Path | None,
+) -> kubectl.Json:
     image = f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}"
+    container: kubectl.Json = {
+        "name": "disk",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": command,
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "volumeDevices": [{"name": "disk", "devicePath": DEVICE}],
+    }
+    volumes: list[kubectl.Json] = [{"name": "disk", "persistentVolumeClaim": {"claimName": claim}}]
+    if host_dir is not None:
+        container["volumeMounts"] = [{"name": "host", "mountPath": HOST_DIR, "readOnly": True}]
+        volumes.append({"name": "host", "hostPath": {"path": str(host_dir), "type": "Directory"}})
+    spec: kubectl.Json = {"restartPolicy": "Never", "containers": [container], "volumes": volumes}
+    if node is not None:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"disk-{uuid.uuid4().hex[:8]}"},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "disk",
-                    "image": image,
-                    "imagePullPolicy": "Never",
-                    "command": command,
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
-                    "volumeDevices": [{"name": "disk", "devicePath": DEVICE}],
-                }
-            ],
-            "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": claim}}],
-        },
+        "spec": spec,
     }
 
 
@@ -75,9 +88,16 @@ def run_pod(
     claim: str,
     command: list[str],
     env: dict[str, str] | None = None,
+    *,
+    node: str | None = None,
+    host_dir: pathlib.Path | None = None,
 ) -> str:
-    """Run a Pod on ``claim`` to completion and return its output."""
-    pod = _pod(kube, claim, command, env or {})
+    """Run a Pod on ``claim`` to completion and return its output.
+
+    ``node``: the node it must run on; ``host_dir``: a directory of the
+    machine it sees at `HOST_DIR`.
+    """
+    pod = _pod(kube, claim, command, env or {}, node=node, host_dir=host_dir)
     name = str(pod["metadata"]["name"])  # type: ignore[index]
     kube.apply(pod, namespace=namespace)
 
@@ -126,3 +146,25 @@ def read_disk(
     )
     lines = out.split()
     return int(lines[0]), lines[1]
+
+
+def block_claim(name: str, storage_class: str, *, access: str = "ReadWriteOnce") -> kubectl.Json:
+    """A Block claim of a disk's size."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": [access],
+            "volumeMode": "Block",
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": DISK}},
+        },
+    }
+
+
+def seed(kube: kubectl.Kube, namespace: str, claim: str, image: pathlib.Path, *, node: str) -> None:
+    """Write the raw ``image`` onto ``claim`` from a Pod on ``node``, as a workload would."""
+    command = ["dd", f"if={HOST_DIR}/{image.name}", f"of={DEVICE}", "bs=1M", "conv=fsync",
+               "status=none"]  # fmt: skip
+    run_pod(kube, namespace, claim, command, node=node, host_dir=image.parent)

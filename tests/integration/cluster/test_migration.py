@@ -29,7 +29,7 @@ from csi_vm.crd import vmpod
 from csi_vm.flows import vmrun
 from launcher import counter, fscounter
 from tests.integration.cluster import conftest, disks
-from tests.support.cluster import addons, kubectl, lab, layout, reports
+from tests.support.cluster import addons, kubectl, layout, reports
 
 Json = dict[str, Any]
 API = "csi-vm.io/v1alpha1"
@@ -131,57 +131,6 @@ def _explain(kube: kubectl.Kube, namespace: str) -> str:
     )  # fmt: skip
 
 
-def _claim(storage_class: str, access: str) -> Json:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{VM}-root"},
-        "spec": {
-            "accessModes": [access],
-            "volumeMode": "Block",
-            "storageClassName": storage_class,
-            "resources": {"requests": {"storage": disks.DISK}},
-        },
-    }
-
-
-def _seed(kube: kubectl.Kube, namespace: str, image: pathlib.Path) -> None:
-    """Write ``image`` onto the claim on the first node, with a Pod as a workload would."""
-    name = f"seed-{uuid.uuid4().hex[:6]}"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeSelector": {"kubernetes.io/hostname": layout.NODE},
-            "containers": [{
-                "name": "seed",
-                "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
-                "imagePullPolicy": "Never",
-                "command": ["dd", f"if=/seed/{image.name}", "of=/dev/xvda", "bs=1M",
-                            "conv=fsync", "status=none"],
-                "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}],
-                "volumeMounts": [{"name": "seed", "mountPath": "/seed", "readOnly": True}],
-            }],
-            "volumes": [
-                {"name": "disk", "persistentVolumeClaim": {"claimName": f"{VM}-root"}},
-                {"name": "seed", "hostPath": {"path": str(image.parent), "type": "Directory"}},
-            ],
-        },
-    }  # fmt: skip
-    kube.apply(pod, namespace=namespace)
-
-    def done() -> bool:
-        phase = (kube.get("pod", name, namespace=namespace).get("status") or {}).get("phase")
-        assert phase != "Failed", kube.logs("-n", namespace, name)
-        return phase == "Succeeded"
-
-    kube.wait_for(f"pod {name} seeding the claim", done, timeout=300,
-                  explain=lambda: kube.describe("-n", namespace, "pod", name))  # fmt: skip
-    kube.run("-n", namespace, "delete", "pod", name, "--wait=true")
-
-
 def _vm(running: bool, storage_class: str) -> Json:
     return {
         "apiVersion": API,
@@ -234,8 +183,8 @@ def _boot(
     image = seed / "root.img"
     fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
     offset = fscounter.record_offset(image)
-    kube.apply(_claim(storage_class, access), namespace=namespace)
-    _seed(kube, namespace, image)
+    kube.apply(disks.block_claim(f"{VM}-root", storage_class, access=access), namespace=namespace)
+    disks.seed(kube, namespace, f"{VM}-root", image, node=layout.NODE)
     _boot_files(namespace)
     kube.apply(_vm(True, storage_class), namespace=namespace)
     kube.wait_for(

@@ -31,7 +31,7 @@ from csi_vm.crd import onlinesnap, vmpod
 from csi_vm.flows import vmrun
 from launcher import counter, fscounter
 from tests.integration.cluster import conftest, disks
-from tests.support.cluster import addons, kubectl, lab, layout
+from tests.support.cluster import addons, kubectl, layout
 
 Json = dict[str, Any]
 API = "csi-vm.io/v1alpha1"
@@ -115,61 +115,6 @@ def online_ns(chart: kubectl.Kube) -> Iterator[str]:
     yield from _namespace(chart)
 
 
-def _claim(name: str, storage_class: str) -> Json:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "volumeMode": "Block",
-            "storageClassName": storage_class,
-            "resources": {"requests": {"storage": disks.DISK}},
-        },
-    }
-
-
-def _seed(kube: kubectl.Kube, namespace: str, image: pathlib.Path) -> None:
-    """Write ``image`` onto the claim on the VM's node, with a Pod as a workload would."""
-    name = f"seed-{uuid.uuid4().hex[:6]}"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeSelector": {"kubernetes.io/hostname": layout.NODE},
-            "containers": [{
-                "name": "seed",
-                "image": f"csi-vm.local/csi-vm:{lab.project_image_tag(kube.where)}",
-                "imagePullPolicy": "Never",
-                "command": ["dd", f"if=/seed/{image.name}", "of=/dev/xvda", "bs=1M",
-                            "conv=fsync", "status=none"],
-                "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}],
-                "volumeMounts": [{"name": "seed", "mountPath": "/seed", "readOnly": True}],
-            }],
-            "volumes": [
-                {"name": "disk", "persistentVolumeClaim": {"claimName": CLAIM}},
-                {"name": "seed", "hostPath": {"path": str(image.parent), "type": "Directory"}},
-            ],
-        },
-    }  # fmt: skip
-    kube.apply(pod, namespace=namespace)
-
-    def done() -> bool:
-        phase = (kube.get("pod", name, namespace=namespace).get("status") or {}).get("phase")
-        assert phase != "Failed", kube.logs("-n", namespace, name)
-        return phase == "Succeeded"
-
-    kube.wait_for(
-        f"pod {name} seeding {CLAIM}",
-        done,
-        timeout=300,
-        explain=lambda: kube.describe("-n", namespace, "pod", name),
-    )
-    kube.run("-n", namespace, "delete", "pod", name, "--wait=true")
-
-
 def _vm(running: bool, storage_class: str = addons.FULL.storage_class) -> Json:
     return {
         "apiVersion": API,
@@ -232,8 +177,8 @@ def _booted(
     image = seed / "root.img"
     fscounter.make_image(image, size=disks.DISK_MIB * disks.MiB)
     offset = fscounter.record_offset(image)
-    kube.apply(_claim(CLAIM, storage_class), namespace=namespace)
-    _seed(kube, namespace, image)
+    kube.apply(disks.block_claim(CLAIM, storage_class), namespace=namespace)
+    disks.seed(kube, namespace, CLAIM, image, node=layout.NODE)
     run_dir = vmpod.host_dir(namespace, VM)
     _boot_files(run_dir)
     try:
